@@ -1,0 +1,182 @@
+"""The ``tmis`` command line: one click group, sub-groups found by entry point.
+
+``common`` must not import a node, so ``tmis province …``, ``tmis national …`` and ``tmis audit …`` are
+registered by the packages themselves under the ``tmis.commands`` entry-point group (``pyproject.toml``)
+and loaded lazily here. This module is also the one place that reads ``os.environ``: it hands a copy to
+the sub-commands through ``ctx.obj["env"]``; they build their typed config from it.
+
+Shared helpers for node CLIs live here too: the ``db`` group (upgrade / current / check) and ``serve``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any
+
+import click
+
+from common.errors import TmisError
+
+
+class _LazyGroup(click.Group):
+    """Root group that loads the ``tmis.commands`` entry points on demand."""
+
+    def _eps(self) -> dict[str, Any]:
+        return {ep.name: ep for ep in entry_points(group="tmis.commands")}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | set(self._eps()))
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        cmd = super().get_command(ctx, name)
+        if cmd is not None:
+            return cmd
+        ep = self._eps().get(name)
+        return ep.load() if ep is not None else None
+
+
+@click.group(cls=_LazyGroup)
+@click.pass_context
+def tmis(ctx: click.Context) -> None:
+    """全国教师管理信息系统 tmis: provincial node, national node, sync protocol and audit tools."""
+    ctx.ensure_object(dict)
+    ctx.obj.setdefault("env", dict(os.environ))
+
+
+@tmis.group()
+def catalogue() -> None:
+    """The indicator catalogue (指标体系) and code tables (代码表)."""
+
+
+@catalogue.command("show")
+@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+def catalogue_show(as_json: bool) -> None:
+    """Load and check the catalogue; print its groups, fields and code tables."""
+    from common.catalogue import load_catalogue
+
+    cat = load_catalogue()
+    summary = {
+        "version": cat.version,
+        "groups": [{"code": g.code, "label": g.label, "multiple": g.multiple, "fields": len(g.fields),
+                    "core_fields": [f.code for f in g.core_fields]} for g in cat.ordered_groups],
+        "code_tables": {t.id: {"label": t.label, "codes": len(t.codes), "verified": t.verified}
+                        for t in cat.code_tables.values()},
+    }
+    if as_json:
+        click.echo(json.dumps(summary, ensure_ascii=False, indent=2))
+        return
+    click.echo(f"catalogue {cat.version[:16]}: {len(cat.groups)} record groups, "
+               f"{sum(len(g.fields) for g in cat.groups.values())} fields, {len(cat.code_tables)} code tables")
+    for g in summary["groups"]:
+        click.echo(f"  {g['code']:<9} {g['label']:<12} fields={g['fields']:<3} core={len(g['core_fields'])}")
+    unverified = [t for t, v in summary["code_tables"].items() if not v["verified"]]
+    click.echo(f"  code tables awaiting confirmation against the ministry code book: {', '.join(unverified)}")
+
+
+@catalogue.command("table")
+@click.argument("table_id")
+def catalogue_table(table_id: str) -> None:
+    """Print one code table as CSV (code,label,parent)."""
+    from common.catalogue import load_catalogue
+
+    table = load_catalogue().table(table_id.upper())
+    click.echo("code,label,parent")
+    for c in table.codes.values():
+        click.echo(f"{c.code},{c.label},{'|'.join(c.parents)}")
+
+
+# ------------------------------------------------------------------------------- helpers for node CLIs
+
+def db_group(migrations_dir: Path, load_config: Callable[[dict[str, str]], Any]) -> click.Group:
+    """The ``db`` sub-group of a node: upgrade, current, check (drift between models and migrations)."""
+
+    @click.group("db")
+    def db() -> None:
+        """Database schema (Alembic migrations)."""
+
+    def _engine(ctx: click.Context) -> Any:
+        from common.db import create_db_engine
+
+        config = load_config(ctx.obj["env"])
+        config.data_dir.mkdir(parents=True, exist_ok=True)
+        return config, create_db_engine(config.database)
+
+    @db.command("upgrade")
+    @click.option("--revision", default="head", show_default=True)
+    @click.pass_context
+    def upgrade(ctx: click.Context, revision: str) -> None:
+        """Apply migrations up to REVISION."""
+        from common import migrations
+        from common.db import redact_url
+
+        config, engine = _engine(ctx)
+        migrations.upgrade(engine, migrations_dir, revision)
+        click.echo(f"database {redact_url(config.database.url)} at revision {migrations.current_revision(engine)}")
+
+    @db.command("current")
+    @click.pass_context
+    def current(ctx: click.Context) -> None:
+        """Print the database revision and the code's head revision."""
+        from common import migrations
+
+        _config, engine = _engine(ctx)
+        click.echo(f"database: {migrations.current_revision(engine)}  code head: "
+                   f"{migrations.head_revision(migrations_dir)}")
+
+    @db.command("check")
+    @click.pass_context
+    def check(ctx: click.Context) -> None:
+        """Fail if the models and the migrations disagree (run on a database at head)."""
+        from common import migrations
+
+        _config, engine = _engine(ctx)
+        if migrations.current_revision(engine) != migrations.head_revision(migrations_dir):
+            raise click.ClickException("database is not at head; run `db upgrade` first")
+        diffs = migrations.check_drift(engine, migrations_dir)
+        if diffs:
+            for d in diffs:
+                click.echo(f"drift: {d}", err=True)
+            raise click.ClickException(f"{len(diffs)} difference(s) between models and migrations")
+        click.echo("no drift: models match the migrations")
+
+    @db.command("revision")
+    @click.option("-m", "--message", required=True, help="what the migration does")
+    @click.pass_context
+    def revision(ctx: click.Context, message: str) -> None:
+        """(developers) Autogenerate a migration from the models against a database at head."""
+        from alembic import command as alembic_command
+
+        from common import migrations
+
+        _config, engine = _engine(ctx)
+        if migrations.current_revision(engine) != migrations.head_revision(migrations_dir):
+            raise click.ClickException("database is not at head; run `db upgrade` first")
+        with engine.begin() as conn:
+            cfg = migrations.alembic_config(migrations_dir, connection=conn)
+            script = alembic_command.revision(cfg, message=message, autogenerate=True)
+        click.echo(f"wrote {script.path if script and not isinstance(script, list) else script}; review it")
+
+    return db
+
+
+def serve_wsgi(app: Any, host: str, port: int, threads: int = 8) -> None:
+    """Serve a Flask app with waitress (production WSGI server; never the Flask development server)."""
+    from waitress import serve
+
+    click.echo(f"serving on http://{host}:{port}/ (waitress, {threads} threads); Ctrl-C stops", err=True)
+    serve(app, host=host, port=port, threads=threads, ident="tmis", clear_untrusted_proxy_headers=True)
+
+
+def main() -> None:
+    try:
+        tmis(obj={"env": dict(os.environ)})
+    except TmisError as e:
+        click.echo(f"error [{e.code}]: {e.message}", err=True)
+        if e.details:
+            click.echo(json.dumps(e.details, ensure_ascii=False, default=str), err=True)
+        sys.exit(2)

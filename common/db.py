@@ -1,0 +1,140 @@
+"""Database layer shared by both nodes: engine factory, declarative base factory, transaction scope.
+
+Rules:
+
+* SQLite is made to behave like a real transactional database: foreign keys on, and the stdlib driver's
+  implicit transaction handling switched off so that SQLAlchemy emits ``BEGIN`` itself (the recipe in the
+  SQLAlchemy SQLite dialect docs). Without it SAVEPOINTs misbehave and test rollbacks leak.
+* PostgreSQL is reached through psycopg 3 (``postgresql+psycopg://``).
+* Every datetime column is timezone-aware UTC (:class:`UTCDateTime`); naive datetimes are refused on write.
+* Each node has its own declarative base with :data:`NAMING_CONVENTION`, so every constraint has a name
+  (Alembic batch mode on SQLite needs that).
+* Services receive a session and never commit; :func:`session_scope` (jobs, CLI) or the Flask request owns
+  the transaction. SQLAlchemy exceptions are wrapped into :class:`~common.errors.StorageError` here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import DateTime, MetaData, create_engine, event
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
+from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.types import TypeDecorator
+
+from common.config import DatabaseConfig
+from common.errors import StorageConflictError, StorageError
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """A timezone-aware UTC datetime on every backend (SQLite stores no offset, so we normalise)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime refused: tmis stores timezone-aware UTC datetimes only")
+        value = value.astimezone(dt.UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=dt.UTC)
+        return value.astimezone(dt.UTC)
+
+
+def make_base(name: str) -> type[DeclarativeBase]:
+    """A fresh declarative base with the naming convention and the UTC datetime type map."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    return type(name, (DeclarativeBase,), {
+        "metadata": metadata,
+        "type_annotation_map": {dt.datetime: UTCDateTime()},
+        "__abstract__": True,
+    })
+
+
+def _sqlite_transactional(engine: Engine, wal: bool) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # stop pysqlite's own BEGIN handling
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA busy_timeout=30000")
+        if wal:  # readers keep working while a sync round writes
+            cur.execute("PRAGMA journal_mode=WAL")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN")
+
+
+def create_db_engine(config: DatabaseConfig, **kwargs: Any) -> Engine:
+    """Create an engine for SQLite (transactional, FK on, WAL for file databases) or PostgreSQL."""
+    url = config.url
+    if config.is_sqlite:
+        engine = create_engine(url, echo=config.echo, **kwargs)
+        _sqlite_transactional(engine, wal=url not in ("sqlite://", "sqlite:///:memory:"))
+        return engine
+    kwargs.setdefault("pool_pre_ping", True)
+    return create_engine(url, echo=config.echo, **kwargs)
+
+
+def make_session_factory(engine: Engine) -> sessionmaker[Session]:
+    return sessionmaker(bind=engine, expire_on_commit=False)
+
+
+@contextmanager
+def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
+    """One transaction: commit on success, roll back on any error, always close.
+
+    SQLAlchemy errors leave as :class:`StorageError` (or :class:`StorageConflictError`).
+    """
+    session = factory()
+    try:
+        yield session
+        session.commit()
+    except IntegrityError as e:
+        session.rollback()
+        raise StorageConflictError("the database refused the write (integrity constraint)",
+                                   details={"reason": str(e.orig)}) from e
+    except OperationalError as e:
+        session.rollback()
+        raise StorageError("the database is unavailable", details={"reason": str(e.orig)}) from e
+    except SQLAlchemyError as e:
+        session.rollback()
+        raise StorageError("database error", details={"reason": str(e)}) from e
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+def redact_url(url: str) -> str:
+    """The URL without its password, for logs and CLI output."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)

@@ -1,0 +1,169 @@
+"""The tmis error family and the JSON error contract shared by both nodes.
+
+Rules of this module:
+
+* Every error raised on purpose by tmis code is a :class:`TmisError`. Each layer has its own subclass
+  (configuration, catalogue/validation, storage, transport, auth, ...) and wraps what it calls with
+  ``raise XError(...) from e`` so that no ``sqlalchemy.exc`` or ``requests`` exception leaks upward.
+* Every error carries a stable machine code (``code``), an HTTP status, a human message and structured
+  ``details``. The HTTP body is always ``{"code", "error", "message", "details"}``:
+
+  ``code``     stable snake_case identifier from :class:`ErrorCode`; scripts act on it;
+  ``error``    the HTTP reason phrase of the status (``"Unprocessable Entity"``);
+  ``message``  one human sentence (English, with the Chinese term where a user would search for it);
+  ``details``  a JSON object; for validation errors ``{"errors": [{group, field, label, reason_zh,
+               reason_en, value}]}``.
+
+The table of codes is ``docs/errors.md``; a test keeps the two in step.
+"""
+
+from __future__ import annotations
+
+import enum
+from http import HTTPStatus
+from typing import Any
+
+
+class ErrorCode(enum.StrEnum):
+    """Stable error codes. Never renumber or reuse one; add new ones at the end of their section."""
+
+    # generic request errors
+    BAD_REQUEST = "bad_request"
+    VALIDATION_FAILED = "validation_failed"
+    NOT_FOUND = "not_found"
+    METHOD_NOT_ALLOWED = "method_not_allowed"
+    CONFLICT = "conflict"
+    PAYLOAD_TOO_LARGE = "payload_too_large"
+    INTERNAL = "internal_error"
+    # configuration and startup
+    CONFIG_INVALID = "config_invalid"
+    # authentication and authorisation
+    UNAUTHENTICATED = "unauthenticated"
+    FORBIDDEN = "forbidden"
+    ACCOUNT_LOCKED = "account_locked"
+    # storage
+    STORAGE_UNAVAILABLE = "storage_unavailable"
+    STORAGE_CONFLICT = "storage_conflict"
+    # catalogue / domain data
+    CATALOGUE_INVALID = "catalogue_invalid"
+    IDENTITY_INVALID = "identity_invalid"
+    # transport between nodes
+    TRANSPORT_FAILED = "transport_failed"
+    # sync protocol (raised by sync_protocol, mapped by the nodes)
+    PROTOCOL_MALFORMED = "protocol_malformed"
+    PROTOCOL_SIGNATURE_INVALID = "protocol_signature_invalid"
+    PROTOCOL_KEY_UNTRUSTED = "protocol_key_untrusted"
+    PROTOCOL_SEQUENCE_GAP = "protocol_sequence_gap"
+    PROTOCOL_SEQUENCE_STALE = "protocol_sequence_stale"
+    PROTOCOL_CHAIN_BROKEN = "protocol_chain_broken"
+    PROTOCOL_EQUIVOCATION = "protocol_equivocation"
+    PROTOCOL_LIMIT_EXCEEDED = "protocol_limit_exceeded"
+    PROTOCOL_TRUST_INVALID = "protocol_trust_invalid"
+    PROTOCOL_PROOF_INVALID = "protocol_proof_invalid"
+    PROTOCOL_CLOCK_SKEW = "protocol_clock_skew"
+    PROTOCOL_ALREADY_ACCEPTED = "protocol_already_accepted"
+
+
+class TmisError(Exception):
+    """Base of every deliberate tmis error."""
+
+    code: ErrorCode = ErrorCode.INTERNAL
+    http_status: int = 500
+
+    def __init__(self, message: str, *, details: dict[str, Any] | None = None,
+                 code: ErrorCode | None = None, http_status: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details: dict[str, Any] = details or {}
+        if code is not None:
+            self.code = code
+        if http_status is not None:
+            self.http_status = http_status
+
+    def to_body(self) -> dict[str, Any]:
+        """The JSON error body of the contract."""
+        return error_body(self.code, self.http_status, self.message, self.details)
+
+
+def error_body(code: str, status: int, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
+    try:
+        phrase = HTTPStatus(status).phrase
+    except ValueError:
+        phrase = "Error"
+    return {"code": str(code), "error": phrase, "message": message, "details": details or {}}
+
+
+class ConfigError(TmisError):
+    """A configuration value is missing or malformed; ``details.variable`` names it."""
+
+    code = ErrorCode.CONFIG_INVALID
+    http_status = 500
+
+
+class BadRequestError(TmisError):
+    code = ErrorCode.BAD_REQUEST
+    http_status = 400
+
+
+class ValidationError(TmisError):
+    """Input failed validation. ``details.errors`` lists every failing field, never just the first."""
+
+    code = ErrorCode.VALIDATION_FAILED
+    http_status = 422
+
+    def __init__(self, message: str, errors: list[dict[str, Any]] | None = None, **kw: Any) -> None:
+        details = kw.pop("details", None) or {}
+        details.setdefault("errors", errors or [])
+        super().__init__(message, details=details, **kw)
+
+    @property
+    def errors(self) -> list[dict[str, Any]]:
+        return self.details["errors"]
+
+
+class NotFoundError(TmisError):
+    code = ErrorCode.NOT_FOUND
+    http_status = 404
+
+
+class ConflictError(TmisError):
+    code = ErrorCode.CONFLICT
+    http_status = 409
+
+
+class AuthError(TmisError):
+    code = ErrorCode.UNAUTHENTICATED
+    http_status = 401
+
+
+class PermissionDeniedError(TmisError):
+    code = ErrorCode.FORBIDDEN
+    http_status = 403
+
+
+class StorageError(TmisError):
+    """The database failed or is unreachable; the original exception is chained."""
+
+    code = ErrorCode.STORAGE_UNAVAILABLE
+    http_status = 503
+
+
+class StorageConflictError(StorageError):
+    """A uniqueness or integrity constraint refused the write."""
+
+    code = ErrorCode.STORAGE_CONFLICT
+    http_status = 409
+
+
+class CatalogueError(TmisError):
+    """The indicator catalogue or a code table data file is inconsistent (a deployment defect)."""
+
+    code = ErrorCode.CATALOGUE_INVALID
+    http_status = 500
+
+
+class TransportError(TmisError):
+    """A call to another node failed (network, timeout, 5xx)."""
+
+    code = ErrorCode.TRANSPORT_FAILED
+    http_status = 502

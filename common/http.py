@@ -1,0 +1,144 @@
+"""Flask plumbing shared by both nodes: the JSON error contract, one DB session per request, health.
+
+* :func:`register_error_handlers` maps every :class:`~common.errors.TmisError` to its JSON body
+  ``{code, error, message, details}``; HTTP errors raised by Flask/werkzeug (404, 405, 413 …) and
+  unexpected exceptions get the same shape, so a client never has to parse HTML.
+* :func:`init_db_session` gives each request one SQLAlchemy session (``get_session()``): committed after a
+  successful response (status < 400), rolled back otherwise, always closed. Services receive the session
+  and never commit.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from flask import Flask, current_app, g, jsonify
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+from werkzeug.exceptions import HTTPException
+
+from common.errors import ErrorCode, StorageConflictError, StorageError, TmisError, error_body
+
+logger = logging.getLogger(__name__)
+
+_HTTP_CODES = {
+    400: ErrorCode.BAD_REQUEST,
+    401: ErrorCode.UNAUTHENTICATED,
+    403: ErrorCode.FORBIDDEN,
+    404: ErrorCode.NOT_FOUND,
+    405: ErrorCode.METHOD_NOT_ALLOWED,
+    409: ErrorCode.CONFLICT,
+    413: ErrorCode.PAYLOAD_TOO_LARGE,
+    422: ErrorCode.VALIDATION_FAILED,
+}
+
+
+def json_error(code: str, status: int, message: str, details: dict[str, Any] | None = None) -> Any:
+    response = jsonify(error_body(code, status, message, details))
+    response.status_code = status
+    return response
+
+
+def register_error_handlers(app: Flask) -> None:
+    @app.errorhandler(TmisError)
+    def _tmis(e: TmisError) -> Any:
+        if e.http_status >= 500:
+            logger.error("request failed: %s", e, exc_info=e)
+        return json_error(e.code, e.http_status, e.message, e.details)
+
+    @app.errorhandler(HTTPException)
+    def _http(e: HTTPException) -> Any:
+        status = e.code or 500
+        return json_error(_HTTP_CODES.get(status, ErrorCode.INTERNAL), status, e.description or e.name)
+
+    @app.errorhandler(IntegrityError)
+    def _integrity(e: IntegrityError) -> Any:
+        err = StorageConflictError("the database refused the write (integrity constraint)")
+        return json_error(err.code, err.http_status, err.message)
+
+    @app.errorhandler(SQLAlchemyError)
+    def _storage(e: SQLAlchemyError) -> Any:
+        logger.error("database error", exc_info=e)
+        err = StorageError("the database is unavailable")
+        return json_error(err.code, err.http_status, err.message)
+
+    @app.errorhandler(Exception)
+    def _unexpected(e: Exception) -> Any:
+        logger.exception("unhandled error")
+        return json_error(ErrorCode.INTERNAL, 500, "internal error; the operator log has the details")
+
+
+def init_db_session(app: Flask, factory: sessionmaker[Session]) -> None:
+    app.extensions["tmis_session_factory"] = factory
+
+    @app.after_request
+    def _finish(response: Any) -> Any:
+        session: Session | None = g.pop("tmis_db", None)
+        if session is not None:
+            try:
+                if response.status_code < 400:
+                    session.commit()
+                else:
+                    session.rollback()
+            except SQLAlchemyError:
+                session.rollback()
+                session.close()
+                raise
+            session.close()
+        return response
+
+    @app.teardown_request
+    def _teardown(exc: BaseException | None) -> None:
+        session: Session | None = g.pop("tmis_db", None)
+        if session is not None:  # the request failed before after_request ran
+            session.rollback()
+            session.close()
+
+
+def get_session() -> Session:
+    """The request's session (created on first use)."""
+    if "tmis_db" not in g:
+        g.tmis_db = current_app.extensions["tmis_session_factory"]()
+    return g.tmis_db
+
+
+def create_base_app(import_name: str, *, node: str, config: Any, migrations_dir: Any,
+                    extra_health: Callable[[], dict[str, Any]] | None = None) -> Flask:
+    """The Flask app both node factories start from: config, engine, session per request, errors, health.
+
+    Nothing is created at import time; the engine belongs to the app (``app.extensions["tmis_engine"]``).
+    """
+    from common import migrations
+    from common.catalogue import load_catalogue
+    from common.db import create_db_engine, make_session_factory
+
+    app = Flask(import_name)
+    app.config["TESTING"] = config.testing
+    app.config["MAX_CONTENT_LENGTH"] = 64 * 1024 * 1024
+    app.config["JSON_AS_ASCII"] = False
+    app.json.ensure_ascii = False  # type: ignore[attr-defined]
+    app.extensions["tmis_config"] = config
+    engine = create_db_engine(config.database)
+    app.extensions["tmis_engine"] = engine
+    init_db_session(app, make_session_factory(engine))
+    register_error_handlers(app)
+    catalogue = load_catalogue()
+    app.extensions["tmis_catalogue"] = catalogue
+
+    @app.get("/health")
+    def health() -> Any:
+        """Liveness and schema state: 200 when the database answers and is at the code's head revision."""
+        try:
+            current = migrations.current_revision(engine)
+        except SQLAlchemyError as e:
+            return json_error(ErrorCode.STORAGE_UNAVAILABLE, 503, "database unreachable", {"reason": str(e)})
+        head = migrations.head_revision(migrations_dir)
+        body = {"status": "ok" if current == head else "migrations_pending", "node": node,
+                "db_revision": current, "code_revision": head, "catalogue_version": catalogue.version}
+        if extra_health:
+            body.update(extra_health())
+        return jsonify(body), (200 if current == head else 503)
+
+    return app

@@ -1,0 +1,128 @@
+"""Database layer on SQLite and PostgreSQL: migrations, UTC datetimes, transactions, drift, health."""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from common import migrations
+from common.config import DatabaseConfig, national_config_from_env, provincial_config_from_env
+from common.db import create_db_engine, make_base, make_session_factory, session_scope
+from common.errors import StorageConflictError
+from tests.conftest import NODES
+
+
+def _models(node: str):
+    return importlib.import_module(f"{NODES[node]}.models")
+
+
+def test_migrations_build_the_schema_at_head(node_engine, node):
+    package = importlib.import_module(NODES[node])
+    assert migrations.current_revision(node_engine) == migrations.head_revision(package.MIGRATIONS_DIR)
+    assert "node_setting" in sa.inspect(node_engine).get_table_names()
+
+
+def test_models_and_migrations_do_not_drift(node_engine, node):
+    package = importlib.import_module(NODES[node])
+    assert migrations.check_drift(node_engine, package.MIGRATIONS_DIR) == []
+
+
+def test_drift_is_detected(database_url_factory):
+    from provincial_node import MIGRATIONS_DIR
+    from provincial_node.models import Base
+
+    engine = create_db_engine(DatabaseConfig(database_url_factory("drift")))
+    migrations.upgrade(engine, MIGRATIONS_DIR)
+    extra = sa.Table("not_in_migrations", Base.metadata, sa.Column("id", sa.Integer, primary_key=True))
+    try:
+        diffs = migrations.check_drift(engine, MIGRATIONS_DIR)
+    finally:
+        Base.metadata.remove(extra)
+        engine.dispose()
+    assert any("not_in_migrations" in d for d in diffs)
+
+
+def test_datetimes_are_timezone_aware_utc(db_session: Session, node):
+    NodeSetting = _models(node).NodeSetting
+    beijing = dt.timezone(dt.timedelta(hours=8))
+    db_session.add(NodeSetting(key="k", value="v", updated_at=dt.datetime(2026, 3, 1, 8, 0, tzinfo=beijing)))
+    db_session.flush()
+    db_session.expire_all()
+    row = db_session.get(NodeSetting, "k")
+    assert row.updated_at == dt.datetime(2026, 3, 1, 0, 0, tzinfo=dt.UTC)
+    assert row.updated_at.tzinfo is not None
+
+
+def test_naive_datetimes_are_refused(db_session: Session, node):
+    NodeSetting = _models(node).NodeSetting
+    db_session.add(NodeSetting(key="naive", value="v", updated_at=dt.datetime(2026, 3, 1)))
+    with pytest.raises(sa.exc.StatementError, match="naive datetime refused"):
+        db_session.flush()
+
+
+def test_savepoint_rollback_isolates_tests_part_1(db_session: Session, node):
+    db_session.add(_models(node).NodeSetting(key="isolation", value="1"))
+    db_session.commit()  # releases a SAVEPOINT only; the outer transaction is rolled back after the test
+
+
+def test_savepoint_rollback_isolates_tests_part_2(db_session: Session, node):
+    assert db_session.get(_models(node).NodeSetting, "isolation") is None
+
+
+def test_foreign_keys_and_real_transactions(database_url_factory):
+    Base = make_base("FkBase")
+
+    class Parent(Base):
+        __tablename__ = "parent"
+        id = sa.Column(sa.Integer, primary_key=True)
+
+    class Child(Base):
+        __tablename__ = "child"
+        id = sa.Column(sa.Integer, primary_key=True)
+        parent_id = sa.Column(sa.Integer, sa.ForeignKey("parent.id"), nullable=False)
+
+    engine = create_db_engine(DatabaseConfig(database_url_factory("fk")))
+    Base.metadata.create_all(engine)  # a throwaway schema for the engine's own behaviour, not a node schema
+    factory = make_session_factory(engine)
+    with pytest.raises(StorageConflictError), session_scope(factory) as s:
+        s.add(Child(id=1, parent_id=42))
+    # a failed transaction leaves nothing behind, and a savepoint rolls back on its own
+    with session_scope(factory) as s:
+        s.add(Parent(id=1))
+        nested = s.begin_nested()
+        s.add(Parent(id=2))
+        s.flush()
+        nested.rollback()
+    with session_scope(factory) as s:
+        assert [p.id for p in s.query(Parent).all()] == [1]
+        assert s.query(Child).count() == 0
+    engine.dispose()
+
+
+@pytest.mark.parametrize("kind", ["province", "national"])
+def test_health_endpoint_reports_schema_state(database_url_factory, kind, tmp_path):
+    env = {"TMIS_DATA_DIR": str(tmp_path), "TMIS_DATABASE_URL": database_url_factory(f"health_{kind}")}
+    if kind == "province":
+        from provincial_node import MIGRATIONS_DIR
+        from provincial_node.app import create_app
+
+        config = provincial_config_from_env({**env, "TMIS_PROVINCE_CODE": "44"}, testing=True)
+    else:
+        from national_node import MIGRATIONS_DIR
+        from national_node.app import create_app
+
+        config = national_config_from_env(env, testing=True)
+    app = create_app(config)
+    client = app.test_client()
+    before = client.get("/health")
+    assert before.status_code == 503 and before.json["status"] == "migrations_pending"
+    migrations.upgrade(app.extensions["tmis_engine"], MIGRATIONS_DIR)
+    after = client.get("/health")
+    assert after.status_code == 200 and after.json["status"] == "ok" and after.json["node"] == kind
+    missing = client.get("/no/such/thing")
+    assert missing.status_code == 404 and missing.json["code"] == "not_found"
+    app.extensions["tmis_engine"].dispose()

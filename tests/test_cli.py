@@ -1,0 +1,35 @@
+"""The ``tmis`` entry point, run as a user runs it (a subprocess)."""
+
+from __future__ import annotations
+
+import json
+
+from tests.conftest import run_tmis
+
+
+def test_groups_are_discovered():
+    out = run_tmis("--help").stdout
+    for group in ("province", "national", "audit", "catalogue"):
+        assert group in out
+
+
+def test_catalogue_show_json():
+    data = json.loads(run_tmis("catalogue", "show", "--json").stdout)
+    assert len(data["groups"]) == 17
+    assert data["code_tables"]["BXLX"]["codes"] >= 50
+
+
+def test_db_upgrade_current_and_check(tmp_path):
+    for node in ("province", "national"):
+        env = {"TMIS_DATA_DIR": str(tmp_path / node)}
+        assert "at revision" in run_tmis(node, "db", "upgrade", env=env).stdout
+        assert "no drift" in run_tmis(node, "db", "check", env=env).stdout
+        assert "database: 0001" in run_tmis(node, "db", "current", env=env).stdout.replace("0001  code", "0001 code")
+
+
+def test_bad_config_is_reported_with_the_variable_and_exit_2(tmp_path):
+    proc = run_tmis("province", "db", "upgrade", check=False,
+                    env={"TMIS_DATA_DIR": str(tmp_path), "TMIS_DATABASE_URL": "oracle://x"})
+    assert proc.returncode == 2
+    assert "config_invalid" in proc.stderr and "TMIS_DATABASE_URL" in proc.stderr
+    assert not list(tmp_path.iterdir())  # nothing half-written
