@@ -1,13 +1,138 @@
-"""``tmis audit …``: offline verification of exported batches, receipts and checkpoints.
+"""``tmis audit …``: offline verification of exported batches, receipts, checkpoints and bundles.
 
-The protocol is specified in docs/protocol.md.
+The protocol and every check are specified in docs/protocol.md. Exit status: 0 when everything holds,
+1 when a check failed (each failure names the file, batch, record and reason), 2 for usage errors.
+``--json`` prints ``{"ok", "spec", "findings": [{ok, check, subject, reason, code, details}]}``.
 """
 
 from __future__ import annotations
 
+import json
+import sys
+from pathlib import Path
+
 import click
 
+from sync_protocol import audit as A
 
-@click.group()
+EPILOG = "Specification: docs/protocol.md (tmis-sync/1)."
+
+
+def _trust_option(f):
+    f = click.option("--trust", "trust_paths", multiple=True, required=True,
+                     type=click.Path(exists=True, path_type=Path),
+                     help="trust documents (N.trust.json) or a directory of them; the lowest version is pinned")(f)
+    return click.option("--pinned", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                        help="pin this trust document instead of the lowest version given")(f)
+
+
+def _load_trust(paths: tuple[Path, ...], pinned: Path | None) -> tuple[list, A.AuditReport]:
+    docs = []
+    for p in paths:
+        if p.is_dir():
+            docs.extend(q.read_bytes() for q in sorted(p.glob("*.trust.json")))
+        else:
+            docs.append(p.read_bytes())
+    return A.load_trust(docs, pinned.read_bytes() if pinned else None)
+
+
+def _emit(report: A.AuditReport, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(report.to_json(), ensure_ascii=False, indent=2))
+    else:
+        for f in report.findings:
+            mark = "OK  " if f.ok else "FAIL"
+            code = f" [{f.code}]" if f.code and not f.ok else ""
+            click.echo(f"{mark} {f.check:<12} {f.subject}: {f.reason}{code}")
+        click.echo("all checks passed" if report.ok else "AUDIT FAILED (see docs/protocol.md)")
+    sys.exit(0 if report.ok else 1)
+
+
+json_option = click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+
+
+@click.group(epilog=EPILOG)
 def audit() -> None:
-    """Offline auditor tools (specification: docs/protocol.md)."""
+    """Offline auditor tools for tmis-sync/1 (specification: docs/protocol.md)."""
+
+
+@audit.command(epilog=EPILOG)
+@click.argument("batch", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--trust-version", type=int, help="judge the batch under this trust version (its log position)")
+@_trust_option
+@json_option
+def batch(batch: Path, trust_version: int | None, trust_paths, pinned, as_json: bool) -> None:
+    """Verify one batch file: signature to the trusted root, schema, every record hash, Merkle root."""
+    chain, report = _load_trust(trust_paths, pinned)
+    if chain:
+        report.extend(A.audit_batch(batch.read_bytes(), chain, name=str(batch), trust_version=trust_version))
+    _emit(report, as_json)
+
+
+@audit.command(epilog=EPILOG)
+@click.argument("batches", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@_trust_option
+@json_option
+def series(batches, trust_paths, pinned, as_json: bool) -> None:
+    """Verify a province's batch series: gapless from 1, chained, versions continuous, no equivocation."""
+    chain, report = _load_trust(trust_paths, pinned)
+    files = []
+    for p in batches:
+        if p.is_dir():
+            files.extend((str(q), q.read_bytes()) for q in sorted(p.glob("*.batch")))
+        else:
+            files.append((str(p), p.read_bytes()))
+    if chain:
+        report.extend(A.audit_series(files, chain))
+    _emit(report, as_json)
+
+
+@audit.command(epilog=EPILOG)
+@click.argument("receipt", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@_trust_option
+@json_option
+def receipt(receipt: Path, trust_paths, pinned, as_json: bool) -> None:
+    """Verify a receipt: the signed checkpoint and the leaf's inclusion in it."""
+    chain, report = _load_trust(trust_paths, pinned)
+    if chain:
+        report.extend(A.audit_receipt(receipt.read_bytes(), chain, name=str(receipt)))
+    _emit(report, as_json)
+
+
+@audit.command(epilog=EPILOG)
+@click.option("--old", "old", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--new", "new", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--proof", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@_trust_option
+@json_option
+def consistency(old: Path, new: Path, proof: Path, trust_paths, pinned, as_json: bool) -> None:
+    """Verify that the NEW checkpoint extends the OLD one (append-only log: no truncation, no fork)."""
+    chain, report = _load_trust(trust_paths, pinned)
+    if chain:
+        report.extend(A.audit_consistency(old.read_text(encoding="utf-8"), new.read_text(encoding="utf-8"),
+                                          proof.read_bytes(), chain))
+    _emit(report, as_json)
+
+
+@audit.command(epilog=EPILOG)
+@click.argument("proof", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--trust-version", type=int, help="judge the batch signature under this trust version")
+@_trust_option
+@json_option
+def record(proof: Path, trust_version: int | None, trust_paths, pinned, as_json: bool) -> None:
+    """Verify one teacher's record proof (the record is in a signed batch) without the rest of the batch."""
+    chain, report = _load_trust(trust_paths, pinned)
+    if chain:
+        report.extend(A.audit_record_proof(proof.read_bytes(), chain, name=str(proof), trust_version=trust_version))
+    _emit(report, as_json)
+
+
+@audit.command(epilog=EPILOG)
+@click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--pinned", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="pin this trust document instead of the bundle's lowest version")
+@json_option
+def bundle(directory: Path, pinned: Path | None, as_json: bool) -> None:
+    """Verify an exported audit bundle: trust chain, log against its checkpoint, every batch at its log
+    position, series, receipts."""
+    _emit(A.audit_bundle(directory, pinned=pinned.read_bytes() if pinned else None), as_json)

@@ -1,0 +1,352 @@
+"""Offline audit of exported tmis-sync/1 files (no network, no database).
+
+Every function returns an :class:`AuditReport`: a list of findings, each naming the check, the exact
+subject (file, province/seq, record index) and the reason, so an auditor can act on it. Nothing here
+raises for a verification failure; malformed *inputs to the auditor itself* (an unreadable trust chain)
+are findings too.
+
+Trust: the auditor is given trust documents; the lowest version is the pinned root unless a pinned file
+is named. Which trust version judges a batch comes from its log position (the ``trust_version`` in its
+log leaf or receipt); without one the newest version is used and the report says so.
+
+**Audit bundle** (what ``tmis national export`` writes, docs/protocol.md §8)::
+
+    trust/<version>.trust.json                       DSSE envelopes of every trust version
+    batches/<province>/<seq:08d>.batch                batch files
+    receipts/<province>/<seq:08d>.receipt.json        receipts
+    log/leaves.jsonl                                  every log leaf, canonical, in log order
+    log/checkpoint                                    the newest signed checkpoint
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sync_protocol import PROTOCOL, merkle
+from sync_protocol._schema import exact_keys, integer
+from sync_protocol.batch import read_header, verify_batch
+from sync_protocol.canonical import canonical_bytes, parse_json
+from sync_protocol.dsse import BATCH_PAYLOAD_TYPE, envelope_from_json, verify_envelope
+from sync_protocol.errors import MalformedError, ProtocolError
+from sync_protocol.identifiers import PROVINCE_CODES
+from sync_protocol.log import (
+    leaf_hash_of,
+    leaves_from_lines,
+    parse_consistency_proof,
+    verify_checkpoint,
+    verify_checkpoint_consistency,
+    verify_receipt,
+)
+from sync_protocol.records import parse_record, record_hash
+from sync_protocol.trust import TrustMetadata, verify_trust_chain
+
+SPEC = "docs/protocol.md"
+
+
+@dataclass
+class Finding:
+    ok: bool
+    check: str
+    subject: str
+    reason: str = ""
+    code: str = ""
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"ok": self.ok, "check": self.check, "subject": self.subject, "reason": self.reason,
+                "code": self.code, "details": self.details}
+
+
+@dataclass
+class AuditReport:
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.findings) and all(f.ok for f in self.findings)
+
+    def good(self, check: str, subject: str, reason: str = "", **details: Any) -> None:
+        self.findings.append(Finding(True, check, subject, reason, "", details))
+
+    def bad(self, check: str, subject: str, reason: str, code: str = "", **details: Any) -> None:
+        self.findings.append(Finding(False, check, subject, reason, code, details))
+
+    def failed(self, check: str, subject: str, e: ProtocolError) -> None:
+        self.bad(check, subject, e.message, e.code, **{k: str(v) for k, v in e.details.items()})
+
+    def extend(self, other: AuditReport) -> None:
+        self.findings.extend(other.findings)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"ok": self.ok, "spec": SPEC, "findings": [f.to_json() for f in self.findings]}
+
+
+# ------------------------------------------------------------------------------------------------ trust
+
+def load_trust(documents: Sequence[bytes], pinned: bytes | None = None) -> tuple[list[TrustMetadata], AuditReport]:
+    report = AuditReport()
+    try:
+        chain = verify_trust_chain(documents, pinned=pinned)
+    except ProtocolError as e:
+        report.failed("trust-chain", "trust", e)
+        return [], report
+    report.good("trust-chain", "trust", f"versions {chain[0].version}..{chain[-1].version} chain to the pinned root")
+    return chain, report
+
+
+def _trust_at(chain: Sequence[TrustMetadata], version: int | None) -> TrustMetadata | None:
+    if version is None:
+        return chain[-1] if chain else None
+    for t in chain:
+        if t.version == version:
+            return t
+    return None
+
+
+def _all_log_keys(chain: Iterable[TrustMetadata]) -> dict:
+    keys: dict = {}
+    for t in chain:
+        keys.update(t.log_keys)
+    return keys
+
+
+# ------------------------------------------------------------------------------------------------ batches
+
+def audit_batch(data: bytes, chain: Sequence[TrustMetadata], *, name: str = "batch",
+                trust_version: int | None = None) -> AuditReport:
+    """One batch: signature chain to the trusted root, schema, every record hash, the Merkle root."""
+    report = AuditReport()
+    try:
+        _env, header = read_header(data)
+    except ProtocolError as e:
+        report.failed("batch", name, e)
+        return report
+    subject = f"{name} (province {header.province} seq {header.seq})"
+    trust = _trust_at(chain, trust_version)
+    if trust is None:
+        report.bad("batch", subject, f"trust version {trust_version} is not in the given trust chain")
+        return report
+    try:
+        vb = verify_batch(data, trust, header.province)
+    except ProtocolError as e:
+        where = f" record {e.details['index']}" if "index" in e.details else ""
+        report.failed("batch", subject + where, e)
+        return report
+    report.good("batch", subject, f"signature valid under trust version {trust.version}"
+                f"{'' if trust_version else ' (newest: no log position given)'}; {vb.header.record_count} "
+                f"records match records_root", batch_hash=vb.batch_hash)
+    return report
+
+
+def audit_series(batches: Sequence[tuple[str, bytes]], chain: Sequence[TrustMetadata],
+                 trust_versions: dict[tuple[str, int], int] | None = None) -> AuditReport:
+    """A province's batches: each valid, gapless from 1, chained, versions continuous, no equivocation."""
+    report = AuditReport()
+    by_prov: dict[str, dict[int, list[tuple[str, bytes, Any]]]] = {}
+    for name, data in batches:
+        try:
+            _env, header = read_header(data)
+        except ProtocolError as e:
+            report.failed("series", name, e)
+            continue
+        tv = (trust_versions or {}).get((header.province, header.seq))
+        sub = audit_batch(data, chain, name=name, trust_version=tv)
+        report.extend(sub)
+        if sub.ok:
+            by_prov.setdefault(header.province, {}).setdefault(header.seq, []).append((name, data, header))
+    for province, seqs in sorted(by_prov.items()):
+        prev_hash, prev_version, good = None, 0, True
+        for seq in range(1, max(seqs) + 1):
+            entries = seqs.get(seq)
+            if not entries:
+                report.bad("series", f"province {province}", f"gap: batch {seq} is missing", "protocol_sequence_gap",
+                           seq=seq)
+                good = False
+                break
+            hashes = {hashlib.sha256(read_header(d)[0].payload).hexdigest(): n for n, d, _h in entries}
+            if len(hashes) > 1:
+                report.bad("series", f"province {province} seq {seq}", "equivocation: two different signed batches "
+                           "for one sequence number", "protocol_equivocation", evidence=sorted(hashes.values()))
+                good = False
+                break
+            (bh, name), = hashes.items()
+            header = entries[0][2]
+            if header.prev_batch_hash != prev_hash:
+                report.bad("series", f"{name} (province {province} seq {seq})", "prev_batch_hash does not chain to "
+                           "the previous batch", "protocol_chain_broken")
+                good = False
+                break
+            if header.version_from != prev_version + 1:
+                report.bad("series", f"{name} (province {province} seq {seq})",
+                           f"versions jump from {prev_version} to {header.version_from}", "protocol_chain_broken")
+                good = False
+                break
+            prev_hash, prev_version = bh, header.version_to
+        if good:
+            report.good("series", f"province {province}", f"batches 1..{max(seqs)} gapless, chained, versions "
+                        f"1..{prev_version} continuous, no equivocation")
+    return report
+
+
+# ---------------------------------------------------------------------------------------- log and proofs
+
+def audit_receipt(data: bytes, chain: Sequence[TrustMetadata], *, name: str = "receipt") -> AuditReport:
+    report = AuditReport()
+    if not chain:
+        report.bad("receipt", name, "no trust")
+        return report
+    try:
+        receipt, cp = verify_receipt(data, origin=chain[-1].log_origin, log_keys=_all_log_keys(chain))
+    except ProtocolError as e:
+        report.failed("receipt", name, e)
+        return report
+    report.good("receipt", name, f"leaf {receipt.leaf_index} is in the signed checkpoint of size {cp.size}",
+                leaf=receipt.leaf)
+    return report
+
+
+def audit_consistency(old_note: str, new_note: str, proof: bytes, chain: Sequence[TrustMetadata]) -> AuditReport:
+    report = AuditReport()
+    try:
+        keys, origin = _all_log_keys(chain), chain[-1].log_origin
+        old = verify_checkpoint(old_note, origin=origin, keys=keys)
+        new = verify_checkpoint(new_note, origin=origin, keys=keys)
+        old_size, new_size, hashes = parse_consistency_proof(proof)
+        if (old_size, new_size) != (old.size, new.size):
+            raise MalformedError("the proof is for other sizes", proof=[old_size, new_size],
+                                 checkpoints=[old.size, new.size])
+        verify_checkpoint_consistency(old, new, hashes)
+    except (ProtocolError, IndexError) as e:
+        if isinstance(e, IndexError):
+            report.bad("consistency", "checkpoints", "no trust")
+        else:
+            report.failed("consistency", "checkpoints", e)
+        return report
+    report.good("consistency", "checkpoints", f"size {old.size} is a prefix of size {new.size}: append-only")
+    return report
+
+
+def build_record_proof(batch_data: bytes, index: int) -> bytes:
+    """A file proving record ``index`` of a batch without the other records."""
+    env_line, *lines = batch_data[:-1].split(b"\n")
+    hashes = [record_hash(b) for b in lines]
+    return canonical_bytes({"protocol": PROTOCOL, "type": "record_proof", "envelope": parse_json(env_line),
+                            "record": parse_json(lines[index]), "index": index,
+                            "proof": [h.hex() for h in merkle.inclusion_proof(index, hashes)]})
+
+
+def audit_record_proof(data: bytes, chain: Sequence[TrustMetadata], *, name: str = "record proof",
+                       trust_version: int | None = None) -> AuditReport:
+    """One teacher's record: its batch header's signature and its inclusion under records_root."""
+    from sync_protocol.batch import header_from_payload
+
+    report = AuditReport()
+    try:
+        obj = parse_json(data)
+        exact_keys(obj, {"protocol", "type", "envelope", "record", "index", "proof"}, "record proof")
+        if obj["protocol"] != PROTOCOL or obj["type"] != "record_proof":
+            raise MalformedError("not a record proof")
+        env = envelope_from_json(obj["envelope"])
+        trust = _trust_at(chain, trust_version)
+        if trust is None:
+            raise MalformedError("trust version not in the chain")
+        claimed = header_from_payload(env.payload).province  # only to pick the keys; verified next
+        ks = trust.province_keys(claimed)
+        verify_envelope(env, BATCH_PAYLOAD_TYPE, ks.keys, ks.threshold)
+        header = header_from_payload(env.payload)
+        line = canonical_bytes(obj["record"])
+        record = parse_record(line)
+        index = integer(obj, "index", "record proof")
+        proof = [bytes.fromhex(h) for h in obj["proof"]] if isinstance(obj["proof"], list) else None
+        if proof is None or len(proof) > 63:
+            raise MalformedError("record proof needs a list of at most 63 hashes")
+        if record.province != header.province or record.version != header.version_from + index:
+            raise MalformedError("record does not belong at that index of the batch")
+        merkle.verify_inclusion(record_hash(line), index, header.record_count, proof,
+                                bytes.fromhex(header.records_root))
+    except (ProtocolError, ValueError) as e:
+        if isinstance(e, ProtocolError):
+            report.failed("record", name, e)
+        else:
+            report.bad("record", name, f"malformed: {e}", "protocol_malformed")
+        return report
+    report.good("record", f"{name} (teacher {record.teacher_number})",
+                f"record {index} is in province {header.province} batch {header.seq}, signed")
+    return report
+
+
+# ------------------------------------------------------------------------------------------------ bundle
+
+def audit_bundle(root: Path, *, pinned: bytes | None = None) -> AuditReport:
+    """Everything in an exported bundle (layout in the module docstring)."""
+    report = AuditReport()
+    trust_docs = [p.read_bytes() for p in sorted((root / "trust").glob("*.trust.json"))]
+    chain, tr = load_trust(trust_docs, pinned)
+    report.extend(tr)
+    if not chain:
+        return report
+    by_version = {t.version: t for t in chain}
+    try:
+        leaves = leaves_from_lines((root / "log" / "leaves.jsonl").read_bytes().splitlines())
+        cp = verify_checkpoint((root / "log" / "checkpoint").read_text(encoding="utf-8"),
+                               origin=chain[-1].log_origin, keys=_all_log_keys(chain))
+    except (ProtocolError, OSError) as e:
+        report.bad("log", "log", getattr(e, "message", str(e)), getattr(e, "code", ""))
+        return report
+    hashes = [leaf_hash_of(leaf) for leaf in leaves]
+    if len(leaves) < cp.size or merkle.root(hashes[:cp.size]) != cp.root:
+        report.bad("log", "log/leaves.jsonl", f"the leaves do not hash to the signed checkpoint root (size {cp.size})",
+                   "protocol_proof_invalid")
+        return report
+    report.good("log", "log/leaves.jsonl", f"{cp.size} leaves hash to the signed checkpoint")
+    current_trust, trust_versions, batch_leaves = None, {}, {}
+    for i, leaf in enumerate(leaves[:cp.size]):
+        if leaf["type"] == "trust":
+            t = by_version.get(leaf["version"])
+            if t is None or t.hash != leaf["trust_hash"]:
+                report.bad("log", f"leaf {i}", f"trust leaf names version {leaf['version']} not in the trust chain")
+            current_trust = leaf["version"]
+            continue
+        key = (leaf["province"], leaf["seq"])
+        if leaf["trust_version"] != current_trust:
+            report.bad("log", f"leaf {i} (province {key[0]} seq {key[1]})",
+                       f"batch judged under trust {leaf['trust_version']} but trust {current_trust} was in force",
+                       "protocol_key_untrusted")
+        trust_versions[key] = leaf["trust_version"]
+        batch_leaves[key] = leaf["batch_hash"]
+    batch_files = []
+    for province_dir in sorted(p for p in (root / "batches").glob("*") if p.is_dir()):
+        if province_dir.name not in PROVINCE_CODES:
+            report.bad("bundle", str(province_dir), "not a province code directory")
+            continue
+        for f in sorted(province_dir.glob("*.batch")):
+            data = f.read_bytes()
+            batch_files.append((f"batches/{province_dir.name}/{f.name}", data))
+            try:
+                _env, h = read_header(data)
+            except ProtocolError:
+                continue  # reported by audit_series
+            logged = batch_leaves.get((h.province, h.seq))
+            actual = hashlib.sha256(_env.payload).hexdigest()
+            if logged != actual:
+                report.bad("log", f"batches/{province_dir.name}/{f.name}",
+                           "batch is not in the acceptance log with this hash" if logged is None
+                           else "the log holds a different batch for this sequence", "protocol_equivocation")
+    present = set()
+    for _n, d in batch_files:
+        try:
+            h = read_header(d)[1]
+            present.add((h.province, h.seq))
+        except ProtocolError:
+            pass
+    missing = sorted(set(batch_leaves) - present)
+    for province, seq in missing:
+        report.bad("bundle", f"province {province} seq {seq}", "logged batch missing from the bundle")
+    report.extend(audit_series(batch_files, chain, trust_versions))
+    for f in sorted((root / "receipts").glob("*/*.receipt.json")):
+        report.extend(audit_receipt(f.read_bytes(), chain, name=str(f.relative_to(root))))
+    return report

@@ -1,0 +1,130 @@
+"""Canonical encoding: RFC 8785 (JCS) JSON for everything hashed or signed, and a strict parser.
+
+Rules:
+
+* Producing: :func:`canonical_bytes` serialises with RFC 8785 (the ``rfc8785`` package). Values may be
+  ``None``, ``bool``, ``str``, ``int`` within ±(2^53−1), lists and objects with string keys. **Floats are
+  refused** (amounts travel as decimal strings): a float's canonical form differs between languages.
+* Parsing: :func:`parse_json` decodes strict UTF-8, refuses duplicate object keys, floats, ``NaN``/
+  ``Infinity``, integers outside ±(2^53−1) and nesting deeper than 32.
+* :func:`parse_canonical` additionally requires the bytes to be exactly the canonical encoding of what they
+  parse to, so one value has one byte form (no malleability) and a hash of the bytes is a hash of the value.
+* Times are RFC 3339 UTC with seconds and ``Z`` (``2026-11-22T08:00:00Z``): :func:`format_time`,
+  :func:`parse_time`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from typing import Any
+
+import rfc8785
+
+from sync_protocol.errors import MalformedError
+
+MAX_SAFE_INTEGER = 2**53 - 1
+MAX_DEPTH = 32
+_TIME_RE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})Z$")
+
+
+def _check(value: Any, depth: int = 0) -> None:
+    if depth > MAX_DEPTH:
+        raise MalformedError(f"nesting deeper than {MAX_DEPTH}")
+    if value is None or isinstance(value, bool | str):
+        return
+    if isinstance(value, int):
+        if not -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
+            raise MalformedError("integer outside ±(2^53−1)", value=str(value))
+        return
+    if isinstance(value, float):
+        raise MalformedError("floats are not allowed in tmis-sync/1 (use integers or decimal strings)")
+    if isinstance(value, list | tuple):
+        for v in value:
+            _check(v, depth + 1)
+        return
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if not isinstance(k, str):
+                raise MalformedError("object keys must be strings")
+            _check(v, depth + 1)
+        return
+    raise MalformedError(f"value of type {type(value).__name__} cannot be encoded")
+
+
+def canonical_bytes(value: Any) -> bytes:
+    """RFC 8785 bytes of ``value``. Raises MalformedError for values outside the allowed subset."""
+    _check(value)
+    try:
+        return rfc8785.dumps(value)
+    except (rfc8785.CanonicalizationError, UnicodeEncodeError) as e:  # e.g. lone surrogates
+        raise MalformedError(f"cannot canonicalise: {e}") from None
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in pairs:
+        if k in out:
+            raise MalformedError("duplicate object key", key=k)
+        out[k] = v
+    return out
+
+
+def _no_float(text: str) -> Any:
+    raise MalformedError("floats are not allowed in tmis-sync/1", value=text)
+
+
+def _no_constant(text: str) -> Any:
+    raise MalformedError(f"{text} is not allowed")
+
+
+def _int(text: str) -> int:
+    if len(text) > 17:
+        raise MalformedError("integer outside ±(2^53−1)", value=text[:32])
+    value = int(text)
+    if not -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
+        raise MalformedError("integer outside ±(2^53−1)", value=text)
+    return value
+
+
+def parse_json(data: bytes) -> Any:
+    """Strictly parse JSON bytes (see module rules). Raises MalformedError."""
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise MalformedError("expected bytes")
+    try:
+        text = bytes(data).decode("utf-8", errors="strict")
+    except UnicodeDecodeError as e:
+        raise MalformedError(f"not UTF-8 at byte {e.start}") from None
+    try:
+        value = json.loads(text, object_pairs_hook=_no_duplicates, parse_float=_no_float,
+                           parse_constant=_no_constant, parse_int=_int)
+    except MalformedError:
+        raise
+    except (json.JSONDecodeError, RecursionError, ValueError) as e:
+        raise MalformedError(f"not JSON: {e}") from None
+    _check(value)
+    return value
+
+
+def parse_canonical(data: bytes) -> Any:
+    """Parse bytes that must be the RFC 8785 form of their own value."""
+    value = parse_json(data)
+    if canonical_bytes(value) != bytes(data):
+        raise MalformedError("bytes are not in canonical (RFC 8785) form")
+    return value
+
+
+def format_time(t: dt.datetime) -> str:
+    if t.tzinfo is None:
+        raise MalformedError("naive datetime")
+    return t.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_time(value: Any, field: str) -> dt.datetime:
+    if not isinstance(value, str) or not _TIME_RE.match(value):
+        raise MalformedError(f"{field} must be an RFC 3339 UTC time like 2026-01-02T03:04:05Z", field=field)
+    try:
+        return dt.datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
+    except ValueError:
+        raise MalformedError(f"{field} is not a real time", field=field) from None

@@ -1,0 +1,48 @@
+"""Identifiers carried by the protocol: province codes and teacher numbers (一人一号).
+
+* A province code is two digits from the fixed list of the 32 provincial-level units (66 = 新疆生产建设兵团).
+  It is checked against that allow-list before it is used anywhere, including file names, so a code like
+  ``../x`` can never become a path.
+* A teacher number is assigned once by the province where the teacher is first registered and kept for
+  life, across provinces: ``PP`` (province) + 10-digit sequence + ISO 7064 MOD 11-2 check character
+  (0–9 or X) over the first 12 digits, 13 characters in all (e.g. ``4400000000018``). Unique without
+  asking the national node, because the prefix is the assigning province's.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from stdnum.iso7064 import mod_11_2
+
+from sync_protocol.errors import MalformedError
+
+PROVINCE_CODES: frozenset[str] = frozenset({
+    "11", "12", "13", "14", "15", "21", "22", "23", "31", "32", "33", "34", "35", "36", "37",
+    "41", "42", "43", "44", "45", "46", "50", "51", "52", "53", "54", "61", "62", "63", "64", "65", "66",
+})
+_TEACHER_NUMBER = re.compile(r"^\d{12}[\dX]$")
+
+
+def check_province(value: Any, field: str = "province") -> str:
+    if not isinstance(value, str) or value not in PROVINCE_CODES:
+        raise MalformedError(f"{field} must be one of the 32 province codes", field=field, value=str(value)[:40])
+    return value
+
+
+def make_teacher_number(province: str, sequence: int) -> str:
+    check_province(province)
+    if not 1 <= sequence <= 9_999_999_999:
+        raise MalformedError("teacher number sequence out of range", sequence=sequence)
+    body = f"{province}{sequence:010d}"
+    return body + mod_11_2.calc_check_digit(body)
+
+
+def check_teacher_number(value: Any, field: str = "teacher_number") -> str:
+    if not isinstance(value, str) or not _TEACHER_NUMBER.match(value):
+        raise MalformedError(f"{field} must be 12 digits and a check character", field=field)
+    check_province(value[:2], field)
+    if mod_11_2.calc_check_digit(value[:12]) != value[12]:
+        raise MalformedError(f"{field} has a wrong check character", field=field, value=value)
+    return value

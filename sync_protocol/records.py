@@ -1,0 +1,115 @@
+"""Core records: what a province sends about one teacher, one version at a time.
+
+A core record (canonical JSON, one per line of a batch file)::
+
+    {"teacher_number": "4400000000018", "province": "44", "version": 17, "op": "upsert",
+     "fields": {"JBXX": {"XM": "李明", ...}, "XXJL": [{"HDXLM": "14", ...}], ...},
+     "withheld": ["JBDY.JBGZ", "JBXX.X_JXJYBH", ...],
+     "to_province": null}
+
+* ``version`` is the province's gapless outbox version (per province, not per teacher);
+* ``op``: ``upsert`` (the whole core view of the file), ``status_change`` (人员状态 changes such as
+  retirement; ``fields`` carries at least ``JBXX.RYZTM``) or ``transfer_out`` (the teacher left for
+  ``to_province``; ``fields`` may be empty);
+* ``fields`` maps record-group codes to one object (single-record groups) or a list of objects; values
+  are strings, integers, lists of strings or null — never floats;
+* ``withheld`` lists, sorted and unique, every ``GROUP.FIELD`` the province holds but did not send
+  (non-core catalogue fields and custom indicators), so an auditor can see what stayed home.
+
+The record hash is the RFC 6962 leaf hash of the record's canonical bytes.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from sync_protocol import merkle
+from sync_protocol._schema import exact_keys, integer, one_of
+from sync_protocol.canonical import canonical_bytes, parse_canonical
+from sync_protocol.errors import LimitExceededError, MalformedError
+from sync_protocol.identifiers import check_province, check_teacher_number
+
+OPS = frozenset({"upsert", "status_change", "transfer_out"})
+_CODE = re.compile(r"^[A-Z][A-Z0-9_]{0,39}$")
+_QUALIFIED = re.compile(r"^[A-Z][A-Z0-9_]{0,39}\.[A-Z][A-Z0-9_]{0,39}$")
+MAX_RECORD_BYTES = 256 * 1024
+
+
+@dataclass(frozen=True)
+class CoreRecord:
+    teacher_number: str
+    province: str
+    version: int
+    op: str
+    fields: dict[str, Any]
+    withheld: tuple[str, ...]
+    to_province: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"teacher_number": self.teacher_number, "province": self.province, "version": self.version,
+                "op": self.op, "fields": self.fields, "withheld": list(self.withheld),
+                "to_province": self.to_province}
+
+    def to_bytes(self) -> bytes:
+        return canonical_bytes(self.to_json())
+
+
+def _check_value(v: Any, where: str) -> None:
+    if v is None or isinstance(v, str) or (isinstance(v, int) and not isinstance(v, bool)):
+        return
+    if isinstance(v, list) and all(isinstance(x, str) for x in v):
+        return
+    raise MalformedError(f"{where}: values are strings, integers, lists of strings or null")
+
+
+def _check_fields(fields: Any) -> None:
+    if not isinstance(fields, dict):
+        raise MalformedError("record.fields must be an object")
+    for group, content in fields.items():
+        if not _CODE.match(group):
+            raise MalformedError("record.fields: group codes are upper-case identifiers", group=group[:40])
+        rows = content if isinstance(content, list) else [content]
+        if not all(isinstance(r, dict) for r in rows):
+            raise MalformedError(f"record.fields.{group} must be an object or a list of objects")
+        for row in rows:
+            for fcode, v in row.items():
+                if not _CODE.match(fcode):
+                    raise MalformedError(f"record.fields.{group}: field codes are upper-case identifiers")
+                _check_value(v, f"record.fields.{group}.{fcode}")
+
+
+def record_from_json(obj: Any) -> CoreRecord:
+    exact_keys(obj, {"teacher_number", "province", "version", "op", "fields", "withheld", "to_province"}, "record")
+    tn = check_teacher_number(obj["teacher_number"])
+    province = check_province(obj["province"], "record.province")
+    version = integer(obj, "version", "record", minimum=1)
+    op = one_of(obj, "op", "record", OPS)
+    _check_fields(obj["fields"])
+    withheld = obj["withheld"]
+    if not isinstance(withheld, list) or not all(isinstance(w, str) and _QUALIFIED.match(w) for w in withheld):
+        raise MalformedError("record.withheld must be a list of GROUP.FIELD codes")
+    if withheld != sorted(set(withheld)):
+        raise MalformedError("record.withheld must be sorted and without repeats")
+    to_province = obj["to_province"]
+    if op == "transfer_out":
+        check_province(to_province, "record.to_province")
+        if to_province == province:
+            raise MalformedError("record.to_province must differ from record.province")
+    elif to_province is not None:
+        raise MalformedError("record.to_province is only set for transfer_out")
+    if op == "status_change" and "RYZTM" not in (obj["fields"].get("JBXX") or {}):
+        raise MalformedError("a status_change record carries JBXX.RYZTM")
+    return CoreRecord(tn, province, version, op, obj["fields"], tuple(withheld), to_province)
+
+
+def parse_record(data: bytes, max_bytes: int = MAX_RECORD_BYTES) -> CoreRecord:
+    """Parse canonical record bytes (refuses non-canonical bytes, so the hash identifies the record)."""
+    if len(data) > max_bytes:
+        raise LimitExceededError(f"record larger than {max_bytes} bytes", size=len(data))
+    return record_from_json(parse_canonical(data))
+
+
+def record_hash(data: bytes) -> bytes:
+    return merkle.leaf_hash(data)
