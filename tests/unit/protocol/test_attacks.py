@@ -387,3 +387,24 @@ def test_envelope_base64_must_be_canonical():
     for bad in ("QR==", "QQ", "Q Q==", "QQ==\n"):  # same byte with dirty unused bits, no padding, whitespace
         with pytest.raises(E.MalformedError):
             b64decode(bad, "x")
+
+
+def test_a_receipt_exposes_a_rewritten_log():
+    # case 26: the province kept a receipt for leaf i; the national log later differs at i. The receipt's
+    # checkpoint and the new one cannot be proven consistent: the two signed checkpoints are the evidence.
+    from sync_protocol import merkle
+    from sync_protocol.log import leaf_hash_of, verify_checkpoint
+
+    f = SimFederation()
+    for _ in range(3):
+        f.submit("44", f.provinces["44"].next_batch(1).data)
+    receipt = f.receipts[("44", 2)]
+    kept = verify_checkpoint(receipt.checkpoint_note, origin=LOG_ORIGIN, keys=f.trust.log_keys)
+    rewritten = list(f.log.hashes)
+    rewritten[receipt.leaf_index] = leaf_hash_of({**receipt.leaf, "accepted_at": "2026-01-09T00:00:00Z"})
+    forged = Checkpoint(LOG_ORIGIN, len(rewritten), merkle.root(rewritten))
+    with pytest.raises(E.ProofError):
+        verify_checkpoint_consistency(kept, forged, merkle.consistency_proof(kept.size, rewritten))
+    with pytest.raises(E.ProofError):  # and the leaf the province holds is not in the forged tree
+        merkle.verify_inclusion(leaf_hash_of(receipt.leaf), receipt.leaf_index, forged.size,
+                                merkle.inclusion_proof(receipt.leaf_index, rewritten), forged.root)
