@@ -1,10 +1,17 @@
-"""Tables of the Provincial node (省级节点). Schema changes go through Alembic migrations in `migrations/`."""
+"""Tables of the provincial node (省级节点). Schema changes go through Alembic migrations in `migrations/`.
+
+The teacher file (电子档案) is stored as JSON documents on ``teacher``: ``data`` (effective, reviewed) and
+``draft`` (the working copy under review). Catalogue fields and the province's custom indicators live in
+the same documents, so adding an indicator needs no schema migration; every change is kept in
+``teacher_history``. Core-indicator changes of effective files go to ``outbox`` in the same transaction.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
-from sqlalchemy import String, Text
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from common.db import make_base, utcnow
@@ -20,3 +27,185 @@ class NodeSetting(Base):
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class Counter(Base):
+    """Gapless counters (outbox version, teacher number sequence). Incremented with UPDATE … RETURNING in
+    the caller's transaction: the row lock serialises writers and a rollback returns the number."""
+
+    __tablename__ = "counter"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    value: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Unit(Base):
+    """One node of the unit tree: province → city → county → school (→ department)."""
+
+    __tablename__ = "unit"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(40), unique=True)        # division code or 学校标识码
+    name: Mapped[str] = mapped_column(String(200))
+    level: Mapped[str] = mapped_column(String(16))                    # province|city|county|school|department
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("unit.id"))
+    path: Mapped[str] = mapped_column(String(400), index=True)        # "/1/5/23/": subtree = path prefix
+    division_code: Mapped[str | None] = mapped_column(String(6))
+    school_type: Mapped[str | None] = mapped_column(String(3))        # 办学类型
+    urban_rural_type: Mapped[str | None] = mapped_column(String(3))   # 城乡分类代码
+    sponsor_type: Mapped[str | None] = mapped_column(String(3))       # 举办者类型
+    supervisor_id: Mapped[int | None] = mapped_column(ForeignKey("unit.id"))  # a school's supervising bureau
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class ReviewChain(Base):
+    """Which bureau levels review files of a school stage after the school: "county" or "county,city"."""
+
+    __tablename__ = "review_chain"
+
+    stage: Mapped[str] = mapped_column(String(32), primary_key=True)
+    levels: Mapped[str] = mapped_column(String(64))
+
+
+class Account(Base):
+    __tablename__ = "account"
+    __table_args__ = (
+        # at most one system administrator per unit
+        Index("uq_account_one_sysadmin_per_unit", "unit_id", unique=True,
+              sqlite_where=text("role = 'sysadmin'"), postgresql_where=text("role = 'sysadmin'")),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    real_name: Mapped[str] = mapped_column(String(50))
+    id_number: Mapped[str | None] = mapped_column(String(30))
+    phone: Mapped[str | None] = mapped_column(String(20))
+    unit_id: Mapped[int] = mapped_column(ForeignKey("unit.id"), index=True)
+    role: Mapped[str] = mapped_column(String(16))                     # sysadmin|infoadmin|query|training|teacher
+    teacher_id: Mapped[int | None] = mapped_column(ForeignKey("teacher.id"))
+    password_hash: Mapped[str] = mapped_column(String(200))
+    must_change_password: Mapped[bool] = mapped_column(Boolean, default=True)
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[dt.datetime | None] = mapped_column()
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    password_changed_at: Mapped[dt.datetime | None] = mapped_column()
+
+
+class ApiToken(Base):
+    """A bearer token; only its SHA-256 is stored. Expiring and revocable."""
+
+    __tablename__ = "api_token"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("account.id"), index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column()
+    revoked_at: Mapped[dt.datetime | None] = mapped_column()
+
+
+class AuditEvent(Base):
+    """Who did what, when, to what, and why: account changes, review decisions, exports (有据可查)."""
+
+    __tablename__ = "audit_event"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("account.id"))
+    action: Mapped[str] = mapped_column(String(48), index=True)
+    target_type: Mapped[str] = mapped_column(String(32))
+    target_id: Mapped[str] = mapped_column(String(64))
+    unit_path: Mapped[str] = mapped_column(String(400), index=True)   # the unit concerned: scopes queries
+    reason: Mapped[str | None] = mapped_column(Text)
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class Teacher(Base):
+    """One teacher's electronic file (教师电子档案)."""
+
+    __tablename__ = "teacher"
+    __table_args__ = (UniqueConstraint("doc_type", "doc_number"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    teacher_number: Mapped[str] = mapped_column(String(13), unique=True)
+    unit_id: Mapped[int] = mapped_column(ForeignKey("unit.id"), index=True)
+    doc_type: Mapped[str] = mapped_column(String(1))
+    doc_number: Mapped[str] = mapped_column(String(30))
+    name: Mapped[str] = mapped_column(String(50))
+    status: Mapped[str] = mapped_column(String(24), index=True)       # see provincial_node.services.files
+    ever_effective: Mapped[bool] = mapped_column(Boolean, default=False)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)   # effective file
+    draft: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # working copy
+    file_version: Mapped[int] = mapped_column(Integer, default=0)
+    rejection_reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class TeacherHistory(Base):
+    __tablename__ = "teacher_history"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    teacher_id: Mapped[int] = mapped_column(ForeignKey("teacher.id"), index=True)
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("account.id"))
+    action: Mapped[str] = mapped_column(String(32))
+    status_from: Mapped[str | None] = mapped_column(String(24))
+    status_to: Mapped[str | None] = mapped_column(String(24))
+    reason: Mapped[str | None] = mapped_column(Text)
+    changes: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)  # [{group, index, field, old, new}]
+
+
+class ChangeRequest(Base):
+    """A change to effective information: requested by the school, approved by its supervising bureau."""
+
+    __tablename__ = "change_request"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    teacher_id: Mapped[int] = mapped_column(ForeignKey("teacher.id"), index=True)
+    requested_by: Mapped[int] = mapped_column(ForeignKey("account.id"))
+    requested_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    reason: Mapped[str] = mapped_column(Text)
+    changes: Mapped[list[dict[str, Any]]] = mapped_column(JSON)        # [{group, index, field, new}]
+    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    decided_by: Mapped[int | None] = mapped_column(ForeignKey("account.id"))
+    decided_at: Mapped[dt.datetime | None] = mapped_column()
+    decision_reason: Mapped[str | None] = mapped_column(Text)
+
+
+class CustomField(Base):
+    """A province's own indicator (地方拓展指标), defined at run time."""
+
+    __tablename__ = "custom_field"
+    __table_args__ = (UniqueConstraint("group_code", "code"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    group_code: Mapped[str] = mapped_column(String(16))
+    code: Mapped[str] = mapped_column(String(40))
+    label: Mapped[str] = mapped_column(String(100))
+    label_en: Mapped[str] = mapped_column(String(100), default="")
+    type: Mapped[str] = mapped_column(String(16))
+    code_table: Mapped[str | None] = mapped_column(String(40))         # a catalogue table, or None with codes
+    codes: Mapped[dict[str, str] | None] = mapped_column(JSON)         # the field's own code list
+    required: Mapped[bool] = mapped_column(Boolean, default=False)
+    filled_by: Mapped[str] = mapped_column(String(16))
+    stages: Mapped[list[str] | None] = mapped_column(JSON)
+    max_length: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    retired_at: Mapped[dt.datetime | None] = mapped_column()
+
+
+class OutboxEntry(Base):
+    """Change capture: one entry per core change of an effective file, version gapless per province."""
+
+    __tablename__ = "outbox"
+
+    version: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    teacher_id: Mapped[int] = mapped_column(ForeignKey("teacher.id"), index=True)
+    teacher_number: Mapped[str] = mapped_column(String(13))
+    op: Mapped[str] = mapped_column(String(16))
+    record: Mapped[dict[str, Any]] = mapped_column(JSON)               # the tmis-sync/1 core record
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    batch_seq: Mapped[int | None] = mapped_column(Integer, index=True)  # set when a sync round batches it

@@ -1,0 +1,321 @@
+"""Accounts (账号), passwords, lock-out and API tokens.
+
+Rules (暂行办法 art. 13, the teacher self-service guides, DESIGN.md §5):
+
+* Real-name accounts; roles in :data:`~provincial_node.services.access.ROLES`; at most one system
+  administrator per unit (a unique partial index enforces it).
+* Who manages whom: a unit's system administrator creates the accounts of its own unit and the
+  administrators (sysadmin/infoadmin) of the units directly below; a school's system administrator creates
+  its teachers' accounts. Unlock, password reset, disable and restore are done by the system administrator
+  of the account's own unit or of the unit above.
+* Passwords: at least 8 characters with 3 of the 4 classes (upper, lower, digit, symbol); hashed with
+  Argon2id (argon2-cffi); new accounts and resets must change the password at first login.
+* Lock-out: 5 consecutive failures lock the account for 10 minutes.
+* Tokens: random 256-bit bearer tokens, stored as SHA-256, expiring (default 8 h) and revocable.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import re
+import secrets
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from common.db import utcnow
+from common.errors import AuthError, ConflictError, ErrorCode, NotFoundError, PermissionDeniedError, ValidationError
+from common.identity import IdentityError, validate_identity
+from provincial_node.models import Account, ApiToken, Teacher, Unit
+from provincial_node.services import audit
+from provincial_node.services.access import ROLES, Actor
+
+MAX_FAILURES = 5
+LOCK_FOR = dt.timedelta(minutes=10)
+TOKEN_TTL = dt.timedelta(hours=8)
+_HASHER = PasswordHasher()  # argon2-cffi's RFC 9106 defaults (Argon2id, 64 MiB, 3 passes)
+
+
+def use_password_hasher(hasher: PasswordHasher) -> None:
+    """Replace the hasher (tests use cheaper parameters; existing hashes keep verifying: Argon2 hashes
+    carry their own parameters)."""
+    global _HASHER
+    _HASHER = hasher
+
+
+_USERNAME = re.compile(r"^[A-Za-z0-9_.@\-]{3,64}$")
+
+
+class AccountLockedError(AuthError):
+    code = ErrorCode.ACCOUNT_LOCKED
+    http_status = 423
+
+
+def _field_error(field: str, zh: str, en: str, value: object = None) -> ValidationError:
+    return ValidationError(
+        f"{field}: {en}",
+        errors=[{"group": "account", "field": field, "label": field, "reason_zh": zh, "reason_en": en, "value": value}],
+    )
+
+
+def check_password_strength(password: str) -> None:
+    classes = sum(bool(re.search(p, password)) for p in (r"[A-Z]", r"[a-z]", r"\d", r"[^A-Za-z0-9]"))
+    if len(password) < 8 or classes < 3:
+        raise _field_error(
+            "password",
+            "密码至少8位，且包含大写字母、小写字母、数字、符号中的至少3类",
+            "at least 8 characters with 3 of: upper case, lower case, digits, symbols",
+        )
+
+
+def hash_password(password: str) -> str:
+    return _HASHER.hash(password)
+
+
+def _can_manage(session: Session, actor: Actor, target_unit: Unit, target_role: str) -> bool:
+    if actor.role != "sysadmin":
+        return False
+    if target_unit.id == actor.unit_id:
+        return True
+    # administrators of the units directly below
+    return target_unit.parent_id == actor.unit_id and target_role in ("sysadmin", "infoadmin")
+
+
+def create_account(
+    session: Session,
+    actor: Actor | None,
+    *,
+    username: str,
+    real_name: str,
+    unit: Unit,
+    role: str,
+    password: str,
+    phone: str | None = None,
+    id_number: str | None = None,
+    teacher: Teacher | None = None,
+) -> Account:
+    """Create an account. ``actor`` None is the node's own bootstrap (``tmis province init``)."""
+    if role not in ROLES:
+        raise _field_error("role", "角色无效", f"role must be one of {', '.join(ROLES)}", role)
+    if not _USERNAME.match(username or ""):
+        raise _field_error(
+            "username", "用户名为3–64位字母、数字或 _ . @ -", "3–64 letters, digits or _ . @ -", username
+        )
+    if not (real_name or "").strip():
+        raise _field_error("real_name", "实名必填", "the real name is required", real_name)
+    if actor is not None and not _can_manage(session, actor, unit, role):
+        raise PermissionDeniedError(
+            "only the unit's system administrator, or the one of the unit above for "
+            "administrators, may create this account"
+        )
+    if role == "teacher" and teacher is None:
+        raise _field_error("teacher", "教师账号须关联教师档案", "a teacher account belongs to a teacher file")
+    check_password_strength(password)
+    if session.scalar(select(Account.id).where(Account.username == username)):
+        raise ConflictError(f"username {username} is taken", details={"username": username})
+    if role == "sysadmin" and session.scalar(
+        select(Account.id).where(Account.unit_id == unit.id, Account.role == "sysadmin")
+    ):
+        raise ConflictError("this unit already has a system administrator", details={"unit": unit.code})
+    account = Account(
+        username=username,
+        real_name=real_name.strip(),
+        unit_id=unit.id,
+        role=role,
+        password_hash=hash_password(password),
+        must_change_password=True,
+        phone=phone,
+        id_number=id_number,
+        teacher_id=teacher.id if teacher else None,
+    )
+    session.add(account)
+    session.flush()
+    audit.record(session, actor, "account.create", "account", account.id, unit.path, username=username, role=role)
+    return account
+
+
+def create_teacher_account(
+    session: Session,
+    actor: Actor,
+    teacher: Teacher,
+    *,
+    name: str,
+    gender: str,
+    birth_date: str,
+    id_number: str,
+    initial_password: str,
+) -> Account:
+    """The teacher's self-service account (教师自助), created by the school from name, gender, birth date
+    and ID number, which must match the file. The login name is the ID number."""
+    actor.require("sysadmin")
+    school = session.get(Unit, teacher.unit_id)
+    if school.id != actor.unit_id:
+        raise PermissionDeniedError("teacher accounts are created by the school's system administrator")
+    try:
+        info = validate_identity(teacher.doc_type, id_number)
+    except IdentityError as e:
+        raise _field_error("id_number", e.reason_zh, e.reason_en, id_number) from None
+    if info.number != teacher.doc_number or name.strip() != teacher.name:
+        raise _field_error("id_number", "姓名或证件号与档案不一致", "name or ID number differs from the file")
+    if info.birth_date and info.birth_date.isoformat() != birth_date:
+        raise _field_error("birth_date", "出生日期与证件号不一致", "birth date differs from the ID number", birth_date)
+    if info.gender and gender != info.gender:
+        raise _field_error("gender", "性别与证件号不一致", "gender differs from the ID number", gender)
+    return create_account(
+        session,
+        actor,
+        username=info.number,
+        real_name=name,
+        unit=school,
+        role="teacher",
+        password=initial_password,
+        id_number=info.number,
+        teacher=teacher,
+    )
+
+
+def _managed_account(session: Session, actor: Actor, account_id: int) -> Account:
+    account = session.get(Account, account_id)
+    if account is None:
+        raise NotFoundError(f"account {account_id} not found")
+    unit = session.get(Unit, account.unit_id)
+    if not actor.contains(unit):
+        raise NotFoundError(f"account {account_id} not found")
+    if actor.role != "sysadmin" or not (unit.id == actor.unit_id or unit.parent_id == actor.unit_id):
+        raise PermissionDeniedError(
+            "only the system administrator of the account's unit or of the unit above may do this"
+        )
+    if account.id == actor.account_id:
+        raise PermissionDeniedError("administrators cannot change their own account this way")
+    return account
+
+
+def set_account_state(
+    session: Session, actor: Actor, account_id: int, action: str, reason: str, new_password: str | None = None
+) -> Account:
+    """unlock | reset_password | disable | restore, by the sysadmin of the account's unit or the one above."""
+    if not (reason or "").strip():
+        raise _field_error("reason", "须说明原因", "a reason is required")
+    account = _managed_account(session, actor, account_id)
+    if action == "unlock":
+        account.failed_logins, account.locked_until = 0, None
+    elif action == "reset_password":
+        check_password_strength(new_password or "")
+        account.password_hash = hash_password(new_password or "")
+        account.must_change_password = True
+        account.failed_logins, account.locked_until = 0, None
+        revoke_all_tokens(session, account.id)
+    elif action == "disable":
+        account.disabled = True
+        revoke_all_tokens(session, account.id)
+    elif action == "restore":
+        account.disabled = False
+    else:
+        raise _field_error("action", "操作无效", "action must be unlock, reset_password, disable or restore", action)
+    audit.record(
+        session,
+        actor,
+        f"account.{action}",
+        "account",
+        account.id,
+        session.get(Unit, account.unit_id).path,
+        reason=reason,
+        username=account.username,
+    )
+    return account
+
+
+def login(
+    session: Session, username: str, password: str, *, now: dt.datetime | None = None, ttl: dt.timedelta = TOKEN_TTL
+) -> tuple[str, Account]:
+    """Check the password; return a new bearer token. Failures count towards the lock-out.
+
+    The failure counter is written even though the login fails: the caller must commit after an
+    AuthError raised here (the API does so for this endpoint).
+    """
+    now = now or utcnow()
+    account = session.scalar(select(Account).where(Account.username == username))
+    if account is None:
+        _HASHER.hash(password)  # same cost as a real check: no user enumeration by timing
+        raise AuthError("wrong username or password")
+    if account.disabled:
+        raise AuthError("account disabled")
+    if account.locked_until and account.locked_until > now:
+        raise AccountLockedError(
+            "account locked after repeated failed logins", details={"locked_until": account.locked_until.isoformat()}
+        )
+    try:
+        _HASHER.verify(account.password_hash, password)
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        account.failed_logins += 1
+        if account.failed_logins >= MAX_FAILURES:
+            account.locked_until = now + LOCK_FOR
+            account.failed_logins = 0
+            audit.record(
+                session,
+                None,
+                "account.locked",
+                "account",
+                account.id,
+                session.get(Unit, account.unit_id).path,
+                username=account.username,
+            )
+        raise AuthError("wrong username or password") from None
+    account.failed_logins, account.locked_until = 0, None
+    token = secrets.token_urlsafe(32)
+    session.add(
+        ApiToken(token_hash=hashlib.sha256(token.encode()).hexdigest(), account_id=account.id, expires_at=now + ttl)
+    )
+    return token, account
+
+
+def authenticate(session: Session, token: str, *, now: dt.datetime | None = None) -> Account:
+    now = now or utcnow()
+    row = session.scalar(select(ApiToken).where(ApiToken.token_hash == hashlib.sha256(token.encode()).hexdigest()))
+    if row is None or row.revoked_at is not None or row.expires_at <= now:
+        raise AuthError("token invalid, expired or revoked")
+    account = session.get(Account, row.account_id)
+    if account.disabled:
+        raise AuthError("account disabled")
+    return account
+
+
+def logout(session: Session, token: str) -> None:
+    session.execute(
+        update(ApiToken)
+        .where(ApiToken.token_hash == hashlib.sha256(token.encode()).hexdigest())
+        .values(revoked_at=utcnow())
+    )
+
+
+def revoke_all_tokens(session: Session, account_id: int) -> None:
+    session.execute(
+        update(ApiToken)
+        .where(ApiToken.account_id == account_id, ApiToken.revoked_at.is_(None))
+        .values(revoked_at=utcnow())
+    )
+
+
+def change_password(session: Session, account: Account, old: str, new: str) -> None:
+    try:
+        _HASHER.verify(account.password_hash, old)
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        raise AuthError("the current password is wrong") from None
+    if old == new:
+        raise _field_error("new_password", "新密码不能与旧密码相同", "the new password must differ from the old")
+    check_password_strength(new)
+    account.password_hash = hash_password(new)
+    account.must_change_password = False
+    account.password_changed_at = utcnow()
+    audit.record(
+        session,
+        None,
+        "account.password_changed",
+        "account",
+        account.id,
+        session.get(Unit, account.unit_id).path,
+        username=account.username,
+    )

@@ -1,0 +1,156 @@
+"""Custom indicators (地方拓展指标): fields a provincial administrator adds at run time.
+
+They are stored as rows (no schema migration), validate exactly like catalogue fields (same marshmallow
+builder), live inside the teacher file's JSON next to catalogue fields, are never core (never synced),
+and can be retired: a retired field is no longer required or offered for new entry, but old values stay
+readable and are kept when a file is saved again.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from common.catalogue import FIELD_TYPES, FILLERS, STAGES, Catalogue, Code, CodeTable, FieldDef
+from common.db import utcnow
+from common.errors import ConflictError, NotFoundError, ValidationError
+from provincial_node.models import CustomField
+from provincial_node.services import audit
+from provincial_node.services.access import Actor
+
+_CODE = re.compile(r"^X_[A-Z0-9_]{1,37}$")
+
+
+def _error(field: str, zh: str, en: str, value: Any) -> dict[str, Any]:
+    return {"group": "custom_field", "field": field, "label": field, "reason_zh": zh, "reason_en": en, "value": value}
+
+
+def define(session: Session, actor: Actor, catalogue: Catalogue, spec: dict[str, Any]) -> CustomField:
+    actor.require("sysadmin", "infoadmin")
+    actor.require_level("province")
+    errors = []
+    group, code = spec.get("group_code"), spec.get("code")
+    if group not in catalogue.groups:
+        errors.append(_error("group_code", "信息集不存在", "unknown record group", group))
+    if not isinstance(code, str) or not _CODE.match(code):
+        errors.append(
+            _error("code", "自定义字段代码须以 X_ 开头，大写字母数字下划线", "code must match X_[A-Z0-9_]+", code)
+        )
+    if not (spec.get("label") or "").strip():
+        errors.append(_error("label", "名称必填", "label is required", spec.get("label")))
+    ftype = spec.get("type")
+    if ftype not in FIELD_TYPES or ftype == "idno":
+        errors.append(_error("type", "字段类型无效", f"type must be one of {sorted(FIELD_TYPES - {'idno'})}", ftype))
+    codes = spec.get("codes")
+    table = spec.get("code_table")
+    if ftype in ("code", "codes"):
+        if bool(table) == bool(codes):
+            errors.append(
+                _error(
+                    "code_table",
+                    "代码字段须指定代码表或自带代码列表（二选一）",
+                    "a code field names a catalogue code table or carries its own codes (one of them)",
+                    table,
+                )
+            )
+        elif table and table not in catalogue.code_tables:
+            errors.append(_error("code_table", "代码表不存在", "unknown code table", table))
+        elif codes and (
+            not isinstance(codes, dict)
+            or not all(isinstance(k, str) and isinstance(v, str) and k and v for k, v in codes.items())
+        ):
+            errors.append(_error("codes", "代码列表应为 {代码: 名称}", "codes must be an object {code: label}", codes))
+    if spec.get("filled_by", "school") not in FILLERS - {"workflow"}:
+        errors.append(
+            _error(
+                "filled_by", "填报人只能是 teacher 或 school", "filled_by is teacher or school", spec.get("filled_by")
+            )
+        )
+    stages = spec.get("stages")
+    if stages is not None and (not isinstance(stages, list) or not set(stages) <= STAGES):
+        errors.append(_error("stages", "学段无效", f"stages must be a list of {sorted(STAGES)}", stages))
+    if errors:
+        raise ValidationError("the custom indicator is invalid", errors=errors)
+    if session.scalar(select(CustomField.id).where(CustomField.group_code == group, CustomField.code == code)):
+        raise ConflictError(f"custom indicator {group}.{code} already exists (retired ones keep their code)")
+    row = CustomField(
+        group_code=group,
+        code=code,
+        label=spec["label"].strip(),
+        label_en=spec.get("label_en", ""),
+        type=ftype,
+        code_table=table or None,
+        codes=codes or None,
+        required=bool(spec.get("required")),
+        filled_by=spec.get("filled_by", "school"),
+        stages=stages,
+        max_length=spec.get("max_length") or (200 if ftype == "text" else None),
+    )
+    session.add(row)
+    session.flush()
+    audit.record(session, actor, "custom_field.define", "custom_field", f"{group}.{code}", actor.unit_path)
+    return row
+
+
+def retire(session: Session, actor: Actor, field_id: int, reason: str) -> CustomField:
+    actor.require("sysadmin", "infoadmin")
+    actor.require_level("province")
+    row = session.get(CustomField, field_id)
+    if row is None:
+        raise NotFoundError(f"custom indicator {field_id} not found")
+    if row.retired_at is None:
+        row.retired_at = utcnow()
+        audit.record(
+            session,
+            actor,
+            "custom_field.retire",
+            "custom_field",
+            f"{row.group_code}.{row.code}",
+            actor.unit_path,
+            reason=reason,
+        )
+    return row
+
+
+def catalogue_for(session: Session, catalogue: Catalogue) -> Catalogue:
+    """The catalogue extended with every custom indicator (retired ones marked retired)."""
+    rows = list(session.scalars(select(CustomField).order_by(CustomField.id)))
+    if not rows:
+        return catalogue
+    fields, tables = [], []
+    for r in rows:
+        table_id = r.code_table
+        if r.codes:
+            table_id = f"{r.group_code}.{r.code}"
+            tables.append(
+                CodeTable(
+                    table_id,
+                    r.label,
+                    r.label_en,
+                    "custom indicator",
+                    False,
+                    {k: Code(k, v) for k, v in r.codes.items()},
+                )
+            )
+        fields.append(
+            FieldDef(
+                group=r.group_code,
+                code=r.code,
+                label=r.label,
+                label_en=r.label_en,
+                type=r.type,
+                code_table=table_id,
+                required=r.required and r.retired_at is None,
+                filled_by=r.filled_by,
+                core=False,
+                max_length=r.max_length,
+                custom=True,
+                retired=r.retired_at is not None,
+                stages=frozenset(r.stages) if r.stages else None,
+            )
+        )
+    version = f"{len(rows)}:{max(r.id for r in rows)}:{sum(1 for r in rows if r.retired_at)}"
+    return catalogue.with_custom_fields(fields, tables, version=version)

@@ -1,0 +1,83 @@
+"""The transactional outbox: what the next sync round sends to the national node.
+
+* Entries are appended **in the same transaction** as the change that causes them, so a change and its
+  outbox entry commit or roll back together.
+* ``version`` comes from a counter row incremented with ``UPDATE … RETURNING``: on PostgreSQL the row
+  lock serialises concurrent writers until they commit, on SQLite the database write lock does; a rolled
+  back transaction gives its number back. Versions are therefore gapless per province.
+* Only effective (reviewed) data enters: the record holds the core fields of the file's effective ``data``
+  and lists every filled non-core field (catalogue or custom) as withheld.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from common.catalogue import Catalogue
+from provincial_node.models import Counter, OutboxEntry, Teacher
+from sync_protocol.records import CoreRecord, record_from_json
+
+
+def next_value(session: Session, name: str) -> int:
+    value = session.execute(
+        update(Counter).where(Counter.name == name).values(value=Counter.value + 1).returning(Counter.value)
+    ).scalar_one()
+    return int(value)
+
+
+def _filled(v: Any) -> bool:
+    return v not in (None, "", [])
+
+
+def core_view(catalogue: Catalogue, data: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """(core fields of ``data`` by group, sorted list of filled non-core ``GROUP.FIELD`` codes)."""
+    core: dict[str, Any] = {}
+    withheld: set[str] = set()
+    for gcode, content in data.items():
+        group = catalogue.groups.get(gcode)
+        if group is None:
+            continue
+        core_codes = {f.code for f in group.fields if f.core}
+        rows = content if isinstance(content, list) else [content]
+        projected = []
+        for row in rows:
+            projected.append({k: v for k, v in row.items() if k in core_codes and _filled(v)})
+            withheld.update(f"{gcode}.{k}" for k, v in row.items() if k not in core_codes and _filled(v))
+        if group.multiple:
+            if any(projected):
+                core[gcode] = projected
+        elif projected and projected[0]:
+            core[gcode] = projected[0]
+    return core, sorted(withheld)
+
+
+def append(
+    session: Session,
+    catalogue: Catalogue,
+    teacher: Teacher,
+    province: str,
+    op: str = "upsert",
+    to_province: str | None = None,
+) -> OutboxEntry:
+    fields, withheld = core_view(catalogue, teacher.data)
+    if op == "transfer_out":
+        fields = {}
+    version = next_value(session, "outbox")
+    record = CoreRecord(teacher.teacher_number, province, version, op, fields, tuple(withheld), to_province)
+    record_from_json(record.to_json())  # never queue what the protocol would refuse
+    entry = OutboxEntry(
+        version=version, teacher_id=teacher.id, teacher_number=teacher.teacher_number, op=op, record=record.to_json()
+    )
+    session.add(entry)
+    return entry
+
+
+def pending(session: Session, limit: int = 1000) -> list[OutboxEntry]:
+    return list(
+        session.scalars(
+            select(OutboxEntry).where(OutboxEntry.batch_seq.is_(None)).order_by(OutboxEntry.version).limit(limit)
+        )
+    )

@@ -1,0 +1,168 @@
+"""Units and accounts on SQLite and PostgreSQL: import, scope, passwords, lock-out, tokens, audit."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from common.db import utcnow
+from common.errors import AuthError, ConflictError, NotFoundError, PermissionDeniedError, ValidationError
+from provincial_node.models import Unit
+from provincial_node.services import accounts, audit, units
+from provincial_node.services.access import Actor
+from tests.provincial.conftest import PASSWORD, UNITS_CSV
+
+
+def test_tree_paths_and_supervisors(province):
+    u = province.units
+    assert u["2144000001"].path.startswith(u["440106"].path)
+    assert u["440106"].path.startswith(u["440100"].path)
+    assert u["2144000001"].supervisor_id == u["440106"].id
+
+
+def test_reimport_changes_nothing(province):
+    assert units.import_units_csv(province.session, province.catalogue, UNITS_CSV) == {"created": 0, "unchanged": 7}
+
+
+def test_bad_rows_are_reported_and_nothing_is_written(province):
+    bad = (
+        "code,name,level,parent_code,division_code,school_type,urban_rural_type,sponsor_type,supervisor_code\n"
+        "440111,白云区教育局,county,440100,,,,,\n"  # good row
+        "2144000009,新学校,school,440111,,342,,,440111\n"  # 学校标识码 class 21 vs 办学类型 342
+        "9999,坏单位,county,440100,,,,,\n"  # not a division code
+        "440113,番禺区教育局,city,440000,,,,,\n"
+    )  # a county code given as a city
+    with pytest.raises(ValidationError) as exc:
+        units.import_units_csv(province.session, province.catalogue, bad)
+    rows = {(e["row"], e["column"]) for e in exc.value.errors}
+    assert (3, "code") in rows and (4, "division_code") in rows and (5, "division_code") in rows
+    assert province.session.query(Unit).filter(Unit.code == "440111").count() == 0
+
+
+def test_password_strength():
+    for weak in ("short1A", "alllowercase1", "NoDigitsHere"):
+        with pytest.raises(ValidationError):
+            accounts.check_password_strength(weak)
+    accounts.check_password_strength("Good-pass1")
+
+
+def test_one_system_administrator_per_unit(province):
+    with pytest.raises(ConflictError):
+        accounts.create_account(
+            province.session,
+            province.actor("tianhe_admin"),
+            username="second_admin",
+            real_name="二号",
+            unit=province.units["440106"],
+            role="sysadmin",
+            password=PASSWORD,
+        )
+
+
+def test_who_may_create_accounts(province):
+    s, u = province.session, province.units
+    accounts.create_account(
+        s,
+        province.actor("tianhe_admin"),
+        username="school2_admin",
+        real_name="校管理员",
+        unit=u["2144000002"],
+        role="sysadmin",
+        password=PASSWORD,
+    )
+    with pytest.raises(PermissionDeniedError):  # not the school's query users: that is the school's own admin
+        accounts.create_account(
+            s,
+            province.actor("tianhe_admin"),
+            username="query_user",
+            real_name="查询",
+            unit=u["2144000002"],
+            role="query",
+            password=PASSWORD,
+        )
+    with pytest.raises(PermissionDeniedError):  # another county's units
+        accounts.create_account(
+            s,
+            province.actor("tianhe_admin"),
+            username="haizhu_x",
+            real_name="海珠",
+            unit=u["3444000003"],
+            role="infoadmin",
+            password=PASSWORD,
+        )
+
+
+def test_login_lockout_unlock_and_tokens(province):
+    s = province.session
+    token, acc = accounts.login(s, "school1_info", PASSWORD)
+    assert accounts.authenticate(s, token).id == acc.id
+    for _ in range(accounts.MAX_FAILURES):
+        with pytest.raises(AuthError):
+            accounts.login(s, "school1_info", "wrong-Pass1")
+    with pytest.raises(accounts.AccountLockedError):
+        accounts.login(s, "school1_info", PASSWORD)  # even the right password, while locked
+    # the school's own sysadmin (or the one above) unlocks, with a reason in the audit trail
+    accounts.set_account_state(s, province.actor("school1_admin"), acc.id, "unlock", "忘记密码后多次尝试")
+    accounts.login(s, "school1_info", PASSWORD)
+    later = utcnow() + accounts.LOCK_FOR + dt.timedelta(minutes=1)
+    accounts.set_account_state(s, province.actor("school1_admin"), acc.id, "disable", "离职")
+    with pytest.raises(AuthError):
+        accounts.authenticate(s, token)  # disabling revokes tokens
+    accounts.set_account_state(s, province.actor("school1_admin"), acc.id, "restore", "误操作")
+    token2, _ = accounts.login(s, "school1_info", PASSWORD, now=later)
+    with pytest.raises(AuthError):  # expired
+        accounts.authenticate(s, token2, now=later + accounts.TOKEN_TTL + dt.timedelta(seconds=1))
+    accounts.logout(s, token2)
+    with pytest.raises(AuthError):
+        accounts.authenticate(s, token2, now=later)
+    actions = [e.action for e in audit.query(s, province.actor("tianhe_admin"))]
+    assert {"account.locked", "account.unlock", "account.disable", "account.restore"} <= set(actions)
+
+
+def test_lockout_expires_by_itself(province):
+    s = province.session
+    for _ in range(accounts.MAX_FAILURES):
+        with pytest.raises(AuthError):
+            accounts.login(s, "school2_info", "wrong-Pass1")
+    accounts.login(s, "school2_info", PASSWORD, now=utcnow() + accounts.LOCK_FOR + dt.timedelta(seconds=5))
+
+
+def test_unlock_only_by_own_unit_or_the_unit_above(province):
+    s = province.session
+    target = province.actor("school3_info").account_id
+    with pytest.raises(NotFoundError):  # another county's admin cannot even see the account
+        accounts.set_account_state(s, province.actor("tianhe_admin"), target, "unlock", "x")
+    with pytest.raises(PermissionDeniedError):  # two levels up is not "the unit above"
+        accounts.set_account_state(s, province.actor("province_admin"), target, "unlock", "x")
+
+
+def test_password_change_clears_first_login_flag(province):
+    s = province.session
+    _t, acc = accounts.login(s, "school1_info", PASSWORD)
+    assert acc.must_change_password
+    with pytest.raises(ValidationError):
+        accounts.change_password(s, acc, PASSWORD, "weak")
+    accounts.change_password(s, acc, PASSWORD, "Another-Pass9")
+    assert not acc.must_change_password
+
+
+def test_audit_trail_is_scoped(province):
+    s = province.session
+    accounts.set_account_state(
+        s, province.actor("tianhe_admin"), province.actor("school1_admin").account_id, "unlock", "测试"
+    )
+    haizhu = Actor.of(
+        s,
+        accounts.create_account(
+            s,
+            province.actor("city_admin"),
+            username="haizhu_admin",
+            real_name="海珠管理员",
+            unit=province.units["440105"],
+            role="sysadmin",
+            password=PASSWORD,
+        ),
+    )
+    assert any(e.action == "account.unlock" for e in audit.query(s, province.actor("tianhe_admin")))
+    assert not any(e.action == "account.unlock" for e in audit.query(s, haizhu))
