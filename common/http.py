@@ -142,3 +142,43 @@ def create_base_app(import_name: str, *, node: str, config: Any, migrations_dir:
         return jsonify(body), (200 if current == head else 503)
 
     return app
+
+
+def make_api(app: Flask, title: str, version: str = "v1") -> Any:
+    """flask-smorest ``Api`` whose errors follow the tmis contract; the OpenAPI document is served at
+    ``/api/openapi.json`` (a stable URL; no UI is bundled — point any OpenAPI viewer at it)."""
+    import flask_smorest
+    import marshmallow as ma
+
+    class ErrorBody(ma.Schema):
+        code = ma.fields.String(metadata={"description": "stable error code (docs/errors.md)"})
+        error = ma.fields.String(metadata={"description": "HTTP reason phrase"})
+        message = ma.fields.String()
+        details = ma.fields.Dict()
+
+    class TmisApi(flask_smorest.Api):
+        ERROR_SCHEMA = ErrorBody
+
+        def handle_http_exception(self, error: HTTPException) -> Any:
+            status = error.code or 500
+            data = getattr(error, "data", None) or {}
+            details: dict[str, Any] = {}
+            messages = data.get("messages") or data.get("errors")
+            if messages:  # webargs: {"json": {"field": ["message", …]}}
+                entries = []
+                for location, fields in messages.items():
+                    for field, msgs in (fields.items() if isinstance(fields, dict) else [("", fields)]):
+                        for m in msgs if isinstance(msgs, list) else [msgs]:
+                            entries.append({"group": location, "field": field, "label": field,
+                                            "reason_zh": str(m), "reason_en": str(m), "value": None})
+                details["errors"] = entries
+            return json_error(_HTTP_CODES.get(status, ErrorCode.INTERNAL), status,
+                              data.get("message") or error.description or error.name, details)
+
+    app.config.update({
+        "API_TITLE": title, "API_VERSION": version, "OPENAPI_VERSION": "3.0.3",
+        "OPENAPI_URL_PREFIX": "/api", "OPENAPI_JSON_PATH": "openapi.json",
+    })
+    api = TmisApi(app, spec_kwargs={"components": {"securitySchemes": {
+        "bearer": {"type": "http", "scheme": "bearer"}}}, "security": [{"bearer": []}]})
+    return api

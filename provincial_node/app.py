@@ -7,8 +7,8 @@ from typing import Any
 from flask import Flask
 
 from common.config import ProvincialConfig
-from common.http import create_base_app
-from provincial_node import MIGRATIONS_DIR
+from common.http import create_base_app, make_api
+from provincial_node import MIGRATIONS_DIR, api
 
 
 def create_app(config: ProvincialConfig) -> Flask:
@@ -17,5 +17,7 @@ def create_app(config: ProvincialConfig) -> Flask:
     def health_extra() -> dict[str, Any]:
         return {"province_code": config.province_code}
 
-    return create_base_app(__name__, node="province", config=config, migrations_dir=MIGRATIONS_DIR,
-                           extra_health=health_extra)
+    app = create_base_app(__name__, node="province", config=config, migrations_dir=MIGRATIONS_DIR,
+                          extra_health=health_extra)
+    api.register(app, make_api(app, f"tmis provincial node {config.province_code}"))
+    return app

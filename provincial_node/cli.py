@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from common.cli import db_group, serve_wsgi
-from common.config import provincial_config_from_env
+from common.config import provincial_config_from_env, validate_province_code
 from provincial_node import MIGRATIONS_DIR
 
 
@@ -28,3 +28,82 @@ def serve(ctx: click.Context, threads: int) -> None:
     if not config.province_code:
         raise click.UsageError("TMIS_PROVINCE_CODE is required to serve a provincial node")
     serve_wsgi(create_app(config), config.bind_host, config.bind_port, threads)
+
+
+@province.command("init")
+@click.option("--province-code", required=True, help="2-digit code, e.g. 44 (66 = 新疆生产建设兵团)")
+@click.option("--admin-username", required=True, help="the province's first system administrator")
+@click.option("--admin-name", required=True, help="the administrator's real name (实名)")
+@click.option(
+    "--admin-password",
+    prompt=True,
+    hide_input=True,
+    confirmation_prompt=True,
+    help="initial password (must be changed at first login)",
+)
+@click.option("--unit-name", default=None, help="name of the province unit (default: <province>教育厅)")
+@click.pass_context
+def init(
+    ctx: click.Context,
+    province_code: str,
+    admin_username: str,
+    admin_name: str,
+    admin_password: str,
+    unit_name: str | None,
+) -> None:
+    """Create a provincial node: database (migrations), province unit, first system administrator and the
+    node's Ed25519 signing key (file mode 0600, path TMIS_SIGNING_KEY_PATH)."""
+    from common import migrations
+    from common.catalogue import load_catalogue
+    from common.db import create_db_engine, make_session_factory, redact_url, session_scope
+    from common.divisions import lookup
+    from common.errors import ConfigError
+    from common.keyfile import write_private_key
+    from provincial_node.models import NodeSetting
+    from provincial_node.services import accounts, audit, units
+    from sync_protocol.keys import Signer
+
+    validate_province_code("--province-code", province_code)
+    config = provincial_config_from_env(ctx.obj["env"], province_code=province_code)
+    catalogue = load_catalogue()
+    accounts.check_password_strength(admin_password)
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = create_db_engine(config.database)
+    migrations.upgrade(engine, MIGRATIONS_DIR)
+    factory = make_session_factory(engine)
+    with factory() as s:
+        if s.get(NodeSetting, "province_code") is not None:
+            raise ConfigError(
+                "this database already holds an initialised node",
+                details={
+                    "variable": "TMIS_DATABASE_URL",
+                    "value": redact_url(config.database.url),
+                    "reason": "initialised",
+                },
+            )
+    if config.signing_key_path.exists():
+        raise ConfigError(
+            f"key file {config.signing_key_path} already exists; refusing to overwrite it",
+            details={"variable": "TMIS_SIGNING_KEY_PATH", "value": str(config.signing_key_path), "reason": "exists"},
+        )
+    division = lookup(province_code + "0000")
+    name = unit_name or f"{division.name if division else province_code}教育厅"
+    signer = Signer.generate()
+    with session_scope(factory) as s:
+        unit = units.create_unit(s, catalogue, {"code": province_code + "0000", "name": name, "level": "province"})
+        accounts.create_account(
+            s, None, username=admin_username, real_name=admin_name, unit=unit, role="sysadmin", password=admin_password
+        )
+        for key, value in (
+            ("province_code", province_code),
+            ("signing_key_id", signer.keyid),
+            ("signing_key_path", str(config.signing_key_path)),
+            ("catalogue_version", catalogue.version),
+        ):
+            s.add(NodeSetting(key=key, value=value))
+        audit.record(s, None, "node.init", "node", province_code, unit.path, admin=admin_username, key_id=signer.keyid)
+        write_private_key(config.signing_key_path, signer.to_pem())  # last: a failure above rolls back cleanly
+    click.echo(f"initialised provincial node {province_code} ({name})")
+    click.echo(f"  database      {redact_url(config.database.url)}")
+    click.echo(f"  signing key   {config.signing_key_path} (0600), key id {signer.keyid}")
+    click.echo(f"  administrator {admin_username} — must change the password at first login")

@@ -1,0 +1,203 @@
+"""The provincial API through the real Flask app, on SQLite and PostgreSQL: contract, auth, scope."""
+
+from __future__ import annotations
+
+import pytest
+
+from common import migrations
+from common.config import provincial_config_from_env
+from common.db import make_session_factory, session_scope
+from provincial_node import MIGRATIONS_DIR
+from provincial_node.app import create_app
+from provincial_node.services import accounts, units
+from tests.factories import GOOD_RECORDS, resident_id
+from tests.provincial.conftest import PASSWORD, UNITS_CSV
+
+NEW_PASSWORD = "Changed-pass-2026"
+
+
+@pytest.fixture(scope="module")
+def app(database_url_factory, tmp_path_factory):
+    config = provincial_config_from_env(
+        {
+            "TMIS_DATABASE_URL": database_url_factory("api"),
+            "TMIS_DATA_DIR": str(tmp_path_factory.mktemp("api")),
+            "TMIS_PROVINCE_CODE": "44",
+        },
+        testing=True,
+    )
+    app = create_app(config)
+    engine = app.extensions["tmis_engine"]
+    migrations.upgrade(engine, MIGRATIONS_DIR)
+    from argon2 import PasswordHasher
+
+    accounts.use_password_hasher(PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
+    with session_scope(make_session_factory(engine)) as s:
+        units.import_units_csv(s, app.extensions["tmis_catalogue"], UNITS_CSV)
+        for name, code, role in (
+            ("p_admin", "440000", "sysadmin"),
+            ("th_info", "440106", "infoadmin"),
+            ("hz_info", "440105", "infoadmin"),
+            ("s1_info", "2144000001", "infoadmin"),
+            ("s1_admin", "2144000001", "sysadmin"),
+            ("s2_info", "2144000002", "infoadmin"),
+            ("s3_info", "3444000003", "infoadmin"),
+        ):
+            accounts.create_account(
+                s,
+                None,
+                username=name,
+                real_name=name,
+                unit=units.get_unit_by_code(s, code),
+                role=role,
+                password=PASSWORD,
+            )
+    yield app
+    engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def tokens(app):
+    client = app.test_client()
+    out = {}
+    for name in ("p_admin", "th_info", "hz_info", "s1_info", "s1_admin", "s2_info", "s3_info"):
+        t = client.post("/api/v1/auth/login", json={"username": name, "password": PASSWORD}).json["token"]
+        r = client.get("/api/v1/teachers", headers={"Authorization": f"Bearer {t}"})
+        assert r.status_code == 403 and r.json["details"]["reason"] == "password_change_required"
+        assert (
+            client.post(
+                "/api/v1/auth/password",
+                headers={"Authorization": f"Bearer {t}"},
+                json={"old_password": PASSWORD, "new_password": NEW_PASSWORD},
+            ).status_code
+            == 200
+        )
+        out[name] = t
+    return out
+
+
+def call(app, tokens, who, method, url, **kw):
+    headers = {"Authorization": f"Bearer {tokens[who]}"} if who else {}
+    return app.test_client().open(url, method=method, headers=headers, **kw)
+
+
+def unit_id(app, tokens, code):
+    return next(
+        u["id"] for u in call(app, tokens, "p_admin", "GET", "/api/v1/units").json["units"] if u["code"] == code
+    )
+
+
+def basic(seq):
+    wf = ("XRGWLBM", "XRGWDJM", "XRZYJSZWM", "RYZTM")
+    return {
+        **{k: v for k, v in GOOD_RECORDS["JBXX"].items() if k not in wf},
+        "SFZJH": resident_id("440106", "19880315", seq),
+        "XBM": "1" if int(seq[-1]) % 2 else "2",
+        "XM": f"教师{seq}",
+    }
+
+
+def new_file(app, tokens, seq, school="2144000001", who="s1_info"):
+    b = basic(seq)
+    r = call(
+        app,
+        tokens,
+        who,
+        "POST",
+        "/api/v1/teachers",
+        json={"school_id": unit_id(app, tokens, school), "basic": {k: b[k] for k in ("XM", "SFZJLXM", "SFZJH")}},
+    )
+    assert r.status_code == 201, r.json
+    tid = r.json["id"]
+    assert call(app, tokens, who, "PUT", f"/api/v1/teachers/{tid}/groups/JBXX", json=b).status_code == 200
+    return tid
+
+
+def test_openapi_document_is_served(app):
+    doc = app.test_client().get("/api/openapi.json").json
+    assert doc["info"]["title"].startswith("tmis provincial node")
+    assert "/api/v1/teachers/{teacher_id}/review" in doc["paths"]
+
+
+def test_errors_follow_the_contract(app, tokens):
+    r = call(app, tokens, None, "GET", "/api/v1/teachers")
+    assert r.status_code == 401 and set(r.json) == {"code", "error", "message", "details"}
+    r = call(app, tokens, "s1_info", "POST", "/api/v1/teachers", json={"school_id": "x", "basic": {}, "extra": 1})
+    assert r.status_code == 422 and r.json["code"] == "validation_failed"
+    assert {e["field"] for e in r.json["details"]["errors"]} == {"school_id", "extra"}
+
+
+def test_effective_file_through_the_api(app, tokens):
+    tid = new_file(app, tokens, "301")
+    assert call(app, tokens, "s1_info", "POST", f"/api/v1/teachers/{tid}/submit").json["status"] == "submitted"
+    r = call(app, tokens, "s1_info", "POST", f"/api/v1/teachers/{tid}/review", json={"decision": "approve"})
+    assert r.json["status"] == "school_approved"
+    r = call(app, tokens, "th_info", "POST", f"/api/v1/teachers/{tid}/review", json={"decision": "approve"})
+    assert r.json["status"] == "effective"
+    outbox = call(app, tokens, "p_admin", "GET", "/api/v1/outbox").json["entries"]
+    assert any(e["record"]["fields"]["JBXX"]["XM"] == "教师301" for e in outbox)
+    history = call(app, tokens, "th_info", "GET", f"/api/v1/teachers/{tid}/history").json["history"]
+    assert history[-1]["action"] == "effective"
+
+
+def test_scope_holds_through_every_endpoint(app, tokens):
+    tid = new_file(app, tokens, "303")
+    for who in ("hz_info", "s2_info", "s3_info"):
+        for method, url, body in (
+            ("GET", f"/api/v1/teachers/{tid}", None),
+            ("GET", f"/api/v1/teachers/{tid}/history", None),
+            ("PUT", f"/api/v1/teachers/{tid}/groups/LXFS", GOOD_RECORDS["LXFS"]),
+            ("POST", f"/api/v1/teachers/{tid}/submit", None),
+            ("POST", f"/api/v1/teachers/{tid}/review", {"decision": "approve"}),
+            (
+                "POST",
+                f"/api/v1/teachers/{tid}/change-requests",
+                {"changes": [{"group": "JBXX", "field": "XM", "new": "x"}], "reason": "x"},
+            ),
+        ):
+            r = call(app, tokens, who, method, url, json=body)
+            assert r.status_code == 404, (who, method, url, r.json)
+        listed = call(app, tokens, who, "GET", "/api/v1/teachers").json["teachers"]
+        assert tid not in [t["id"] for t in listed]
+
+
+def test_teacher_self_service_through_the_api(app, tokens):
+    tid = new_file(app, tokens, "305")
+    r = call(
+        app,
+        tokens,
+        "s1_admin",
+        "POST",
+        f"/api/v1/teachers/{tid}/account",
+        json={
+            "name": "教师305",
+            "gender": "1",
+            "birth_date": "1988-03-15",
+            "id_number": resident_id("440106", "19880315", "305"),
+            "initial_password": PASSWORD,
+        },
+    )
+    assert r.status_code == 201, r.json
+    client = app.test_client()
+    token = client.post(
+        "/api/v1/auth/login", json={"username": resident_id("440106", "19880315", "305"), "password": PASSWORD}
+    ).json["token"]
+    h = {"Authorization": f"Bearer {token}"}
+    client.post("/api/v1/auth/password", headers=h, json={"old_password": PASSWORD, "new_password": NEW_PASSWORD})
+    r = client.put(f"/api/v1/teachers/{tid}/groups/NDKH", headers=h, json=[GOOD_RECORDS["NDKH"]])
+    assert r.status_code == 403 and "KHJGM" in {e["field"] for e in r.json["details"]["errors"]}
+    assert client.put(f"/api/v1/teachers/{tid}/groups/LXFS", headers=h, json=GOOD_RECORDS["LXFS"]).status_code == 200
+    assert [t["id"] for t in client.get("/api/v1/teachers", headers=h).json["teachers"]] == [tid]
+
+
+def test_lockout_through_the_api(app, tokens):
+    client = app.test_client()
+    for _ in range(accounts.MAX_FAILURES):
+        assert (
+            client.post("/api/v1/auth/login", json={"username": "s2_info", "password": "Wrong-pass-1"}).status_code
+            == 401
+        )
+    r = client.post("/api/v1/auth/login", json={"username": "s2_info", "password": NEW_PASSWORD})
+    assert r.status_code == 423 and r.json["code"] == "account_locked"
+    events = call(app, tokens, "p_admin", "GET", "/api/v1/audit-events?action=account.locked").json["events"]
+    assert events and events[0]["target_type"] == "account"
