@@ -360,10 +360,10 @@ class UnitsImport(MethodView):
 class ReviewChains(MethodView):
     @units_bp.arguments(ReviewChainIn)
     def put(self, body: dict[str, Any], stage: str) -> Any:
-        """Set the review levels after the school for a school stage (province administrators)."""
+        """Set the review levels after the school for a school stage or a 办学类型 code (province administrators)."""
         actor().require("sysadmin", "infoadmin")
         actor().require_level("province")
-        units.set_review_chain(get_session(), stage, body["levels"])
+        units.set_review_chain(get_session(), catalogue(), stage, body["levels"])
         return {"stage": stage, "levels": body["levels"]}
 
 
@@ -634,7 +634,81 @@ class CatalogueView(MethodView):
         }
 
 
+class ImportArgs(ma.Schema):
+    class Meta:
+        unknown = ma.EXCLUDE
+
+    school_id = ma.fields.Integer(required=True)
+    format = ma.fields.String(load_default="xlsx", validate=ma.validate.OneOf(["xlsx", "csv"]))
+
+
+class ExportIn(Strict):
+    unit_id = ma.fields.Integer(required=True)
+    reason = ma.fields.String(required=True)
+    groups = ma.fields.List(ma.fields.String(), load_default=None)
+    format = ma.fields.String(load_default="xlsx", validate=ma.validate.OneOf(["xlsx", "csv"]))
+
+
+files_bp = Blueprint("import_export", __name__, url_prefix="/api/v1", description="Templates, import, export")
+MIME = {"xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", "csv": "text/csv; charset=utf-8"}
+
+
+@files_bp.route("/templates/<group>")
+class Template(MethodView):
+    def get(self, group: str) -> Any:
+        """Import template of a record group (?format=xlsx|csv)."""
+        from flask import Response
+
+        from provincial_node.services import importexport
+
+        fmt = request.args.get("format", "xlsx")
+        data = importexport.template(get_session(), catalogue(), group, fmt)
+        return Response(
+            data,
+            mimetype=MIME.get(fmt, "application/octet-stream"),
+            headers={"Content-Disposition": f'attachment; filename="{group.upper()}.{fmt}"'},
+        )
+
+
+@files_bp.route("/imports/<group>")
+class Import(MethodView):
+    @files_bp.arguments(ImportArgs, location="query")
+    def post(self, args: dict[str, Any], group: str) -> Any:
+        """Import the request body (an xlsx or csv file of one group) for a school; returns counts and row errors."""
+        from provincial_node.services import importexport
+
+        return importexport.import_file(
+            get_session(),
+            actor(),
+            catalogue(),
+            province_code(),
+            args["school_id"],
+            group,
+            request.get_data(),
+            args["format"],
+        )
+
+
+@files_bp.route("/exports")
+class Export(MethodView):
+    @files_bp.arguments(ExportIn)
+    def post(self, body: dict[str, Any]) -> Any:
+        """Export the effective files of a unit's subtree (audited, with the reason)."""
+        from flask import Response
+
+        from provincial_node.services import importexport
+
+        data = importexport.export_unit(
+            get_session(), actor(), catalogue(), body["unit_id"], body["reason"], body["format"], body["groups"]
+        )
+        return Response(
+            data,
+            mimetype=MIME[body["format"]],
+            headers={"Content-Disposition": f'attachment; filename="export.{body["format"]}"'},
+        )
+
+
 def register(app: Flask, api: Any) -> None:
     app.before_request(authenticate_request)
-    for bp in (auth_bp, units_bp, accounts_bp, teachers_bp, changes_bp, custom_bp, ops_bp):
+    for bp in (auth_bp, units_bp, accounts_bp, teachers_bp, changes_bp, custom_bp, ops_bp, files_bp):
         api.register_blueprint(bp)

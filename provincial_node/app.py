@@ -17,7 +17,8 @@ def create_app(config: ProvincialConfig) -> Flask:
     def health_extra() -> dict[str, Any]:
         return {"province_code": config.province_code}
 
-    app = create_base_app(__name__, node="province", config=config, migrations_dir=MIGRATIONS_DIR,
-                          extra_health=health_extra)
+    app = create_base_app(
+        __name__, node="province", config=config, migrations_dir=MIGRATIONS_DIR, extra_health=health_extra
+    )
     api.register(app, make_api(app, f"tmis provincial node {config.province_code}"))
     return app

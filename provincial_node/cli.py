@@ -67,6 +67,7 @@ def init(
     config = provincial_config_from_env(ctx.obj["env"], province_code=province_code)
     catalogue = load_catalogue()
     accounts.check_password_strength(admin_password)
+    accounts.check_username(admin_username)  # every input checked before anything is created
     config.data_dir.mkdir(parents=True, exist_ok=True)
     engine = create_db_engine(config.database)
     migrations.upgrade(engine, MIGRATIONS_DIR)
@@ -107,3 +108,126 @@ def init(
     click.echo(f"  database      {redact_url(config.database.url)}")
     click.echo(f"  signing key   {config.signing_key_path} (0600), key id {signer.keyid}")
     click.echo(f"  administrator {admin_username} — must change the password at first login")
+
+
+def _session_and_actor(ctx: click.Context, username: str):
+    """Open the node's database and act as ``username`` (whoever runs the CLI has database access; the
+    account still decides scope, and the audit trail names it)."""
+    from sqlalchemy import select
+
+    from common.db import create_db_engine, make_session_factory
+    from common.errors import AuthError
+    from provincial_node.models import Account
+    from provincial_node.services.access import Actor
+
+    config = provincial_config_from_env(ctx.obj["env"])
+    if not config.province_code:
+        raise click.UsageError("TMIS_PROVINCE_CODE is required")
+    factory = make_session_factory(create_db_engine(config.database))
+    session = factory()
+    account = session.scalar(select(Account).where(Account.username == username))
+    if account is None or account.disabled:
+        session.close()
+        raise AuthError(f"no active account {username!r}", details={"username": username})
+    return config, session, Actor.of(session, account)
+
+
+@province.command("template")
+@click.option("--group", "group_code", required=True, help="record group code, e.g. JBXX, GNPX")
+@click.option("--format", "fmt", type=click.Choice(["xlsx", "csv"]), default="xlsx", show_default=True)
+@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), required=True)
+@click.pass_context
+def template_cmd(ctx: click.Context, group_code: str, fmt: str, output: str) -> None:
+    """Write the import template of a record group (Chinese headers; xlsx includes the code lists)."""
+    from common.catalogue import load_catalogue
+    from common.db import create_db_engine, make_session_factory
+    from provincial_node.services import importexport
+
+    config = provincial_config_from_env(ctx.obj["env"])
+    with make_session_factory(create_db_engine(config.database))() as s:
+        data = importexport.template(s, load_catalogue(), group_code, fmt)
+    with open(output, "wb") as f:
+        f.write(data)
+    click.echo(f"wrote {output}")
+
+
+@province.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--group", "group_code", required=True, help="record group of the file, e.g. JBXX")
+@click.option("--school", "school_code", required=True, help="学校标识码 of the school the rows belong to")
+@click.option("--as", "username", required=True, help="the account the import is done as (audited)")
+@click.option("--report", type=click.Path(dir_okay=False, writable=True), help="write the row errors as CSV")
+@click.pass_context
+def import_cmd(
+    ctx: click.Context, file: str, group_code: str, school_code: str, username: str, report: str | None
+) -> None:
+    """Import an xlsx/csv file of one record group for a school: bad rows are reported, good rows kept."""
+    import csv
+
+    from tqdm import tqdm
+
+    from common.catalogue import load_catalogue
+    from provincial_node.services import importexport, units
+
+    fmt = "csv" if file.lower().endswith(".csv") else "xlsx"
+    config, session, actor = _session_and_actor(ctx, username)
+    with open(file, "rb") as f:
+        data = f.read()
+    try:
+        school = units.get_unit_by_code(session, school_code)
+        with tqdm(total=0, unit="row", desc=f"import {group_code}", disable=None) as bar:
+
+            def progress(done: int, total: int) -> None:
+                bar.total = total
+                bar.update(done - bar.n)
+
+            result = importexport.import_file(
+                session, actor, load_catalogue(), config.province_code, school.id, group_code, data, fmt, progress
+            )
+        session.commit()
+    finally:
+        session.close()
+    click.echo(
+        f"{result['rows']} rows: {result['created']} created, {result['updated']} updated, "
+        f"{result['unchanged']} unchanged, {result['failed']} failed"
+    )
+    for e in result["errors"][:20]:
+        click.echo(
+            f"  row {e['row']} column {e['column']}: {e['reason_zh']} / {e['reason_en']} (value {e['value']!r})",
+            err=True,
+        )
+    if report and result["errors"]:
+        with open(report, "w", newline="", encoding="utf-8-sig") as f:
+            w = csv.DictWriter(f, fieldnames=["row", "column", "value", "reason_zh", "reason_en"])
+            w.writeheader()
+            w.writerows(result["errors"])
+        click.echo(f"all {len(result['errors'])} errors written to {report}")
+    if result["failed"]:
+        ctx.exit(1)
+
+
+@province.command("export")
+@click.option("--unit", "unit_code", required=True, help="unit whose subtree is exported")
+@click.option("--as", "username", required=True, help="the account the export is done as (audited)")
+@click.option("--reason", required=True, help="why the data is exported (数据导出有据可查)")
+@click.option("--group", "groups", multiple=True, help="only these record groups (default: all)")
+@click.option("--format", "fmt", type=click.Choice(["xlsx", "csv"]), default="xlsx", show_default=True)
+@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), required=True)
+@click.pass_context
+def export_cmd(
+    ctx: click.Context, unit_code: str, username: str, reason: str, groups: tuple[str, ...], fmt: str, output: str
+) -> None:
+    """Export the effective files of a unit's subtree (recorded in the audit trail)."""
+    from common.catalogue import load_catalogue
+    from provincial_node.services import importexport, units
+
+    _config, session, actor = _session_and_actor(ctx, username)
+    try:
+        unit = units.get_unit_by_code(session, unit_code)
+        data = importexport.export_unit(session, actor, load_catalogue(), unit.id, reason, fmt, groups or None)
+        session.commit()
+    finally:
+        session.close()
+    with open(output, "wb") as f:
+        f.write(data)
+    click.echo(f"wrote {output}")

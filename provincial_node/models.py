@@ -45,15 +45,15 @@ class Unit(Base):
     __tablename__ = "unit"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    code: Mapped[str] = mapped_column(String(40), unique=True)        # division code or 学校标识码
+    code: Mapped[str] = mapped_column(String(40), unique=True)  # division code or 学校标识码
     name: Mapped[str] = mapped_column(String(200))
-    level: Mapped[str] = mapped_column(String(16))                    # province|city|county|school|department
+    level: Mapped[str] = mapped_column(String(16))  # province|city|county|school|department
     parent_id: Mapped[int | None] = mapped_column(ForeignKey("unit.id"))
-    path: Mapped[str] = mapped_column(String(400), index=True)        # "/1/5/23/": subtree = path prefix
+    path: Mapped[str] = mapped_column(String(400), index=True)  # "/1/5/23/": subtree = path prefix
     division_code: Mapped[str | None] = mapped_column(String(6))
-    school_type: Mapped[str | None] = mapped_column(String(3))        # 办学类型
-    urban_rural_type: Mapped[str | None] = mapped_column(String(3))   # 城乡分类代码
-    sponsor_type: Mapped[str | None] = mapped_column(String(3))       # 举办者类型
+    school_type: Mapped[str | None] = mapped_column(String(3))  # 办学类型
+    urban_rural_type: Mapped[str | None] = mapped_column(String(3))  # 城乡分类代码
+    sponsor_type: Mapped[str | None] = mapped_column(String(3))  # 举办者类型
     supervisor_id: Mapped[int | None] = mapped_column(ForeignKey("unit.id"))  # a school's supervising bureau
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
@@ -72,8 +72,13 @@ class Account(Base):
     __tablename__ = "account"
     __table_args__ = (
         # at most one system administrator per unit
-        Index("uq_account_one_sysadmin_per_unit", "unit_id", unique=True,
-              sqlite_where=text("role = 'sysadmin'"), postgresql_where=text("role = 'sysadmin'")),
+        Index(
+            "uq_account_one_sysadmin_per_unit",
+            "unit_id",
+            unique=True,
+            sqlite_where=text("role = 'sysadmin'"),
+            postgresql_where=text("role = 'sysadmin'"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -82,7 +87,7 @@ class Account(Base):
     id_number: Mapped[str | None] = mapped_column(String(30))
     phone: Mapped[str | None] = mapped_column(String(20))
     unit_id: Mapped[int] = mapped_column(ForeignKey("unit.id"), index=True)
-    role: Mapped[str] = mapped_column(String(16))                     # sysadmin|infoadmin|query|training|teacher
+    role: Mapped[str] = mapped_column(String(16))  # sysadmin|infoadmin|query|training|teacher
     teacher_id: Mapped[int | None] = mapped_column(ForeignKey("teacher.id"))
     password_hash: Mapped[str] = mapped_column(String(200))
     must_change_password: Mapped[bool] = mapped_column(Boolean, default=True)
@@ -117,7 +122,7 @@ class AuditEvent(Base):
     action: Mapped[str] = mapped_column(String(48), index=True)
     target_type: Mapped[str] = mapped_column(String(32))
     target_id: Mapped[str] = mapped_column(String(64))
-    unit_path: Mapped[str] = mapped_column(String(400), index=True)   # the unit concerned: scopes queries
+    unit_path: Mapped[str] = mapped_column(String(400), index=True)  # the unit concerned: scopes queries
     reason: Mapped[str | None] = mapped_column(Text)
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
@@ -134,9 +139,9 @@ class Teacher(Base):
     doc_type: Mapped[str] = mapped_column(String(1))
     doc_number: Mapped[str] = mapped_column(String(30))
     name: Mapped[str] = mapped_column(String(50))
-    status: Mapped[str] = mapped_column(String(24), index=True)       # see provincial_node.services.files
+    status: Mapped[str] = mapped_column(String(24), index=True)  # see provincial_node.services.files
     ever_effective: Mapped[bool] = mapped_column(Boolean, default=False)
-    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)   # effective file
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # effective file
     draft: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # working copy
     file_version: Mapped[int] = mapped_column(Integer, default=0)
     rejection_reason: Mapped[str | None] = mapped_column(Text)
@@ -168,7 +173,7 @@ class ChangeRequest(Base):
     requested_by: Mapped[int] = mapped_column(ForeignKey("account.id"))
     requested_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     reason: Mapped[str] = mapped_column(Text)
-    changes: Mapped[list[dict[str, Any]]] = mapped_column(JSON)        # [{group, index, field, new}]
+    changes: Mapped[list[dict[str, Any]]] = mapped_column(JSON)  # [{group, index, field, new}]
     status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
     decided_by: Mapped[int | None] = mapped_column(ForeignKey("account.id"))
     decided_at: Mapped[dt.datetime | None] = mapped_column()
@@ -187,8 +192,8 @@ class CustomField(Base):
     label: Mapped[str] = mapped_column(String(100))
     label_en: Mapped[str] = mapped_column(String(100), default="")
     type: Mapped[str] = mapped_column(String(16))
-    code_table: Mapped[str | None] = mapped_column(String(40))         # a catalogue table, or None with codes
-    codes: Mapped[dict[str, str] | None] = mapped_column(JSON)         # the field's own code list
+    code_table: Mapped[str | None] = mapped_column(String(40))  # a catalogue table, or None with codes
+    codes: Mapped[dict[str, str] | None] = mapped_column(JSON)  # the field's own code list
     required: Mapped[bool] = mapped_column(Boolean, default=False)
     filled_by: Mapped[str] = mapped_column(String(16))
     stages: Mapped[list[str] | None] = mapped_column(JSON)
@@ -206,6 +211,6 @@ class OutboxEntry(Base):
     teacher_id: Mapped[int] = mapped_column(ForeignKey("teacher.id"), index=True)
     teacher_number: Mapped[str] = mapped_column(String(13))
     op: Mapped[str] = mapped_column(String(16))
-    record: Mapped[dict[str, Any]] = mapped_column(JSON)               # the tmis-sync/1 core record
+    record: Mapped[dict[str, Any]] = mapped_column(JSON)  # the tmis-sync/1 core record
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     batch_seq: Mapped[int | None] = mapped_column(Integer, index=True)  # set when a sync round batches it

@@ -29,8 +29,78 @@ def test_db_upgrade_current_and_check(tmp_path):
 
 
 def test_bad_config_is_reported_with_the_variable_and_exit_2(tmp_path):
-    proc = run_tmis("province", "db", "upgrade", check=False,
-                    env={"TMIS_DATA_DIR": str(tmp_path), "TMIS_DATABASE_URL": "oracle://x"})
+    proc = run_tmis(
+        "province",
+        "db",
+        "upgrade",
+        check=False,
+        env={"TMIS_DATA_DIR": str(tmp_path), "TMIS_DATABASE_URL": "oracle://x"},
+    )
     assert proc.returncode == 2
     assert "config_invalid" in proc.stderr and "TMIS_DATABASE_URL" in proc.stderr
     assert not list(tmp_path.iterdir())  # nothing half-written
+
+
+def test_province_init_import_export_cli(tmp_path):
+    env = {"TMIS_DATA_DIR": str(tmp_path / "p"), "TMIS_PROVINCE_CODE": "44"}
+    out = run_tmis(
+        "province",
+        "init",
+        "--province-code",
+        "44",
+        "--admin-username",
+        "gd_admin",
+        "--admin-name",
+        "管理员",
+        "--admin-password",
+        "Init-pass-2026",
+        env=env,
+    ).stdout
+    assert "initialised provincial node 44" in out
+    assert ((tmp_path / "p" / "node.key").stat().st_mode & 0o777) == 0o600
+    again = run_tmis(
+        "province",
+        "init",
+        "--province-code",
+        "44",
+        "--admin-username",
+        "gd_admin",
+        "--admin-name",
+        "x",
+        "--admin-password",
+        "Init-pass-2026",
+        env=env,
+        check=False,
+    )
+    assert again.returncode == 2 and "already holds an initialised node" in again.stderr
+    run_tmis("province", "template", "--group", "JBXX", "--format", "xlsx", "-o", str(tmp_path / "t.xlsx"), env=env)
+    assert (tmp_path / "t.xlsx").stat().st_size > 1000
+    bad = run_tmis(
+        "province",
+        "export",
+        "--unit",
+        "440000",
+        "--as",
+        "nobody",
+        "--reason",
+        "x",
+        "-o",
+        str(tmp_path / "e.xlsx"),
+        env=env,
+        check=False,
+    )
+    assert bad.returncode == 2 and "nobody" in bad.stderr
+    run_tmis(
+        "province",
+        "export",
+        "--unit",
+        "440000",
+        "--as",
+        "gd_admin",
+        "--reason",
+        "备份核对",
+        "-o",
+        str(tmp_path / "e.xlsx"),
+        env=env,
+    )
+    assert (tmp_path / "e.xlsx").stat().st_size > 1000

@@ -186,12 +186,16 @@ class Catalogue:
 
         Custom fields are never core, must not reuse a catalogue code, and may only name known code tables.
         """
+        fields = list(fields)
+        extra_tables = list(extra_tables)
         tables = dict(self.code_tables)
         for t in extra_tables:
             if t.id in tables:
                 raise CatalogueError(f"custom code table {t.id!r} clashes with a catalogue table",
                                      details={"code_table": t.id})
             tables[t.id] = t
+        if version is None:  # name the extension by its content: validators are cached by version
+            version = hashlib.sha256(repr((fields, extra_tables)).encode()).hexdigest()
         groups = {k: g for k, g in self.groups.items()}
         for f in fields:
             g = groups.get(f.group)

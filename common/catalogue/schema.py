@@ -501,8 +501,14 @@ def _field_errors(schema: Schema, data: Mapping[str, Any]) -> dict[str, Any]:
     return errors
 
 
+_VALIDATORS: dict[tuple[str, str | None, str, str | None], GroupValidator] = {}
+
+
 def build_validator(catalogue: Catalogue, group_code: str, *, school_type: str | None = None) -> GroupValidator:
     """The validator of ``group_code``; with ``school_type`` (办学类型), restricted to that school's stage.
+
+    Validators are cached per (catalogue version, custom-indicator version, group, stage): building the
+    marshmallow classes costs far more than validating a record, and imports validate thousands.
 
     Raises:
         common.errors.ValidationError: the group is not collected for that school type.
@@ -517,4 +523,10 @@ def build_validator(catalogue: Catalogue, group_code: str, *, school_type: str |
                 errors=[{"group": group.code, "group_label": group.label, "field": "", "label": "",
                          "reason_zh": "本学校类型不采集此信息集", "reason_en": "not collected for this school type",
                          "value": school_type}])
-    return GroupValidator(catalogue, group, stage)
+    key = (catalogue.version, catalogue.custom_version, group_code, stage)
+    validator = _VALIDATORS.get(key)
+    if validator is None:
+        if len(_VALIDATORS) > 512:
+            _VALIDATORS.clear()
+        validator = _VALIDATORS[key] = GroupValidator(catalogue, group, stage)
+    return validator

@@ -71,6 +71,13 @@ def check_password_strength(password: str) -> None:
         )
 
 
+def check_username(username: str) -> None:
+    if not _USERNAME.match(username or ""):
+        raise _field_error(
+            "username", "用户名为3–64位字母、数字或 _ . @ -", "3–64 letters, digits or _ . @ -", username
+        )
+
+
 def hash_password(password: str) -> str:
     return _HASHER.hash(password)
 
@@ -100,10 +107,7 @@ def create_account(
     """Create an account. ``actor`` None is the node's own bootstrap (``tmis province init``)."""
     if role not in ROLES:
         raise _field_error("role", "角色无效", f"role must be one of {', '.join(ROLES)}", role)
-    if not _USERNAME.match(username or ""):
-        raise _field_error(
-            "username", "用户名为3–64位字母、数字或 _ . @ -", "3–64 letters, digits or _ . @ -", username
-        )
+    check_username(username)
     if not (real_name or "").strip():
         raise _field_error("real_name", "实名必填", "the real name is required", real_name)
     if actor is not None and not _can_manage(session, actor, unit, role):

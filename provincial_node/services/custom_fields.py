@@ -8,6 +8,8 @@ readable and are kept when a file is saved again.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from typing import Any
 
@@ -152,5 +154,26 @@ def catalogue_for(session: Session, catalogue: Catalogue) -> Catalogue:
                 stages=frozenset(r.stages) if r.stages else None,
             )
         )
-    version = f"{len(rows)}:{max(r.id for r in rows)}:{sum(1 for r in rows if r.retired_at)}"
+    # the version names the definitions themselves (validators are cached by it)
+    version = hashlib.sha256(
+        json.dumps(
+            [
+                [
+                    f.group,
+                    f.code,
+                    f.label,
+                    f.type,
+                    f.code_table,
+                    f.required,
+                    f.filled_by,
+                    f.max_length,
+                    f.retired,
+                    sorted(f.stages or []),
+                ]
+                for f in fields
+            ]
+            + [[t.id, sorted((c.code, c.label) for c in t.codes.values())] for t in tables],
+            ensure_ascii=False,
+        ).encode()
+    ).hexdigest()
     return catalogue.with_custom_fields(fields, tables, version=version)

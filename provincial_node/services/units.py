@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from common.catalogue import Catalogue
+from common.catalogue import STAGES, Catalogue
 from common.divisions import DivisionCodeError, derive
 from common.errors import ConflictError, NotFoundError, ValidationError
 from common.orgcodes import OrgCodeError, parse_school_id
@@ -215,15 +215,22 @@ def get_unit_by_code(session: Session, code: str) -> Unit:
     return unit
 
 
-def set_review_chain(session: Session, stage: str, levels: str) -> None:
+def set_review_chain(session: Session, catalogue: Catalogue, key: str, levels: str) -> None:
+    """Configure the bureau levels after the school for a school stage (``primary_secondary`` …) or for one
+    办学类型 code (``342``); a code's setting wins over its stage's."""
+    if key not in STAGES and key not in catalogue.table("BXLX"):
+        raise ValidationError(
+            "the review chain is set for a school stage or a 办学类型 code",
+            errors=[_err("stage", "应为学段或办学类型代码", f"one of {sorted(STAGES)} or a 办学类型 code", key)],
+        )
     if levels not in CHAIN_OPTIONS:
         raise ValidationError(
             "review chain must be 'county' or 'county,city'",
             errors=[_err("levels", "审核链只能是 county 或 county,city", "county or county,city", levels)],
         )
-    row = session.get(ReviewChain, stage)
+    row = session.get(ReviewChain, key)
     if row is None:
-        session.add(ReviewChain(stage=stage, levels=levels))
+        session.add(ReviewChain(stage=key, levels=levels))
     else:
         row.levels = levels
 
@@ -231,7 +238,9 @@ def set_review_chain(session: Session, stage: str, levels: str) -> None:
 def review_levels(session: Session, catalogue: Catalogue, school: Unit) -> list[str]:
     """The bureau levels that review files of ``school`` after the school itself, in order."""
     stage = catalogue.stage_of(school.school_type) if school.school_type else "primary_secondary"
-    row = session.get(ReviewChain, stage)
+    row = (session.get(ReviewChain, school.school_type) if school.school_type else None) or session.get(
+        ReviewChain, stage
+    )
     levels = CHAIN_OPTIONS[row.levels] if row else ["county"]
     # a school supervised directly by a city or province bureau (东莞, 省直属) skips the missing levels
     supervisor = session.get(Unit, school.supervisor_id) if school.supervisor_id else None

@@ -201,3 +201,29 @@ def test_lockout_through_the_api(app, tokens):
     assert r.status_code == 423 and r.json["code"] == "account_locked"
     events = call(app, tokens, "p_admin", "GET", "/api/v1/audit-events?action=account.locked").json["events"]
     assert events and events[0]["target_type"] == "account"
+
+
+def test_template_import_and_export_through_the_api(app, tokens):
+    client = app.test_client()
+    h = {"Authorization": f"Bearer {tokens['s1_info']}"}
+    tpl = client.get("/api/v1/templates/LXFS?format=csv", headers=h)
+    assert tpl.status_code == 200 and tpl.data.decode("utf-8-sig").startswith("教师编号(JSBH),通讯地址(TXDZ)")
+    tid = new_file(app, tokens, "307")
+    number = call(app, tokens, "s1_info", "GET", f"/api/v1/teachers/{tid}").json["teacher_number"]
+    body = tpl.data + f"{number},广州市天河区,020-1234567,13800138000,a@b.cn,\n".encode() + b"4400000000999,x,,,,\n"
+    school = unit_id(app, tokens, "2144000001")
+    r = client.post(f"/api/v1/imports/LXFS?school_id={school}&format=csv", headers=h, data=body)
+    assert r.status_code == 200, r.json
+    assert (r.json["updated"], r.json["failed"]) == (1, 1)
+    assert r.json["errors"][0]["row"] == 3
+    r = call(
+        app,
+        tokens,
+        "th_info",
+        "POST",
+        "/api/v1/exports",
+        json={"unit_id": unit_id(app, tokens, "440106"), "reason": "核对", "groups": ["JBXX"], "format": "csv"},
+    )
+    assert r.status_code == 200 and r.data.decode("utf-8-sig").startswith("教师编号(JSBH)")
+    events = call(app, tokens, "p_admin", "GET", "/api/v1/audit-events?action=files.export").json["events"]
+    assert events[0]["reason"] == "核对"

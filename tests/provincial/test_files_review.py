@@ -109,12 +109,18 @@ def test_full_review_chain_to_effective_and_outbox(province):
 
 
 def test_city_review_when_the_province_configures_it(province):
-    units.set_review_chain(province.session, "primary_secondary", "county,city")
+    units.set_review_chain(province.session, province.catalogue, "primary_secondary", "county,city")
     t = _new_file(province)
     _to_effective(province, t)
     assert t.status == "county_approved"
     files.review(province.session, province.actor("city_info"), province.catalogue, P, t.id, "approve")
     assert t.status == "effective"
+    # a setting for one 办学类型 code wins over its stage's
+    units.set_review_chain(province.session, province.catalogue, "211", "county")
+    t2 = _to_effective(province, _new_file(province, seq="124"))
+    assert t2.status == "effective"
+    with pytest.raises(ValidationError):
+        units.set_review_chain(province.session, province.catalogue, "999", "county")
 
 
 def test_rejection_returns_the_file_with_its_reason(province):
