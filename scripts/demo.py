@@ -3,11 +3,13 @@
 Steps (each printed as it runs; ``--once`` exits non-zero at the first failure):
 
 1. load and check the indicator catalogue;
-2. create fresh data directories and apply each node's migrations (``tmis … db upgrade``);
-3. start ``tmis national serve`` and ``tmis province serve`` for 11 北京 and 44 广东 (waitress);
+2. create fresh data directories: the national node's migrations (``tmis national db upgrade``) and
+   ``tmis province init`` for 11 北京 and 44 广东 (province unit, first administrator, signing key);
+3. start ``tmis national serve`` and ``tmis province serve`` for both provinces (waitress);
 4. wait until every node's ``/health`` answers ``ok``;
-5. [not yet built] enrol the provinces, seed and review teachers, run a sync round, audit: these steps
-   arrive with the sync-protocol and national-node work, and the demo says so rather than pretending;
+5. [not yet built] enrol the provinces at the national node, seed and review teachers, run a sync round
+   and audit the exported bundle: these steps arrive with the national-node issue, and the demo says so
+   rather than pretending;
 6. print the URLs, then stop the nodes (``--once``) or wait for Ctrl-C.
 """
 
@@ -29,6 +31,7 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 TMIS = str(Path(sys.executable).parent / "tmis")
 PROVINCES = {"11": "北京市", "44": "广东省"}
+DEMO_PASSWORD = "Demo-pass-2026"  # noqa: S105 - demo only: the administrators must change it at first login
 
 
 def step(msg: str) -> None:
@@ -94,7 +97,7 @@ def main() -> int:
         step("1. indicator catalogue (指标体系)")
         print(run(["catalogue", "show"], dict(os.environ)))
 
-        step(f"2. fresh data directory {data}, migrations for every node")
+        step(f"2. fresh data directory {data}: national migrations, provincial nodes initialised")
         shutil.rmtree(data, ignore_errors=True)
         data.mkdir(parents=True)
         nodes: dict[str, dict[str, str]] = {
@@ -103,9 +106,12 @@ def main() -> int:
         for code in PROVINCES:
             nodes[f"province-{code}"] = {"TMIS_DATA_DIR": str(data / f"province-{code}"), "TMIS_PROVINCE_CODE": code,
                                          "TMIS_BIND": f"127.0.0.1:{free_port(8100 + int(code))}"}
-        for name, extra in nodes.items():
-            kind = "national" if name == "national" else "province"
-            print(f"   {name}: {run([kind, 'db', 'upgrade'], {**os.environ, **extra})}")
+        print(f"   national: {run(['national', 'db', 'upgrade'], {**os.environ, **nodes['national']})}")
+        for code in PROVINCES:
+            out = run(["province", "init", "--province-code", code, "--admin-username", f"admin{code}",
+                       "--admin-name", f"{PROVINCES[code]}管理员", "--admin-password", DEMO_PASSWORD],
+                      {**os.environ, **nodes[f"province-{code}"]})
+            print("   " + out.replace("\n", "\n   "))
 
         step("3. start the nodes (waitress, loopback only)")
         urls = {}
@@ -124,12 +130,16 @@ def main() -> int:
             print(f"   {name:<12} {json.dumps(h, ensure_ascii=False)}")
 
         step("5. sync round: not built yet")
-        print("   Enrolment, synthetic teachers, review, the signed sync round and the audit of the exported\n"
-              "   bundle arrive with the sync_protocol and national-node issues. This demo stops here.")
+        print("   Enrolment at the national node, synthetic teachers, the signed sync round and the audit of the\n"
+              "   exported bundle arrive with the national-node issue (#5). This demo stops here. Meanwhile the\n"
+              "   protocol's auditor can be tried on the golden vectors: tmis audit bundle tests/vectors")
 
         step("6. the federation is up")
         for name, url in urls.items():
             print(f"   {name:<12} {url}/health")
+        for code in PROVINCES:
+            print(f"   province {code} API: {urls[f'province-{code}']}/api/v1 (OpenAPI: /api/openapi.json), "
+                  f"log in as admin{code} / {DEMO_PASSWORD}")
         if args.once:
             print("\nall steps succeeded; stopping the nodes (--once)")
             return 0
