@@ -92,6 +92,16 @@ def catalogue_table(table_id: str) -> None:
 
 # ------------------------------------------------------------------------------- helpers for node CLIs
 
+def open_engine(ctx: click.Context, database: Any) -> Any:
+    """An engine for this command, disposed when the command's context closes (no pooled connection is
+    left open behind a CLI command, which matters when commands run inside one process, e.g. in tests)."""
+    from common.db import create_db_engine
+
+    engine = create_db_engine(database)
+    ctx.call_on_close(engine.dispose)
+    return engine
+
+
 def db_group(migrations_dir: Path, load_config: Callable[[dict[str, str]], Any]) -> click.Group:
     """The ``db`` sub-group of a node: upgrade, current, check (drift between models and migrations)."""
 
@@ -100,11 +110,9 @@ def db_group(migrations_dir: Path, load_config: Callable[[dict[str, str]], Any])
         """Database schema (Alembic migrations)."""
 
     def _engine(ctx: click.Context) -> Any:
-        from common.db import create_db_engine
-
         config = load_config(ctx.obj["env"])
         config.data_dir.mkdir(parents=True, exist_ok=True)
-        return config, create_db_engine(config.database)
+        return config, open_engine(ctx, config.database)
 
     @db.command("upgrade")
     @click.option("--revision", default="head", show_default=True)

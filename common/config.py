@@ -18,6 +18,8 @@ TMIS_BIND                       ``host:port`` the WSGI server listens on        
 TMIS_NATIONAL_URL               base URL of the national node (provincial node)             —
 TMIS_SIGNING_KEY_PATH           node signing key (Ed25519 PEM, mode 0600)                   <data dir>/node.key
 TMIS_SYNC_SCHEDULE_MINUTES      sync round period; 0 disables the scheduler                 15
+TMIS_LOG_ORIGIN                 the national acceptance log's origin (national node)         tmis.moe.edu.cn/…
+TMIS_MAX_BATCH_BYTES            largest batch the national node accepts                      64 MiB
 TMIS_LOG_LEVEL                  Python logging level name                                   INFO
 TMIS_SQL_ECHO                   log SQL statements (``true``/``false``)                      false
 ==============================  ==========================================================  ================
@@ -138,6 +140,8 @@ class ProvincialConfig(NodeConfig):
 
 @dataclass(frozen=True)
 class NationalConfig(NodeConfig):
+    log_origin: str = "tmis.moe.edu.cn/acceptance-log/v1"
+    max_batch_bytes: int = 64 * 1024 * 1024
     extra: dict[str, str] = field(default_factory=dict)
 
 
@@ -180,6 +184,14 @@ def provincial_config_from_env(env: Mapping[str, str], **overrides: object) -> P
 
 
 def national_config_from_env(env: Mapping[str, str], **overrides: object) -> NationalConfig:
+    r = EnvReader(env)
     values = _common(env, "national", 8000)
+    origin = r.str("TMIS_LOG_ORIGIN", "tmis.moe.edu.cn/acceptance-log/v1") or ""
+    if not re.fullmatch(r"[\x21-\x7e]{1,200}", origin):
+        raise ConfigError("TMIS_LOG_ORIGIN must be 1–200 printable ASCII characters without spaces",
+                          details={"variable": "TMIS_LOG_ORIGIN", "value": origin, "reason": "not a log origin"})
+    values["log_origin"] = origin
+    values["max_batch_bytes"] = r.int("TMIS_MAX_BATCH_BYTES", 64 * 1024 * 1024, minimum=1024,
+                                      maximum=1024 * 1024 * 1024)
     values.update(overrides)
     return NationalConfig(**values)

@@ -26,3 +26,164 @@ def serve(ctx: click.Context, threads: int) -> None:
 
     config = national_config_from_env(ctx.obj["env"])
     serve_wsgi(create_app(config), config.bind_host, config.bind_port, threads)
+
+
+def _factory(ctx: click.Context):
+    from common.cli import open_engine
+    from common.db import make_session_factory
+
+    config = national_config_from_env(ctx.obj["env"])
+    return config, make_session_factory(open_engine(ctx, config.database))
+
+
+@national.command("init")
+@click.pass_context
+def init(ctx: click.Context) -> None:
+    """Create the national node: database, root keys (3, threshold 2), log key and message key (files
+    0600 under <data dir>/keys), trust version 1, and the acceptance log's first leaf."""
+    from common import migrations
+    from common.db import redact_url, session_scope
+    from common.errors import ConfigError
+    from national_node.models import NodeSetting
+    from national_node.services import ledger
+
+    config, factory = _factory(ctx)
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    migrations.upgrade(factory.kw["bind"], MIGRATIONS_DIR)
+    with factory() as s:
+        if s.get(NodeSetting, "log_origin") is not None:
+            raise ConfigError(
+                "this database already holds an initialised national node",
+                details={
+                    "variable": "TMIS_DATABASE_URL",
+                    "value": redact_url(config.database.url),
+                    "reason": "initialised",
+                },
+            )
+    keys_dir = config.data_dir / "keys"
+    if any(p.exists() for p in ledger.key_files(keys_dir).values()):
+        raise ConfigError(
+            f"key files already exist in {keys_dir}; refusing to overwrite them",
+            details={"variable": "TMIS_DATA_DIR", "value": str(keys_dir), "reason": "exists"},
+        )
+    keys = ledger.generate_keys(keys_dir)
+    with session_scope(factory) as s:
+        s.add(NodeSetting(key="log_origin", value=config.log_origin))
+        s.add(NodeSetting(key="log_head", value="0"))
+        s.flush()
+        trust = ledger.publish_trust(s, keys, config.log_origin, "national node initialised")
+    click.echo(f"initialised national node, log origin {config.log_origin}")
+    click.echo(f"  database   {redact_url(config.database.url)}")
+    click.echo(f"  keys       {keys_dir} (0600): root-1..3 (threshold 2), log, messages")
+    click.echo(f"  trust      version {trust.version}, root key ids " + ", ".join(k[:16] for k in trust.root.keys))
+
+
+@national.command("enrol-token")
+@click.option("--province", "code", required=True, help="2-digit province code")
+@click.pass_context
+def enrol_token(ctx: click.Context, code: str) -> None:
+    """Issue a one-time enrolment token for a province (valid 7 days); hand it over out of band."""
+    from common.db import session_scope
+    from national_node.services import registry
+
+    _config, factory = _factory(ctx)
+    with session_scope(factory) as s:
+        token = registry.issue_token(s, code)
+    click.echo(token)
+
+
+@national.command("provinces")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def provinces(ctx: click.Context, as_json: bool) -> None:
+    """Per province: enrolled, last sequence, last seen, lag, records, refused records, evidence."""
+    import json
+
+    from sqlalchemy import func, select
+
+    from common.db import utcnow
+    from national_node.models import Evidence, Province, RefusedRecord, TeacherCore
+
+    _config, factory = _factory(ctx)
+    now = utcnow()
+    with factory() as s:
+        counts = {
+            k: v
+            for k, v in s.execute(
+                select(TeacherCore.province_code, func.count()).group_by(TeacherCore.province_code)
+            ).all()
+        }
+        refused = {
+            k: v
+            for k, v in s.execute(
+                select(RefusedRecord.province_code, func.count()).group_by(RefusedRecord.province_code)
+            ).all()
+        }
+        evidence = {
+            k: v
+            for k, v in s.execute(select(Evidence.province_code, func.count()).group_by(Evidence.province_code)).all()
+        }
+        rows = [
+            {
+                "code": p.code,
+                "name": p.name,
+                "enrolled": p.enrolled_at is not None,
+                "last_seq": p.last_seq,
+                "last_version": p.last_version,
+                "last_seen": p.last_seen.isoformat() if p.last_seen else None,
+                "lag_seconds": int((now - p.last_seen).total_seconds()) if p.last_seen else None,
+                "teachers": counts.get(p.code, 0),
+                "refused": refused.get(p.code, 0),
+                "equivocations": evidence.get(p.code, 0),
+                "inbox": [p.inbox_acked, p.inbox_seq],
+            }
+            for p in s.scalars(select(Province).order_by(Province.code))
+        ]
+    if as_json:
+        click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+        return
+    click.echo(f"{'code':<5}{'name':<12}{'seq':>6}{'version':>9}{'teachers':>10}{'refused':>9}{'equiv':>7}  last seen")
+    for r in rows:
+        if r["enrolled"]:
+            click.echo(
+                f"{r['code']:<5}{r['name']:<12}{r['last_seq']:>6}{r['last_version']:>9}{r['teachers']:>10}"
+                f"{r['refused']:>9}{r['equivocations']:>7}  {r['last_seen'] or '-'}"
+            )
+    click.echo(f"{sum(1 for r in rows if r['enrolled'])} of {len(rows)} provinces enrolled")
+
+
+@national.command("export")
+@click.option("-o", "--output", required=True, type=click.Path(file_okay=False), help="bundle directory to create")
+@click.pass_context
+def export(ctx: click.Context, output: str) -> None:
+    """Export the audit bundle (trust, batches, receipts, log leaves, checkpoint) for `tmis audit bundle`."""
+    from pathlib import Path
+
+    from sqlalchemy import select
+
+    from national_node.models import Batch, LogLeaf, TrustVersion
+    from national_node.services import ledger
+
+    config, factory = _factory(ctx)
+    root = Path(output)
+    if root.exists() and any(root.iterdir()):
+        raise click.UsageError(f"{root} exists and is not empty")
+    keys = ledger.load_keys(config.data_dir / "keys")
+    with factory() as s:
+        for sub in ("trust", "batches", "receipts", "log"):
+            (root / sub).mkdir(parents=True, exist_ok=True)
+        for t in s.scalars(select(TrustVersion).order_by(TrustVersion.version)):
+            (root / "trust" / f"{t.version}.trust.json").write_bytes(t.envelope)
+        n = 0
+        for b in s.scalars(select(Batch).order_by(Batch.province_code, Batch.seq)):
+            (root / "batches" / b.province_code).mkdir(exist_ok=True)
+            (root / "receipts" / b.province_code).mkdir(exist_ok=True)
+            (root / "batches" / b.province_code / f"{b.seq:08d}.batch").write_bytes(b.data)
+            (root / "receipts" / b.province_code / f"{b.seq:08d}.receipt.json").write_bytes(b.receipt)
+            n += 1
+        leaves = list(s.scalars(select(LogLeaf.leaf).order_by(LogLeaf.index)))
+        (root / "log" / "leaves.jsonl").write_bytes(b"".join(x + b"\n" for x in leaves))
+        (root / "log" / "checkpoint").write_text(
+            ledger.checkpoint(s, keys, config.log_origin, len(leaves)), encoding="utf-8"
+        )
+    click.echo(f"exported {n} batches, {len(leaves)} log leaves to {root}; verify with: tmis audit bundle {root}")

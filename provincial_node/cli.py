@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from common.cli import db_group, serve_wsgi
+from common.cli import db_group, open_engine, serve_wsgi
 from common.config import provincial_config_from_env, validate_province_code
 from provincial_node import MIGRATIONS_DIR
 
@@ -55,7 +55,7 @@ def init(
     node's Ed25519 signing key (file mode 0600, path TMIS_SIGNING_KEY_PATH)."""
     from common import migrations
     from common.catalogue import load_catalogue
-    from common.db import create_db_engine, make_session_factory, redact_url, session_scope
+    from common.db import make_session_factory, redact_url, session_scope
     from common.divisions import lookup
     from common.errors import ConfigError
     from common.keyfile import write_private_key
@@ -69,7 +69,7 @@ def init(
     accounts.check_password_strength(admin_password)
     accounts.check_username(admin_username)  # every input checked before anything is created
     config.data_dir.mkdir(parents=True, exist_ok=True)
-    engine = create_db_engine(config.database)
+    engine = open_engine(ctx, config.database)
     migrations.upgrade(engine, MIGRATIONS_DIR)
     factory = make_session_factory(engine)
     with factory() as s:
@@ -115,7 +115,7 @@ def _session_and_actor(ctx: click.Context, username: str):
     account still decides scope, and the audit trail names it)."""
     from sqlalchemy import select
 
-    from common.db import create_db_engine, make_session_factory
+    from common.db import make_session_factory
     from common.errors import AuthError
     from provincial_node.models import Account
     from provincial_node.services.access import Actor
@@ -123,7 +123,7 @@ def _session_and_actor(ctx: click.Context, username: str):
     config = provincial_config_from_env(ctx.obj["env"])
     if not config.province_code:
         raise click.UsageError("TMIS_PROVINCE_CODE is required")
-    factory = make_session_factory(create_db_engine(config.database))
+    factory = make_session_factory(open_engine(ctx, config.database))
     session = factory()
     account = session.scalar(select(Account).where(Account.username == username))
     if account is None or account.disabled:
@@ -140,11 +140,11 @@ def _session_and_actor(ctx: click.Context, username: str):
 def template_cmd(ctx: click.Context, group_code: str, fmt: str, output: str) -> None:
     """Write the import template of a record group (Chinese headers; xlsx includes the code lists)."""
     from common.catalogue import load_catalogue
-    from common.db import create_db_engine, make_session_factory
+    from common.db import make_session_factory
     from provincial_node.services import importexport
 
     config = provincial_config_from_env(ctx.obj["env"])
-    with make_session_factory(create_db_engine(config.database))() as s:
+    with make_session_factory(open_engine(ctx, config.database))() as s:
         data = importexport.template(s, load_catalogue(), group_code, fmt)
     with open(output, "wb") as f:
         f.write(data)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from common.db import make_base, utcnow
@@ -214,3 +214,78 @@ class OutboxEntry(Base):
     record: Mapped[dict[str, Any]] = mapped_column(JSON)  # the tmis-sync/1 core record
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     batch_seq: Mapped[int | None] = mapped_column(Integer, index=True)  # set when a sync round batches it
+
+
+class TrustDoc(Base):
+    """Trust versions received from the national node (verified as a chain before they are stored)."""
+
+    __tablename__ = "trust_doc"
+
+    version: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    envelope: Mapped[bytes] = mapped_column(LargeBinary)
+    received_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class SyncBatch(Base):
+    """A batch built from the outbox: kept until the national node's receipt for it verified."""
+
+    __tablename__ = "sync_batch"
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    batch_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    version_from: Mapped[int] = mapped_column(Integer)
+    version_to: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    status: Mapped[str] = mapped_column(String(16), default="built", index=True)   # built | accepted
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    receipt: Mapped[bytes | None] = mapped_column(LargeBinary)
+    accepted_at: Mapped[dt.datetime | None] = mapped_column()
+
+
+class SyncRound(Base):
+    """One sync round: what it did, how long each phase took, what went wrong."""
+
+    __tablename__ = "sync_round"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    trigger: Mapped[str] = mapped_column(String(16))                 # schedule | cli | api
+    started_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[dt.datetime | None] = mapped_column()
+    status: Mapped[str] = mapped_column(String(16), default="running")  # running | ok | partial | failed
+    batches: Mapped[int] = mapped_column(Integer, default=0)
+    records: Mapped[int] = mapped_column(Integer, default=0)
+    bytes_sent: Mapped[int] = mapped_column(Integer, default=0)
+    messages: Mapped[int] = mapped_column(Integer, default=0)
+    timings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    errors: Mapped[list[Any]] = mapped_column(JSON, default=list)
+
+
+class InboxReceived(Base):
+    """Messages pulled from the national node, verified, in sequence; processed by business modules."""
+
+    __tablename__ = "inbox_received"
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    kind: Mapped[str] = mapped_column(String(32), index=True)
+    message_hash: Mapped[str] = mapped_column(String(64))
+    envelope: Mapped[bytes] = mapped_column(LargeBinary)
+    body: Mapped[dict[str, Any]] = mapped_column(JSON)
+    received_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    processed_at: Mapped[dt.datetime | None] = mapped_column()
+
+
+class ParkedRecord(Base):
+    """A record the national node refused: parked and reported, never blocking later batches."""
+
+    __tablename__ = "parked_record"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    batch_seq: Mapped[int] = mapped_column(Integer)
+    version: Mapped[int] = mapped_column(Integer)
+    teacher_number: Mapped[str] = mapped_column(String(13), index=True)
+    reason: Mapped[str] = mapped_column(String(64))
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    parked_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    resolved_at: Mapped[dt.datetime | None] = mapped_column()

@@ -1,0 +1,260 @@
+"""Intake of a province's batch (DESIGN §6.4): verify bytes first, then apply in one transaction.
+
+1. lock the province row (``SELECT … FOR UPDATE``): one province's batches apply strictly in order,
+   different provinces in parallel;
+2. :func:`sync_protocol.verifier.accept_batch` checks everything; nothing is stored unless it passes.
+   An identical resend returns the stored receipt; equivocation is stored as evidence (the caller commits
+   it even though the request fails) and logged for the operator;
+3. apply each record idempotently: a record not newer than the stored version is ignored; a record for a
+   teacher number owned by another province is refused and reported; the same identity document under
+   another province's teacher number raises a duplicate-identity notice to both provinces' inboxes;
+4. append the batch leaf, store the batch file content-addressed with the receipt, advance the state.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from common.db import utcnow
+from national_node.models import (
+    Batch,
+    DuplicateIdentity,
+    Evidence,
+    Province,
+    RefusedRecord,
+    TeacherCore,
+    TeacherCoreHistory,
+)
+from national_node.services import inbox, ledger
+from national_node.services.ledger import NodeKeys
+from sync_protocol.batch import Limits
+from sync_protocol.canonical import format_time
+from sync_protocol.errors import AlreadyAcceptedError, EquivocationError
+from sync_protocol.log import batch_leaf
+from sync_protocol.records import CoreRecord
+from sync_protocol.verifier import ProvinceState, accept_batch
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class IntakeResult:
+    receipt: bytes
+    refused: list[dict[str, Any]]
+    new: bool
+
+
+def identity_key(fields: dict[str, Any]) -> str | None:
+    basic = fields.get("JBXX") or {}
+    if not basic.get("SFZJLXM") or not basic.get("SFZJH"):
+        return None
+    return hashlib.sha256(f"{basic['SFZJLXM']}:{basic['SFZJH']}".encode()).hexdigest()
+
+
+def _refusals(session: Session, province: str, seq: int) -> list[dict[str, Any]]:
+    return [
+        {"version": r.version, "teacher_number": r.teacher_number, "reason": r.reason, "details": r.details}
+        for r in session.scalars(
+            select(RefusedRecord)
+            .where(RefusedRecord.province_code == province, RefusedRecord.seq == seq)
+            .order_by(RefusedRecord.id)
+        )
+    ]
+
+
+def intake(
+    session: Session,
+    keys: NodeKeys,
+    origin: str,
+    province: str,
+    data: bytes,
+    *,
+    now: dt.datetime | None = None,
+    limits: Limits | None = None,
+) -> IntakeResult:
+    now = now or utcnow()
+    row = session.execute(select(Province).where(Province.code == province).with_for_update()).scalar_one()
+    row.last_seen = now
+    trust = ledger.current_trust(session)
+    state = ProvinceState(province, row.last_seq, row.last_batch_hash, row.last_version)
+
+    def stored(seq: int) -> str | None:
+        return session.scalar(select(Batch.batch_hash).where(Batch.province_code == province, Batch.seq == seq))
+
+    try:
+        acc = accept_batch(
+            data,
+            province=province,
+            trust=trust,
+            state=state,
+            stored_batch_hash=stored,
+            now=now,
+            limits=limits or Limits(),
+        )
+    except AlreadyAcceptedError as e:
+        batch = session.get(Batch, e.details["batch_hash"])
+        return IntakeResult(batch.receipt, _refusals(session, province, batch.seq), False)
+    except EquivocationError as e:
+        session.add(
+            Evidence(
+                province_code=province,
+                seq=e.details["seq"],
+                accepted_batch_hash=e.details["accepted_batch_hash"],
+                offered_batch_hash=e.details["offered_batch_hash"],
+                offered_data=data,
+            )
+        )
+        logger.error("EQUIVOCATION by province %s at seq %s: evidence stored", province, e.details["seq"])
+        raise
+    header = acc.batch.header
+    refused = []
+    for record in acc.batch.records:
+        reason = _apply(session, keys, province, header.seq, acc.batch.batch_hash, record, now)
+        if reason:
+            refused.append(reason)
+    leaf = batch_leaf(
+        province=province,
+        seq=header.seq,
+        batch_hash=acc.batch.batch_hash,
+        accepted_at=now,
+        trust_version=acc.trust_version,
+    )
+    index = ledger.append_leaf(session, leaf)
+    receipt = ledger.receipt(session, keys, origin, index, leaf).to_bytes()
+    session.add(
+        Batch(
+            batch_hash=acc.batch.batch_hash,
+            province_code=province,
+            seq=header.seq,
+            leaf_index=index,
+            data=data,
+            receipt=receipt,
+            record_count=header.record_count,
+            accepted_at=now,
+            refused_count=len(refused),
+        )
+    )
+    row.last_seq, row.last_batch_hash, row.last_version = header.seq, acc.batch.batch_hash, header.version_to
+    session.flush()
+    return IntakeResult(receipt, refused, True)
+
+
+def _apply(
+    session: Session, keys: NodeKeys, province: str, seq: int, batch_hash: str, record: CoreRecord, now: dt.datetime
+) -> dict[str, Any] | None:
+    current = session.get(TeacherCore, record.teacher_number)
+    if current is not None and current.province_code != province:
+        details = {"owner": current.province_code}
+        session.add(
+            RefusedRecord(
+                province_code=province,
+                seq=seq,
+                version=record.version,
+                teacher_number=record.teacher_number,
+                reason="owned_by_other_province",
+                details=details,
+            )
+        )
+        return {
+            "version": record.version,
+            "teacher_number": record.teacher_number,
+            "reason": "owned_by_other_province",
+            "details": details,
+        }
+    if current is not None and current.version >= record.version:
+        return None  # older than what we hold: idempotent no-op
+    fields = (
+        record.fields
+        if record.op != "status_change" or current is None
+        else {**current.fields, "JBXX": {**current.fields.get("JBXX", {}), **record.fields.get("JBXX", {})}}
+    )
+    key = identity_key(fields) if record.op != "transfer_out" else (current.identity_key if current else None)
+    if current is None:
+        current = TeacherCore(
+            teacher_number=record.teacher_number,
+            province_code=province,
+            version=record.version,
+            op=record.op,
+            fields=fields,
+            withheld=list(record.withheld),
+            identity_key=key,
+            updated_at=now,
+        )
+        session.add(current)
+    else:
+        current.version, current.op, current.updated_at = record.version, record.op, now
+        if record.op != "transfer_out":
+            current.fields, current.withheld, current.identity_key = fields, list(record.withheld), key
+    session.add(
+        TeacherCoreHistory(
+            teacher_number=record.teacher_number,
+            province_code=province,
+            version=record.version,
+            batch_hash=batch_hash,
+            op=record.op,
+            fields=record.fields,
+        )
+    )
+    session.flush()
+    if key and record.op == "upsert":
+        _check_duplicate(session, keys, province, record.teacher_number, key, fields, now)
+    return None
+
+
+def _check_duplicate(
+    session: Session,
+    keys: NodeKeys,
+    province: str,
+    teacher_number: str,
+    key: str,
+    fields: dict[str, Any],
+    now: dt.datetime,
+) -> None:
+    others = session.scalars(
+        select(TeacherCore).where(
+            TeacherCore.identity_key == key,
+            TeacherCore.teacher_number != teacher_number,
+            TeacherCore.province_code != province,
+        )
+    )
+    for other in others:
+        a, b = sorted([(teacher_number, province), (other.teacher_number, other.province_code)])
+        exists = session.scalar(
+            select(DuplicateIdentity.id).where(
+                DuplicateIdentity.teacher_number_a == a[0], DuplicateIdentity.teacher_number_b == b[0]
+            )
+        )
+        if exists:
+            continue
+        session.add(
+            DuplicateIdentity(
+                identity_key=key,
+                teacher_number_a=a[0],
+                province_a=a[1],
+                teacher_number_b=b[0],
+                province_b=b[1],
+                detected_at=now,
+            )
+        )
+        basic = fields["JBXX"]
+        body = {
+            "identity": {"doc_type": basic["SFZJLXM"], "doc_number": basic["SFZJH"]},
+            "teacher_numbers": [{"teacher_number": a[0], "province": a[1]}, {"teacher_number": b[0], "province": b[1]}],
+            "detected_at": format_time(now),
+        }
+        for p in sorted({a[1], b[1]}):
+            inbox.route(session, keys, p, "duplicate_identity", body, now)
+
+
+def list_duplicates(session: Session, province: str | None = None) -> list[DuplicateIdentity]:
+    stmt = select(DuplicateIdentity).order_by(DuplicateIdentity.id)
+    if province:
+        stmt = stmt.where(or_(DuplicateIdentity.province_a == province, DuplicateIdentity.province_b == province))
+    return list(session.scalars(stmt))

@@ -1,0 +1,339 @@
+"""Sync rounds of a provincial node (DESIGN §6.7): build batches from the outbox, push them in order,
+verify the receipts, then pull and process the inbox.
+
+Resumable after a crash at any point, with nothing lost or applied twice:
+
+* building a batch marks its outbox entries and stores the batch file in one transaction; a crash before
+  the commit leaves the entries for the next round, a crash after leaves a built batch that will be sent;
+* pushing is idempotent: the national node answers an identical resend with the same receipt, so a batch
+  whose receipt was lost is simply sent again; a batch is marked accepted only after its receipt verified
+  (signed checkpoint of the trusted log key, inclusion of a leaf naming exactly this batch hash);
+* inbox messages are stored only after verification, strictly in sequence, then acknowledged; a message
+  pulled twice is recognised and skipped.
+
+Network errors and 5xx are retried with exponential backoff and jitter; a record the national node refuses
+is parked and reported (``parked_record``) and never blocks the following batches. Every round is recorded
+(start, end, status, batches, records, bytes, per-phase timings, errors).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from common.catalogue import Catalogue
+from common.db import utcnow
+from common.errors import ConflictError, TmisError, TransportError
+from common.transport import Transport
+from provincial_node.models import (
+    InboxReceived,
+    OutboxEntry,
+    ParkedRecord,
+    SyncBatch,
+    SyncRound,
+    TrustDoc,
+)
+from provincial_node.services import outbox
+from sync_protocol.batch import build_batch
+from sync_protocol.canonical import canonical_bytes
+from sync_protocol.dsse import encode_envelope, envelope_from_json
+from sync_protocol.errors import AlreadyAcceptedError, ProtocolError
+from sync_protocol.inbox import accept_inbox_message
+from sync_protocol.keys import Signer
+from sync_protocol.log import verify_receipt
+from sync_protocol.records import record_from_json
+from sync_protocol.request_auth import sign_request
+from sync_protocol.trust import TrustMetadata, verify_trust_chain
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SyncSettings:
+    province: str
+    batch_size: int = 1000
+    max_attempts: int = 5
+    backoff_base: float = 0.5
+    backoff_cap: float = 30.0
+    sleep: Callable[[float], None] = time.sleep
+
+
+class SyncError(TmisError):
+    http_status = 502
+
+
+def trust_chain(session: Session) -> list[TrustMetadata]:
+    docs = list(session.scalars(select(TrustDoc.envelope).order_by(TrustDoc.version)))
+    if not docs:
+        raise ConflictError("the node is not enrolled: run `tmis province enrol`")
+    return verify_trust_chain(docs)
+
+
+def store_trust(session: Session, documents: list[bytes]) -> TrustMetadata:
+    """Verify and store trust versions: the first enrolment pins version 1 (trust on first use: compare
+    the root key ids with the ministry's published ones); later ones must extend the stored chain."""
+    known = list(session.scalars(select(TrustDoc).order_by(TrustDoc.version)))
+    chain = verify_trust_chain([k.envelope for k in known] + documents) if known else verify_trust_chain(documents)
+    have = {k.version for k in known}
+    for t in chain:
+        if t.version not in have:
+            session.add(TrustDoc(version=t.version, envelope=t.envelope))
+    return chain[-1]
+
+
+class SyncClient:
+    def __init__(
+        self,
+        factory: sessionmaker[Session],
+        transport: Transport,
+        signer: Signer,
+        catalogue: Catalogue,
+        settings: SyncSettings,
+        schema_version: str | None = None,
+    ) -> None:
+        self.factory = factory
+        self.transport = transport
+        self.signer = signer
+        self.catalogue = catalogue
+        self.settings = settings
+        self.schema_version = schema_version or catalogue.version
+
+    # ------------------------------------------------------------------------------------------ transport
+    def _call(self, method: str, path: str, body: bytes = b"", signed: bool = True) -> dict[str, Any]:
+        attempt = 0
+        while True:
+            attempt += 1
+            headers = {"Content-Type": "application/json"}
+            if signed:
+                headers.update(sign_request(self.signer, self.settings.province, method, path, body))
+            try:
+                r = self.transport.request(method, path, body, headers)
+                payload = json.loads(r.body or b"{}")
+                if r.status >= 400:
+                    raise SyncError(
+                        payload.get("message", f"HTTP {r.status}"),
+                        details={"status": r.status, "code": payload.get("code"), "details": payload.get("details")},
+                    )
+                return payload
+            except TransportError as e:
+                if attempt >= self.settings.max_attempts or not e.details.get("retryable"):
+                    raise
+                delay = min(self.settings.backoff_cap, self.settings.backoff_base * 2 ** (attempt - 1))
+                delay *= random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not security
+                logger.warning("%s %s failed (%s); retry %d in %.1fs", method, path, e, attempt, delay)
+                self.settings.sleep(delay)
+
+    # ----------------------------------------------------------------------------------------------- enrol
+    def enrol(self, token: str) -> TrustMetadata:
+        import base64
+
+        body = json.dumps(
+            {
+                "province": self.settings.province,
+                "token": token,
+                "public_key": base64.b64encode(self.signer.public.raw).decode(),
+            }
+        ).encode()
+        payload = self._call("POST", "/api/v1/enrol", body, signed=False)
+        docs = [encode_envelope(envelope_from_json(d)) for d in payload["trust"]]
+        with self.factory.begin() as s:
+            trust = store_trust(s, docs)
+        if self.signer.keyid not in trust.province_keys(self.settings.province).keys:
+            raise SyncError("the national node did not list this node's key for the province")
+        return trust
+
+    def refresh_trust(self) -> TrustMetadata:
+        payload = self._call("GET", "/api/v1/trust", signed=False)
+        docs = [encode_envelope(envelope_from_json(d)) for d in payload["trust"]]
+        with self.factory.begin() as s:
+            return store_trust(s, docs)
+
+    # ----------------------------------------------------------------------------------------------- round
+    def run_round(self, trigger: str = "cli", progress: Callable[[str, int, int], None] | None = None) -> SyncRound:
+        with self.factory.begin() as s:
+            rnd = SyncRound(trigger=trigger)
+            s.add(rnd)
+            s.flush()
+            round_id = rnd.id
+        stats: dict[str, Any] = {
+            "batches": 0,
+            "records": 0,
+            "bytes_sent": 0,
+            "messages": 0,
+            "timings": {},
+            "errors": [],
+        }
+        status = "ok"
+        for phase, fn in (("build", self._build), ("push", self._push), ("pull", self._pull)):
+            started = time.monotonic()
+            try:
+                fn(stats, progress)
+            except (TmisError, ProtocolError) as e:
+                status = "failed" if phase != "pull" else "partial"
+                stats["errors"].append(
+                    {
+                        "phase": phase,
+                        "code": str(getattr(e, "code", "")),
+                        "message": str(e),
+                        "details": json.loads(json.dumps(getattr(e, "details", {}), default=str)),
+                    }
+                )
+                stats["timings"][phase] = round(time.monotonic() - started, 3)
+                if phase != "pull":
+                    break
+            stats["timings"][phase] = round(time.monotonic() - started, 3)
+        with self.factory.begin() as s:
+            rnd = s.get(SyncRound, round_id)
+            rnd.finished_at, rnd.status = utcnow(), status
+            for k in ("batches", "records", "bytes_sent", "messages", "timings", "errors"):
+                setattr(rnd, k, stats[k])
+        with self.factory() as s:
+            return s.get(SyncRound, round_id)
+
+    def _build(self, stats: dict[str, Any], progress: Callable[[str, int, int], None] | None) -> None:
+        while True:
+            with self.factory.begin() as s:
+                entries = outbox.pending(s, self.settings.batch_size)
+                if not entries:
+                    return
+                last = s.scalar(select(SyncBatch).order_by(SyncBatch.seq.desc()).limit(1))
+                seq = (last.seq if last else 0) + 1
+                records = [record_from_json(e.record) for e in entries]
+                built = build_batch(
+                    province=self.settings.province,
+                    seq=seq,
+                    prev_batch_hash=last.batch_hash if last else None,
+                    created_at=utcnow(),
+                    schema_version=self.schema_version,
+                    log_origin=self._trust(s).log_origin,
+                    records=records,
+                    signer=self.signer,
+                )
+                for e in entries:
+                    e.batch_seq = seq
+                s.add(
+                    SyncBatch(
+                        seq=seq,
+                        batch_hash=built.batch_hash,
+                        data=built.data,
+                        version_from=records[0].version,
+                        version_to=records[-1].version,
+                    )
+                )
+
+    def _trust(self, s: Session) -> TrustMetadata:
+        return trust_chain(s)[-1]
+
+    def _push(self, stats: dict[str, Any], progress: Callable[[str, int, int], None] | None) -> None:
+        with self.factory() as s:
+            todo = list(s.scalars(select(SyncBatch.seq).where(SyncBatch.status == "built").order_by(SyncBatch.seq)))
+        for i, seq in enumerate(todo, start=1):
+            with self.factory() as s:
+                batch = s.get(SyncBatch, seq)
+                data, batch_hash, count = batch.data, batch.batch_hash, batch.version_to - batch.version_from + 1
+            try:
+                payload = self._call("POST", f"/api/v1/provinces/{self.settings.province}/batches", data)
+            except (TmisError, ProtocolError) as e:
+                with self.factory.begin() as s:
+                    b = s.get(SyncBatch, seq)
+                    b.attempts += 1
+                    b.last_error = str(e)
+                raise
+            with self.factory.begin() as s:
+                trust = self._trust(s)
+                receipt = canonical_bytes(payload["receipt"])
+                r, _cp = verify_receipt(receipt, origin=trust.log_origin, log_keys=trust.log_keys)
+                if r.leaf.get("batch_hash") != batch_hash or r.leaf.get("seq") != seq:
+                    raise SyncError("the receipt is for another batch", details={"seq": seq})
+                b = s.get(SyncBatch, seq)
+                b.status, b.receipt, b.accepted_at, b.attempts = "accepted", receipt, utcnow(), b.attempts + 1
+                for refused in payload.get("refused", []):
+                    exists = s.scalar(
+                        select(ParkedRecord.id).where(
+                            ParkedRecord.batch_seq == seq, ParkedRecord.version == refused["version"]
+                        )
+                    )
+                    if not exists:
+                        s.add(
+                            ParkedRecord(
+                                batch_seq=seq,
+                                version=refused["version"],
+                                teacher_number=refused["teacher_number"],
+                                reason=refused["reason"],
+                                details=refused.get("details") or {},
+                            )
+                        )
+            stats["batches"] += 1
+            stats["records"] += count
+            stats["bytes_sent"] += len(data)
+            if progress:
+                progress("push", i, len(todo))
+
+    def _pull(self, stats: dict[str, Any], progress: Callable[[str, int, int], None] | None) -> None:
+        while True:
+            with self.factory() as s:
+                last = s.scalar(select(func.coalesce(func.max(InboxReceived.seq), 0)))
+            payload = self._call("GET", f"/api/v1/provinces/{self.settings.province}/inbox?after={last}")
+            messages = payload.get("messages", [])
+            if not messages:
+                return
+            for m in messages:
+                data = encode_envelope(envelope_from_json(m))
+                with self.factory.begin() as s:
+                    trust = self._trust(s)
+                    seen = s.scalar(select(func.coalesce(func.max(InboxReceived.seq), 0)))
+                    try:
+                        msg = accept_inbox_message(
+                            data,
+                            trust=trust,
+                            province=self.settings.province,
+                            last_seq=seen,
+                            stored_hash=lambda q: s.scalar(
+                                select(InboxReceived.message_hash).where(InboxReceived.seq == q)
+                            ),
+                        )
+                    except AlreadyAcceptedError:
+                        continue
+                    s.add(
+                        InboxReceived(
+                            seq=msg.seq, kind=msg.kind, message_hash=msg.message_hash, envelope=data, body=msg.body
+                        )
+                    )
+                    if msg.kind == "trust_update":
+                        store_trust(s, [encode_envelope(envelope_from_json(msg.body["envelope"]))])
+                stats["messages"] += 1
+            self._call(
+                "POST", f"/api/v1/provinces/{self.settings.province}/inbox/ack", json.dumps({"seq": msg.seq}).encode()
+            )
+
+
+def last_rounds(session: Session, limit: int = 20) -> list[SyncRound]:
+    return list(session.scalars(select(SyncRound).order_by(SyncRound.id.desc()).limit(limit)))
+
+
+def status(session: Session) -> dict[str, Any]:
+    pending = session.scalar(select(func.count()).select_from(OutboxEntry).where(OutboxEntry.batch_seq.is_(None)))
+    unsent = session.scalar(select(func.count()).select_from(SyncBatch).where(SyncBatch.status != "accepted"))
+    last = session.scalar(
+        select(SyncBatch).where(SyncBatch.status == "accepted").order_by(SyncBatch.seq.desc()).limit(1)
+    )
+    parked = session.scalar(select(func.count()).select_from(ParkedRecord).where(ParkedRecord.resolved_at.is_(None)))
+    trust = session.scalar(select(func.max(TrustDoc.version)))
+    return {
+        "outbox_pending": pending,
+        "batches_unsent": unsent,
+        "last_accepted_seq": last.seq if last else 0,
+        "parked_records": parked,
+        "trust_version": trust,
+        "inbox_received": session.scalar(select(func.count()).select_from(InboxReceived)),
+    }
+
+

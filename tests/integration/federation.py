@@ -1,0 +1,122 @@
+"""Helpers to stand up a federation for integration tests: nodes initialised through the real CLI, teachers
+made effective through the real services, a transport into the national app's test client."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from click.testing import CliRunner
+
+from common.catalogue import load_catalogue
+from common.cli import tmis
+from common.config import national_config_from_env, provincial_config_from_env
+from common.db import create_db_engine, make_session_factory, session_scope
+from common.errors import TransportError
+from common.keyfile import read_private_key
+from common.transport import Response
+from provincial_node.models import Unit
+from provincial_node.services import accounts, files, units
+from provincial_node.services.access import Actor
+from provincial_node.sync import SyncClient, SyncSettings
+from sync_protocol.keys import Signer
+from tests.factories import GOOD_RECORDS, resident_id
+
+PASSWORD = "Init-pass-2026"
+WORKFLOW = ("XRGWLBM", "XRGWDJM", "XRZYJSZWM", "RYZTM")
+
+
+def cli(env: dict[str, str], *args: str, input: str | None = None) -> str:
+    result = CliRunner().invoke(tmis, list(args), obj={"env": env}, input=input, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+class FlaskTransport:
+    """Calls the national app in process; can be told to fail like a network would."""
+
+    def __init__(self, app: Any) -> None:
+        self.client = app.test_client()
+        self.fail_next = 0
+
+    def request(self, method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None) -> Response:
+        if self.fail_next:
+            self.fail_next -= 1
+            raise TransportError("simulated network failure", details={"retryable": True})
+        r = self.client.open(path, method=method, data=body, headers=headers or {})
+        if r.status_code >= 500:
+            raise TransportError(f"HTTP {r.status_code}", details={"retryable": True})
+        return Response(r.status_code, r.data, r.content_type)
+
+
+@dataclass
+class ProvinceNode:
+    code: str
+    env: dict[str, str]
+    factory: Any
+    client: SyncClient
+    admin: Actor | None = None
+    actors: dict[str, Actor] = field(default_factory=dict)
+    school_id: int = 0
+
+
+def make_national(tmp: Path, url: str) -> tuple[Any, dict[str, str]]:
+    from national_node.app import create_app
+
+    env = {"TMIS_DATA_DIR": str(tmp / "national"), "TMIS_DATABASE_URL": url, "TMIS_LOG_ORIGIN": "test.tmis/log/v1"}
+    cli(env, "national", "init")
+    return create_app(national_config_from_env(env, testing=True)), env
+
+
+def make_province(tmp: Path, url: str, code: str, transport: Any, national_env: dict[str, str]) -> ProvinceNode:
+    env = {"TMIS_DATA_DIR": str(tmp / f"province-{code}"), "TMIS_DATABASE_URL": url, "TMIS_PROVINCE_CODE": code}
+    cli(env, "province", "init", "--province-code", code, "--admin-username", f"admin{code}", "--admin-name", "管理员",
+        "--admin-password", PASSWORD)
+    config = provincial_config_from_env(env)
+    factory = make_session_factory(create_db_engine(config.database))
+    signer = Signer.from_pem(read_private_key(config.signing_key_path))
+    client = SyncClient(factory, transport, signer, load_catalogue(),
+                        SyncSettings(code, batch_size=50, sleep=lambda s: None))
+    token = cli(national_env, "national", "enrol-token", "--province", code).strip()
+    client.enrol(token)
+    node = ProvinceNode(code, env, factory, client)
+    _seed_units(node)
+    return node
+
+
+def _seed_units(node: ProvinceNode) -> None:
+    cat = load_catalogue()
+    p = node.code
+    county = {"11": "110105", "44": "440106"}[p]
+    school = f"21{p}000001"
+    with session_scope(node.factory) as s:
+        rows = [f"{county},区教育局,county,{p}0000,,,,,", f"{school},实验小学,school,{county},,211,111,,{county}"]
+        if p == "44":
+            rows.insert(0, "440100,广州市教育局,city,440000,,,,,")
+            rows[1] = rows[1].replace(",440000,", ",440100,")
+        units.import_units_csv(s, cat, "code,name,level,parent_code,division_code,school_type,urban_rural_type,"
+                                       "sponsor_type,supervisor_code\n" + "\n".join(rows) + "\n")
+        for name, code, role in (("school_info", school, "infoadmin"), ("county_info", county, "infoadmin")):
+            acc = accounts.create_account(s, None, username=f"{name}{p}", real_name=name,
+                                          unit=units.get_unit_by_code(s, code), role=role, password=PASSWORD)
+            node.actors[name] = Actor.of(s, acc)
+        node.school_id = s.query(Unit).filter(Unit.code == school).one().id
+
+
+def effective_teacher(node: ProvinceNode, seq: str, region: str = "440106") -> str:
+    """Register, fill and review a teacher to effective; returns the teacher number."""
+    cat = load_catalogue()
+    rid = resident_id(region, "19880315", seq)
+    basic = {**{k: v for k, v in GOOD_RECORDS["JBXX"].items() if k not in WORKFLOW}, "SFZJH": rid,
+             "XBM": "1" if int(seq[-1]) % 2 else "2", "XM": f"教师{seq}"}
+    with session_scope(node.factory) as s:
+        school, county = node.actors["school_info"], node.actors["county_info"]
+        t = files.register_teacher(s, school, cat, node.code, node.school_id,
+                                   {k: basic[k] for k in ("XM", "SFZJLXM", "SFZJH")})
+        files.update_group(s, school, cat, t.id, "JBXX", basic)
+        files.update_group(s, school, cat, t.id, "JBDY", [GOOD_RECORDS["JBDY"]])
+        files.submit(s, school, cat, t.id)
+        files.review(s, school, cat, node.code, t.id, "approve")
+        files.review(s, county, cat, node.code, t.id, "approve")
+        return t.teacher_number

@@ -1,0 +1,98 @@
+"""A federation in one process: the national app behind a test-client transport, two provinces with their
+own databases (SQLite or PostgreSQL), everything initialised through the real CLI."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import func, select
+
+from common.db import make_session_factory
+from national_node.models import Batch, DuplicateIdentity, LogLeaf, Province, TeacherCore
+from provincial_node.models import InboxReceived, SyncBatch
+from tests.integration.federation import FlaskTransport, effective_teacher, make_national, make_province
+
+
+@pytest.fixture
+def federation(tmp_path, database_url_factory):
+    app, env = make_national(tmp_path, database_url_factory("nat"))
+    transport = FlaskTransport(app)
+    p44 = make_province(tmp_path, database_url_factory("p44"), "44", transport, env)
+    p11 = make_province(tmp_path, database_url_factory("p11"), "11", transport, env)
+    national = make_session_factory(app.extensions["tmis_engine"])
+    yield app, transport, p44, p11, national
+    app.extensions["tmis_engine"].dispose()
+    for node in (p44, p11):
+        node.factory.kw["bind"].dispose()
+
+
+def test_reviewed_teachers_reach_the_national_node_with_exactly_the_core_fields(federation):
+    app, transport, p44, p11, national = federation
+    numbers = [effective_teacher(p44, f"{n:03d}") for n in range(1, 4)]
+    rnd = p44.client.run_round()
+    assert rnd.status == "ok", rnd.errors
+    assert (rnd.batches, rnd.records) == (1, 3)
+    with national() as s:
+        rows = {t.teacher_number: t for t in s.scalars(select(TeacherCore))}
+        assert set(rows) == set(numbers)
+        core = rows[numbers[0]]
+        assert core.province_code == "44"
+        assert "JBDY" not in core.fields and "JBDY.JBGZ" in core.withheld     # wages stayed home
+        assert core.fields["JBXX"]["XM"] == "教师001"
+        assert s.get(Province, "44").last_seq == 1
+    again = p44.client.run_round()
+    assert (again.status, again.batches) == ("ok", 0)
+
+
+def test_resumes_after_a_lost_answer_without_duplicates(federation):
+    app, transport, p44, p11, national = federation
+    effective_teacher(p44, "010")
+    # the batch is built and sent, but every answer is "lost": the round fails, the batch stays "built"
+    transport.fail_next = 100
+    rnd = p44.client.run_round()
+    assert rnd.status == "failed"
+    transport.fail_next = 0
+    with p44.factory() as s:
+        assert s.scalar(select(SyncBatch.status)) == "built"
+    assert p44.client.run_round().status == "ok"
+    with national() as s:
+        assert s.scalar(select(func.count()).select_from(Batch)) == 1
+        assert s.scalar(select(func.count()).select_from(TeacherCore)) == 1
+
+
+def test_retries_transient_failures_within_a_round(federation):
+    app, transport, p44, p11, national = federation
+    effective_teacher(p44, "011")
+    transport.fail_next = 2          # two network errors, then success: backoff retries inside the round
+    assert p44.client.run_round().status == "ok"
+
+
+def test_duplicate_identity_across_provinces_notifies_both(federation):
+    app, transport, p44, p11, national = federation
+    effective_teacher(p44, "020")
+    effective_teacher(p11, "020")          # same resident ID number, registered again in Beijing
+    assert p44.client.run_round().status == "ok"
+    assert p11.client.run_round().status == "ok"
+    assert p44.client.run_round().status == "ok"   # pulls its notice
+    with national() as s:
+        assert s.scalar(select(func.count()).select_from(DuplicateIdentity)) == 1
+    for node in (p44, p11):
+        with node.factory() as s:
+            (msg,) = s.scalars(select(InboxReceived)).all()
+            assert msg.kind == "duplicate_identity"
+            assert {e["province"] for e in msg.body["teacher_numbers"]} == {"11", "44"}
+
+
+def test_an_offline_province_catches_up(federation):
+    app, transport, p44, p11, national = federation
+    for n in range(30, 36):
+        effective_teacher(p44, f"{n:03d}")
+        if n % 2:
+            transport.fail_next = 1000   # offline for this "round"
+            assert p44.client.run_round().status == "failed"
+            transport.fail_next = 0
+    p44.client.settings = p44.client.settings.__class__("44", batch_size=2, sleep=lambda s: None)
+    assert p44.client.run_round().status == "ok"
+    with national() as s:
+        assert s.scalar(select(func.count()).select_from(TeacherCore)) == 6
+        assert s.get(Province, "44").last_version == 6
+        assert s.scalar(select(func.count()).select_from(LogLeaf)) >= 2
