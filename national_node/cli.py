@@ -187,3 +187,66 @@ def export(ctx: click.Context, output: str) -> None:
             ledger.checkpoint(s, keys, config.log_origin, len(leaves)), encoding="utf-8"
         )
     click.echo(f"exported {n} batches, {len(leaves)} log leaves to {root}; verify with: tmis audit bundle {root}")
+
+
+@national.group()
+def keys() -> None:
+    """Province keys: rotation and revocation, each published as a new trust version."""
+
+
+@keys.command("add")
+@click.option("--province", "code", required=True)
+@click.option("--public-key", required=True, help="base64 of the new raw Ed25519 public key")
+@click.pass_context
+def keys_add(ctx: click.Context, code: str, public_key: str) -> None:
+    """Rotation step 1: list a new key beside the old one (revoke the old one once the province switched)."""
+    from common.db import session_scope
+    from national_node.services import ledger, registry
+
+    config, factory = _factory(ctx)
+    with session_scope(factory) as s:
+        trust = registry.add_key(s, ledger.load_keys(config.data_dir / "keys"), config.log_origin, code, public_key)
+    click.echo(f"trust version {trust.version} published")
+
+
+@keys.command("revoke")
+@click.option("--key-id", required=True)
+@click.option("--reason", required=True)
+@click.pass_context
+def keys_revoke(ctx: click.Context, key_id: str, reason: str) -> None:
+    """Revoke a province key (a new trust version without it)."""
+    from common.db import session_scope
+    from national_node.services import ledger, registry
+
+    config, factory = _factory(ctx)
+    with session_scope(factory) as s:
+        trust = registry.revoke_key(s, ledger.load_keys(config.data_dir / "keys"), config.log_origin, key_id, reason)
+    click.echo(f"trust version {trust.version} published")
+
+
+@national.command("duplicates")
+@click.pass_context
+def duplicates(ctx: click.Context) -> None:
+    """Cross-province duplicate identities (the same document under two teacher numbers)."""
+    from national_node.services import intake
+
+    _config, factory = _factory(ctx)
+    with factory() as s:
+        rows = intake.list_duplicates(s)
+        for d in rows:
+            click.echo(
+                f"{d.detected_at:%Y-%m-%d %H:%M} {d.teacher_number_a} ({d.province_a}) = "
+                f"{d.teacher_number_b} ({d.province_b}){'  resolved' if d.resolved_at else ''}"
+            )
+    click.echo(f"{len(rows)} duplicate identit{'y' if len(rows) == 1 else 'ies'}")
+
+
+@national.command("checkpoint")
+@click.pass_context
+def checkpoint_cmd(ctx: click.Context) -> None:
+    """Print the newest signed checkpoint of the acceptance log."""
+    from national_node.services import ledger
+
+    config, factory = _factory(ctx)
+    with factory() as s:
+        click.echo(ledger.checkpoint(s, ledger.load_keys(config.data_dir / "keys"), config.log_origin), nl=False)

@@ -708,7 +708,65 @@ class Export(MethodView):
         )
 
 
+sync_bp = Blueprint("sync", __name__, url_prefix="/api/v1", description="Sync rounds with the national node")
+
+
+@sync_bp.route("/sync/status")
+class SyncStatus(MethodView):
+    def get(self) -> Any:
+        """Outbox backlog, unsent batches, last accepted batch, parked records, trust version."""
+        from provincial_node import sync
+
+        actor().require_level("province")
+        return sync.status(get_session())
+
+
+@sync_bp.route("/sync/rounds")
+class SyncRounds(MethodView):
+    def get(self) -> Any:
+        """The last sync rounds with per-phase timings and errors."""
+        from provincial_node import sync
+
+        actor().require_level("province")
+        return {
+            "rounds": [
+                {
+                    "id": r.id,
+                    "trigger": r.trigger,
+                    "status": r.status,
+                    "started_at": r.started_at.isoformat(),
+                    "finished_at": r.finished_at.isoformat() if r.finished_at else None,
+                    "batches": r.batches,
+                    "records": r.records,
+                    "bytes_sent": r.bytes_sent,
+                    "messages": r.messages,
+                    "timings": r.timings,
+                    "errors": r.errors,
+                }
+                for r in sync.last_rounds(get_session())
+            ]
+        }
+
+
+@sync_bp.route("/sync/run")
+class SyncRun(MethodView):
+    def post(self) -> Any:
+        """Run a sync round now (province administrators); answers its summary."""
+        from provincial_node.jobs import make_sync_client
+
+        actor().require("sysadmin", "infoadmin")
+        actor().require_level("province")
+        rnd = make_sync_client(current_app).run_round("api")
+        return {
+            "id": rnd.id,
+            "status": rnd.status,
+            "batches": rnd.batches,
+            "records": rnd.records,
+            "errors": rnd.errors,
+        }
+
+
 def register(app: Flask, api: Any) -> None:
     app.before_request(authenticate_request)
-    for bp in (auth_bp, units_bp, accounts_bp, teachers_bp, changes_bp, custom_bp, ops_bp, files_bp):
+    for bp in (auth_bp, units_bp, accounts_bp, teachers_bp, changes_bp, custom_bp, ops_bp, files_bp, sync_bp):
         api.register_blueprint(bp)

@@ -9,6 +9,7 @@ from flask import Flask
 from common.config import ProvincialConfig
 from common.http import create_base_app, make_api
 from provincial_node import MIGRATIONS_DIR, api
+from provincial_node.jobs import start_scheduler
 
 
 def create_app(config: ProvincialConfig) -> Flask:
@@ -21,4 +22,5 @@ def create_app(config: ProvincialConfig) -> Flask:
         __name__, node="province", config=config, migrations_dir=MIGRATIONS_DIR, extra_health=health_extra
     )
     api.register(app, make_api(app, f"tmis provincial node {config.province_code}"))
+    start_scheduler(app)
     return app

@@ -231,3 +231,97 @@ def export_cmd(
     with open(output, "wb") as f:
         f.write(data)
     click.echo(f"wrote {output}")
+
+
+def _sync_client(ctx: click.Context):
+    from common.catalogue import load_catalogue
+    from common.db import make_session_factory
+    from common.keyfile import read_private_key
+    from common.transport import RequestsTransport
+    from provincial_node.sync import SyncClient, SyncSettings
+    from sync_protocol.keys import Signer
+
+    config = provincial_config_from_env(ctx.obj["env"])
+    if not config.province_code or not config.national_url:
+        raise click.UsageError("TMIS_PROVINCE_CODE and TMIS_NATIONAL_URL are required for sync")
+    factory = make_session_factory(open_engine(ctx, config.database))
+    signer = Signer.from_pem(read_private_key(config.signing_key_path))
+    return factory, SyncClient(
+        factory, RequestsTransport(config.national_url), signer, load_catalogue(), SyncSettings(config.province_code)
+    )
+
+
+@province.group()
+def sync() -> None:
+    """Sync with the national node (tmis-sync/1): enrol, run a round, inspect rounds."""
+
+
+@sync.command("enrol")
+@click.option("--token", required=True, help="one-time enrolment token from the ministry operator")
+@click.pass_context
+def sync_enrol(ctx: click.Context, token: str) -> None:
+    """Enrol this node's signing key at the national node and store the trust metadata."""
+    _factory, client = _sync_client(ctx)
+    trust = client.enrol(token)
+    click.echo(
+        f"enrolled; trust version {trust.version}; root key ids (compare with the ministry's published "
+        f"ones): {', '.join(k[:16] for k in sorted(trust.root.keys))}"
+    )
+
+
+@sync.command("run")
+@click.pass_context
+def sync_run(ctx: click.Context) -> None:
+    """Run one sync round now: build batches, push them, verify receipts, pull the inbox."""
+    from tqdm import tqdm
+
+    _factory, client = _sync_client(ctx)
+    with tqdm(total=0, unit="batch", desc="push", disable=None) as bar:
+
+        def progress(phase: str, done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+        rnd = client.run_round("cli", progress)
+    click.echo(
+        f"round {rnd.id}: {rnd.status}; {rnd.batches} batches, {rnd.records} records, {rnd.bytes_sent} bytes, "
+        f"{rnd.messages} messages; timings {rnd.timings}"
+    )
+    for e in rnd.errors:
+        click.echo(f"  error in {e['phase']}: [{e['code']}] {e['message']}", err=True)
+    if rnd.status == "failed":
+        ctx.exit(1)
+
+
+@sync.command("status")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def sync_status(ctx: click.Context, as_json: bool) -> None:
+    """Outbox backlog, unsent batches, last accepted batch, parked records, trust version."""
+    import json
+
+    from common.db import make_session_factory
+    from provincial_node import sync as sync_mod
+
+    config = provincial_config_from_env(ctx.obj["env"])
+    with make_session_factory(open_engine(ctx, config.database))() as s:
+        st = sync_mod.status(s)
+    click.echo(json.dumps(st, indent=2) if as_json else "  ".join(f"{k}={v}" for k, v in st.items()))
+
+
+@sync.command("rounds")
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 1000))
+@click.pass_context
+def sync_rounds(ctx: click.Context, limit: int) -> None:
+    """The last sync rounds: start, end, status, batches, records, bytes, timings, errors."""
+    from common.db import make_session_factory
+    from provincial_node import sync as sync_mod
+
+    config = provincial_config_from_env(ctx.obj["env"])
+    with make_session_factory(open_engine(ctx, config.database))() as s:
+        for r in sync_mod.last_rounds(s, limit):
+            click.echo(
+                f"{r.id:>5} {r.started_at:%Y-%m-%d %H:%M:%S} {r.status:<8} {r.trigger:<8} batches={r.batches} "
+                f"records={r.records} bytes={r.bytes_sent} messages={r.messages} timings={r.timings}"
+                + (f" errors={len(r.errors)}" if r.errors else "")
+            )

@@ -237,7 +237,7 @@ class SyncBatch(Base):
     version_from: Mapped[int] = mapped_column(Integer)
     version_to: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
-    status: Mapped[str] = mapped_column(String(16), default="built", index=True)   # built | accepted
+    status: Mapped[str] = mapped_column(String(16), default="built", index=True)  # built | accepted
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
     receipt: Mapped[bytes | None] = mapped_column(LargeBinary)
@@ -250,7 +250,7 @@ class SyncRound(Base):
     __tablename__ = "sync_round"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    trigger: Mapped[str] = mapped_column(String(16))                 # schedule | cli | api
+    trigger: Mapped[str] = mapped_column(String(16))  # schedule | cli | api
     started_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[dt.datetime | None] = mapped_column()
     status: Mapped[str] = mapped_column(String(16), default="running")  # running | ok | partial | failed

@@ -335,5 +335,3 @@ def status(session: Session) -> dict[str, Any]:
         "trust_version": trust,
         "inbox_received": session.scalar(select(func.count()).select_from(InboxReceived)),
     }
-
-

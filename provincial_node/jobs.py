@@ -1,0 +1,60 @@
+"""Scheduled jobs of the provincial node: the sync round (APScheduler, every TMIS_SYNC_SCHEDULE_MINUTES,
+default 15; 0 disables it; never started in tests). One round at a time (max_instances=1, coalesce)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask
+
+logger = logging.getLogger(__name__)
+
+
+def make_sync_client(app: Flask) -> Any:
+    from common.db import make_session_factory
+    from common.keyfile import read_private_key
+    from common.transport import RequestsTransport
+    from provincial_node.sync import SyncClient, SyncSettings
+    from sync_protocol.keys import Signer
+
+    config = app.extensions["tmis_config"]
+    factory = make_session_factory(app.extensions["tmis_engine"])
+    signer = Signer.from_pem(read_private_key(config.signing_key_path))
+    return SyncClient(
+        factory,
+        RequestsTransport(config.national_url),
+        signer,
+        app.extensions["tmis_catalogue"],
+        SyncSettings(config.province_code),
+    )
+
+
+def sync_job(app: Flask) -> None:
+    try:
+        rnd = make_sync_client(app).run_round("schedule")
+        logger.info("sync round %s: %s (%s batches, %s records)", rnd.id, rnd.status, rnd.batches, rnd.records)
+    except Exception:  # a scheduled job must log, never kill the scheduler
+        logger.exception("sync round failed")
+
+
+def start_scheduler(app: Flask) -> Any | None:
+    config = app.extensions["tmis_config"]
+    if config.testing or config.sync_schedule_minutes == 0 or not config.national_url:
+        return None
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    scheduler = BackgroundScheduler(timezone="UTC")
+    scheduler.add_job(
+        sync_job,
+        "interval",
+        minutes=config.sync_schedule_minutes,
+        args=[app],
+        id="sync",
+        max_instances=1,
+        coalesce=True,
+    )
+    scheduler.start()
+    app.extensions["tmis_scheduler"] = scheduler
+    logger.info("sync rounds scheduled every %s minutes", config.sync_schedule_minutes)
+    return scheduler
