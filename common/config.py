@@ -18,6 +18,7 @@ TMIS_BIND                       ``host:port`` the WSGI server listens on        
 TMIS_NATIONAL_URL               base URL of the national node (provincial node)             —
 TMIS_SIGNING_KEY_PATH           node signing key (Ed25519 PEM, mode 0600)                   <data dir>/node.key
 TMIS_SYNC_SCHEDULE_MINUTES      sync round period; 0 disables the scheduler                 15
+TMIS_SYNC_BATCH_SIZE            records per batch (provincial node)                         1000
 TMIS_LOG_ORIGIN                 the national acceptance log's origin (national node)         tmis.moe.edu.cn/…
 TMIS_MAX_BATCH_BYTES            largest batch the national node accepts                      64 MiB
 TMIS_LOG_LEVEL                  Python logging level name                                   INFO
@@ -135,6 +136,7 @@ class NodeConfig:
 class ProvincialConfig(NodeConfig):
     province_code: str = ""
     national_url: str | None = None
+    sync_batch_size: int = 1000
     extra: dict[str, str] = field(default_factory=dict)
 
 
@@ -179,6 +181,7 @@ def provincial_config_from_env(env: Mapping[str, str], **overrides: object) -> P
     raw_code = r.str("TMIS_PROVINCE_CODE")
     values["province_code"] = validate_province_code("TMIS_PROVINCE_CODE", raw_code) if raw_code else ""
     values["national_url"] = r.str("TMIS_NATIONAL_URL")
+    values["sync_batch_size"] = r.int("TMIS_SYNC_BATCH_SIZE", 1000, minimum=1, maximum=10_000)
     values.update(overrides)
     return ProvincialConfig(**values)
 

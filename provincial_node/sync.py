@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from common.catalogue import Catalogue
 from common.db import utcnow
-from common.errors import ConflictError, TmisError, TransportError
+from common.errors import ConflictError, ErrorCode, TmisError, TransportError
 from common.transport import Transport
 from provincial_node.models import (
     InboxReceived,
@@ -120,6 +120,7 @@ class SyncClient:
                 if r.status >= 400:
                     raise SyncError(
                         payload.get("message", f"HTTP {r.status}"),
+                        code=payload.get("code") or ErrorCode.TRANSPORT_FAILED,
                         details={"status": r.status, "code": payload.get("code"), "details": payload.get("details")},
                     )
                 return payload

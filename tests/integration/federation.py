@@ -71,13 +71,25 @@ def make_national(tmp: Path, url: str) -> tuple[Any, dict[str, str]]:
 
 def make_province(tmp: Path, url: str, code: str, transport: Any, national_env: dict[str, str]) -> ProvinceNode:
     env = {"TMIS_DATA_DIR": str(tmp / f"province-{code}"), "TMIS_DATABASE_URL": url, "TMIS_PROVINCE_CODE": code}
-    cli(env, "province", "init", "--province-code", code, "--admin-username", f"admin{code}", "--admin-name", "管理员",
-        "--admin-password", PASSWORD)
+    cli(
+        env,
+        "province",
+        "init",
+        "--province-code",
+        code,
+        "--admin-username",
+        f"admin{code}",
+        "--admin-name",
+        "管理员",
+        "--admin-password",
+        PASSWORD,
+    )
     config = provincial_config_from_env(env)
     factory = make_session_factory(create_db_engine(config.database))
     signer = Signer.from_pem(read_private_key(config.signing_key_path))
-    client = SyncClient(factory, transport, signer, load_catalogue(),
-                        SyncSettings(code, batch_size=50, sleep=lambda s: None))
+    client = SyncClient(
+        factory, transport, signer, load_catalogue(), SyncSettings(code, batch_size=50, sleep=lambda s: None)
+    )
     token = cli(national_env, "national", "enrol-token", "--province", code).strip()
     client.enrol(token)
     node = ProvinceNode(code, env, factory, client)
@@ -95,11 +107,22 @@ def _seed_units(node: ProvinceNode) -> None:
         if p == "44":
             rows.insert(0, "440100,广州市教育局,city,440000,,,,,")
             rows[1] = rows[1].replace(",440000,", ",440100,")
-        units.import_units_csv(s, cat, "code,name,level,parent_code,division_code,school_type,urban_rural_type,"
-                                       "sponsor_type,supervisor_code\n" + "\n".join(rows) + "\n")
+        units.import_units_csv(
+            s,
+            cat,
+            "code,name,level,parent_code,division_code,school_type,urban_rural_type,"
+            "sponsor_type,supervisor_code\n" + "\n".join(rows) + "\n",
+        )
         for name, code, role in (("school_info", school, "infoadmin"), ("county_info", county, "infoadmin")):
-            acc = accounts.create_account(s, None, username=f"{name}{p}", real_name=name,
-                                          unit=units.get_unit_by_code(s, code), role=role, password=PASSWORD)
+            acc = accounts.create_account(
+                s,
+                None,
+                username=f"{name}{p}",
+                real_name=name,
+                unit=units.get_unit_by_code(s, code),
+                role=role,
+                password=PASSWORD,
+            )
             node.actors[name] = Actor.of(s, acc)
         node.school_id = s.query(Unit).filter(Unit.code == school).one().id
 
@@ -108,12 +131,17 @@ def effective_teacher(node: ProvinceNode, seq: str, region: str = "440106") -> s
     """Register, fill and review a teacher to effective; returns the teacher number."""
     cat = load_catalogue()
     rid = resident_id(region, "19880315", seq)
-    basic = {**{k: v for k, v in GOOD_RECORDS["JBXX"].items() if k not in WORKFLOW}, "SFZJH": rid,
-             "XBM": "1" if int(seq[-1]) % 2 else "2", "XM": f"教师{seq}"}
+    basic = {
+        **{k: v for k, v in GOOD_RECORDS["JBXX"].items() if k not in WORKFLOW},
+        "SFZJH": rid,
+        "XBM": "1" if int(seq[-1]) % 2 else "2",
+        "XM": f"教师{seq}",
+    }
     with session_scope(node.factory) as s:
         school, county = node.actors["school_info"], node.actors["county_info"]
-        t = files.register_teacher(s, school, cat, node.code, node.school_id,
-                                   {k: basic[k] for k in ("XM", "SFZJLXM", "SFZJH")})
+        t = files.register_teacher(
+            s, school, cat, node.code, node.school_id, {k: basic[k] for k in ("XM", "SFZJLXM", "SFZJH")}
+        )
         files.update_group(s, school, cat, t.id, "JBXX", basic)
         files.update_group(s, school, cat, t.id, "JBDY", [GOOD_RECORDS["JBDY"]])
         files.submit(s, school, cat, t.id)

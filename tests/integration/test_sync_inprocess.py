@@ -36,7 +36,7 @@ def test_reviewed_teachers_reach_the_national_node_with_exactly_the_core_fields(
         assert set(rows) == set(numbers)
         core = rows[numbers[0]]
         assert core.province_code == "44"
-        assert "JBDY" not in core.fields and "JBDY.JBGZ" in core.withheld     # wages stayed home
+        assert "JBDY" not in core.fields and "JBDY.JBGZ" in core.withheld  # wages stayed home
         assert core.fields["JBXX"]["XM"] == "教师001"
         assert s.get(Province, "44").last_seq == 1
     again = p44.client.run_round()
@@ -62,17 +62,17 @@ def test_resumes_after_a_lost_answer_without_duplicates(federation):
 def test_retries_transient_failures_within_a_round(federation):
     app, transport, p44, p11, national = federation
     effective_teacher(p44, "011")
-    transport.fail_next = 2          # two network errors, then success: backoff retries inside the round
+    transport.fail_next = 2  # two network errors, then success: backoff retries inside the round
     assert p44.client.run_round().status == "ok"
 
 
 def test_duplicate_identity_across_provinces_notifies_both(federation):
     app, transport, p44, p11, national = federation
     effective_teacher(p44, "020")
-    effective_teacher(p11, "020")          # same resident ID number, registered again in Beijing
+    effective_teacher(p11, "020")  # same resident ID number, registered again in Beijing
     assert p44.client.run_round().status == "ok"
     assert p11.client.run_round().status == "ok"
-    assert p44.client.run_round().status == "ok"   # pulls its notice
+    assert p44.client.run_round().status == "ok"  # pulls its notice
     with national() as s:
         assert s.scalar(select(func.count()).select_from(DuplicateIdentity)) == 1
     for node in (p44, p11):
@@ -87,7 +87,7 @@ def test_an_offline_province_catches_up(federation):
     for n in range(30, 36):
         effective_teacher(p44, f"{n:03d}")
         if n % 2:
-            transport.fail_next = 1000   # offline for this "round"
+            transport.fail_next = 1000  # offline for this "round"
             assert p44.client.run_round().status == "failed"
             transport.fail_next = 0
     p44.client.settings = p44.client.settings.__class__("44", batch_size=2, sleep=lambda s: None)
