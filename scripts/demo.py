@@ -1,22 +1,26 @@
-"""Demo federation on SQLite: one national node and two provincial nodes as real processes on loopback.
+"""Demo federation on SQLite: a national node and two provincial nodes (11 北京, 44 广东) as real processes on
+loopback ports, driven only through the documented CLI and JSON API.
 
-Steps (each printed as it runs; ``--once`` exits non-zero at the first failure):
+Steps (each printed as it runs; ``--once`` stops everything and exits non-zero at the first failure):
 
 1. load and check the indicator catalogue;
-2. create fresh data directories: the national node's migrations (``tmis national db upgrade``) and
-   ``tmis province init`` for 11 北京 and 44 广东 (province unit, first administrator, signing key);
-3. start ``tmis national serve`` and ``tmis province serve`` for both provinces (waitress);
-4. wait until every node's ``/health`` answers ``ok``;
-5. [not yet built] enrol the provinces at the national node, seed and review teachers, run a sync round
-   and audit the exported bundle: these steps arrive with the national-node issue, and the demo says so
-   rather than pretending;
-6. print the URLs, then stop the nodes (``--once``) or wait for Ctrl-C.
+2. ``tmis national init``; ``tmis province init`` for both provinces;
+3. start the three servers (waitress) and wait for ``/health``;
+4. enrol both provinces (``tmis national enrol-token`` → ``tmis province sync enrol``);
+5. in each province, through the API: import the unit tree, create the accounts down the tree (each changes
+   its initial password), import synthetic teachers (``scripts/synthetic.py``) from a CSV file, submit them,
+   and review them to effective (school, then county: bulk approval);
+6. one sync round per province (``tmis province sync run``) and their summaries;
+7. the national counts per province (``tmis national provinces``);
+8. export the audit bundle (``tmis national export``) and verify it offline (``tmis audit bundle``);
+9. print the URLs and accounts, then stop (``--once``) or wait for Ctrl-C.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import csv
+import io
 import os
 import shutil
 import signal
@@ -29,9 +33,23 @@ from pathlib import Path
 import requests
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "scripts"))
+import synthetic  # noqa: E402 - scripts/ is not a package
+
 TMIS = str(Path(sys.executable).parent / "tmis")
-PROVINCES = {"11": "北京市", "44": "广东省"}
-DEMO_PASSWORD = "Demo-pass-2026"  # noqa: S105 - demo only: the administrators must change it at first login
+PASSWORD = "Demo-pass-2026"  # noqa: S105 - demo only; every account changes it at first login
+NEW_PASSWORD = "Demo-changed-2026"  # noqa: S105 - demo only
+TREES = {
+    "11": {"name": "北京市", "units": [("110105", "朝阳区教委", "county", "110000", "", ""),
+                                      ("2111000001", "朝阳区实验小学", "school", "110105", "211", "110105"),
+                                      ("3411000002", "朝阳区第一中学", "school", "110105", "342", "110105")],
+           "chain": [("110105", ["sysadmin", "infoadmin"])], "county": "110105"},
+    "44": {"name": "广东省", "units": [("440100", "广州市教育局", "city", "440000", "", ""),
+                                      ("440106", "天河区教育局", "county", "440100", "", ""),
+                                      ("2144000001", "天河区第一小学", "school", "440106", "211", "440106"),
+                                      ("3444000002", "天河中学", "school", "440106", "342", "440106")],
+           "chain": [("440100", ["sysadmin"]), ("440106", ["sysadmin", "infoadmin"])], "county": "440106"},
+}
 
 
 def step(msg: str) -> None:
@@ -50,108 +68,190 @@ def free_port(preferred: int) -> int:
 
 
 def run(args: list[str], env: dict[str, str]) -> str:
-    proc = subprocess.run([TMIS, *args], env=env, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run([TMIS, *args], env={**os.environ, **env}, capture_output=True, text=True, timeout=600)
     if proc.returncode != 0:
         raise RuntimeError(f"tmis {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}{proc.stderr}")
     return proc.stdout.strip()
 
 
-def wait_healthy(name: str, url: str, proc: subprocess.Popen, timeout: float = 60) -> dict:
+def wait_healthy(name: str, url: str, proc: subprocess.Popen, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
-    last = "no answer"
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"{name} exited with status {proc.returncode}; see its log")
         try:
-            r = requests.get(url + "/health", timeout=2)
-            if r.status_code == 200:
-                return r.json()
-            last = f"HTTP {r.status_code}: {r.text[:200]}"
-        except requests.RequestException as e:
-            last = str(e)
+            if requests.get(url + "/health", timeout=2).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
         time.sleep(0.3)
-    raise RuntimeError(f"{name} not healthy after {timeout:.0f}s: {last}")
+    raise RuntimeError(f"{name} not healthy after {timeout:.0f}s")
+
+
+class Api:
+    """A user of a provincial node's JSON API."""
+
+    def __init__(self, base: str, username: str, password: str) -> None:
+        self.base = base + "/api/v1"
+        r = requests.post(self.base + "/auth/login", json={"username": username, "password": password}, timeout=30)
+        self._check(r)
+        self.headers = {"Authorization": f"Bearer {r.json()['token']}"}
+        if r.json()["must_change_password"]:
+            self.post("/auth/password", {"old_password": password, "new_password": NEW_PASSWORD})
+
+    @staticmethod
+    def _check(r: requests.Response) -> requests.Response:
+        if r.status_code >= 400:
+            raise RuntimeError(f"{r.request.method} {r.url} → {r.status_code}: {r.text[:800]}")
+        return r
+
+    def get(self, path: str) -> dict:
+        return self._check(requests.get(self.base + path, headers=self.headers, timeout=60)).json()
+
+    def post(self, path: str, body: dict | None = None, data: bytes | None = None, content_type: str = "") -> dict:
+        headers = {**self.headers, **({"Content-Type": content_type} if content_type else {})}
+        r = requests.post(self.base + path, json=body if data is None else None, data=data, headers=headers,
+                          timeout=600)
+        return self._check(r).json()
+
+
+def seed_province(code: str, url: str, n: int) -> int:
+    tree = TREES[code]
+    admin = Api(url, f"admin{code}", PASSWORD)
+    rows = ["code,name,level,parent_code,division_code,school_type,urban_rural_type,sponsor_type,supervisor_code"]
+    rows += [f"{c},{name},{lvl},{parent},,{st},{'111' if st else ''},,{sup}" for c, name, lvl, parent, st, sup
+             in tree["units"]]
+    admin.post("/units/import", data=("\n".join(rows) + "\n").encode(), content_type="text/csv")
+    ids = {u["code"]: u["id"] for u in admin.get("/units")["units"]}
+    creator = admin
+    for unit, roles in tree["chain"]:  # each level's administrator creates the next level's
+        for role in roles:
+            creator.post("/accounts", {"username": f"{role}{unit}", "real_name": f"{unit}{role}",
+                                       "unit_id": ids[unit], "role": role, "password": PASSWORD})
+        creator = Api(url, f"sysadmin{unit}", PASSWORD)
+    schools = [u for u in tree["units"] if u[2] == "school"]
+    for school in schools:
+        creator.post("/accounts", {"username": f"info{school[0]}", "real_name": f"{school[1]}信息员",
+                                   "unit_id": ids[school[0]], "role": "infoadmin", "password": PASSWORD})
+    county = Api(url, f"infoadmin{tree['county']}", PASSWORD)
+    total = 0
+    for i, school in enumerate(schools):
+        api = Api(url, f"info{school[0]}", PASSWORD)
+        people = synthetic.teachers(tree["county"], n, seed=int(code) * 100 + i, start=i * 1000)
+        fields = sorted({k for p in people for k in p})
+        buf = io.StringIO()
+        w = csv.writer(buf)
+        w.writerow([f"x({f})" for f in fields])
+        for p in people:
+            w.writerow([",".join(p[f]) if isinstance(p.get(f), list) else p.get(f, "") for f in fields])
+        result = api.post(f"/imports/JBXX?school_id={ids[school[0]]}&format=csv", data=buf.getvalue().encode(),
+                          content_type="text/csv")
+        if result["failed"]:
+            raise RuntimeError(f"import into {school[0]} failed rows: {result['errors'][:3]}")
+        for t in api.get(f"/teachers?unit_id={ids[school[0]]}&status=draft&limit=1000")["teachers"]:
+            api.post(f"/teachers/{t['id']}/submit")
+        api.post("/reviews/bulk-approve", {})
+        total += result["created"]
+    county.post("/reviews/bulk-approve", {"reason": "区县审核通过"})
+    effective = len(admin.get("/teachers?status=effective&limit=1000")["teachers"])
+    print(f"   province {code}: {total} teachers imported at {len(schools)} schools, {effective} effective after "
+          f"school and county review")
+    return effective
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--once", action="store_true", help="run non-interactively and stop everything at the end")
     parser.add_argument("--data-dir", default=str(ROOT / "var" / "demo"),
-                        help="where the demo keeps its SQLite files and logs (wiped at start)")
+                        help="where the demo keeps its SQLite files, keys and logs (wiped at start)")
+    parser.add_argument("--teachers", type=int, default=25, help="synthetic teachers per school")
     args = parser.parse_args()
     data = Path(args.data_dir).resolve()
-    procs: list[tuple[str, subprocess.Popen]] = []
+    procs: list[tuple[str, subprocess.Popen, object]] = []
 
     def stop_all() -> None:
-        for _name, p in procs:
+        for _name, p, _log in procs:
             if p.poll() is None:
                 p.send_signal(signal.SIGTERM)
-        for name, p in procs:
+        for name, p, log in procs:
             try:
                 p.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 p.kill()
                 print(f"   {name} killed after 15 s", flush=True)
+            log.close()
 
     try:
         step("1. indicator catalogue (指标体系)")
-        print(run(["catalogue", "show"], dict(os.environ)))
+        print(run(["catalogue", "show"], {}))
 
-        step(f"2. fresh data directory {data}: national migrations, provincial nodes initialised")
+        step(f"2. fresh data directory {data}: national node and two provincial nodes initialised")
         shutil.rmtree(data, ignore_errors=True)
         data.mkdir(parents=True)
-        nodes: dict[str, dict[str, str]] = {
-            "national": {"TMIS_DATA_DIR": str(data / "national"), "TMIS_BIND": f"127.0.0.1:{free_port(8000)}"},
-        }
-        for code in PROVINCES:
-            nodes[f"province-{code}"] = {"TMIS_DATA_DIR": str(data / f"province-{code}"), "TMIS_PROVINCE_CODE": code,
-                                         "TMIS_BIND": f"127.0.0.1:{free_port(8100 + int(code))}"}
-        print(f"   national: {run(['national', 'db', 'upgrade'], {**os.environ, **nodes['national']})}")
-        for code in PROVINCES:
+        national_url = f"http://127.0.0.1:{free_port(8000)}"
+        nodes: dict[str, dict[str, str]] = {"national": {
+            "TMIS_DATA_DIR": str(data / "national"), "TMIS_BIND": national_url[7:],
+            "TMIS_LOG_ORIGIN": "demo.tmis.local/acceptance-log/v1"}}
+        print("   " + run(["national", "init"], nodes["national"]).replace("\n", "\n   "))
+        for code in TREES:
+            nodes[code] = {"TMIS_DATA_DIR": str(data / f"province-{code}"), "TMIS_PROVINCE_CODE": code,
+                           "TMIS_BIND": f"127.0.0.1:{free_port(8100 + int(code))}", "TMIS_NATIONAL_URL": national_url,
+                           "TMIS_SYNC_SCHEDULE_MINUTES": "0", "TMIS_SYNC_BATCH_SIZE": "20"}
             out = run(["province", "init", "--province-code", code, "--admin-username", f"admin{code}",
-                       "--admin-name", f"{PROVINCES[code]}管理员", "--admin-password", DEMO_PASSWORD],
-                      {**os.environ, **nodes[f"province-{code}"]})
+                       "--admin-name", f"{TREES[code]['name']}管理员", "--admin-password", PASSWORD], nodes[code])
             print("   " + out.replace("\n", "\n   "))
 
         step("3. start the nodes (waitress, loopback only)")
         urls = {}
-        for name, extra in nodes.items():
+        for name, env in nodes.items():
             kind = "national" if name == "national" else "province"
             log = open(data / f"{name}.log", "w")  # noqa: SIM115 - kept open for the child's lifetime
-            p = subprocess.Popen([TMIS, kind, "serve"], env={**os.environ, **extra}, stdout=log,
-                                 stderr=subprocess.STDOUT)
-            procs.append((name, p))
-            urls[name] = "http://" + extra["TMIS_BIND"]
-            print(f"   {name:<12} pid {p.pid}  {urls[name]}  log {data / (name + '.log')}")
+            p = subprocess.Popen([TMIS, kind, "serve"], env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT)
+            procs.append((name, p, log))
+            urls[name] = "http://" + env["TMIS_BIND"]
+            print(f"   {name:<9} pid {p.pid}  {urls[name]}  log {data / (name + '.log')}")
+        for name, p, _log in procs:
+            wait_healthy(name, urls[name], p)
+        print("   all healthy")
 
-        step("4. health of every node")
-        for (name, p) in procs:
-            h = wait_healthy(name, urls[name], p)
-            print(f"   {name:<12} {json.dumps(h, ensure_ascii=False)}")
+        step("4. enrol both provinces at the national node")
+        for code in TREES:
+            token = run(["national", "enrol-token", "--province", code], nodes["national"])
+            print(f"   {code}: " + run(["province", "sync", "enrol", "--token", token], nodes[code]))
 
-        step("5. sync round: not built yet")
-        print("   Enrolment at the national node, synthetic teachers, the signed sync round and the audit of the\n"
-              "   exported bundle arrive with the national-node issue (#5). This demo stops here. Meanwhile the\n"
-              "   protocol's auditor can be tried on the golden vectors: tmis audit bundle tests/vectors")
+        step("5. units, accounts and synthetic teachers through each province's API, reviewed to effective")
+        for code in TREES:
+            seed_province(code, urls[code], args.teachers)
 
-        step("6. the federation is up")
+        step("6. a sync round per province: outbox → signed batches → national intake → receipts → inbox")
+        for code in TREES:
+            print(f"   {code}: " + run(["province", "sync", "run"], nodes[code]).splitlines()[-1])
+
+        step("7. the national node: per-province state and counts")
+        print("   " + run(["national", "provinces"], nodes["national"]).replace("\n", "\n   "))
+
+        step("8. export the audit bundle and verify it offline")
+        bundle = data / "audit-bundle"
+        print("   " + run(["national", "export", "-o", str(bundle)], nodes["national"]))
+        verdict = run(["audit", "bundle", str(bundle)], {})
+        print("   " + "\n   ".join(verdict.splitlines()[-4:]))
+
+        step("9. the federation is up")
         for name, url in urls.items():
-            print(f"   {name:<12} {url}/health")
-        for code in PROVINCES:
-            print(f"   province {code} API: {urls[f'province-{code}']}/api/v1 (OpenAPI: /api/openapi.json), "
-                  f"log in as admin{code} / {DEMO_PASSWORD}")
+            print(f"   {name:<9} {url}  (health: {url}/health, OpenAPI: {url}/api/openapi.json)")
+        print(f"   province logins: admin11 / admin44 with password {NEW_PASSWORD}")
         if args.once:
             print("\nall steps succeeded; stopping the nodes (--once)")
             return 0
         print("\nPress Ctrl-C to stop the nodes.")
-        while all(p.poll() is None for _n, p in procs):
+        while all(p.poll() is None for _n, p, _l in procs):
             time.sleep(1)
         print("a node exited; stopping the others")
         return 1
     except KeyboardInterrupt:
         print("\nstopping")
         return 0
-    except Exception as e:
+    except Exception as e:  # report any failed step and exit non-zero
         print(f"\nDEMO FAILED: {e}", file=sys.stderr)
         return 1
     finally:

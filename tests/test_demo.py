@@ -9,8 +9,12 @@ from tests.conftest import REPO
 
 
 def test_demo_once(tmp_path):
-    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "demo.py"), "--once", "--data-dir", str(tmp_path)],
+    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "demo.py"), "--once", "--data-dir", str(tmp_path),
+                           "--teachers", "5"],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "all steps succeeded" in proc.stdout
-    assert proc.stdout.count('"status": "ok"') == 3
+    assert "all healthy" in proc.stdout
+    assert proc.stdout.count("round 1: ok") == 2                 # one sync round per province
+    assert "all checks passed" in proc.stdout                    # the exported bundle verified offline
+    assert "2 of 32 provinces enrolled" in proc.stdout
