@@ -102,7 +102,7 @@ def provinces(ctx: click.Context, as_json: bool) -> None:
     from sqlalchemy import func, select
 
     from common.db import utcnow
-    from national_node.models import Evidence, Province, RefusedRecord, TeacherCore
+    from national_node.models import Batch, Evidence, Province, RefusedRecord, TeacherCore
 
     _config, factory = _factory(ctx)
     now = utcnow()
@@ -119,6 +119,9 @@ def provinces(ctx: click.Context, as_json: bool) -> None:
                 select(RefusedRecord.province_code, func.count()).group_by(RefusedRecord.province_code)
             ).all()
         }
+        batches = {
+            k: v for k, v in s.execute(select(Batch.province_code, func.count()).group_by(Batch.province_code)).all()
+        }
         evidence = {
             k: v
             for k, v in s.execute(select(Evidence.province_code, func.count()).group_by(Evidence.province_code)).all()
@@ -133,6 +136,7 @@ def provinces(ctx: click.Context, as_json: bool) -> None:
                 "last_seen": p.last_seen.isoformat() if p.last_seen else None,
                 "lag_seconds": int((now - p.last_seen).total_seconds()) if p.last_seen else None,
                 "teachers": counts.get(p.code, 0),
+                "batches": batches.get(p.code, 0),
                 "refused": refused.get(p.code, 0),
                 "equivocations": evidence.get(p.code, 0),
                 "inbox": [p.inbox_acked, p.inbox_seq],
@@ -250,3 +254,30 @@ def checkpoint_cmd(ctx: click.Context) -> None:
     config, factory = _factory(ctx)
     with factory() as s:
         click.echo(ledger.checkpoint(s, ledger.load_keys(config.data_dir / "keys"), config.log_origin), nl=False)
+
+
+@national.command("evidence")
+@click.option("-o", "--output", type=click.Path(file_okay=False), help="also write each offered batch file here")
+@click.pass_context
+def evidence(ctx: click.Context, output: str | None) -> None:
+    """Equivocation evidence: provinces that signed two different batches for one sequence number."""
+    from pathlib import Path
+
+    from sqlalchemy import select
+
+    from national_node.models import Evidence
+
+    _config, factory = _factory(ctx)
+    with factory() as s:
+        rows = list(s.scalars(select(Evidence).order_by(Evidence.id)))
+        for e in rows:
+            click.echo(
+                f"{e.received_at:%Y-%m-%d %H:%M:%S} province {e.province_code} seq {e.seq}: accepted "
+                f"{e.accepted_batch_hash[:16]}…, offered {e.offered_batch_hash[:16]}…"
+            )
+            if output:
+                Path(output).mkdir(parents=True, exist_ok=True)
+                (Path(output) / f"{e.province_code}-{e.seq:08d}-{e.offered_batch_hash}.batch").write_bytes(
+                    e.offered_data
+                )
+    click.echo(f"{len(rows)} equivocation(s)")

@@ -329,3 +329,29 @@ def sync_rounds(ctx: click.Context, limit: int) -> None:
                 f"records={r.records} bytes={r.bytes_sent} messages={r.messages} timings={r.timings}"
                 + (f" errors={len(r.errors)}" if r.errors else "")
             )
+
+
+@sync.command("parked")
+@click.option("--resolve", "resolve_id", type=int, help="mark a parked record resolved (after fixing its cause)")
+@click.pass_context
+def sync_parked(ctx: click.Context, resolve_id: int | None) -> None:
+    """Records the national node refused (parked; they never block later batches)."""
+    from sqlalchemy import select
+
+    from common.db import make_session_factory, utcnow
+    from provincial_node.models import ParkedRecord
+
+    config = provincial_config_from_env(ctx.obj["env"])
+    factory = make_session_factory(open_engine(ctx, config.database))
+    with factory.begin() as s:
+        if resolve_id is not None:
+            row = s.get(ParkedRecord, resolve_id)
+            if row is None:
+                raise click.UsageError(f"no parked record {resolve_id}")
+            row.resolved_at = utcnow()
+        rows = list(s.scalars(select(ParkedRecord).where(ParkedRecord.resolved_at.is_(None)).order_by(ParkedRecord.id)))
+        for r in rows:
+            click.echo(
+                f"{r.id:>5} batch {r.batch_seq} version {r.version} teacher {r.teacher_number}: {r.reason} {r.details}"
+            )
+    click.echo(f"{len(rows)} parked record(s) open")

@@ -96,3 +96,31 @@ def test_an_offline_province_catches_up(federation):
         assert s.scalar(select(func.count()).select_from(TeacherCore)) == 6
         assert s.get(Province, "44").last_version == 6
         assert s.scalar(select(func.count()).select_from(LogLeaf)) >= 2
+
+
+def test_a_refused_record_is_parked_and_does_not_block(federation):
+    from provincial_node.models import OutboxEntry, ParkedRecord, Teacher
+    from provincial_node.services import outbox
+    from sync_protocol.records import CoreRecord
+
+    app, transport, p44, p11, national = federation
+    number44 = effective_teacher(p44, "040")
+    assert p44.client.run_round().status == "ok"
+    # province 11 claims 44's teacher (a bug, or a transfer the national node does not know about)
+    effective_teacher(p11, "041", region="110105")
+    with p11.factory.begin() as s:
+        t = s.scalar(select(Teacher))
+        v = outbox.next_value(s, "outbox")
+        rec = CoreRecord(number44, "11", v, "upsert", {"JBXX": {"XM": "冒用"}}, (), None)
+        s.add(OutboxEntry(version=v, teacher_id=t.id, teacher_number=number44, op="upsert", record=rec.to_json()))
+    assert p11.client.run_round().status == "ok"
+    with p11.factory() as s:
+        (parked,) = s.scalars(select(ParkedRecord)).all()
+        assert parked.teacher_number == number44 and parked.reason == "owned_by_other_province"
+        assert parked.details == {"owner": "44"}
+    with national() as s:
+        assert s.get(TeacherCore, number44).fields["JBXX"]["XM"] == "教师040"     # untouched
+    effective_teacher(p11, "042", region="110105")                               # later batches still flow
+    assert p11.client.run_round().status == "ok"
+    with national() as s:
+        assert s.get(Province, "11").last_version == 3
