@@ -79,13 +79,27 @@ def trust_chain(session: Session) -> list[TrustMetadata]:
 
 def store_trust(session: Session, documents: list[bytes]) -> TrustMetadata:
     """Verify and store trust versions: the first enrolment pins version 1 (trust on first use: compare
-    the root key ids with the ministry's published ones); later ones must extend the stored chain."""
-    known = list(session.scalars(select(TrustDoc).order_by(TrustDoc.version)))
-    chain = verify_trust_chain([k.envelope for k in known] + documents) if known else verify_trust_chain(documents)
-    have = {k.version for k in known}
+    the root key ids with the ministry's published ones); later ones must extend the stored chain. A version
+    heard of again is skipped; a different document under a known version is refused."""
+    from sync_protocol.dsse import parse_envelope
+    from sync_protocol.errors import TrustError
+    from sync_protocol.trust import trust_from_payload
+
+    known = {k.version: k.envelope for k in session.scalars(select(TrustDoc).order_by(TrustDoc.version))}
+    fresh = []
+    for doc in documents:
+        env = parse_envelope(doc)
+        version = trust_from_payload(env.payload, doc).version
+        if version in known:
+            if parse_envelope(known[version]).payload != env.payload:
+                raise TrustError(f"a different trust document for known version {version}", version=version)
+            continue
+        fresh.append(doc)
+    chain = verify_trust_chain([*known.values(), *fresh])
     for t in chain:
-        if t.version not in have:
+        if t.version not in known:
             session.add(TrustDoc(version=t.version, envelope=t.envelope))
+            known[t.version] = t.envelope
     return chain[-1]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 import secrets
 
 from sqlalchemy import select
@@ -13,7 +14,7 @@ from sqlalchemy.orm import Session
 from common.db import utcnow
 from common.errors import AuthError, ConflictError, NotFoundError, ValidationError
 from national_node.models import EnrolmentToken, Province, ProvinceKey
-from national_node.services import ledger
+from national_node.services import inbox, ledger
 from national_node.services.ledger import NodeKeys
 from sync_protocol.errors import ProtocolError
 from sync_protocol.identifiers import check_province
@@ -21,6 +22,17 @@ from sync_protocol.keys import PublicKey, b64decode
 from sync_protocol.trust import TrustMetadata
 
 TOKEN_TTL = dt.timedelta(days=7)
+
+
+def _publish(
+    session: Session, keys: NodeKeys, origin: str, reason: str, now: dt.datetime | None = None
+) -> TrustMetadata:
+    """Publish a new trust version and route it to every enrolled province's inbox (trust_update)."""
+    trust = ledger.publish_trust(session, keys, origin, reason, now)
+    body = {"version": trust.version, "envelope": json.loads(trust.envelope)}
+    for code in session.scalars(select(Province.code).where(Province.enrolled_at.is_not(None)).order_by(Province.code)):
+        inbox.route(session, keys, code, "trust_update", body, now)
+    return trust
 
 
 def _province(session: Session, code: str) -> Province:
@@ -89,7 +101,7 @@ def enrol(
     province.enrolled_at = province.enrolled_at or now
     session.add(ProvinceKey(keyid=key.keyid, province_code=province.code, public_key=public_key))
     session.flush()
-    return ledger.publish_trust(session, keys, origin, f"enrol {province.code}", now)
+    return _publish(session, keys, origin, f"enrol {province.code}", now)
 
 
 def add_key(session: Session, keys: NodeKeys, origin: str, code: str, public_key: str) -> TrustMetadata:
@@ -102,7 +114,7 @@ def add_key(session: Session, keys: NodeKeys, origin: str, code: str, public_key
         raise ConflictError("this key is already registered")
     session.add(ProvinceKey(keyid=key.keyid, province_code=province.code, public_key=public_key))
     session.flush()
-    return ledger.publish_trust(session, keys, origin, f"add key for {code}")
+    return _publish(session, keys, origin, f"add key for {code}")
 
 
 def revoke_key(session: Session, keys: NodeKeys, origin: str, keyid: str, reason: str) -> TrustMetadata:
@@ -111,4 +123,4 @@ def revoke_key(session: Session, keys: NodeKeys, origin: str, keyid: str, reason
         raise NotFoundError(f"no active key {keyid}")
     row.revoked_at = utcnow()
     session.flush()
-    return ledger.publish_trust(session, keys, origin, f"revoke {keyid[:16]} of {row.province_code}: {reason}")
+    return _publish(session, keys, origin, f"revoke {keyid[:16]} of {row.province_code}: {reason}")

@@ -77,8 +77,7 @@ def test_duplicate_identity_across_provinces_notifies_both(federation):
         assert s.scalar(select(func.count()).select_from(DuplicateIdentity)) == 1
     for node in (p44, p11):
         with node.factory() as s:
-            (msg,) = s.scalars(select(InboxReceived)).all()
-            assert msg.kind == "duplicate_identity"
+            (msg,) = s.scalars(select(InboxReceived).where(InboxReceived.kind == "duplicate_identity")).all()
             assert {e["province"] for e in msg.body["teacher_numbers"]} == {"11", "44"}
 
 
@@ -124,3 +123,37 @@ def test_a_refused_record_is_parked_and_does_not_block(federation):
     assert p11.client.run_round().status == "ok"
     with national() as s:
         assert s.get(Province, "11").last_version == 3
+
+
+def test_operator_key_rotation_with_overlap(federation):
+    import base64
+
+    from national_node.services import ledger, registry
+    from sync_protocol.keys import Signer
+
+    app, transport, p44, p11, national = federation
+    keys = app.extensions["tmis_keys"]()
+    new = Signer.generate()
+    with national.begin() as s:
+        trust = registry.add_key(s, keys, "test.tmis/log/v1", "44", base64.b64encode(new.public.raw).decode())
+    assert set(trust.province_keys("44").keys) == {p44.client.signer.keyid, new.keyid}
+    effective_teacher(p44, "050")
+    assert p44.client.run_round().status == "ok"          # the old key still works during the overlap
+    p44.client.signer = new                                # the province switches to its new key
+    effective_teacher(p44, "051")
+    assert p44.client.run_round().status == "ok"
+    with national.begin() as s:
+        old = next(k for k in ledger.current_trust(s).province_keys("44").keys if k != new.keyid)
+        registry.revoke_key(s, keys, "test.tmis/log/v1", old, "rotation complete")
+    effective_teacher(p44, "052")
+    assert p44.client.run_round().status == "ok"          # the new key alone is enough
+    with national() as s:
+        assert s.get(Province, "44").last_version == 3
+        latest = ledger.current_trust(s).version
+    # every new trust version reached the provinces as a signed trust_update and extends their chain
+    from provincial_node import sync as sync_mod
+
+    for node in (p44, p11):
+        node.client.run_round()
+        with node.factory() as s:
+            assert sync_mod.status(s)["trust_version"] == latest
