@@ -70,8 +70,14 @@ class TmisError(Exception):
     code: ErrorCode = ErrorCode.INTERNAL
     http_status: int = 500
 
-    def __init__(self, message: str, *, details: dict[str, Any] | None = None,
-                 code: ErrorCode | None = None, http_status: int | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        details: dict[str, Any] | None = None,
+        code: ErrorCode | None = None,
+        http_status: int | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.details: dict[str, Any] = details or {}
@@ -119,6 +125,28 @@ class ValidationError(TmisError):
     @property
     def errors(self) -> list[dict[str, Any]]:
         return self.details["errors"]
+
+
+def field_error(
+    group: str, field: str, reason_zh: str, reason_en: str, value: Any = None, **extra: Any
+) -> dict[str, Any]:
+    """One entry of ``ValidationError.details.errors`` (the label defaults to the field code)."""
+    return {
+        "group": group,
+        "field": field,
+        "label": extra.pop("label", field),
+        "reason_zh": reason_zh,
+        "reason_en": reason_en,
+        "value": value,
+        **extra,
+    }
+
+
+def invalid(group: str, field: str, reason_zh: str, reason_en: str, value: Any = None) -> ValidationError:
+    """A ValidationError about one field."""
+    return ValidationError(
+        f"{group}.{field}: {reason_en}", errors=[field_error(group, field, reason_zh, reason_en, value)]
+    )
 
 
 class NotFoundError(TmisError):

@@ -27,7 +27,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from common.db import utcnow
-from common.errors import AuthError, ConflictError, ErrorCode, NotFoundError, PermissionDeniedError, ValidationError
+from common.errors import AuthError, ConflictError, ErrorCode, NotFoundError, PermissionDeniedError, invalid
 from common.identity import IdentityError, validate_identity
 from provincial_node.models import Account, ApiToken, Teacher, Unit
 from provincial_node.services import audit
@@ -54,17 +54,11 @@ class AccountLockedError(AuthError):
     http_status = 423
 
 
-def _field_error(field: str, zh: str, en: str, value: object = None) -> ValidationError:
-    return ValidationError(
-        f"{field}: {en}",
-        errors=[{"group": "account", "field": field, "label": field, "reason_zh": zh, "reason_en": en, "value": value}],
-    )
-
-
 def check_password_strength(password: str) -> None:
     classes = sum(bool(re.search(p, password)) for p in (r"[A-Z]", r"[a-z]", r"\d", r"[^A-Za-z0-9]"))
     if len(password) < 8 or classes < 3:
-        raise _field_error(
+        raise invalid(
+            "account",
             "password",
             "密码至少8位，且包含大写字母、小写字母、数字、符号中的至少3类",
             "at least 8 characters with 3 of: upper case, lower case, digits, symbols",
@@ -73,9 +67,16 @@ def check_password_strength(password: str) -> None:
 
 def check_username(username: str) -> None:
     if not _USERNAME.match(username or ""):
-        raise _field_error(
-            "username", "用户名为3–64位字母、数字或 _ . @ -", "3–64 letters, digits or _ . @ -", username
+        raise invalid(
+            "account", "username", "用户名为3–64位字母、数字或 _ . @ -", "3–64 letters, digits or _ . @ -", username
         )
+
+
+def password_matches(password_hash: str, password: str) -> bool:
+    try:
+        return _HASHER.verify(password_hash, password)
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        return False
 
 
 def hash_password(password: str) -> str:
@@ -106,17 +107,17 @@ def create_account(
 ) -> Account:
     """Create an account. ``actor`` None is the node's own bootstrap (``tmis province init``)."""
     if role not in ROLES:
-        raise _field_error("role", "角色无效", f"role must be one of {', '.join(ROLES)}", role)
+        raise invalid("account", "role", "角色无效", f"role must be one of {', '.join(ROLES)}", role)
     check_username(username)
     if not (real_name or "").strip():
-        raise _field_error("real_name", "实名必填", "the real name is required", real_name)
+        raise invalid("account", "real_name", "实名必填", "the real name is required", real_name)
     if actor is not None and not _can_manage(session, actor, unit, role):
         raise PermissionDeniedError(
             "only the unit's system administrator, or the one of the unit above for "
             "administrators, may create this account"
         )
     if role == "teacher" and teacher is None:
-        raise _field_error("teacher", "教师账号须关联教师档案", "a teacher account belongs to a teacher file")
+        raise invalid("account", "teacher", "教师账号须关联教师档案", "a teacher account belongs to a teacher file")
     check_password_strength(password)
     if session.scalar(select(Account.id).where(Account.username == username)):
         raise ConflictError(f"username {username} is taken", details={"username": username})
@@ -161,13 +162,15 @@ def create_teacher_account(
     try:
         info = validate_identity(teacher.doc_type, id_number)
     except IdentityError as e:
-        raise _field_error("id_number", e.reason_zh, e.reason_en, id_number) from None
+        raise invalid("account", "id_number", e.reason_zh, e.reason_en, id_number) from None
     if info.number != teacher.doc_number or name.strip() != teacher.name:
-        raise _field_error("id_number", "姓名或证件号与档案不一致", "name or ID number differs from the file")
+        raise invalid("account", "id_number", "姓名或证件号与档案不一致", "name or ID number differs from the file")
     if info.birth_date and info.birth_date.isoformat() != birth_date:
-        raise _field_error("birth_date", "出生日期与证件号不一致", "birth date differs from the ID number", birth_date)
+        raise invalid(
+            "account", "birth_date", "出生日期与证件号不一致", "birth date differs from the ID number", birth_date
+        )
     if info.gender and gender != info.gender:
-        raise _field_error("gender", "性别与证件号不一致", "gender differs from the ID number", gender)
+        raise invalid("account", "gender", "性别与证件号不一致", "gender differs from the ID number", gender)
     return create_account(
         session,
         actor,
@@ -202,7 +205,7 @@ def set_account_state(
 ) -> Account:
     """unlock | reset_password | disable | restore, by the sysadmin of the account's unit or the one above."""
     if not (reason or "").strip():
-        raise _field_error("reason", "须说明原因", "a reason is required")
+        raise invalid("account", "reason", "须说明原因", "a reason is required")
     account = _managed_account(session, actor, account_id)
     if action == "unlock":
         account.failed_logins, account.locked_until = 0, None
@@ -218,7 +221,9 @@ def set_account_state(
     elif action == "restore":
         account.disabled = False
     else:
-        raise _field_error("action", "操作无效", "action must be unlock, reset_password, disable or restore", action)
+        raise invalid(
+            "account", "action", "操作无效", "action must be unlock, reset_password, disable or restore", action
+        )
     audit.record(
         session,
         actor,
@@ -251,9 +256,7 @@ def login(
         raise AccountLockedError(
             "account locked after repeated failed logins", details={"locked_until": account.locked_until.isoformat()}
         )
-    try:
-        _HASHER.verify(account.password_hash, password)
-    except (VerifyMismatchError, VerificationError, InvalidHashError):
+    if not password_matches(account.password_hash, password):
         account.failed_logins += 1
         if account.failed_logins >= MAX_FAILURES:
             account.locked_until = now + LOCK_FOR
@@ -304,12 +307,10 @@ def revoke_all_tokens(session: Session, account_id: int) -> None:
 
 
 def change_password(session: Session, account: Account, old: str, new: str) -> None:
-    try:
-        _HASHER.verify(account.password_hash, old)
-    except (VerifyMismatchError, VerificationError, InvalidHashError):
+    if not password_matches(account.password_hash, old):
         raise AuthError("the current password is wrong") from None
     if old == new:
-        raise _field_error("new_password", "新密码不能与旧密码相同", "the new password must differ from the old")
+        raise invalid("account", "new_password", "新密码不能与旧密码相同", "the new password must differ from the old")
     check_password_strength(new)
     account.password_hash = hash_password(new)
     account.must_change_password = False

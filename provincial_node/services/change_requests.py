@@ -158,7 +158,7 @@ def decide(
         teacher.file_version += 1
         if "XM" in new_data.get("JBXX", {}):
             teacher.name = new_data["JBXX"]["XM"]
-        files._history(
+        files.record_history(
             session, teacher, actor, "change_request", status_from=teacher.status, reason=cr.reason, changes=changes
         )
         if outbox.core_view(catalogue, teacher.data)[0] != old_core:

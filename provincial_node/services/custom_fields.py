@@ -18,16 +18,12 @@ from sqlalchemy.orm import Session
 
 from common.catalogue import FIELD_TYPES, FILLERS, STAGES, Catalogue, Code, CodeTable, FieldDef
 from common.db import utcnow
-from common.errors import ConflictError, NotFoundError, ValidationError
+from common.errors import ConflictError, NotFoundError, ValidationError, field_error
 from provincial_node.models import CustomField
 from provincial_node.services import audit
 from provincial_node.services.access import Actor
 
 _CODE = re.compile(r"^X_[A-Z0-9_]{1,37}$")
-
-
-def _error(field: str, zh: str, en: str, value: Any) -> dict[str, Any]:
-    return {"group": "custom_field", "field": field, "label": field, "reason_zh": zh, "reason_en": en, "value": value}
 
 
 def define(session: Session, actor: Actor, catalogue: Catalogue, spec: dict[str, Any]) -> CustomField:
@@ -36,22 +32,33 @@ def define(session: Session, actor: Actor, catalogue: Catalogue, spec: dict[str,
     errors = []
     group, code = spec.get("group_code"), spec.get("code")
     if group not in catalogue.groups:
-        errors.append(_error("group_code", "信息集不存在", "unknown record group", group))
+        errors.append(field_error("custom_field", "group_code", "信息集不存在", "unknown record group", group))
     if not isinstance(code, str) or not _CODE.match(code):
         errors.append(
-            _error("code", "自定义字段代码须以 X_ 开头，大写字母数字下划线", "code must match X_[A-Z0-9_]+", code)
+            field_error(
+                "custom_field",
+                "code",
+                "自定义字段代码须以 X_ 开头，大写字母数字下划线",
+                "code must match X_[A-Z0-9_]+",
+                code,
+            )
         )
     if not (spec.get("label") or "").strip():
-        errors.append(_error("label", "名称必填", "label is required", spec.get("label")))
+        errors.append(field_error("custom_field", "label", "名称必填", "label is required", spec.get("label")))
     ftype = spec.get("type")
     if ftype not in FIELD_TYPES or ftype == "idno":
-        errors.append(_error("type", "字段类型无效", f"type must be one of {sorted(FIELD_TYPES - {'idno'})}", ftype))
+        errors.append(
+            field_error(
+                "custom_field", "type", "字段类型无效", f"type must be one of {sorted(FIELD_TYPES - {'idno'})}", ftype
+            )
+        )
     codes = spec.get("codes")
     table = spec.get("code_table")
     if ftype in ("code", "codes"):
         if bool(table) == bool(codes):
             errors.append(
-                _error(
+                field_error(
+                    "custom_field",
                     "code_table",
                     "代码字段须指定代码表或自带代码列表（二选一）",
                     "a code field names a catalogue code table or carries its own codes (one of them)",
@@ -59,21 +66,31 @@ def define(session: Session, actor: Actor, catalogue: Catalogue, spec: dict[str,
                 )
             )
         elif table and table not in catalogue.code_tables:
-            errors.append(_error("code_table", "代码表不存在", "unknown code table", table))
+            errors.append(field_error("custom_field", "code_table", "代码表不存在", "unknown code table", table))
         elif codes and (
             not isinstance(codes, dict)
             or not all(isinstance(k, str) and isinstance(v, str) and k and v for k, v in codes.items())
         ):
-            errors.append(_error("codes", "代码列表应为 {代码: 名称}", "codes must be an object {code: label}", codes))
+            errors.append(
+                field_error(
+                    "custom_field", "codes", "代码列表应为 {代码: 名称}", "codes must be an object {code: label}", codes
+                )
+            )
     if spec.get("filled_by", "school") not in FILLERS - {"workflow"}:
         errors.append(
-            _error(
-                "filled_by", "填报人只能是 teacher 或 school", "filled_by is teacher or school", spec.get("filled_by")
+            field_error(
+                "custom_field",
+                "filled_by",
+                "填报人只能是 teacher 或 school",
+                "filled_by is teacher or school",
+                spec.get("filled_by"),
             )
         )
     stages = spec.get("stages")
     if stages is not None and (not isinstance(stages, list) or not set(stages) <= STAGES):
-        errors.append(_error("stages", "学段无效", f"stages must be a list of {sorted(STAGES)}", stages))
+        errors.append(
+            field_error("custom_field", "stages", "学段无效", f"stages must be a list of {sorted(STAGES)}", stages)
+        )
     if errors:
         raise ValidationError("the custom indicator is invalid", errors=errors)
     if session.scalar(select(CustomField.id).where(CustomField.group_code == group, CustomField.code == code)):

@@ -83,7 +83,7 @@ def list_teachers(
     return list(session.scalars(stmt.order_by(Teacher.id).limit(min(limit, 1000)).offset(offset)))
 
 
-def _history(
+def record_history(
     session: Session,
     teacher: Teacher,
     actor: Actor | None,
@@ -183,7 +183,7 @@ def register_teacher(
     )
     session.add(teacher)
     session.flush()
-    _history(session, teacher, actor, "register", changes=diff({}, teacher.draft))
+    record_history(session, teacher, actor, "register", changes=diff({}, teacher.draft))
     return teacher
 
 
@@ -343,7 +343,7 @@ def update_group(
     teacher.status = "draft" if teacher.status in ("effective", "rejected") else teacher.status
     if group_code == "JBXX":
         teacher.name = normalised.get("XM", teacher.name)
-    _history(session, teacher, actor, "edit", status_from=old_status, changes=changes)
+    record_history(session, teacher, actor, "edit", status_from=old_status, changes=changes)
     return teacher
 
 
@@ -393,7 +393,7 @@ def submit(session: Session, actor: Actor, catalogue: Catalogue, teacher_id: int
         raise ValidationError(f"the file is incomplete or invalid: {len(errors)} problem(s)", errors=errors)
     old = teacher.status
     teacher.status, teacher.rejection_reason = "submitted", None
-    _history(session, teacher, actor, "submit", status_from=old)
+    record_history(session, teacher, actor, "submit", status_from=old)
     return teacher
 
 
@@ -458,7 +458,7 @@ def review(
                 ],
             )
         teacher.status, teacher.rejection_reason = "rejected", reason.strip()
-        _history(session, teacher, actor, "reject", status_from=old, reason=teacher.rejection_reason)
+        record_history(session, teacher, actor, "reject", status_from=old, reason=teacher.rejection_reason)
         audit.record(
             session, actor, "review.reject", "teacher", teacher.teacher_number, unit.path, reason=reason, level=level
         )
@@ -481,7 +481,7 @@ def review(
     nxt = chain.index(level) + 1
     if nxt < len(chain):
         teacher.status = f"{level}_approved"
-        _history(session, teacher, actor, "approve", status_from=old, reason=reason)
+        record_history(session, teacher, actor, "approve", status_from=old, reason=reason)
     else:
         make_effective(session, actor, catalogue, province, teacher, reason)
     audit.record(
@@ -504,7 +504,7 @@ def make_effective(
     teacher.data = copy.deepcopy(teacher.draft)
     teacher.status, teacher.ever_effective = "effective", True
     teacher.file_version += 1
-    _history(session, teacher, actor, "effective", status_from=old_status, reason=reason, changes=changes)
+    record_history(session, teacher, actor, "effective", status_from=old_status, reason=reason, changes=changes)
     if outbox.core_view(catalogue, teacher.data)[0] != old_core:
         outbox.append(session, catalogue, teacher, province)
 

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from common.catalogue import STAGES, Catalogue
 from common.divisions import DivisionCodeError, derive
-from common.errors import ConflictError, NotFoundError, ValidationError
+from common.errors import ConflictError, NotFoundError, ValidationError, field_error
 from common.orgcodes import OrgCodeError, parse_school_id
 from provincial_node.models import ReviewChain, Unit
 from provincial_node.services.access import LEVELS
@@ -46,18 +46,6 @@ CSV_COLUMNS = [
 ]
 
 
-def _err(field: str, reason_zh: str, reason_en: str, value: Any, **extra: Any) -> dict[str, Any]:
-    return {
-        "group": "unit",
-        "field": field,
-        "label": field,
-        "reason_zh": reason_zh,
-        "reason_en": reason_en,
-        "value": value,
-        **extra,
-    }
-
-
 def check_unit(
     session: Session, catalogue: Catalogue, values: dict[str, Any], pending: dict[str, dict[str, Any]] | None = None
 ) -> list[dict[str, Any]]:
@@ -66,11 +54,11 @@ def check_unit(
     errors: list[dict[str, Any]] = []
     level, code = values.get("level"), (values.get("code") or "").strip()
     if level not in LEVELS:
-        errors.append(_err("level", "单位层级无效", f"level must be one of {', '.join(LEVELS)}", level))
+        errors.append(field_error("unit", "level", "单位层级无效", f"level must be one of {', '.join(LEVELS)}", level))
     if not code:
-        errors.append(_err("code", "代码必填", "code is required", code))
+        errors.append(field_error("unit", "code", "代码必填", "code is required", code))
     if not (values.get("name") or "").strip():
-        errors.append(_err("name", "名称必填", "name is required", values.get("name")))
+        errors.append(field_error("unit", "name", "名称必填", "name is required", values.get("name")))
 
     def find(c: str | None) -> dict[str, Any] | None:
         if not c:
@@ -84,14 +72,19 @@ def check_unit(
     if level == "province":
         if values.get("parent_code"):
             errors.append(
-                _err("parent_code", "省级单位没有上级", "the province has no parent", values.get("parent_code"))
+                field_error(
+                    "unit", "parent_code", "省级单位没有上级", "the province has no parent", values.get("parent_code")
+                )
             )
     elif level in PARENT_LEVELS:
         if parent is None:
-            errors.append(_err("parent_code", "上级单位不存在", "parent unit not found", values.get("parent_code")))
+            errors.append(
+                field_error("unit", "parent_code", "上级单位不存在", "parent unit not found", values.get("parent_code"))
+            )
         elif parent["level"] not in PARENT_LEVELS[level]:
             errors.append(
-                _err(
+                field_error(
+                    "unit",
                     "parent_code",
                     f"{level} 的上级不能是 {parent['level']}",
                     f"a {level} cannot be under a {parent['level']}",
@@ -104,22 +97,25 @@ def check_unit(
             path = derive(div)
             expected = {"province": path.province, "city": path.city or div, "county": path.county or div}[level]
             if div != expected:
-                errors.append(_err("division_code", "行政区划代码与层级不符", f"{div} is not a {level} code", div))
+                errors.append(
+                    field_error("unit", "division_code", "行政区划代码与层级不符", f"{div} is not a {level} code", div)
+                )
         except DivisionCodeError as e:
-            errors.append(_err("division_code", e.reason_zh, e.reason_en, div))
+            errors.append(field_error("unit", "division_code", e.reason_zh, e.reason_en, div))
     if level == "school":
         st = values.get("school_type")
         if st not in catalogue.table("BXLX"):
-            errors.append(_err("school_type", "办学类型代码无效", "unknown 办学类型 code", st))
+            errors.append(field_error("unit", "school_type", "办学类型代码无效", "unknown 办学类型 code", st))
         else:
             try:
                 parse_school_id(code, school_classes=catalogue.school_classes, school_type=st)
             except OrgCodeError as e:
-                errors.append(_err("code", e.reason_zh, e.reason_en, code))
+                errors.append(field_error("unit", "code", e.reason_zh, e.reason_en, code))
         sup = find(values.get("supervisor_code") or values.get("parent_code"))
         if sup is None or sup["level"] not in ("province", "city", "county"):
             errors.append(
-                _err(
+                field_error(
+                    "unit",
                     "supervisor_code",
                     "主管教育行政部门应为省、市或县级单位",
                     "the supervising bureau must be a province, city or county unit",
@@ -173,7 +169,8 @@ def import_units_csv(session: Session, catalogue: Catalogue, text: str) -> dict[
     missing = [c for c in ("code", "name", "level") if c not in (reader.fieldnames or [])]
     if missing:
         raise ValidationError(
-            "the unit CSV lacks columns", errors=[_err(c, "缺少列", "missing column", None) for c in missing]
+            "the unit CSV lacks columns",
+            errors=[field_error("unit", c, "缺少列", "missing column", None) for c in missing],
         )
     rows = list(reader)
     pending: dict[str, dict[str, Any]] = {}
@@ -189,7 +186,9 @@ def import_units_csv(session: Session, catalogue: Catalogue, text: str) -> dict[
                 continue
             errors.append(
                 {
-                    **_err("code", "代码已被其他单位使用", "code already used by another unit", values["code"]),
+                    **field_error(
+                        "unit", "code", "代码已被其他单位使用", "code already used by another unit", values["code"]
+                    ),
                     "row": line,
                     "column": "code",
                 }
@@ -221,12 +220,18 @@ def set_review_chain(session: Session, catalogue: Catalogue, key: str, levels: s
     if key not in STAGES and key not in catalogue.table("BXLX"):
         raise ValidationError(
             "the review chain is set for a school stage or a 办学类型 code",
-            errors=[_err("stage", "应为学段或办学类型代码", f"one of {sorted(STAGES)} or a 办学类型 code", key)],
+            errors=[
+                field_error(
+                    "unit", "stage", "应为学段或办学类型代码", f"one of {sorted(STAGES)} or a 办学类型 code", key
+                )
+            ],
         )
     if levels not in CHAIN_OPTIONS:
         raise ValidationError(
             "review chain must be 'county' or 'county,city'",
-            errors=[_err("levels", "审核链只能是 county 或 county,city", "county or county,city", levels)],
+            errors=[
+                field_error("unit", "levels", "审核链只能是 county 或 county,city", "county or county,city", levels)
+            ],
         )
     row = session.get(ReviewChain, key)
     if row is None:
