@@ -766,7 +766,141 @@ class SyncRun(MethodView):
         }
 
 
+class TransferIn(Strict):
+    teacher_number = ma.fields.String(required=True)
+    doc_type = ma.fields.String(required=True)
+    doc_number = ma.fields.String(required=True)
+    to_school_id = ma.fields.Integer(required=True)
+    reason = ma.fields.String(required=True)
+
+
+class RotationIn(Strict):
+    teacher_id = ma.fields.Integer(required=True)
+    with_transfer = ma.fields.Boolean(required=True, metadata={"description": "是否调动人事关系"})
+    rotation_type = ma.fields.String(required=True, metadata={"description": "交流轮岗类型 (JLLGLX)"})
+    start_month = ma.fields.String(required=True, validate=ma.validate.Regexp(r"^\d{4}-(0[1-9]|1[0-2])$"))
+    end_month = ma.fields.String(load_default=None, validate=ma.validate.Regexp(r"^\d{4}-(0[1-9]|1[0-2])$"))
+    reason = ma.fields.String(required=True)
+    to_school_id = ma.fields.Integer(load_default=None)
+    to_unit_name = ma.fields.String(load_default=None)
+
+
+transfers_bp = Blueprint("transfers", __name__, url_prefix="/api/v1", description="Transfers and exchange rotation")
+
+
+@transfers_bp.route("/transfers")
+class Transfers(MethodView):
+    @transfers_bp.arguments(ListArgs, location="query")
+    def get(self, args: dict[str, Any]) -> Any:
+        """Transfers and rotations touching the caller's subtree (either end)."""
+        from provincial_node.services import transfers
+
+        return {"transfers": [transfers.to_json(t) for t in transfers.in_scope(get_session(), actor(), args["status"])]}
+
+    @transfers_bp.arguments(TransferIn)
+    def post(self, body: dict[str, Any]) -> Any:
+        """Start a transfer (调动): the receiving school asks for a teacher of the province."""
+        from provincial_node.services import transfers
+
+        t = transfers.start_transfer(
+            get_session(),
+            actor(),
+            body["teacher_number"],
+            body["doc_type"],
+            body["doc_number"],
+            body["to_school_id"],
+            body["reason"],
+        )
+        return transfers.to_json(t), 201
+
+
+@transfers_bp.route("/transfers/pending")
+class TransfersPending(MethodView):
+    def get(self) -> Any:
+        """What waits for the caller's unit (待办)."""
+        from provincial_node.services import transfers
+
+        return {"transfers": [transfers.to_json(t) for t in transfers.pending(get_session(), actor())]}
+
+
+@transfers_bp.route("/rotations")
+class Rotations(MethodView):
+    @transfers_bp.arguments(RotationIn)
+    def post(self, body: dict[str, Any]) -> Any:
+        """Start an exchange rotation (交流轮岗), with or without a change of personnel relationship."""
+        from provincial_node.services import transfers
+
+        t = transfers.start_rotation(
+            get_session(),
+            actor(),
+            catalogue(),
+            body["teacher_id"],
+            with_transfer=body["with_transfer"],
+            rotation_type=body["rotation_type"],
+            start_month=body["start_month"],
+            end_month=body["end_month"],
+            reason=body["reason"],
+            to_school_id=body["to_school_id"],
+            to_unit_name=body["to_unit_name"],
+        )
+        return transfers.to_json(t), 201
+
+
+@transfers_bp.route("/transfers/<int:transfer_id>/decision")
+class TransferDecision(MethodView):
+    @transfers_bp.arguments(ReviewIn)
+    def post(self, body: dict[str, Any], transfer_id: int) -> Any:
+        """Approve or reject (with a reason) the step the request waits for."""
+        from provincial_node.services import transfers
+
+        t = transfers.decide(
+            get_session(), actor(), catalogue(), province_code(), transfer_id, body["decision"], body["reason"]
+        )
+        return transfers.to_json(t)
+
+
+@transfers_bp.route("/transfers/<int:transfer_id>/withdraw")
+class TransferWithdraw(MethodView):
+    @transfers_bp.arguments(ReasonIn)
+    def post(self, body: dict[str, Any], transfer_id: int) -> Any:
+        """Withdraw a request (the starting unit, before the last step)."""
+        from provincial_node.services import transfers
+
+        return transfers.to_json(transfers.withdraw(get_session(), actor(), transfer_id, body["reason"]))
+
+
+@transfers_bp.route("/transfers/<int:transfer_id>/end-rotation")
+class RotationEnd(MethodView):
+    def post(self, transfer_id: int) -> Any:
+        """The rotating teacher returns: 人员状态 back to 在本单位任职."""
+        from provincial_node.services import transfers
+
+        return transfers.to_json(
+            transfers.end_rotation(get_session(), actor(), catalogue(), province_code(), transfer_id)
+        )
+
+
+@transfers_bp.route("/teachers/<int:teacher_id>/transfers")
+class TeacherTransfers(MethodView):
+    def get(self, teacher_id: int) -> Any:
+        """Every transfer and rotation of one teacher, with all steps."""
+        from provincial_node.services import transfers
+
+        return {"transfers": [transfers.to_json(t) for t in transfers.for_teacher(get_session(), actor(), teacher_id)]}
+
+
 def register(app: Flask, api: Any) -> None:
     app.before_request(authenticate_request)
-    for bp in (auth_bp, units_bp, accounts_bp, teachers_bp, changes_bp, custom_bp, ops_bp, files_bp, sync_bp):
+    for bp in (
+        auth_bp,
+        units_bp,
+        accounts_bp,
+        teachers_bp,
+        changes_bp,
+        custom_bp,
+        ops_bp,
+        files_bp,
+        sync_bp,
+        transfers_bp,
+    ):
         api.register_blueprint(bp)

@@ -1,5 +1,6 @@
-"""Scheduled jobs of the provincial node: the sync round (APScheduler, every TMIS_SYNC_SCHEDULE_MINUTES,
-default 15; 0 disables it; never started in tests). One round at a time (max_instances=1, coalesce)."""
+"""Scheduled jobs of the provincial node (APScheduler; never started in tests): the sync round every
+TMIS_SYNC_SCHEDULE_MINUTES (default 15; 0 disables it), one at a time (max_instances=1, coalesce), and the
+hourly expiry of transfer and rotation requests past their deadline."""
 
 from __future__ import annotations
 
@@ -36,6 +37,19 @@ def sync_job(app: Flask) -> None:
         logger.info("sync round %s: %s (%s batches, %s records)", rnd.id, rnd.status, rnd.batches, rnd.records)
     except Exception:  # a scheduled job must log, never kill the scheduler
         logger.exception("sync round failed")
+
+
+def expiry_job(app: Flask) -> None:
+    from common.db import make_session_factory, session_scope
+    from provincial_node.services import transfers
+
+    try:
+        with session_scope(make_session_factory(app.extensions["tmis_engine"])) as s:
+            n = transfers.expire_due(s)
+        if n:
+            logger.info("%s transfer/rotation request(s) expired", n)
+    except Exception:  # a scheduled job must log, never kill the scheduler
+        logger.exception("expiring transfer requests failed")
 
 
 def start_scheduler(app: Flask) -> Any | None:

@@ -289,3 +289,34 @@ class ParkedRecord(Base):
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     parked_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     resolved_at: Mapped[dt.datetime | None] = mapped_column()
+
+
+class Transfer(Base):
+    """A transfer (调动) or an exchange rotation (交流轮岗) of one teacher, step by step (暂行办法 arts. 23–24).
+
+    ``kind``: ``transfer`` (receiving school starts → its bureau → sending school → sending bureau; the file
+    moves), ``rotation`` (without personnel change: sending school starts → its bureau; the teacher stays),
+    ``rotation_transfer`` (with personnel change: sending school → its bureau → receiving school → its
+    bureau; then the file moves). ``steps`` records every decision (who, when, what, why).
+    """
+
+    __tablename__ = "transfer"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    teacher_id: Mapped[int] = mapped_column(ForeignKey("teacher.id"), index=True)
+    from_unit_id: Mapped[int] = mapped_column(ForeignKey("unit.id"), index=True)
+    to_unit_id: Mapped[int | None] = mapped_column(ForeignKey("unit.id"), index=True)
+    to_unit_name: Mapped[str | None] = mapped_column(String(200))  # rotation to a unit outside the tree
+    # open | completed | rejected | withdrawn | expired
+    status: Mapped[str] = mapped_column(String(16), default="open", index=True)
+    next_step: Mapped[str | None] = mapped_column(String(32))
+    rotation_type: Mapped[str | None] = mapped_column(String(2))  # 交流轮岗类型
+    start_month: Mapped[str | None] = mapped_column(String(7))
+    end_month: Mapped[str | None] = mapped_column(String(7))
+    reason: Mapped[str] = mapped_column(Text)
+    started_by: Mapped[int] = mapped_column(ForeignKey("account.id"))
+    started_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column()
+    finished_at: Mapped[dt.datetime | None] = mapped_column()
+    steps: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)

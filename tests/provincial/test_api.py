@@ -227,3 +227,44 @@ def test_template_import_and_export_through_the_api(app, tokens):
     assert r.status_code == 200 and r.data.decode("utf-8-sig").startswith("教师编号(JSBH)")
     events = call(app, tokens, "p_admin", "GET", "/api/v1/audit-events?action=files.export").json["events"]
     assert events[0]["reason"] == "核对"
+
+
+def test_transfer_inside_the_province_through_the_api(app, tokens):
+    tid = new_file(app, tokens, "309")
+    for who, step in (("s1_info", "submit"), ("s1_info", "review"), ("th_info", "review")):
+        call(
+            app,
+            tokens,
+            who,
+            "POST",
+            f"/api/v1/teachers/{tid}/{step}",
+            json={"decision": "approve"} if step == "review" else None,
+        )
+    file = call(app, tokens, "s1_info", "GET", f"/api/v1/teachers/{tid}").json
+    r = call(
+        app,
+        tokens,
+        "s2_info",
+        "POST",
+        "/api/v1/transfers",
+        json={
+            "teacher_number": file["teacher_number"],
+            "doc_type": "1",
+            "doc_number": file["data"]["JBXX"]["SFZJH"],
+            "to_school_id": unit_id(app, tokens, "2144000002"),
+            "reason": "工作需要",
+        },
+    )
+    assert r.status_code == 201, r.json
+    xid = r.json["id"]
+    assert [t["id"] for t in call(app, tokens, "th_info", "GET", "/api/v1/transfers/pending").json["transfers"]] == [
+        xid
+    ]
+    for who in ("th_info", "s1_info", "th_info"):
+        r = call(app, tokens, who, "POST", f"/api/v1/transfers/{xid}/decision", json={"decision": "approve"})
+        assert r.status_code == 200, r.json
+    assert r.json["status"] == "completed"
+    assert call(app, tokens, "s2_info", "GET", f"/api/v1/teachers/{tid}").status_code == 200
+    assert call(app, tokens, "s1_info", "GET", f"/api/v1/teachers/{tid}").status_code == 404
+    steps = call(app, tokens, "th_info", "GET", f"/api/v1/teachers/{tid}/transfers").json["transfers"][0]["steps"]
+    assert [s["step"] for s in steps] == ["start", "receiving_bureau", "sending_school", "sending_bureau"]
