@@ -154,6 +154,15 @@ def provinces(ctx: click.Context, as_json: bool) -> None:
                 f"{r['refused']:>9}{r['equivocations']:>7}  {r['last_seen'] or '-'}"
             )
     click.echo(f"{sum(1 for r in rows if r['enrolled'])} of {len(rows)} provinces enrolled")
+    from national_node.services import ledger
+
+    with factory() as s:
+        current = ledger.current_trust(s)
+    left = current.expires - now
+    click.echo(
+        f"trust version {current.version} expires {current.expires:%Y-%m-%d}"
+        + (" — RENEW NOW: `tmis national trust renew`" if left.days < 30 else "")
+    )
 
 
 @national.command("export")
@@ -281,3 +290,38 @@ def evidence(ctx: click.Context, output: str | None) -> None:
                     e.offered_data
                 )
     click.echo(f"{len(rows)} equivocation(s)")
+
+
+@national.group()
+def trust() -> None:
+    """Trust metadata (root-signed key lists): show and renew."""
+
+
+@trust.command("show")
+@click.pass_context
+def trust_show(ctx: click.Context) -> None:
+    """The trust version in force, its expiry and the keys it lists."""
+    from national_node.services import ledger
+
+    _config, factory = _factory(ctx)
+    with factory() as s:
+        t = ledger.current_trust(s)
+    click.echo(f"trust version {t.version}, issued {t.issued_at:%Y-%m-%d}, expires {t.expires:%Y-%m-%d}")
+    click.echo(f"  root keys ({t.root.threshold} of {len(t.root.keys)}): {', '.join(k[:16] for k in t.root.keys)}")
+    for code, ks in sorted(t.provinces.items()):
+        click.echo(f"  province {code}: {', '.join(k[:16] for k in ks.keys)}")
+
+
+@trust.command("renew")
+@click.option("--reason", default="renewal before expiry", show_default=True)
+@click.pass_context
+def trust_renew(ctx: click.Context, reason: str) -> None:
+    """Publish the same keys as a new trust version with a new expiry (do this well before it expires;
+    batches are refused under expired trust). The new version is logged and routed to every province."""
+    from common.db import session_scope
+    from national_node.services import ledger, registry
+
+    config, factory = _factory(ctx)
+    with session_scope(factory) as s:
+        t = registry.renew(s, ledger.load_keys(config.data_dir / "keys"), config.log_origin, reason)
+    click.echo(f"trust version {t.version} published, expires {t.expires:%Y-%m-%d}")

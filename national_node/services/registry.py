@@ -124,3 +124,8 @@ def revoke_key(session: Session, keys: NodeKeys, origin: str, keyid: str, reason
     row.revoked_at = utcnow()
     session.flush()
     return _publish(session, keys, origin, f"revoke {keyid[:16]} of {row.province_code}: {reason}")
+
+
+def renew(session: Session, keys: NodeKeys, origin: str, reason: str) -> TrustMetadata:
+    """The same keys under a new version with a fresh expiry."""
+    return _publish(session, keys, origin, reason)

@@ -157,3 +157,20 @@ def test_operator_key_rotation_with_overlap(federation):
         node.client.run_round()
         with node.factory() as s:
             assert sync_mod.status(s)["trust_version"] == latest
+
+
+def test_trust_renewal_reaches_the_provinces(federation):
+    from national_node.services import ledger, registry
+    from provincial_node import sync as sync_mod
+
+    app, transport, p44, p11, national = federation
+    with national.begin() as s:
+        before = ledger.current_trust(s)
+        renewed = registry.renew(s, app.extensions["tmis_keys"](), "test.tmis/log/v1", "yearly renewal")
+    assert renewed.version == before.version + 1
+    assert renewed.expires >= before.expires
+    assert set(renewed.provinces) == set(before.provinces)
+    effective_teacher(p44, "060")
+    assert p44.client.run_round().status == "ok"
+    with p44.factory() as s:
+        assert sync_mod.status(s)["trust_version"] == renewed.version
