@@ -16,10 +16,11 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import insert, or_, select
 from sqlalchemy.orm import Session
 
 from common.db import utcnow
@@ -114,11 +115,7 @@ def intake(
         logger.error("EQUIVOCATION by province %s at seq %s: evidence stored", province, e.details["seq"])
         raise
     header = acc.batch.header
-    refused = []
-    for record in acc.batch.records:
-        reason = _apply(session, keys, province, header.seq, acc.batch.batch_hash, record, now)
-        if reason:
-            refused.append(reason)
+    refused = _apply_batch(session, keys, province, header.seq, acc.batch.batch_hash, acc.batch.records, now)
     leaf = batch_leaf(
         province=province,
         seq=header.seq,
@@ -146,111 +143,144 @@ def intake(
     return IntakeResult(receipt, refused, True)
 
 
-def _apply(
-    session: Session, keys: NodeKeys, province: str, seq: int, batch_hash: str, record: CoreRecord, now: dt.datetime
-) -> dict[str, Any] | None:
-    current = session.get(TeacherCore, record.teacher_number)
-    if current is not None and current.province_code != province:
-        details = {"owner": current.province_code}
-        session.add(
-            RefusedRecord(
-                province_code=province,
-                seq=seq,
-                version=record.version,
-                teacher_number=record.teacher_number,
-                reason="owned_by_other_province",
-                details=details,
-            )
-        )
-        return {
-            "version": record.version,
-            "teacher_number": record.teacher_number,
-            "reason": "owned_by_other_province",
-            "details": details,
-        }
-    if current is not None and current.version >= record.version:
-        return None  # older than what we hold: idempotent no-op
-    fields = (
-        record.fields
-        if record.op != "status_change" or current is None
-        else {**current.fields, "JBXX": {**current.fields.get("JBXX", {}), **record.fields.get("JBXX", {})}}
-    )
-    key = identity_key(fields) if record.op != "transfer_out" else (current.identity_key if current else None)
-    if current is None:
-        current = TeacherCore(
-            teacher_number=record.teacher_number,
-            province_code=province,
-            version=record.version,
-            op=record.op,
-            fields=fields,
-            withheld=list(record.withheld),
-            identity_key=key,
-            updated_at=now,
-        )
-        session.add(current)
-    else:
-        current.version, current.op, current.updated_at = record.version, record.op, now
-        if record.op != "transfer_out":
-            current.fields, current.withheld, current.identity_key = fields, list(record.withheld), key
-    session.add(
-        TeacherCoreHistory(
-            teacher_number=record.teacher_number,
-            province_code=province,
-            version=record.version,
-            batch_hash=batch_hash,
-            op=record.op,
-            fields=record.fields,
-        )
-    )
-    session.flush()
-    if key and record.op == "upsert":
-        _check_duplicate(session, keys, province, record.teacher_number, key, fields, now)
-    return None
+def _chunks(items: list[Any], size: int = 1000) -> Iterator[list[Any]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
 
 
-def _check_duplicate(
+def _apply_batch(
     session: Session,
     keys: NodeKeys,
     province: str,
-    teacher_number: str,
+    seq: int,
+    batch_hash: str,
+    records: tuple[CoreRecord, ...],
+    now: dt.datetime,
+) -> list[dict[str, Any]]:
+    """Apply a batch's records with a handful of set-based queries (not several per record)."""
+    current: dict[str, TeacherCore] = {}
+    for chunk in _chunks(sorted({r.teacher_number for r in records})):
+        current.update(
+            (t.teacher_number, t)
+            for t in session.scalars(select(TeacherCore).where(TeacherCore.teacher_number.in_(chunk)))
+        )
+    refused: list[dict[str, Any]] = []
+    history: list[dict[str, Any]] = []
+    candidates: dict[str, tuple[str, dict[str, Any]]] = {}
+    for record in records:
+        cur = current.get(record.teacher_number)
+        if cur is not None and cur.province_code != province:
+            details = {"owner": cur.province_code}
+            session.add(
+                RefusedRecord(
+                    province_code=province,
+                    seq=seq,
+                    version=record.version,
+                    teacher_number=record.teacher_number,
+                    reason="owned_by_other_province",
+                    details=details,
+                )
+            )
+            refused.append(
+                {
+                    "version": record.version,
+                    "teacher_number": record.teacher_number,
+                    "reason": "owned_by_other_province",
+                    "details": details,
+                }
+            )
+            continue
+        if cur is not None and cur.version >= record.version:
+            continue  # older than what we hold: idempotent no-op
+        fields = (
+            record.fields
+            if record.op != "status_change" or cur is None
+            else {**cur.fields, "JBXX": {**cur.fields.get("JBXX", {}), **record.fields.get("JBXX", {})}}
+        )
+        key = identity_key(fields) if record.op != "transfer_out" else (cur.identity_key if cur else None)
+        if cur is None:
+            cur = TeacherCore(
+                teacher_number=record.teacher_number,
+                province_code=province,
+                version=record.version,
+                op=record.op,
+                fields=fields,
+                withheld=list(record.withheld),
+                identity_key=key,
+                updated_at=now,
+            )
+            session.add(cur)
+            current[record.teacher_number] = cur
+        else:
+            cur.version, cur.op, cur.updated_at = record.version, record.op, now
+            if record.op != "transfer_out":
+                cur.fields, cur.withheld, cur.identity_key = fields, list(record.withheld), key
+        history.append(
+            {
+                "teacher_number": record.teacher_number,
+                "province_code": province,
+                "version": record.version,
+                "batch_hash": batch_hash,
+                "op": record.op,
+                "fields": record.fields,
+                "applied_at": now,
+            }
+        )
+        if key and record.op == "upsert":
+            candidates[record.teacher_number] = (key, fields)
+    if history:
+        session.execute(insert(TeacherCoreHistory), history)
+    session.flush()
+    by_key: dict[str, list[TeacherCore]] = {}
+    for chunk in _chunks(sorted({k for k, _f in candidates.values()})):
+        for other in session.scalars(
+            select(TeacherCore).where(TeacherCore.identity_key.in_(chunk), TeacherCore.province_code != province)
+        ):
+            by_key.setdefault(other.identity_key, []).append(other)
+    for teacher_number, (key, fields) in candidates.items():
+        for other in by_key.get(key, []):
+            _notice(
+                session, keys, key, (teacher_number, province), (other.teacher_number, other.province_code), fields, now
+            )
+    return refused
+
+
+def _notice(
+    session: Session,
+    keys: NodeKeys,
     key: str,
+    mine: tuple[str, str],
+    theirs: tuple[str, str],
     fields: dict[str, Any],
     now: dt.datetime,
 ) -> None:
-    others = session.scalars(
-        select(TeacherCore).where(
-            TeacherCore.identity_key == key,
-            TeacherCore.teacher_number != teacher_number,
-            TeacherCore.province_code != province,
+    """Record a cross-province duplicate identity once and tell both provinces."""
+    a, b = sorted([mine, theirs])
+    exists = session.scalar(
+        select(DuplicateIdentity.id).where(
+            DuplicateIdentity.teacher_number_a == a[0], DuplicateIdentity.teacher_number_b == b[0]
         )
     )
-    for other in others:
-        a, b = sorted([(teacher_number, province), (other.teacher_number, other.province_code)])
-        exists = session.scalar(
-            select(DuplicateIdentity.id).where(
-                DuplicateIdentity.teacher_number_a == a[0], DuplicateIdentity.teacher_number_b == b[0]
-            )
+    if exists:
+        return
+    session.add(
+        DuplicateIdentity(
+            identity_key=key,
+            teacher_number_a=a[0],
+            province_a=a[1],
+            teacher_number_b=b[0],
+            province_b=b[1],
+            detected_at=now,
         )
-        if exists:
-            continue
-        session.add(
-            DuplicateIdentity(
-                identity_key=key,
-                teacher_number_a=a[0],
-                province_a=a[1],
-                teacher_number_b=b[0],
-                province_b=b[1],
-                detected_at=now,
-            )
-        )
-        basic = fields["JBXX"]
-        body = {
-            "identity": {"doc_type": basic["SFZJLXM"], "doc_number": basic["SFZJH"]},
-            "teacher_numbers": [{"teacher_number": a[0], "province": a[1]}, {"teacher_number": b[0], "province": b[1]}],
-            "detected_at": format_time(now),
-        }
-        for p in sorted({a[1], b[1]}):
-            inbox.route(session, keys, p, "duplicate_identity", body, now)
+    )
+    basic = fields["JBXX"]
+    body = {
+        "identity": {"doc_type": basic["SFZJLXM"], "doc_number": basic["SFZJH"]},
+        "teacher_numbers": [{"teacher_number": a[0], "province": a[1]}, {"teacher_number": b[0], "province": b[1]}],
+        "detected_at": format_time(now),
+    }
+    for p in sorted({a[1], b[1]}):
+        inbox.route(session, keys, p, "duplicate_identity", body, now)
 
 
 def list_duplicates(session: Session, province: str | None = None) -> list[DuplicateIdentity]:

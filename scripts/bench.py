@@ -1,0 +1,444 @@
+"""Benchmark: sync throughput against raw PostgreSQL COPY, delta cost, audit speed, memory (docs/performance.md).
+
+Everything runs on PostgreSQL (``TMIS_BENCH_PG_URL``, default ``postgresql://root@127.0.0.1:5432/test``, used only
+to create and drop this run's ``tmis_bench_*`` databases), with real processes over loopback HTTP:
+``tmis national serve`` (waitress) and ``tmis province sync run``.
+
+Scenarios (each on fresh databases):
+
+* **full** (N records): copy_rps (COPY of the same core rows into a table shaped like the national store),
+  sync_rps (initial sync, first batch to last receipt = the round's push phase), peak RSS of both processes,
+  delta_large_s (a round pushing D changed records), audit_rps (``tmis audit bundle`` on the exported bundle);
+* **small** (N/10 records): delta_small_s (the same D-record round against a smaller national store);
+* **quarter** (N/4 records): peak RSS, for the memory-scaling ratio.
+
+    scripts/bench [--records N] [--delta D] [--quick] [--json FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import platform
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import sqlalchemy as sa
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "scripts"))
+import synthetic  # noqa: E402 - scripts/ is not a package
+
+TMIS = str(Path(sys.executable).parent / "tmis")
+PROVINCE = "44"
+COUNTY = "440106"
+SCHOOL = "2144000001"
+
+
+def pg_admin_url() -> str:
+    url = os.environ.get("TMIS_BENCH_PG_URL", "postgresql://root@127.0.0.1:5432/test")
+    return url.replace("postgresql://", "postgresql+psycopg://", 1)
+
+
+def run(args: list[str], env: dict[str, str], timeout: float = 3600) -> str:
+    proc = subprocess.run([TMIS, *args], env={**os.environ, **env}, capture_output=True, text=True, timeout=timeout)
+    if proc.returncode != 0:
+        raise RuntimeError(f"tmis {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}{proc.stderr}")
+    return proc.stdout
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class RssWatch(threading.Thread):
+    """Polls /proc/<pid>/status for the peak resident set (VmHWM) of a running process."""
+
+    def __init__(self, pid: int) -> None:
+        super().__init__(daemon=True)
+        self.pid, self.peak_kb, self.stop = pid, 0, threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            try:
+                for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+                    if line.startswith("VmHWM:"):
+                        self.peak_kb = max(self.peak_kb, int(line.split()[1]))
+            except OSError:
+                return
+            time.sleep(0.05)
+
+
+class Scenario:
+    def __init__(self, name: str, workdir: Path, admin: sa.Engine) -> None:
+        tag = f"tmis_bench_{os.getpid()}_{secrets.token_hex(2)}_{name}"
+        self.admin, self.dbs = admin, [f"{tag}_nat", f"{tag}_prov"]
+        with admin.connect() as c:
+            for db in self.dbs:
+                c.exec_driver_sql(f'CREATE DATABASE "{db}"')
+        url = sa.engine.make_url(pg_admin_url())
+        self.nat_url = url.set(database=self.dbs[0]).render_as_string(hide_password=False)
+        self.prov_url = url.set(database=self.dbs[1]).render_as_string(hide_password=False)
+        self.port = free_port()
+        self.nat_env = {
+            "TMIS_DATA_DIR": str(workdir / name / "national"),
+            "TMIS_DATABASE_URL": self.nat_url,
+            "TMIS_BIND": f"127.0.0.1:{self.port}",
+            "TMIS_LOG_ORIGIN": "bench.tmis/log/v1",
+        }
+        self.prov_env = {
+            "TMIS_DATA_DIR": str(workdir / name / "province"),
+            "TMIS_DATABASE_URL": self.prov_url,
+            "TMIS_PROVINCE_CODE": PROVINCE,
+            "TMIS_NATIONAL_URL": f"http://127.0.0.1:{self.port}",
+            "TMIS_SYNC_SCHEDULE_MINUTES": "0",
+        }
+        self.server: subprocess.Popen | None = None
+        self.server_watch: RssWatch | None = None
+
+    def start(self) -> None:
+        run(["national", "init"], self.nat_env)
+        self.server = subprocess.Popen(
+            [TMIS, "national", "serve", "--threads", "4"],
+            env={**os.environ, **self.nat_env},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        import requests
+
+        for _ in range(300):
+            try:
+                if requests.get(f"http://127.0.0.1:{self.port}/health", timeout=1).status_code == 200:
+                    break
+            except requests.RequestException:
+                time.sleep(0.1)
+        run(
+            [
+                "province",
+                "init",
+                "--province-code",
+                PROVINCE,
+                "--admin-username",
+                "bench",
+                "--admin-name",
+                "基准",
+                "--admin-password",
+                "Bench-pass-2026",
+            ],
+            self.prov_env,
+        )
+        token = run(["national", "enrol-token", "--province", PROVINCE], self.nat_env).strip()
+        run(["province", "sync", "enrol", "--token", token], self.prov_env)
+        self.server_watch = RssWatch(self.server.pid)
+        self.server_watch.start()
+
+    def close(self) -> None:
+        if self.server and self.server.poll() is None:
+            self.server.send_signal(signal.SIGTERM)
+            self.server.wait(timeout=30)
+        with self.admin.connect() as c:
+            for db in self.dbs:
+                c.exec_driver_sql(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+
+
+def core_rows(n: int, start_version: int = 1) -> list[dict]:
+    """N effective teachers' core views (synthetic.py), as the outbox would hold them."""
+    from common.catalogue import load_catalogue
+    from provincial_node.services.outbox import core_view
+    from sync_protocol.identifiers import make_teacher_number
+
+    cat = load_catalogue()
+    rows = []
+    for i, rec in enumerate(synthetic.teachers(COUNTY, n, seed=7)):
+        fields, withheld = core_view(cat, {"JBXX": {**rec, "RYZTM": "100"}})
+        rows.append(
+            {
+                "teacher_number": make_teacher_number(PROVINCE, i + 1),
+                "version": start_version + i,
+                "doc": rec["SFZJH"],
+                "name": rec["XM"],
+                "fields": fields,
+                "withheld": withheld,
+            }
+        )
+    return rows
+
+
+def seed_province(url: str, rows: list[dict]) -> None:
+    """Teachers and their outbox entries, written directly (setup is not timed)."""
+    from common.config import DatabaseConfig
+    from common.db import create_db_engine, make_session_factory
+    from provincial_node.models import Counter, OutboxEntry, Teacher, Unit
+
+    engine = create_db_engine(DatabaseConfig(url))
+    with make_session_factory(engine).begin() as s:
+        province = s.scalar(sa.select(Unit).where(Unit.code == f"{PROVINCE}0000"))
+        school = Unit(
+            code=SCHOOL,
+            name="基准学校",
+            level="school",
+            parent_id=province.id,
+            path="",
+            school_type="211",
+            supervisor_id=province.id,
+        )
+        s.add(school)
+        s.flush()
+        school.path = f"{province.path}{school.id}/"
+        s.execute(
+            sa.insert(Teacher),
+            [
+                {
+                    "id": i + 1,
+                    "teacher_number": r["teacher_number"],
+                    "unit_id": school.id,
+                    "doc_type": "1",
+                    "doc_number": r["doc"],
+                    "name": r["name"],
+                    "status": "effective",
+                    "ever_effective": True,
+                    "data": r["fields"],
+                    "draft": r["fields"],
+                    "file_version": 1,
+                }
+                for i, r in enumerate(rows)
+            ],
+        )
+        s.execute(
+            sa.insert(OutboxEntry),
+            [
+                {
+                    "version": r["version"],
+                    "teacher_id": i + 1,
+                    "teacher_number": r["teacher_number"],
+                    "op": "upsert",
+                    "record": {
+                        "teacher_number": r["teacher_number"],
+                        "province": PROVINCE,
+                        "version": r["version"],
+                        "op": "upsert",
+                        "fields": r["fields"],
+                        "withheld": r["withheld"],
+                        "to_province": None,
+                    },
+                }
+                for i, r in enumerate(rows)
+            ],
+        )
+        s.execute(sa.update(Counter).where(Counter.name == "outbox").values(value=len(rows)))
+        s.execute(sa.update(Counter).where(Counter.name == "teacher_number").values(value=len(rows)))
+    engine.dispose()
+
+
+def add_delta(url: str, rows: list[dict], d: int) -> None:
+    """D changed records (the first D teachers get a new 最高学历) appended to the outbox."""
+    from common.config import DatabaseConfig
+    from common.db import create_db_engine, make_session_factory
+    from provincial_node.models import Counter, OutboxEntry
+
+    engine = create_db_engine(DatabaseConfig(url))
+    with make_session_factory(engine).begin() as s:
+        start = s.scalar(sa.select(Counter.value).where(Counter.name == "outbox"))
+        entries = []
+        for i, r in enumerate(rows[:d]):
+            fields = {**r["fields"], "JBXX": {**r["fields"]["JBXX"], "ZGXLM": "11"}}
+            v = start + i + 1
+            entries.append(
+                {
+                    "version": v,
+                    "teacher_id": i + 1,
+                    "teacher_number": r["teacher_number"],
+                    "op": "upsert",
+                    "record": {
+                        "teacher_number": r["teacher_number"],
+                        "province": PROVINCE,
+                        "version": v,
+                        "op": "upsert",
+                        "fields": fields,
+                        "withheld": r["withheld"],
+                        "to_province": None,
+                    },
+                }
+            )
+        s.execute(sa.insert(OutboxEntry), entries)
+        s.execute(sa.update(Counter).where(Counter.name == "outbox").values(value=start + d))
+    engine.dispose()
+
+
+def sync_round(sc: Scenario) -> tuple[dict, int]:
+    """Run `tmis province sync run`; return the round's timings and the province process's peak RSS (kB)."""
+    proc = subprocess.Popen(
+        [TMIS, "province", "sync", "run"],
+        env={**os.environ, **sc.prov_env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    watch = RssWatch(proc.pid)
+    watch.start()
+    out, err = proc.communicate(timeout=7200)
+    watch.stop.set()
+    if proc.returncode != 0:
+        raise RuntimeError(f"sync round failed:\n{out}\n{err}")
+    line = next(x for x in out.splitlines() if x.startswith("round "))
+    timings = json.loads(line.split("timings ", 1)[1].replace("'", '"'))
+    return timings, watch.peak_kb
+
+
+def copy_rps(sc: Scenario, rows: list[dict]) -> float:
+    engine = sa.create_engine(sc.nat_url.replace("postgresql://", "postgresql+psycopg://", 1))
+    with engine.connect() as c:
+        c.exec_driver_sql(
+            "CREATE TABLE copy_target (teacher_number varchar(13) PRIMARY KEY, province_code varchar(2), "
+            "version integer, op varchar(16), fields jsonb, withheld jsonb)"
+        )
+        c.commit()
+        raw = c.connection.driver_connection
+        started = time.perf_counter()
+        with raw.cursor() as cur, cur.copy("COPY copy_target FROM STDIN") as cp:
+            for r in rows:
+                cp.write_row(
+                    (
+                        r["teacher_number"],
+                        PROVINCE,
+                        r["version"],
+                        "upsert",
+                        json.dumps(r["fields"], ensure_ascii=False),
+                        json.dumps(r["withheld"]),
+                    )
+                )
+        raw.commit()
+        elapsed = time.perf_counter() - started
+    engine.dispose()
+    return len(rows) / elapsed
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--records", type=int, default=200_000)
+    ap.add_argument("--delta", type=int, default=1000)
+    ap.add_argument("--quick", action="store_true", help="N = 20000")
+    ap.add_argument("--json", dest="json_path", help="write the results to this file")
+    args = ap.parse_args()
+    n = 20_000 if args.quick else args.records
+    d = min(args.delta, n // 10)
+    if n < 40 or d < 1:
+        ap.error("--records must be at least 40 and --delta at least 1")
+    admin = sa.create_engine(pg_admin_url(), isolation_level="AUTOCOMMIT")
+    workdir = Path(tempfile.mkdtemp(prefix="tmis-bench-"))
+    results: dict = {"records": n, "delta": d}
+    print(
+        f"tmis benchmark: N={n}, D={d}, {platform.machine()}, {os.cpu_count()} CPUs, "
+        f"Python {platform.python_version()}",
+        flush=True,
+    )
+    rows = core_rows(n)
+    scenarios = []
+    try:
+        # full: COPY reference, initial sync, memory, large delta, audit
+        full = Scenario("full", workdir, admin)
+        scenarios.append(full)
+        full.start()
+        results["copy_rps"] = round(copy_rps(full, rows), 1)
+        seed_province(full.prov_url, rows)
+        timings, prov_kb = sync_round(full)
+        results["sync_rps"] = round(n / timings["push"], 1)
+        results["sync_build_s"] = timings["build"]
+        results["peak_rss_mb_province"] = round(prov_kb / 1024, 1)
+        results["peak_rss_mb_national"] = round(full.server_watch.peak_kb / 1024, 1)
+        results["peak_rss_mb"] = max(results["peak_rss_mb_province"], results["peak_rss_mb_national"])
+        add_delta(full.prov_url, rows, d)
+        t, _ = sync_round(full)
+        results["delta_large_s"] = round(t["build"] + t["push"], 3)
+        bundle = workdir / "bundle"
+        run(["national", "export", "-o", str(bundle)], full.nat_env)
+        started = time.perf_counter()
+        run(["audit", "bundle", str(bundle)], {})
+        results["audit_rps"] = round((n + d) / (time.perf_counter() - started), 1)
+        full.close()
+        # small: the same delta against a national store holding N/10
+        small = Scenario("small", workdir, admin)
+        scenarios.append(small)
+        small.start()
+        seed_province(small.prov_url, rows[: n // 10])
+        sync_round(small)
+        add_delta(small.prov_url, rows[: n // 10], d)
+        t, _ = sync_round(small)
+        results["delta_small_s"] = round(t["build"] + t["push"], 3)
+        small.close()
+        # quarter: memory at N/4
+        quarter = Scenario("quarter", workdir, admin)
+        scenarios.append(quarter)
+        quarter.start()
+        seed_province(quarter.prov_url, rows[: n // 4])
+        _t, q_kb = sync_round(quarter)
+        results["peak_rss_mb_quarter"] = round(max(q_kb, quarter.server_watch.peak_kb) / 1024, 1)
+        quarter.close()
+    finally:
+        for sc in scenarios:
+            try:
+                sc.close()
+            except Exception as e:  # report and go on dropping the other databases
+                print(f"cleanup of {sc.dbs}: {e}", file=sys.stderr)
+        admin.dispose()
+    results["sync_vs_copy"] = round(results["sync_rps"] / results["copy_rps"], 4)
+    results["delta_scaling"] = round(results["delta_large_s"] / results["delta_small_s"], 3)
+    targets = {"sync_vs_copy": (">=", 0.5), "delta_scaling": ("<=", 1.3), "audit_rps": (">=", 100_000)}
+    out = io.StringIO()
+    for key in (
+        "records",
+        "copy_rps",
+        "sync_rps",
+        "sync_vs_copy",
+        "delta_small_s",
+        "delta_large_s",
+        "delta_scaling",
+        "audit_rps",
+        "peak_rss_mb",
+        "peak_rss_mb_quarter",
+        "peak_rss_mb_province",
+        "peak_rss_mb_national",
+    ):
+        target = targets.get(key)
+        mark = ""
+        if target:
+            ok = results[key] >= target[1] if target[0] == ">=" else results[key] <= target[1]
+            mark = f"   target {target[0]} {target[1]}: {'met' if ok else 'NOT met'}"
+        out.write(f"  {key:<22} {results[key]}{mark}\n")
+    rss_ok = results["peak_rss_mb"] <= 1.5 * results["peak_rss_mb_quarter"]
+    out.write(
+        f"  {'rss N / rss N/4':<22} {round(results['peak_rss_mb'] / results['peak_rss_mb_quarter'], 3)}"
+        f"   target <= 1.5: {'met' if rss_ok else 'NOT met'}\n"
+    )
+    print(out.getvalue(), end="")
+    if args.json_path:
+        fields = [
+            "records",
+            "copy_rps",
+            "sync_rps",
+            "sync_vs_copy",
+            "delta_small_s",
+            "delta_large_s",
+            "delta_scaling",
+            "audit_rps",
+            "peak_rss_mb",
+            "peak_rss_mb_quarter",
+        ]
+        Path(args.json_path).write_text(json.dumps({k: results[k] for k in fields}, indent=2))
+        print(f"wrote {args.json_path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
