@@ -29,33 +29,56 @@ MAX_DEPTH = 32
 _TIME_RE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})Z$")
 
 
-def _check(value: Any, depth: int = 0) -> None:
+def _check(value: Any, depth: int = 0) -> bool:
+    """Raise MalformedError outside the allowed subset; return True when every object key is in the Basic
+    Multilingual Plane (then code-point order equals RFC 8785's UTF-16 order and the fast path applies)."""
     if depth > MAX_DEPTH:
         raise MalformedError(f"nesting deeper than {MAX_DEPTH}")
     if value is None or isinstance(value, bool | str):
-        return
+        return True
     if isinstance(value, int):
         if not -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
             raise MalformedError("integer outside ±(2^53−1)", value=str(value))
-        return
+        return True
     if isinstance(value, float):
         raise MalformedError("floats are not allowed in tmis-sync/1 (use integers or decimal strings)")
     if isinstance(value, list | tuple):
+        bmp = True
         for v in value:
-            _check(v, depth + 1)
-        return
+            bmp = _check(v, depth + 1) and bmp
+        return bmp
     if isinstance(value, dict):
+        bmp = True
         for k, v in value.items():
             if not isinstance(k, str):
                 raise MalformedError("object keys must be strings")
-            _check(v, depth + 1)
-        return
+            bmp = _check(v, depth + 1) and bmp and (k.isascii() or max(map(ord, k)) < 0x10000)
+        return bmp
     raise MalformedError(f"value of type {type(value).__name__} cannot be encoded")
+
+
+def _fast(value: Any) -> bytes | None:
+    """RFC 8785 bytes by the C json encoder, or None when it might differ (callers fall back to rfc8785).
+
+    For the allowed subset (no floats) with BMP object keys the two agree: the same key order, literal
+    non-ASCII, the same escapes (\\", \\\\, \\b \\f \\n \\r \\t, lower-case \\u00xx for other control
+    characters). A property test checks the equivalence; lone surrogates fail to encode and fall back."""
+    try:
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode("utf-8")
+    except (UnicodeEncodeError, ValueError):
+        return None
 
 
 def canonical_bytes(value: Any) -> bytes:
     """RFC 8785 bytes of ``value``. Raises MalformedError for values outside the allowed subset."""
-    _check(value)
+    if _check(value):
+        fast = _fast(value)
+        if fast is not None:
+            return fast
+    return _slow(value)
+
+
+def _slow(value: Any) -> bytes:
     try:
         return rfc8785.dumps(value)
     except (rfc8785.CanonicalizationError, UnicodeEncodeError) as e:  # e.g. lone surrogates

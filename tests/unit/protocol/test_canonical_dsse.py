@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from securesystemslib.dsse import Envelope as SslibEnvelope
 from securesystemslib.exceptions import VerificationError
 from securesystemslib.signer import SSlibKey
@@ -100,3 +102,28 @@ def test_threshold_counts_unique_trusted_keys():
     assert verify_envelope(sign_envelope(b"{}", PTYPE, [a, b]), PTYPE, keys, 2) == {a.keyid, b.keyid}
     with pytest.raises(E.LimitExceededError):
         parse_envelope(encode_envelope(sign_envelope(b"{}", PTYPE, [a] * 17)))
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers(min_value=-(2**53 - 1), max_value=2**53 - 1)
+    | st.text(alphabet=st.characters(codec="utf-8"), max_size=12),
+    lambda children: st.lists(children, max_size=4)
+    | st.dictionaries(st.text(alphabet=st.characters(codec="utf-8"), max_size=6), children, max_size=4),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=600)
+@given(_json)
+def test_canonical_fast_path_equals_rfc8785(value):
+    import rfc8785
+
+    assert canonical_bytes(value) == rfc8785.dumps(value)
+    assert parse_canonical(rfc8785.dumps(value)) == value
+
+
+def test_control_characters_and_non_bmp_keys():
+    import rfc8785
+
+    for value in ({"a": "\x00\x1f\x7f\u2028\b\f\n\r\t\"\\"}, {"\U0001f600": 1, "\ufb33": 2, "z": 3}, ["é", {"é": "ü"}]):
+        assert canonical_bytes(value) == rfc8785.dumps(value)
