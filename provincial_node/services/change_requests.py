@@ -17,7 +17,6 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from common.catalogue import Catalogue
-from common.catalogue.schema import build_validator
 from common.db import utcnow
 from common.errors import ConflictError, NotFoundError, PermissionDeniedError, ValidationError
 from provincial_node.models import ChangeRequest, Teacher, Unit
@@ -57,20 +56,7 @@ def _apply(data: dict[str, Any], changes: list[dict[str, Any]]) -> dict[str, Any
 
 
 def _validate(session: Session, catalogue: Catalogue, teacher: Teacher, data: dict[str, Any]) -> dict[str, Any]:
-    full = catalogue_for(session, catalogue)
-    school = session.get(Unit, teacher.unit_id)
-    errors, normalised = [], {}
-    for gcode, content in data.items():
-        v = build_validator(full, gcode, school_type=school.school_type)
-        rows = content if isinstance(content, list) else [content]
-        out = []
-        for i, row in enumerate(rows):
-            try:
-                out.append(v.validate(row).data)
-            except ValidationError as e:
-                errors.extend({**err, "index": i} for err in e.errors)
-        if len(out) == len(rows):
-            normalised[gcode] = out if isinstance(content, list) else out[0]
+    normalised, errors = files.validate_file(session, catalogue, teacher, data)
     if errors:
         raise ValidationError("the file would be invalid after this change", errors=errors)
     return normalised

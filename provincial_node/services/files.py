@@ -349,7 +349,6 @@ def update_group(
 
 def _full_errors(session: Session, catalogue: Catalogue, teacher: Teacher) -> list[dict[str, Any]]:
     full = catalogue_for(session, catalogue)
-    school = session.get(Unit, teacher.unit_id)
     errors: list[dict[str, Any]] = []
     for gcode in REQUIRED_GROUPS:
         if not teacher.draft.get(gcode):
@@ -365,15 +364,29 @@ def _full_errors(session: Session, catalogue: Catalogue, teacher: Teacher) -> li
                     "value": None,
                 }
             )
-    for gcode, content in teacher.draft.items():
-        validator = build_validator(full, gcode, school_type=school.school_type)
-        rows = content if isinstance(content, list) else [content]
-        for i, row in enumerate(rows):
+    return errors + validate_file(session, catalogue, teacher, teacher.draft)[1]
+
+
+def validate_file(
+    session: Session, catalogue: Catalogue, teacher: Teacher, data: dict[str, Any]
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Fully validate every group of ``data`` for the teacher's school: (normalised data, errors). Rows of
+    multi-record groups carry their ``index`` in the errors."""
+    full = catalogue_for(session, catalogue)
+    school_type = session.get(Unit, teacher.unit_id).school_type
+    errors: list[dict[str, Any]] = []
+    normalised: dict[str, Any] = {}
+    for gcode, content in data.items():
+        validator = build_validator(full, gcode, school_type=school_type)
+        multiple = isinstance(content, list)
+        out = []
+        for i, row in enumerate(content if multiple else [content]):
             try:
-                validator.validate(row)
+                out.append(validator.validate(row).data)
             except ValidationError as e:
-                errors.extend({**err, "index": i} if isinstance(content, list) else err for err in e.errors)
-    return errors
+                errors.extend({**err, "index": i} if multiple else err for err in e.errors)
+        normalised[gcode] = out if multiple else (out[0] if out else None)
+    return normalised, errors
 
 
 def submit(session: Session, actor: Actor, catalogue: Catalogue, teacher_id: int) -> Teacher:
