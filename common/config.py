@@ -31,7 +31,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from common.errors import ConfigError
@@ -137,14 +137,12 @@ class ProvincialConfig(NodeConfig):
     province_code: str = ""
     national_url: str | None = None
     sync_batch_size: int = 1000
-    extra: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class NationalConfig(NodeConfig):
     log_origin: str = "tmis.moe.edu.cn/acceptance-log/v1"
     max_batch_bytes: int = 64 * 1024 * 1024
-    extra: dict[str, str] = field(default_factory=dict)
 
 
 def _common(env: Mapping[str, str], node: str, default_port: int) -> dict:

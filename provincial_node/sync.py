@@ -119,6 +119,7 @@ class SyncClient:
         self.catalogue = catalogue
         self.settings = settings
         self.schema_version = schema_version or catalogue.version
+        self._verified: TrustMetadata | None = None
 
     # ------------------------------------------------------------------------------------------ transport
     def _call(self, method: str, path: str, body: bytes = b"", signed: bool = True) -> dict[str, Any]:
@@ -164,12 +165,6 @@ class SyncClient:
         if self.signer.keyid not in trust.province_keys(self.settings.province).keys:
             raise SyncError("the national node did not list this node's key for the province")
         return trust
-
-    def refresh_trust(self) -> TrustMetadata:
-        payload = self._call("GET", "/api/v1/trust", signed=False)
-        docs = [encode_envelope(envelope_from_json(d)) for d in payload["trust"]]
-        with self.factory.begin() as s:
-            return store_trust(s, docs)
 
     # ----------------------------------------------------------------------------------------------- round
     def run_round(self, trigger: str = "cli", progress: Callable[[str, int, int], None] | None = None) -> SyncRound:
@@ -245,7 +240,12 @@ class SyncClient:
                 )
 
     def _trust(self, s: Session) -> TrustMetadata:
-        return trust_chain(s)[-1]
+        """The newest verified trust version. Stored versions never change (``store_trust`` refuses a
+        different document under a known version), so the chain is verified again only when it grew."""
+        newest = s.scalar(select(func.max(TrustDoc.version)))
+        if self._verified is None or self._verified.version != newest:
+            self._verified = trust_chain(s)[-1]
+        return self._verified
 
     def _push(self, stats: dict[str, Any], progress: Callable[[str, int, int], None] | None) -> None:
         with self.factory() as s:

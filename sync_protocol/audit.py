@@ -319,6 +319,7 @@ def audit_bundle(root: Path, *, pinned: bytes | None = None) -> AuditReport:
         trust_versions[key] = leaf["trust_version"]
         batch_leaves[key] = leaf["batch_hash"]
     batch_files = []
+    present = set()
     for province_dir in sorted(p for p in (root / "batches").glob("*") if p.is_dir()):
         if province_dir.name not in PROVINCE_CODES:
             report.bad("bundle", str(province_dir), "not a province code directory")
@@ -327,22 +328,16 @@ def audit_bundle(root: Path, *, pinned: bytes | None = None) -> AuditReport:
             data = f.read_bytes()
             batch_files.append((f"batches/{province_dir.name}/{f.name}", data))
             try:
-                _env, h = read_header(data)
+                env, h = read_header(data)
             except ProtocolError:
                 continue  # reported by audit_series
+            present.add((h.province, h.seq))
             logged = batch_leaves.get((h.province, h.seq))
-            actual = hashlib.sha256(_env.payload).hexdigest()
+            actual = hashlib.sha256(env.payload).hexdigest()
             if logged != actual:
                 report.bad("log", f"batches/{province_dir.name}/{f.name}",
                            "batch is not in the acceptance log with this hash" if logged is None
                            else "the log holds a different batch for this sequence", "protocol_equivocation")
-    present = set()
-    for _n, d in batch_files:
-        try:
-            h = read_header(d)[1]
-            present.add((h.province, h.seq))
-        except ProtocolError:
-            pass
     missing = sorted(set(batch_leaves) - present)
     for province, seq in missing:
         report.bad("bundle", f"province {province} seq {seq}", "logged batch missing from the bundle")

@@ -210,7 +210,3 @@ def verify_batch(data: bytes, trust: TrustMetadata, province: str, limits: Limit
     return VerifiedBatch(header, hashlib.sha256(env.payload).hexdigest(), env_line, tuple(records),
                          tuple(record_lines), signers)
 
-
-def record_inclusion_proof(batch: VerifiedBatch, index: int) -> list[bytes]:
-    """Inclusion proof of record ``index`` under the batch's ``records_root``."""
-    return merkle.inclusion_proof(index, [record_hash(b) for b in batch.record_lines])
