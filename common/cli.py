@@ -172,6 +172,15 @@ def db_group(migrations_dir: Path, load_config: Callable[[dict[str, str]], Any])
     return db
 
 
+def configure_logging(level: str) -> None:
+    """Log to stderr at TMIS_LOG_LEVEL with UTC timestamps (servers only; library code just logs)."""
+    import logging
+    import time
+
+    logging.Formatter.converter = time.gmtime
+    logging.basicConfig(level=level, format="%(asctime)sZ %(levelname)s %(name)s: %(message)s", force=True)
+
+
 def serve_wsgi(app: Any, host: str, port: int, threads: int = 8) -> None:
     """Serve a Flask app with waitress (production WSGI server; never the Flask development server)."""
     from waitress import serve

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from common.cli import db_group, serve_wsgi
+from common.cli import configure_logging, db_group, serve_wsgi
 from common.config import national_config_from_env
 from national_node import MIGRATIONS_DIR
 
@@ -25,6 +25,7 @@ def serve(ctx: click.Context, threads: int) -> None:
     from national_node.app import create_app
 
     config = national_config_from_env(ctx.obj["env"])
+    configure_logging(config.log_level)
     serve_wsgi(create_app(config), config.bind_host, config.bind_port, threads)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from common.cli import db_group, open_engine, serve_wsgi
+from common.cli import configure_logging, db_group, open_engine, serve_wsgi
 from common.config import provincial_config_from_env, validate_province_code
 from provincial_node import MIGRATIONS_DIR
 
@@ -27,6 +27,7 @@ def serve(ctx: click.Context, threads: int) -> None:
     config = provincial_config_from_env(ctx.obj["env"])
     if not config.province_code:
         raise click.UsageError("TMIS_PROVINCE_CODE is required to serve a provincial node")
+    configure_logging(config.log_level)
     serve_wsgi(create_app(config), config.bind_host, config.bind_port, threads)
 
 

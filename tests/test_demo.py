@@ -18,3 +18,5 @@ def test_demo_once(tmp_path):
     assert proc.stdout.count("round 1: ok") == 2                 # one sync round per province
     assert "all checks passed" in proc.stdout                    # the exported bundle verified offline
     assert "2 of 32 provinces enrolled" in proc.stdout
+    for node in ("national", "11", "44"):      # servers log at TMIS_LOG_LEVEL (INFO) with UTC timestamps
+        assert "Z INFO waitress: Serving on" in (tmp_path / f"{node}.log").read_text()
