@@ -137,6 +137,7 @@ class ProvincialConfig(NodeConfig):
     province_code: str = ""
     national_url: str | None = None
     sync_batch_size: int = 1000
+    transfer_expiry_days: int = 60
 
 
 @dataclass(frozen=True)
@@ -180,6 +181,7 @@ def provincial_config_from_env(env: Mapping[str, str], **overrides: object) -> P
     values["province_code"] = validate_province_code("TMIS_PROVINCE_CODE", raw_code) if raw_code else ""
     values["national_url"] = r.str("TMIS_NATIONAL_URL")
     values["sync_batch_size"] = r.int("TMIS_SYNC_BATCH_SIZE", 1000, minimum=1, maximum=10_000)
+    values["transfer_expiry_days"] = r.int("TMIS_TRANSFER_EXPIRY_DAYS", 60, minimum=1, maximum=366)
     values.update(overrides)
     return ProvincialConfig(**values)
 

@@ -62,6 +62,8 @@ class ErrorCode(enum.StrEnum):
     PROTOCOL_PROOF_INVALID = "protocol_proof_invalid"
     PROTOCOL_CLOCK_SKEW = "protocol_clock_skew"
     PROTOCOL_ALREADY_ACCEPTED = "protocol_already_accepted"
+    PROTOCOL_TRANSFER_STATE = "protocol_transfer_state"
+    PROTOCOL_TRANSFER_OWNER = "protocol_transfer_owner"
 
 
 class TmisError(Exception):

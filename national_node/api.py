@@ -3,6 +3,7 @@
 * ``POST /api/v1/enrol`` — a province enrols its first key with the one-time token;
 * ``GET /api/v1/trust``, ``GET /api/v1/checkpoint`` — public: every trust version, the newest checkpoint;
 * ``POST /api/v1/provinces/<code>/batches`` — push a batch file (body), answer: the receipt;
+* ``POST /api/v1/provinces/<code>/transfers`` — push a signed transfer message, answer: the receipt;
 * ``GET /api/v1/provinces/<code>/inbox?after=N``, ``POST …/inbox/ack`` — pull and acknowledge messages.
 
 Calls under ``/provinces/<code>/`` must be signed by a key of that province (docs/protocol.md §14);
@@ -25,7 +26,7 @@ from common.db import utcnow
 from common.errors import ErrorCode, TmisError
 from common.http import get_session, json_error
 from national_node.models import RequestNonce
-from national_node.services import inbox, intake, ledger, registry
+from national_node.services import inbox, intake, ledger, registry, transfers
 from sync_protocol.errors import EquivocationError, ProtocolError
 from sync_protocol.request_auth import SKEW, verify_request
 
@@ -126,6 +127,22 @@ class Batches(MethodView):
         except ProtocolError as e:
             return protocol_error(e)
         return {"receipt": json.loads(result.receipt), "refused": result.refused, "new": result.new}
+
+
+@bp.route("/provinces/<code>/transfers")
+class TransferMessages(MethodView):
+    def post(self, code: str) -> Any:
+        """Push one province-signed transfer message (DSSE envelope, signed request). 200 with the receipt of
+        its log leaf, also for an identical resend; 409 ``protocol_transfer_state`` / ``protocol_transfer_owner``
+        when it does not fit the transfer."""
+        session = get_session()
+        transfers.expire_due(session, keys())  # an answer after the deadline meets an expired transfer
+        session.commit()
+        try:
+            receipt, new = transfers.accept(session, keys(), origin(), code, request.get_data())
+        except ProtocolError as e:
+            return protocol_error(e)
+        return {"receipt": json.loads(receipt), "new": new}
 
 
 @bp.route("/provinces/<code>/inbox")

@@ -21,12 +21,16 @@ national.add_command(db_group(MIGRATIONS_DIR, national_config_from_env))
 @click.option("--threads", default=8, show_default=True, type=click.IntRange(1, 64))
 @click.pass_context
 def serve(ctx: click.Context, threads: int) -> None:
-    """Serve the node's API with waitress on TMIS_BIND (default 127.0.0.1:8000)."""
+    """Serve the node's API with waitress on TMIS_BIND (default 127.0.0.1:8000); expire overdue transfer
+    requests hourly."""
     from national_node.app import create_app
+    from national_node.jobs import start_scheduler
 
     config = national_config_from_env(ctx.obj["env"])
     configure_logging(config.log_level)
-    serve_wsgi(create_app(config), config.bind_host, config.bind_port, threads)
+    app = create_app(config)
+    start_scheduler(app)
+    serve_wsgi(app, config.bind_host, config.bind_port, threads)
 
 
 def _factory(ctx: click.Context):
@@ -170,12 +174,13 @@ def provinces(ctx: click.Context, as_json: bool) -> None:
 @click.option("-o", "--output", required=True, type=click.Path(file_okay=False), help="bundle directory to create")
 @click.pass_context
 def export(ctx: click.Context, output: str) -> None:
-    """Export the audit bundle (trust, batches, receipts, log leaves, checkpoint) for `tmis audit bundle`."""
+    """Export the audit bundle (trust, batches, receipts, transfer messages, inbox messages, log leaves,
+    checkpoint) for `tmis audit bundle` and `tmis audit transfer`."""
     from pathlib import Path
 
     from sqlalchemy import select
 
-    from national_node.models import Batch, LogLeaf, TrustVersion
+    from national_node.models import Batch, InboxMessage, LogLeaf, TransferMessage, TrustVersion
     from national_node.services import ledger
 
     config, factory = _factory(ctx)
@@ -184,7 +189,7 @@ def export(ctx: click.Context, output: str) -> None:
         raise click.UsageError(f"{root} exists and is not empty")
     keys = ledger.load_keys(config.data_dir / "keys")
     with factory() as s:
-        for sub in ("trust", "batches", "receipts", "log"):
+        for sub in ("trust", "batches", "receipts", "messages", "inbox", "log"):
             (root / sub).mkdir(parents=True, exist_ok=True)
         for t in s.scalars(select(TrustVersion).order_by(TrustVersion.version)):
             (root / "trust" / f"{t.version}.trust.json").write_bytes(t.envelope)
@@ -195,12 +200,90 @@ def export(ctx: click.Context, output: str) -> None:
             (root / "batches" / b.province_code / f"{b.seq:08d}.batch").write_bytes(b.data)
             (root / "receipts" / b.province_code / f"{b.seq:08d}.receipt.json").write_bytes(b.receipt)
             n += 1
+        m = 0
+        for msg in s.scalars(select(TransferMessage).order_by(TransferMessage.leaf_index)):
+            (root / "messages" / msg.province_code).mkdir(exist_ok=True)
+            (root / "messages" / msg.province_code / f"{msg.leaf_index:08d}.msg").write_bytes(msg.envelope)
+            m += 1
+        for im in s.scalars(select(InboxMessage).order_by(InboxMessage.province_code, InboxMessage.seq)):
+            (root / "inbox" / im.province_code).mkdir(exist_ok=True)
+            (root / "inbox" / im.province_code / f"{im.seq:08d}.msg").write_bytes(im.envelope)
         leaves = list(s.scalars(select(LogLeaf.leaf).order_by(LogLeaf.index)))
         (root / "log" / "leaves.jsonl").write_bytes(b"".join(x + b"\n" for x in leaves))
         (root / "log" / "checkpoint").write_text(
             ledger.checkpoint(s, keys, config.log_origin, len(leaves)), encoding="utf-8"
         )
-    click.echo(f"exported {n} batches, {len(leaves)} log leaves to {root}; verify with: tmis audit bundle {root}")
+    click.echo(
+        f"exported {n} batches, {m} transfer messages, {len(leaves)} log leaves to {root}; "
+        f"verify with: tmis audit bundle {root}"
+    )
+
+
+@national.group()
+def transfers() -> None:
+    """Cross-province transfers the national node brokers: what is in flight, expiry."""
+
+
+@transfers.command("list")
+@click.option("--all", "include_closed", is_flag=True, help="include completed, rejected, withdrawn, expired")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def transfers_list(ctx: click.Context, include_closed: bool, as_json: bool) -> None:
+    """Transfers in flight with their current step, who they wait for and their age."""
+    import json
+
+    from national_node.services import transfers as svc
+
+    _config, factory = _factory(ctx)
+    with factory() as s:
+        rows = [svc.to_json(t) for t in svc.in_flight(s, include_closed)]
+    if as_json:
+        click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+        return
+    if not rows:
+        click.echo("no cross-province transfers" + ("" if include_closed else " in flight"))
+        return
+    click.echo(f"{'transfer':<20} {'kind':<18} {'teacher':<14} {'from':<4} {'to':<4} {'state':<14} "
+               f"{'next step':<17} {'waits':<5} {'age h':>7}  expires")
+    for r in rows:
+        click.echo(f"{r['transfer_id']:<20} {r['kind']:<18} {r['teacher_number']:<14} {r['from_province']:<4} "
+                   f"{r['to_province']:<4} {r['state']:<14} {r['next_step'] or '-':<17} {r['waiting_for'] or '-':<5} "
+                   f"{r['age_hours']:>7}  {r['expires_at']}")
+
+
+@transfers.command("show")
+@click.argument("transfer_id")
+@click.pass_context
+def transfers_show(ctx: click.Context, transfer_id: str) -> None:
+    """One transfer: its steps and the log leaves of its signed messages."""
+    import json
+
+    from national_node.models import Transfer
+    from national_node.services import transfers as svc
+
+    _config, factory = _factory(ctx)
+    with factory() as s:
+        row = s.get(Transfer, transfer_id)
+        if row is None:
+            raise click.BadParameter(f"no transfer {transfer_id}", param_hint="TRANSFER_ID")
+        out = svc.to_json(row)
+        out["messages"] = [{"leaf_index": m.leaf_index, "province": m.province_code, "kind": m.kind,
+                            "message_hash": m.message_hash} for m in svc.messages(s, transfer_id)]
+    click.echo(json.dumps(out, ensure_ascii=False, indent=2))
+
+
+@transfers.command("expire")
+@click.pass_context
+def transfers_expire(ctx: click.Context) -> None:
+    """Close open requests past their deadline now and tell both provinces (serve does this hourly)."""
+    from common.db import session_scope
+    from national_node.services import ledger
+    from national_node.services import transfers as svc
+
+    config, factory = _factory(ctx)
+    with session_scope(factory) as s:
+        ids = svc.expire_due(s, ledger.load_keys(config.data_dir / "keys"))
+    click.echo(f"{len(ids)} transfer(s) expired" + (": " + ", ".join(ids) if ids else ""))
 
 
 @national.group()

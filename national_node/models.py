@@ -8,6 +8,8 @@
 * ``teacher_core`` is the current core record per teacher number (owner province, version, fields);
   ``teacher_core_history`` every applied version; ``refused_record`` what was not applied and why.
 * ``inbox_message`` is what is routed down to a province (signed, gapless per province).
+* ``transfer`` is each cross-province transfer brokered (state, steps); ``transfer_message`` every
+  province-signed transfer message accepted, with its log leaf and receipt.
 """
 
 from __future__ import annotations
@@ -194,3 +196,43 @@ class RequestNonce(Base):
     province_code: Mapped[str] = mapped_column(String(2), primary_key=True)
     nonce: Mapped[str] = mapped_column(String(64), primary_key=True)
     seen_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
+
+
+class Transfer(Base):
+    """A cross-province transfer or rotation the national node brokers (sync_protocol.transfer state machine).
+
+    ``request`` is the signed request body; ``steps`` every accepted answer, withdrawal, expiry, file and
+    completion in order (what, by which province, when). ``state``: open | awaiting_file | completed |
+    rejected | withdrawn | expired."""
+
+    __tablename__ = "transfer"
+
+    transfer_id: Mapped[str] = mapped_column(String(80), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    teacher_number: Mapped[str] = mapped_column(String(13), index=True)
+    from_province: Mapped[str] = mapped_column(ForeignKey("province.code"))
+    to_province: Mapped[str] = mapped_column(ForeignKey("province.code"))
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    next_step: Mapped[str | None] = mapped_column(String(32))
+    request: Mapped[dict[str, Any]] = mapped_column(JSON)
+    steps: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    requested_at: Mapped[dt.datetime] = mapped_column()
+    expires_at: Mapped[dt.datetime] = mapped_column()
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    completed_at: Mapped[dt.datetime | None] = mapped_column()
+    file_hash: Mapped[str | None] = mapped_column(String(64))
+
+
+class TransferMessage(Base):
+    """Every province-signed transfer message accepted (content-addressed; logged as a message leaf)."""
+
+    __tablename__ = "transfer_message"
+
+    message_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    transfer_id: Mapped[str] = mapped_column(String(80), index=True)
+    province_code: Mapped[str] = mapped_column(ForeignKey("province.code"))
+    kind: Mapped[str] = mapped_column(String(32))
+    envelope: Mapped[bytes] = mapped_column(LargeBinary)
+    leaf_index: Mapped[int] = mapped_column(Integer)
+    receipt: Mapped[bytes] = mapped_column(LargeBinary)
+    accepted_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

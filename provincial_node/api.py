@@ -772,6 +772,11 @@ class TransferIn(Strict):
     doc_number = ma.fields.String(required=True)
     to_school_id = ma.fields.Integer(required=True)
     reason = ma.fields.String(required=True)
+    from_province = ma.fields.String(
+        load_default=None,
+        metadata={"description": "the province holding the teacher (default: this one if it holds the number, "
+                  "else the teacher number's prefix); another province's teacher is requested via the national node"},
+    )
 
 
 class RotationIn(Strict):
@@ -783,6 +788,10 @@ class RotationIn(Strict):
     reason = ma.fields.String(required=True)
     to_school_id = ma.fields.Integer(load_default=None)
     to_unit_name = ma.fields.String(load_default=None)
+    to_province = ma.fields.String(load_default=None, metadata={"description": "跨省: the receiving province"})
+    to_school_code = ma.fields.String(
+        load_default=None, metadata={"description": "跨省: the receiving school's 学校标识码 (with to_unit_name)"}
+    )
 
 
 transfers_bp = Blueprint("transfers", __name__, url_prefix="/api/v1", description="Transfers and exchange rotation")
@@ -799,7 +808,7 @@ class Transfers(MethodView):
 
     @transfers_bp.arguments(TransferIn)
     def post(self, body: dict[str, Any]) -> Any:
-        """Start a transfer (调动): the receiving school asks for a teacher of the province."""
+        """Start a transfer (调动): the receiving school asks for a teacher of this or another province."""
         from provincial_node.services import transfers
 
         t = transfers.start_transfer(
@@ -810,6 +819,9 @@ class Transfers(MethodView):
             body["doc_number"],
             body["to_school_id"],
             body["reason"],
+            province=province_code(),
+            from_province=body["from_province"],
+            expiry=transfers.expiry_of(current_app.extensions["tmis_config"]),
         )
         return transfers.to_json(t), 201
 
@@ -842,6 +854,10 @@ class Rotations(MethodView):
             reason=body["reason"],
             to_school_id=body["to_school_id"],
             to_unit_name=body["to_unit_name"],
+            to_province=body["to_province"],
+            to_school_code=body["to_school_code"],
+            province=province_code(),
+            expiry=transfers.expiry_of(current_app.extensions["tmis_config"]),
         )
         return transfers.to_json(t), 201
 

@@ -54,21 +54,23 @@ def expiry_job(app: Flask) -> None:
 
 def start_scheduler(app: Flask) -> Any | None:
     config = app.extensions["tmis_config"]
-    if config.testing or config.sync_schedule_minutes == 0 or not config.national_url:
+    if config.testing:
         return None
     from apscheduler.schedulers.background import BackgroundScheduler
 
     scheduler = BackgroundScheduler(timezone="UTC")
-    scheduler.add_job(
-        sync_job,
-        "interval",
-        minutes=config.sync_schedule_minutes,
-        args=[app],
-        id="sync",
-        max_instances=1,
-        coalesce=True,
-    )
+    scheduler.add_job(expiry_job, "interval", hours=1, args=[app], id="expiry", max_instances=1, coalesce=True)
+    if config.sync_schedule_minutes and config.national_url:
+        scheduler.add_job(
+            sync_job,
+            "interval",
+            minutes=config.sync_schedule_minutes,
+            args=[app],
+            id="sync",
+            max_instances=1,
+            coalesce=True,
+        )
+        logger.info("sync rounds scheduled every %s minutes", config.sync_schedule_minutes)
     scheduler.start()
     app.extensions["tmis_scheduler"] = scheduler
-    logger.info("sync rounds scheduled every %s minutes", config.sync_schedule_minutes)
     return scheduler

@@ -274,6 +274,7 @@ class InboxReceived(Base):
     body: Mapped[dict[str, Any]] = mapped_column(JSON)
     received_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     processed_at: Mapped[dt.datetime | None] = mapped_column()
+    error: Mapped[str | None] = mapped_column(Text)  # why processing failed (the message is kept; see sync status)
 
 
 class ParkedRecord(Base):
@@ -304,8 +305,10 @@ class Transfer(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     kind: Mapped[str] = mapped_column(String(20))
-    teacher_id: Mapped[int] = mapped_column(ForeignKey("teacher.id"), index=True)
-    from_unit_id: Mapped[int] = mapped_column(ForeignKey("unit.id"), index=True)
+    # None only on the receiving side of a cross-province request (the file arrives on completion)
+    teacher_id: Mapped[int | None] = mapped_column(ForeignKey("teacher.id"), index=True)
+    # None only on the receiving side of a cross-province request (the sending school is remote)
+    from_unit_id: Mapped[int | None] = mapped_column(ForeignKey("unit.id"), index=True)
     to_unit_id: Mapped[int | None] = mapped_column(ForeignKey("unit.id"), index=True)
     to_unit_name: Mapped[str | None] = mapped_column(String(200))  # rotation to a unit outside the tree
     # open | completed | rejected | withdrawn | expired
@@ -315,8 +318,39 @@ class Transfer(Base):
     start_month: Mapped[str | None] = mapped_column(String(7))
     end_month: Mapped[str | None] = mapped_column(String(7))
     reason: Mapped[str] = mapped_column(Text)
-    started_by: Mapped[int] = mapped_column(ForeignKey("account.id"))
+    started_by: Mapped[int | None] = mapped_column(ForeignKey("account.id"))  # None: started in another province
     started_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[dt.datetime] = mapped_column()
     finished_at: Mapped[dt.datetime | None] = mapped_column()
     steps: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    # cross-province (跨省) requests only: the protocol transfer id, the other province, this node's side
+    # ("from" holds the teacher, "to" receives), who is asked for and the school in the other province
+    transfer_uid: Mapped[str | None] = mapped_column(String(80), unique=True)
+    remote_province: Mapped[str | None] = mapped_column(String(2))
+    role: Mapped[str | None] = mapped_column(String(4))
+    teacher_number: Mapped[str | None] = mapped_column(String(13), index=True)
+    doc_type: Mapped[str | None] = mapped_column(String(1))
+    doc_number: Mapped[str | None] = mapped_column(String(30))
+    remote_school_code: Mapped[str | None] = mapped_column(String(40))
+    remote_school_name: Mapped[str | None] = mapped_column(String(200))
+
+
+class UpwardMessage(Base):
+    """A province-signed transfer message waiting to be pushed to the national node (transactional outbox:
+    written in the transaction of the step that causes it; the payload is signed when sent, and Ed25519
+    signs it identically every time, so a resend after a crash is recognised as the same message)."""
+
+    __tablename__ = "upward_message"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    transfer_id: Mapped[int] = mapped_column(ForeignKey("transfer.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    payload: Mapped[bytes] = mapped_column(LargeBinary)  # canonical, unsigned
+    message_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)  # pending | accepted | refused
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    error_code: Mapped[str | None] = mapped_column(String(64))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    receipt: Mapped[bytes | None] = mapped_column(LargeBinary)
+    sent_at: Mapped[dt.datetime | None] = mapped_column()

@@ -8,8 +8,11 @@ Resumable after a crash at any point, with nothing lost or applied twice:
 * pushing is idempotent: the national node answers an identical resend with the same receipt, so a batch
   whose receipt was lost is simply sent again; a batch is marked accepted only after its receipt verified
   (signed checkpoint of the trusted log key, inclusion of a leaf naming exactly this batch hash);
+* transfer messages (:mod:`provincial_node.services.crossprovince`) are pushed after the batches, in the
+  order they were written, and marked sent only after their receipt verified;
 * inbox messages are stored only after verification, strictly in sequence, then acknowledged; a message
-  pulled twice is recognised and skipped.
+  pulled twice is recognised and skipped. A transfer message is applied in the transaction that stores it,
+  so its effect happens exactly once.
 
 Network errors and 5xx are retried with exponential backoff and jitter; a record the national node refuses
 is parked and reported (``parked_record``) and never blocks the following batches. Every round is recorded
@@ -27,6 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from common.catalogue import Catalogue
@@ -40,8 +44,9 @@ from provincial_node.models import (
     SyncBatch,
     SyncRound,
     TrustDoc,
+    UpwardMessage,
 )
-from provincial_node.services import outbox
+from provincial_node.services import crossprovince, outbox
 from sync_protocol.batch import build_batch
 from sync_protocol.canonical import canonical_bytes
 from sync_protocol.dsse import encode_envelope, envelope_from_json
@@ -51,6 +56,7 @@ from sync_protocol.keys import Signer
 from sync_protocol.log import verify_receipt
 from sync_protocol.records import record_from_json
 from sync_protocol.request_auth import sign_request
+from sync_protocol.transfer import sign_transfer_message
 from sync_protocol.trust import TrustMetadata, verify_trust_chain
 
 logger = logging.getLogger(__name__)
@@ -182,12 +188,19 @@ class SyncClient:
             "errors": [],
         }
         status = "ok"
-        for phase, fn in (("build", self._build), ("push", self._push), ("pull", self._pull)):
+        phases = (
+            ("build", self._build),
+            ("push", self._push),
+            ("messages", self._push_messages),
+            ("pull", self._pull),
+            ("answers", self._push_messages),  # what processing the inbox queued (automatic answers, files)
+        )
+        for phase, fn in phases:
             started = time.monotonic()
             try:
                 fn(stats, progress)
             except (TmisError, ProtocolError) as e:
-                status = "failed" if phase != "pull" else "partial"
+                status = "failed" if phase in ("build", "push") else "partial"
                 stats["errors"].append(
                     {
                         "phase": phase,
@@ -197,9 +210,11 @@ class SyncClient:
                     }
                 )
                 stats["timings"][phase] = round(time.monotonic() - started, 3)
-                if phase != "pull":
+                if phase in ("build", "push"):
                     break
             stats["timings"][phase] = round(time.monotonic() - started, 3)
+        if status == "ok" and stats["errors"]:
+            status = "partial"  # e.g. a transfer message the national node refused (listed in errors)
         with self.factory.begin() as s:
             rnd = s.get(SyncRound, round_id)
             rnd.finished_at, rnd.status = utcnow(), status
@@ -292,6 +307,37 @@ class SyncClient:
             if progress:
                 progress("push", i, len(todo))
 
+    def _push_messages(self, stats: dict[str, Any], progress: Callable[[str, int, int], None] | None) -> None:
+        """Push pending transfer messages in the order they were written. A message the national node refuses
+        (4xx with a protocol code) is marked refused and noted on its transfer; network errors stop the phase
+        and the message is sent again next round (an identical resend gets the stored receipt)."""
+        with self.factory() as s:
+            todo = [m.id for m in crossprovince.pending_messages(s)]
+        for i, mid in enumerate(todo, start=1):
+            with self.factory() as s:
+                m = s.get(UpwardMessage, mid)
+                data, message_hash = sign_transfer_message(m.payload, self.signer), m.message_hash
+            try:
+                payload = self._call("POST", f"/api/v1/provinces/{self.settings.province}/transfers", data)
+            except SyncError as e:
+                if not 400 <= int(e.details.get("status", 0)) < 500:
+                    raise
+                with self.factory.begin() as s:
+                    crossprovince.refused(s, s.get(UpwardMessage, mid), str(e.code), str(e), utcnow())
+                stats["errors"].append({"phase": "messages", "code": str(e.code), "message": str(e), "details": {}})
+                continue
+            with self.factory.begin() as s:
+                trust = self._trust(s)
+                receipt = canonical_bytes(payload["receipt"])
+                r, _cp = verify_receipt(receipt, origin=trust.log_origin, log_keys=trust.log_keys)
+                if r.leaf.get("message_hash") != message_hash:
+                    raise SyncError("the receipt is for another message", details={"message": mid})
+                m = s.get(UpwardMessage, mid)
+                m.status, m.receipt, m.sent_at, m.attempts = "accepted", receipt, utcnow(), m.attempts + 1
+            stats["messages_sent"] = stats.get("messages_sent", 0) + 1
+            if progress:
+                progress("messages", i, len(todo))
+
     def _pull(self, stats: dict[str, Any], progress: Callable[[str, int, int], None] | None) -> None:
         while True:
             with self.factory() as s:
@@ -300,6 +346,7 @@ class SyncClient:
             messages = payload.get("messages", [])
             if not messages:
                 return
+            fresh = 0
             for m in messages:
                 data = encode_envelope(envelope_from_json(m))
                 with self.factory.begin() as s:
@@ -317,17 +364,35 @@ class SyncClient:
                         )
                     except AlreadyAcceptedError:
                         continue
-                    s.add(
-                        InboxReceived(
-                            seq=msg.seq, kind=msg.kind, message_hash=msg.message_hash, envelope=data, body=msg.body
-                        )
+                    rec = InboxReceived(
+                        seq=msg.seq, kind=msg.kind, message_hash=msg.message_hash, envelope=data, body=msg.body
                     )
+                    s.add(rec)
                     if msg.kind == "trust_update":
                         store_trust(s, [encode_envelope(envelope_from_json(msg.body["envelope"]))])
+                    elif msg.kind.startswith("transfer_"):
+                        self._process(s, rec, msg)
+                    if rec.error is None:
+                        rec.processed_at = utcnow()
                 stats["messages"] += 1
+                fresh += 1
+            with self.factory() as s:
+                top = s.scalar(select(func.coalesce(func.max(InboxReceived.seq), 0)))
             self._call(
-                "POST", f"/api/v1/provinces/{self.settings.province}/inbox/ack", json.dumps({"seq": msg.seq}).encode()
+                "POST", f"/api/v1/provinces/{self.settings.province}/inbox/ack", json.dumps({"seq": top}).encode()
             )
+            if not fresh:
+                return  # only messages processed before (a re-delivery): nothing more to pull
+
+    def _process(self, s: Session, rec: InboxReceived, msg: Any) -> None:
+        """Apply a transfer message in the transaction that stores it (exactly once). If it cannot be applied,
+        the message is kept with the reason (``sync status`` counts it) and the inbox moves on."""
+        try:
+            with s.begin_nested():
+                crossprovince.process(s, self.catalogue, self.settings.province, msg, utcnow())
+        except (TmisError, ProtocolError, SQLAlchemyError) as e:
+            rec.error = f"{type(e).__name__}: {e}"[:2000]
+            logger.error("inbox message %s (%s) could not be applied: %s", msg.seq, msg.kind, e)
 
 
 def last_rounds(session: Session, limit: int = 20) -> list[SyncRound]:
@@ -344,6 +409,12 @@ def status(session: Session) -> dict[str, Any]:
     trust = session.scalar(select(func.max(TrustDoc.version)))
     return {
         "outbox_pending": pending,
+        "transfer_messages_pending": session.scalar(
+            select(func.count()).select_from(UpwardMessage).where(UpwardMessage.status == "pending")
+        ),
+        "inbox_unprocessed": session.scalar(
+            select(func.count()).select_from(InboxReceived).where(InboxReceived.error.is_not(None))
+        ),
         "batches_unsent": unsent,
         "last_accepted_seq": last.seq if last else 0,
         "parked_records": parked,

@@ -12,8 +12,12 @@ Steps (each printed as it runs; ``--once`` stops everything and exits non-zero a
    and review them to effective (school, then county: bulk approval);
 6. one sync round per province (``tmis province sync run``) and their summaries;
 7. the national counts per province (``tmis national provinces``);
-8. export the audit bundle (``tmis national export``) and verify it offline (``tmis audit bundle``);
-9. print the URLs and accounts, then stop (``--once``) or wait for Ctrl-C.
+8. one cross-province transfer (跨省调动) through the API: a Beijing school asks for a Guangdong teacher, both
+   provinces decide their steps, sync rounds carry the signed messages, the national node moves the teacher
+   number to Beijing (``tmis national transfers list``);
+9. export the audit bundle (``tmis national export``), verify it offline (``tmis audit bundle``) and print the
+   transfer's signed trail (``tmis audit transfer``);
+10. print the URLs and accounts, then stop (``--once``) or wait for Ctrl-C.
 """
 
 from __future__ import annotations
@@ -159,6 +163,42 @@ def seed_province(code: str, url: str, n: int) -> int:
     return effective
 
 
+def cross_province_transfer(urls: dict[str, str], nodes: dict[str, dict[str, str]]) -> str:
+    """Beijing's 朝阳区实验小学 asks for a teacher of Guangdong's 天河区第一小学; returns the transfer id."""
+    b_school = Api(urls["11"], "info2111000001", NEW_PASSWORD)
+    b_bureau = Api(urls["11"], "infoadmin110105", NEW_PASSWORD)
+    a_school = Api(urls["44"], "info2144000001", NEW_PASSWORD)
+    a_bureau = Api(urls["44"], "infoadmin440106", NEW_PASSWORD)
+    a_school_id = {u["code"]: u["id"] for u in a_school.get("/units")["units"]}["2144000001"]
+    first = a_school.get(f"/teachers?unit_id={a_school_id}&status=effective&limit=1")["teachers"][0]
+    teacher = a_school.get(f"/teachers/{first['id']}")  # the teacher tells the new school number and ID card
+    basic = teacher["data"]["JBXX"]
+    b_school_id = {u["code"]: u["id"] for u in b_school.get("/units")["units"]}["2111000001"]
+    t = b_school.post("/transfers", {"teacher_number": teacher["teacher_number"], "doc_type": basic["SFZJLXM"],
+                                     "doc_number": basic["SFZJH"], "to_school_id": b_school_id,
+                                     "reason": "夫妻团聚", "from_province": "44"})
+    print(f"   11 朝阳区实验小学 asks for {teacher['teacher_number']} {teacher['name']} of province 44")
+    b_bureau.post(f"/transfers/{t['id']}/decision", {"decision": "approve", "reason": "同意调入"})
+    print("   11 朝阳区教委 approves; the request leaves Beijing with the next sync round")
+    run(["province", "sync", "run"], nodes["11"])
+    run(["province", "sync", "run"], nodes["44"])
+    (waiting,) = a_school.get("/transfers/pending")["transfers"]
+    uid = waiting["cross_province"]["transfer_id"]
+    print(f"   44 天河区第一小学 sees transfer {uid} waiting for it ({waiting['next_step']})")
+    a_school.post(f"/transfers/{waiting['id']}/decision", {"decision": "approve", "reason": "同意调出"})
+    a_bureau.post(f"/transfers/{waiting['id']}/decision", {"decision": "approve", "reason": "同意调出"})
+    print("   44 school and 天河区教育局 approve; the file goes with the next sync round")
+    for code in ("44", "11", "11", "44"):
+        run(["province", "sync", "run"], nodes[code])
+    moved = b_school.get(f"/teachers?unit_id={b_school_id}&status=effective&limit=1000")["teachers"]
+    assert any(x["teacher_number"] == teacher["teacher_number"] for x in moved), "the file did not arrive"
+    old = a_school.get(f"/teachers/{first['id']}")
+    print(f"   11 now holds {teacher['teacher_number']} (effective); 44 shows it {old['status']} "
+          f"(人员状态 {old['data']['JBXX']['RYZTM']})")
+    print("   " + run(["national", "transfers", "list", "--all"], nodes["national"]).replace("\n", "\n   "))
+    return uid
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--once", action="store_true", help="run non-interactively and stop everything at the end")
@@ -230,13 +270,18 @@ def main() -> int:
         step("7. the national node: per-province state and counts")
         print("   " + run(["national", "provinces"], nodes["national"]).replace("\n", "\n   "))
 
-        step("8. export the audit bundle and verify it offline")
+        step("8. a cross-province transfer (跨省调动) from Guangdong to Beijing through the national node")
+        uid = cross_province_transfer(urls, nodes)
+
+        step("9. export the audit bundle, verify it offline and show the transfer's signed trail")
         bundle = data / "audit-bundle"
         print("   " + run(["national", "export", "-o", str(bundle)], nodes["national"]))
         verdict = run(["audit", "bundle", str(bundle)], {})
         print("   " + "\n   ".join(verdict.splitlines()[-4:]))
+        trail = run(["audit", "transfer", str(bundle), uid], {})
+        print("   " + "\n   ".join(line for line in trail.splitlines() if not line.startswith("OK")))
 
-        step("9. the federation is up")
+        step("10. the federation is up")
         for name, url in urls.items():
             print(f"   {name:<9} {url}  (health: {url}/health, OpenAPI: {url}/api/openapi.json)")
         print(f"   province logins: admin11 / admin44 with password {NEW_PASSWORD}")

@@ -14,6 +14,8 @@ log leaf or receipt); without one the newest version is used and the report says
     trust/<version>.trust.json                       DSSE envelopes of every trust version
     batches/<province>/<seq:08d>.batch                batch files
     receipts/<province>/<seq:08d>.receipt.json        receipts
+    messages/<province>/<leaf index:08d>.msg          province-signed transfer messages (one per message leaf)
+    inbox/<province>/<seq:08d>.msg                    inbox messages routed to each province
     log/leaves.jsonl                                  every log leaf, canonical, in log order
     log/checkpoint                                    the newest signed checkpoint
 """
@@ -29,7 +31,7 @@ from typing import Any
 from sync_protocol import PROTOCOL, merkle
 from sync_protocol._schema import exact_keys, integer
 from sync_protocol.batch import read_header, verify_batch
-from sync_protocol.canonical import canonical_bytes, parse_json
+from sync_protocol.canonical import canonical_bytes, format_time, parse_json, parse_time
 from sync_protocol.dsse import BATCH_PAYLOAD_TYPE, envelope_from_json, verify_envelope
 from sync_protocol.errors import MalformedError, ProtocolError
 from sync_protocol.identifiers import PROVINCE_CODES
@@ -311,11 +313,13 @@ def audit_bundle(root: Path, *, pinned: bytes | None = None) -> AuditReport:
                 report.bad("log", f"leaf {i}", f"trust leaf names version {leaf['version']} not in the trust chain")
             current_trust = leaf["version"]
             continue
-        key = (leaf["province"], leaf["seq"])
         if leaf["trust_version"] != current_trust:
-            report.bad("log", f"leaf {i} (province {key[0]} seq {key[1]})",
-                       f"batch judged under trust {leaf['trust_version']} but trust {current_trust} was in force",
+            report.bad("log", f"leaf {i} ({leaf['type']} of province {leaf['province']})",
+                       f"judged under trust {leaf['trust_version']} but trust {current_trust} was in force",
                        "protocol_key_untrusted")
+        if leaf["type"] == "message":
+            continue  # checked by audit_messages
+        key = (leaf["province"], leaf["seq"])
         trust_versions[key] = leaf["trust_version"]
         batch_leaves[key] = leaf["batch_hash"]
     batch_files = []
@@ -344,4 +348,139 @@ def audit_bundle(root: Path, *, pinned: bytes | None = None) -> AuditReport:
     report.extend(audit_series(batch_files, chain, trust_versions))
     for f in sorted((root / "receipts").glob("*/*.receipt.json")):
         report.extend(audit_receipt(f.read_bytes(), chain, name=str(f.relative_to(root))))
+    report.extend(audit_messages(root, leaves[:cp.size], chain))
     return report
+
+
+# ------------------------------------------------------------------------------------- transfer messages
+
+def _message_files(root: Path, leaves: Sequence[dict]) -> list[tuple[int, dict, Path]]:
+    return [(i, leaf, root / "messages" / leaf["province"] / f"{i:08d}.msg")
+            for i, leaf in enumerate(leaves) if leaf["type"] == "message"]
+
+
+def _inbox_files(root: Path) -> list[tuple[str, int, Path]]:
+    out = []
+    for d in sorted(p for p in (root / "inbox").glob("*") if p.is_dir()):
+        for f in sorted(d.glob("*.msg")):
+            if d.name in PROVINCE_CODES and f.stem.isdigit():
+                out.append((d.name, int(f.stem), f))
+    return out
+
+
+def _verify_upward(path: Path, leaf: dict, chain: Sequence[TrustMetadata]):
+    from sync_protocol.transfer import verify_transfer_message
+
+    trust = _trust_at(chain, leaf["trust_version"])
+    if trust is None:
+        raise MalformedError(f"trust version {leaf['trust_version']} is not in the chain")
+    msg = verify_transfer_message(path.read_bytes(), trust, leaf["province"])
+    if (msg.message_hash, msg.kind, msg.transfer_id) != (leaf["message_hash"], leaf["kind"], leaf["transfer_id"]):
+        raise MalformedError("the message is not the one the log leaf names", logged=leaf["message_hash"],
+                             file=msg.message_hash)
+    return msg
+
+
+def _verify_inbox(path: Path, province: str, chain: Sequence[TrustMetadata]):
+    from sync_protocol.inbox import verify_inbox_message
+
+    last: ProtocolError | None = None
+    for trust in reversed(chain):  # signed by a message key of some trust version
+        try:
+            return verify_inbox_message(path.read_bytes(), trust, province)
+        except ProtocolError as e:
+            last = e
+    raise last or MalformedError("no trust")
+
+
+def audit_messages(root: Path, leaves: Sequence[dict], chain: Sequence[TrustMetadata]) -> AuditReport:
+    """Every logged transfer message is present, is the logged one and is signed by its province; every
+    inbox message is signed by a national message key, addressed right and gapless per province."""
+    report = AuditReport()
+    logged = _message_files(root, leaves)
+    for _i, leaf, path in logged:
+        name = str(path.relative_to(root))
+        try:
+            _verify_upward(path, leaf, chain)
+        except (ProtocolError, OSError) as e:
+            report.bad("messages", name, getattr(e, "message", str(e)), getattr(e, "code", ""))
+    if logged:
+        report.good("messages", "messages/", f"{len(logged)} logged transfer messages present and signed")
+    by_province: dict[str, list[int]] = {}
+    for province, seq, path in _inbox_files(root):
+        name = str(path.relative_to(root))
+        try:
+            msg = _verify_inbox(path, province, chain)
+        except ProtocolError as e:
+            report.failed("inbox", name, e)
+            continue
+        if msg.seq != seq:
+            report.bad("inbox", name, f"file name says {seq}, the signed message says {msg.seq}")
+        by_province.setdefault(province, []).append(msg.seq)
+    for province, seqs in sorted(by_province.items()):
+        if sorted(seqs) != list(range(1, len(seqs) + 1)):
+            report.bad("inbox", f"inbox/{province}", "inbox sequence is not gapless from 1", "protocol_sequence_gap")
+        else:
+            report.good("inbox", f"inbox/{province}", f"messages 1..{len(seqs)} signed by the national node")
+    return report
+
+
+def audit_transfer(root: Path, transfer_id: str, *, pinned: bytes | None = None) -> tuple[AuditReport, list[dict]]:
+    """The signed trail of one cross-province transfer: every province-signed message in log order (with the
+    state machine replayed over it) and every inbox message the national node routed about it."""
+    from sync_protocol import transfer as tr
+
+    report = AuditReport()
+    trust_docs = [p.read_bytes() for p in sorted((root / "trust").glob("*.trust.json"))]
+    chain, trust_report = load_trust(trust_docs, pinned)
+    report.extend(trust_report)
+    if not chain:
+        return report, []
+    try:
+        leaves = leaves_from_lines((root / "log" / "leaves.jsonl").read_bytes().splitlines())
+        cp = verify_checkpoint((root / "log" / "checkpoint").read_text(encoding="utf-8"),
+                               origin=chain[-1].log_origin, keys=_all_log_keys(chain))
+    except (ProtocolError, OSError) as e:
+        report.bad("log", "log", getattr(e, "message", str(e)), getattr(e, "code", ""))
+        return report, []
+    if len(leaves) < cp.size or merkle.root([leaf_hash_of(x) for x in leaves[:cp.size]]) != cp.root:
+        report.bad("log", "log/leaves.jsonl", "the leaves do not hash to the signed checkpoint root",
+                   "protocol_proof_invalid")
+        return report, []
+    trail: list[dict] = []
+    state = None
+    for i, leaf, path in _message_files(root, leaves[:cp.size]):
+        if leaf["transfer_id"] != transfer_id:
+            continue
+        subject = f"leaf {i} ({leaf['kind']} by province {leaf['province']})"
+        try:
+            msg = _verify_upward(path, leaf, chain)
+            now = parse_time(leaf["accepted_at"], "leaf.accepted_at")
+            state = tr.start(msg) if state is None else tr.advance(state, msg, now)
+        except (ProtocolError, OSError) as e:
+            report.bad("transfer", subject, getattr(e, "message", str(e)), getattr(e, "code", ""))
+            continue
+        body = {k: v for k, v in msg.body.items() if k != "file"}
+        trail.append({"source": "log", "leaf_index": i, "accepted_at": leaf["accepted_at"], "signed_by":
+                      f"province {leaf['province']}", "kind": leaf["kind"], "message_hash": leaf["message_hash"],
+                      "body": body, "state_after": state.state, "next_step": state.next_step})
+        report.good("transfer", subject, f"signed by province {leaf['province']}, in the log; state {state.state}")
+    for province, seq, path in _inbox_files(root):
+        try:
+            msg = _verify_inbox(path, province, chain)
+        except ProtocolError as e:
+            report.failed("transfer", str(path.relative_to(root)), e)
+            continue
+        if msg.body.get("transfer_id") != transfer_id:
+            continue
+        body = {k: (f"<file: {len(v['groups'])} groups>" if k == "file" and v else v) for k, v in msg.body.items()}
+        trail.append({"source": "inbox", "province": province, "seq": seq, "created_at": format_time(msg.created_at),
+                      "signed_by": "national message key", "kind": msg.kind, "message_hash": msg.message_hash,
+                      "body": body})
+        report.good("transfer", f"inbox/{province}/{seq:08d}.msg", f"{msg.kind} routed to province {province}, "
+                    "signed by the national node")
+    if state is None:
+        report.bad("transfer", transfer_id, "no logged message for this transfer")
+    trail.sort(key=lambda e: (e.get("accepted_at") or e.get("created_at"), e["source"] != "log"))
+    return report, trail
+

@@ -136,3 +136,29 @@ def bundle(directory: Path, pinned: Path | None, as_json: bool) -> None:
     """Verify an exported audit bundle: trust chain, log against its checkpoint, every batch at its log
     position, series, receipts."""
     _emit(A.audit_bundle(directory, pinned=pinned.read_bytes() if pinned else None), as_json)
+
+
+@audit.command(epilog=EPILOG)
+@click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("transfer_id")
+@click.option("--pinned", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="pin this trust document instead of the bundle's lowest version")
+@json_option
+def transfer(directory: Path, transfer_id: str, pinned: Path | None, as_json: bool) -> None:
+    """Show and verify the signed trail of one cross-province transfer in an exported bundle: every
+    province-signed message in log order (state machine replayed) and every inbox message about it."""
+    report, trail = A.audit_transfer(directory, transfer_id, pinned=pinned.read_bytes() if pinned else None)
+    if as_json:
+        click.echo(json.dumps({**report.to_json(), "trail": trail}, ensure_ascii=False, indent=2))
+        sys.exit(0 if report.ok else 1)
+    for e in trail:
+        if e["source"] == "log":
+            where = f"log leaf {e['leaf_index']:<5} {e['accepted_at']}"
+            state = f" -> {e['state_after']}" + (f" (next: {e['next_step']})" if e["next_step"] else "")
+        else:
+            where = f"inbox {e['province']}#{e['seq']:<4} {e['created_at']}"
+            state = ""
+        detail = ", ".join(f"{k}={v}" for k, v in e["body"].items()
+                           if k in ("step", "decision", "reason", "outcome", "teacher_number", "file_hash") and v)
+        click.echo(f"{where}  {e['signed_by']:<22} {e['kind']:<20} {detail}{state}")
+    _emit(report, False)

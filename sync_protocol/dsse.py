@@ -26,6 +26,7 @@ MAX_SIGNATURES = 16
 BATCH_PAYLOAD_TYPE = "application/vnd.tmis.batch-header.v1+json"
 TRUST_PAYLOAD_TYPE = "application/vnd.tmis.trust.v1+json"
 INBOX_PAYLOAD_TYPE = "application/vnd.tmis.inbox-message.v1+json"
+TRANSFER_PAYLOAD_TYPE = "application/vnd.tmis.transfer-message.v1+json"
 
 
 def pae(payload_type: str, payload: bytes) -> bytes:

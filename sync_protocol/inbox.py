@@ -13,11 +13,13 @@ is equivocation. ``body`` per ``kind`` (every key required, no others):
 ==========================  ====================================================================================
 kind                        body
 ==========================  ====================================================================================
-``transfer_request``        transfer_id, teacher_number, identity {doc_type, doc_number}, from_province,
-                            to_province, receiving_school {code, name}, requested_at, expires_at
-``transfer_answer``         transfer_id, step (``sending_school`` | ``sending_bureau``), decision
-                            (``approve`` | ``reject``), reason (string or null), answered_at
-``transfer_completion``     transfer_id, teacher_number, from_province, to_province, file_hash, completed_at
+``transfer_request``        the request body exactly as the starting province signed it
+                            (:func:`sync_protocol.transfer.check_request`), routed to the other province
+``transfer_answer``         the answer body as the deciding province signed it (step, decision, reason), routed
+                            to the other province
+``transfer_closed``         transfer_id, outcome (``withdrawn`` | ``expired``), reason (string or null), closed_at
+``transfer_completion``     transfer_id, teacher_number, from_province, to_province, file_hash, file (the file
+                            for the receiving province, null for the sending one), completed_at
 ``duplicate_identity``      identity {doc_type, doc_number}, teacher_numbers [{teacher_number, province}] (≥ 2),
                             detected_at
 ``trust_update``            version, envelope (the trust DSSE envelope, as a JSON object)
@@ -28,7 +30,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -54,60 +55,36 @@ from sync_protocol.errors import (
 )
 from sync_protocol.identifiers import check_province, check_teacher_number
 from sync_protocol.keys import Signer
+from sync_protocol.transfer import TRANSFER_ID, check_answer, check_file, check_identity, check_request, file_hash
 from sync_protocol.trust import TrustMetadata
 
-MAX_MESSAGE_BYTES = 1024 * 1024
-_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,79}$")
-_DOC_TYPE = re.compile(r"^[0-9A-Z]$")
+MAX_MESSAGE_BYTES = 2 * 1024 * 1024  # a completion carries the file (at most 1 MiB)
 
 
-def _identity(obj: Any) -> dict:
-    exact_keys(obj, {"doc_type", "doc_number"}, "identity")
-    string(obj, "doc_type", "identity", max_len=1, pattern=_DOC_TYPE)
-    string(obj, "doc_number", "identity", max_len=30)
-    return obj
-
-
-def _transfer_request(b: dict) -> None:
-    exact_keys(b, {"transfer_id", "teacher_number", "identity", "from_province", "to_province",
-                   "receiving_school", "requested_at", "expires_at"}, "transfer_request")
-    string(b, "transfer_id", "transfer_request", pattern=_ID)
-    check_teacher_number(b["teacher_number"])
-    _identity(b["identity"])
-    if check_province(b["from_province"]) == check_province(b["to_province"]):
-        raise MalformedError("a cross-province transfer has two different provinces")
-    school = exact_keys(b["receiving_school"], {"code", "name"}, "receiving_school")
-    string(school, "code", "receiving_school", max_len=40)
-    string(school, "name", "receiving_school", max_len=200)
-    if time(b, "expires_at", "transfer_request") <= time(b, "requested_at", "transfer_request"):
-        raise MalformedError("transfer_request.expires_at must be after requested_at")
-
-
-def _transfer_answer(b: dict) -> None:
-    exact_keys(b, {"transfer_id", "step", "decision", "reason", "answered_at"}, "transfer_answer")
-    string(b, "transfer_id", "transfer_answer", pattern=_ID)
-    one_of(b, "step", "transfer_answer", {"sending_school", "sending_bureau"})
-    decision = one_of(b, "decision", "transfer_answer", {"approve", "reject"})
-    reason = string(b, "reason", "transfer_answer", max_len=500, nullable=True)
-    if decision == "reject" and not reason:
-        raise MalformedError("a rejection carries a reason")
-    time(b, "answered_at", "transfer_answer")
+def _closed(b: dict) -> None:
+    exact_keys(b, {"transfer_id", "outcome", "reason", "closed_at"}, "transfer_closed")
+    string(b, "transfer_id", "transfer_closed", pattern=TRANSFER_ID)
+    one_of(b, "outcome", "transfer_closed", {"withdrawn", "expired"})
+    string(b, "reason", "transfer_closed", max_len=500, nullable=True)
+    time(b, "closed_at", "transfer_closed")
 
 
 def _transfer_completion(b: dict) -> None:
-    exact_keys(b, {"transfer_id", "teacher_number", "from_province", "to_province", "file_hash", "completed_at"},
-               "transfer_completion")
-    string(b, "transfer_id", "transfer_completion", pattern=_ID)
+    exact_keys(b, {"transfer_id", "teacher_number", "from_province", "to_province", "file_hash", "file",
+                   "completed_at"}, "transfer_completion")
+    string(b, "transfer_id", "transfer_completion", pattern=TRANSFER_ID)
     check_teacher_number(b["teacher_number"])
     check_province(b["from_province"])
     check_province(b["to_province"])
-    hex_hash(b, "file_hash", "transfer_completion")
+    digest = hex_hash(b, "file_hash", "transfer_completion")
+    if b["file"] is not None and file_hash(check_file(b["file"], "transfer_completion.file")) != digest:
+        raise MalformedError("transfer_completion.file_hash is not the SHA-256 of the canonical file")
     time(b, "completed_at", "transfer_completion")
 
 
 def _duplicate_identity(b: dict) -> None:
     exact_keys(b, {"identity", "teacher_numbers", "detected_at"}, "duplicate_identity")
-    _identity(b["identity"])
+    check_identity(b["identity"])
 
     def entry(e: Any) -> Any:
         exact_keys(e, {"teacher_number", "province"}, "duplicate_identity.teacher_numbers[]")
@@ -127,8 +104,9 @@ def _trust_update(b: dict) -> None:
 
 
 BODY_CHECKS: dict[str, Callable[[dict], None]] = {
-    "transfer_request": _transfer_request,
-    "transfer_answer": _transfer_answer,
+    "transfer_request": check_request,
+    "transfer_answer": check_answer,
+    "transfer_closed": _closed,
     "transfer_completion": _transfer_completion,
     "duplicate_identity": _duplicate_identity,
     "trust_update": _trust_update,

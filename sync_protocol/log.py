@@ -4,6 +4,8 @@
 
 * batch leaf ``{"type": "batch", "province", "seq", "batch_hash", "accepted_at", "trust_version"}`` — the
   acceptance time is *inside* the leaf, so it cannot be changed without changing the root;
+* message leaf ``{"type": "message", "province", "kind", "transfer_id", "message_hash", "accepted_at",
+  "trust_version"}`` — a province-signed transfer message (:mod:`sync_protocol.transfer`) the node accepted;
 * trust leaf ``{"type": "trust", "version", "trust_hash", "accepted_at"}`` — every trust version is logged
   when the national node starts using it, so key history is ordered against batches: a batch leaf's
   ``trust_version`` must be the newest trust leaf before it.
@@ -34,7 +36,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sync_protocol import PROTOCOL, merkle
-from sync_protocol._schema import exact_keys, hex_hash, integer, one_of, time
+from sync_protocol._schema import exact_keys, hex_hash, integer, one_of, string, time
 from sync_protocol.canonical import canonical_bytes, format_time, parse_canonical, parse_json
 from sync_protocol.errors import LimitExceededError, MalformedError, ProofError, SignatureError
 from sync_protocol.identifiers import check_province
@@ -57,10 +59,26 @@ def trust_leaf(*, version: int, trust_hash: str, accepted_at: dt.datetime) -> di
     return {"type": "trust", "version": version, "trust_hash": trust_hash, "accepted_at": format_time(accepted_at)}
 
 
+def message_leaf(*, province: str, kind: str, transfer_id: str, message_hash: str, accepted_at: dt.datetime,
+                 trust_version: int) -> dict:
+    return {"type": "message", "province": province, "kind": kind, "transfer_id": transfer_id,
+            "message_hash": message_hash, "accepted_at": format_time(accepted_at), "trust_version": trust_version}
+
+
 def check_leaf(obj: Any) -> dict:
-    """Validate a leaf object (either type)."""
-    kind = one_of(obj if isinstance(obj, dict) else {}, "type", "leaf", {"batch", "trust"})
-    if kind == "batch":
+    """Validate a leaf object (any type)."""
+    kind = one_of(obj if isinstance(obj, dict) else {}, "type", "leaf", {"batch", "trust", "message"})
+    if kind == "message":
+        from sync_protocol.transfer import TRANSFER_ID, UPWARD_KINDS
+
+        exact_keys(obj, {"type", "province", "kind", "transfer_id", "message_hash", "accepted_at", "trust_version"},
+                   "message leaf")
+        check_province(obj["province"], "leaf.province")
+        one_of(obj, "kind", "leaf", set(UPWARD_KINDS))
+        string(obj, "transfer_id", "leaf", pattern=TRANSFER_ID)
+        hex_hash(obj, "message_hash", "leaf")
+        integer(obj, "trust_version", "leaf", minimum=1)
+    elif kind == "batch":
         exact_keys(obj, {"type", "province", "seq", "batch_hash", "accepted_at", "trust_version"}, "batch leaf")
         check_province(obj["province"], "leaf.province")
         integer(obj, "seq", "leaf", minimum=1)

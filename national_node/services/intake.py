@@ -6,8 +6,10 @@
    An identical resend returns the stored receipt; equivocation is stored as evidence (the caller commits
    it even though the request fails) and logged for the operator;
 3. apply each record idempotently: a record not newer than the stored version is ignored; a record for a
-   teacher number owned by another province is refused and reported; the same identity document under
-   another province's teacher number raises a duplicate-identity notice to both provinces' inboxes;
+   teacher number owned by another province is refused and reported (except the former owner's
+   ``transfer_out`` naming the current owner, kept as history after a cross-province transfer); the same
+   identity document under another province's teacher number raises a duplicate-identity notice to both
+   provinces' inboxes;
 4. append the batch leaf, store the batch file content-addressed with the receipt, advance the state.
 """
 
@@ -169,6 +171,13 @@ def _apply_batch(
     candidates: dict[str, tuple[str, dict[str, Any]]] = {}
     for record in records:
         cur = current.get(record.teacher_number)
+        if cur is not None and cur.province_code != province and record.op == "transfer_out" \
+                and record.to_province == cur.province_code:
+            # the former owner confirms a completed cross-province transfer: history only
+            history.append({"teacher_number": record.teacher_number, "province_code": province,
+                            "version": record.version, "batch_hash": batch_hash, "op": record.op,
+                            "fields": record.fields, "applied_at": now})
+            continue
         if cur is not None and cur.province_code != province:
             details = {"owner": cur.province_code}
             session.add(

@@ -66,6 +66,7 @@ def request_change(
     session: Session, actor: Actor, catalogue: Catalogue, teacher_id: int, changes: list[dict[str, Any]], reason: str
 ) -> ChangeRequest:
     teacher = files.get_teacher(session, actor, teacher_id)
+    files.require_held(teacher)
     actor.require("infoadmin")
     if actor.unit_id != teacher.unit_id:
         raise PermissionDeniedError("change requests are made by the teacher's school")

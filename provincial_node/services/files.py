@@ -15,6 +15,8 @@ States of a file::
 * Once a file is effective, new information (empty fields filled, records appended) goes through the
   same review; changing information that is already effective is refused here and needs a change request
   (:mod:`provincial_node.services.change_requests`).
+* A file whose teacher moved to another province (跨省调出) is ``transferred_out``: kept, read-only, with
+  人员状态 304 (调出) and the closing 工作经历 entry.
 * On the last approval the draft becomes the effective ``data``, the file version increases, the change
   is recorded in the history, and — when a core indicator changed — an outbox entry is appended in the
   same transaction. Drafts and files under review never reach the outbox.
@@ -58,6 +60,15 @@ def get_teacher(session: Session, actor: Actor, teacher_id: int) -> Teacher:
     elif not actor.contains(session.get(Unit, teacher.unit_id)):
         raise NotFoundError(f"teacher file {teacher_id} not found")
     return teacher
+
+
+def require_held(teacher: Teacher) -> None:
+    """A file transferred to another province (调出) is read-only here."""
+    if teacher.status == "transferred_out":
+        raise ConflictError(
+            "the teacher was transferred to another province; the file is read-only here",
+            details={"status": teacher.status},
+        )
 
 
 def list_teachers(
@@ -286,6 +297,7 @@ def update_group(
         raise PermissionDeniedError(f"role {actor.role} may not edit files")
     if actor.role != "teacher" and actor.unit_id != teacher.unit_id:
         raise PermissionDeniedError("files are edited by their school (谁填报谁负责)")
+    require_held(teacher)
     if teacher.status in UNDER_REVIEW:
         raise ConflictError(
             f"the file is under review ({teacher.status}); it can be edited after it is sent back",

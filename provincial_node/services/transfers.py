@@ -17,6 +17,11 @@ rotation_transfer   started by the sending school → sending bureau → receivi
 When a file moves, 工作经历 gets the closing entry (the old school, ending this month) and the opening
 entry (the new school); the change is recorded in the file's history and, where core indicators changed,
 in the outbox. Every step is in the audit trail and visible to every party in its own scope.
+
+Across provinces (跨省) the same steps are split between the two nodes and the rest travels through the
+national node: :mod:`provincial_node.services.crossprovince`. A request expires after
+``TMIS_TRANSFER_EXPIRY_DAYS`` (default 60); once a cross-province request has left the node, only the
+national node expires it.
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ from common.db import utcnow
 from common.errors import ConflictError, NotFoundError, PermissionDeniedError, invalid
 from common.identity import IdentityError, validate_identity
 from provincial_node.models import Teacher, Transfer, Unit
-from provincial_node.services import audit, files, outbox
+from provincial_node.services import audit, crossprovince, files, outbox
 from provincial_node.services.access import Actor, unit_in_scope
 
 EXPIRY = dt.timedelta(days=60)
@@ -46,7 +51,10 @@ STEPS = {
 }
 
 
-def _unit_for(session: Session, transfer: Transfer, step: str) -> Unit:
+def _unit_for(session: Session, transfer: Transfer, step: str) -> Unit | None:
+    """The unit deciding ``step`` in this node (None for a step decided in another province)."""
+    if step not in STEPS[transfer.kind] or not crossprovince.local_step(transfer, step):
+        return None
     school = session.get(Unit, transfer.to_unit_id if step.startswith("receiving") else transfer.from_unit_id)
     if step.endswith("bureau"):
         return session.get(Unit, school.supervisor_id)
@@ -86,8 +94,14 @@ def start_transfer(
     to_school_id: int,
     reason: str,
     now: dt.datetime | None = None,
+    *,
+    province: str,
+    from_province: str | None = None,
+    expiry: dt.timedelta | None = None,
 ) -> Transfer:
-    """The receiving school asks for a teacher, identified by teacher number and identity document."""
+    """The receiving school asks for a teacher, identified by teacher number and identity document. A teacher
+    of another province (``from_province``, by default the teacher number's prefix when the number is not
+    held here) is requested through the national node."""
     now = now or utcnow()
     actor.require("infoadmin")
     school = unit_in_scope(session, actor, to_school_id)
@@ -99,15 +113,23 @@ def start_transfer(
         number = validate_identity(doc_type, doc_number).number
     except IdentityError as e:
         raise invalid("transfer", "doc_number", e.reason_zh, e.reason_en, doc_number) from None
-    teacher = session.scalar(select(Teacher).where(Teacher.teacher_number == teacher_number))
+    held = session.scalar(select(Teacher).where(Teacher.teacher_number == teacher_number))
+    from_province = from_province or (teacher_number[:2] if held is None or held.status == "transferred_out"
+                                      else province)
+    if from_province != province:
+        return crossprovince.start_transfer(
+            session, actor, province, from_province, teacher_number, doc_type, number, school, reason, now,
+            expiry or EXPIRY,
+        )
+    teacher = held
     if teacher is None or (teacher.doc_type, teacher.doc_number) != (doc_type, number):
         raise NotFoundError(
             "no teacher in this province with that teacher number and identity document "
             "(a teacher of another province is requested through the national node)"
         )
-    if not teacher.ever_effective or teacher.unit_id == school.id:
+    if not teacher.ever_effective or teacher.status == "transferred_out" or teacher.unit_id == school.id:
         raise ConflictError("only an effective file of another school can be transferred here")
-    return _create(session, actor, "transfer", teacher, teacher.unit_id, school.id, None, reason, now)
+    return _create(session, actor, "transfer", teacher, teacher.unit_id, school.id, None, reason, now, expiry)
 
 
 def start_rotation(
@@ -123,9 +145,16 @@ def start_rotation(
     reason: str,
     to_school_id: int | None = None,
     to_unit_name: str | None = None,
+    to_province: str | None = None,
+    to_school_code: str | None = None,
+    province: str | None = None,
+    expiry: dt.timedelta | None = None,
     now: dt.datetime | None = None,
 ) -> Transfer:
-    """The sending school starts an exchange rotation (with or without a change of personnel relationship)."""
+    """The sending school starts an exchange rotation (with or without a change of personnel relationship).
+
+    With a change of personnel relationship to a school of another province, name ``to_province``,
+    ``to_school_code`` (its 学校标识码) and ``to_unit_name``; the request goes through the national node."""
     now = now or utcnow()
     actor.require("infoadmin")
     teacher = files.get_teacher(session, actor, teacher_id)
@@ -135,6 +164,15 @@ def start_rotation(
         raise ConflictError("only an effective file can rotate")
     if rotation_type not in catalogue.table("JLLGLX") or rotation_type == "0":
         raise invalid("transfer", "rotation_type", "交流轮岗类型无效", "unknown 交流轮岗类型", rotation_type)
+    if with_transfer and to_province and to_province != province:
+        if not (to_school_code or "").strip() or not (to_unit_name or "").strip():
+            raise invalid("transfer", "to_school_code", "跨省交流轮岗须填写接收学校标识码和名称",
+                          "a cross-province rotation names the receiving school's code and name", to_school_code)
+        t = _create(session, actor, "rotation_transfer", teacher, teacher.unit_id, None, to_unit_name.strip(), reason,
+                    now, expiry)
+        t.rotation_type, t.start_month, t.end_month = rotation_type, start_month, end_month
+        crossprovince.mark_cross(t, "from", to_province, teacher, to_school_code.strip(), to_unit_name.strip())
+        return t
     to_school = unit_in_scope(session, _province_actor(session, actor), to_school_id) if to_school_id else None
     if with_transfer and (to_school is None or to_school.level != "school"):
         raise invalid(
@@ -159,6 +197,7 @@ def start_rotation(
         to_unit_name or (to_school.name if to_school else None),
         reason,
         now,
+        expiry,
     )
     t.rotation_type, t.start_month, t.end_month = rotation_type, start_month, end_month
     return t
@@ -180,7 +219,10 @@ def _create(
     to_name: str | None,
     reason: str,
     now: dt.datetime,
+    expiry: dt.timedelta | None = None,
 ) -> Transfer:
+    if teacher.status == "transferred_out":
+        raise ConflictError("the teacher was transferred to another province; the file is read-only here")
     if _open_for(session, teacher.id):
         raise ConflictError("this teacher already has an open transfer or rotation")
     if not (reason or "").strip():
@@ -195,7 +237,7 @@ def _create(
         reason=reason.strip(),
         started_by=actor.account_id,
         started_at=now,
-        expires_at=now + EXPIRY,
+        expires_at=now + (expiry or EXPIRY),
         steps=[],
     )
     _step(t, actor, "start", "start", reason, now)
@@ -212,6 +254,11 @@ def _create(
         teacher=teacher.teacher_number,
     )
     return t
+
+
+def expiry_of(config: object) -> dt.timedelta:
+    """The request lifetime configured for the node (``TMIS_TRANSFER_EXPIRY_DAYS``)."""
+    return dt.timedelta(days=getattr(config, "transfer_expiry_days", EXPIRY.days))
 
 
 def _get(session: Session, actor: Actor, transfer_id: int) -> Transfer:
@@ -231,51 +278,73 @@ def decide(
     reason: str | None = None,
     now: dt.datetime | None = None,
 ) -> Transfer:
-    """Approve or reject the step the request waits for (by an infoadmin of that step's unit)."""
+    """Approve or reject (with a reason) the step the request waits for, by an infoadmin of that step's
+    unit. On a cross-province request the decision is also queued for the national node."""
     now = now or utcnow()
     t = _get(session, actor, transfer_id)
     if t.status != "open":
         raise ConflictError(f"the request is {t.status}")
+    unit = _unit_for(session, t, t.next_step)
+    if unit is None:
+        raise ConflictError(
+            f"the request waits for {t.next_step} in province {t.remote_province}"
+            if t.next_step != crossprovince.COMPLETION
+            else "every step is decided; the request waits for the national node to complete it",
+            details={"next_step": t.next_step},
+        )
     if t.expires_at <= now:
+        if crossprovince.sent(t):
+            raise ConflictError("the request has expired; the national node closes it and tells both provinces")
         _expire(session, t, now)
         raise ConflictError("the request has expired")
-    unit = _unit_for(session, t, t.next_step)
     actor.require("infoadmin")
     if actor.unit_id != unit.id:
         raise PermissionDeniedError(
             f"this request waits for {unit.name} ({t.next_step})", details={"next_step": t.next_step, "unit": unit.code}
         )
+    if decision not in ("approve", "reject"):
+        raise invalid("transfer", "decision", "只能是 approve 或 reject", "approve or reject", decision)
+    if decision == "reject" and not (reason or "").strip():
+        raise invalid("transfer", "reason", "拒绝须说明原因", "a rejection needs a reason")
+    step = t.next_step
+    _step(t, actor, step, decision, reason, now)
     if decision == "reject":
-        if not (reason or "").strip():
-            raise invalid("transfer", "reason", "拒绝须说明原因", "a rejection needs a reason")
-        _step(t, actor, t.next_step, "reject", reason, now)
         t.status, t.finished_at, t.next_step = "rejected", now, None
+    if crossprovince.is_cross(t):
+        crossprovince.after_local_decision(session, catalogue, province, t, step, decision, reason, now)
     elif decision == "approve":
-        _step(t, actor, t.next_step, "approve", reason, now)
         steps = STEPS[t.kind]
-        i = steps.index(t.next_step)
+        i = steps.index(step)
         if i + 1 < len(steps):
             t.next_step = steps[i + 1]
         else:
             _complete(session, actor, catalogue, province, t, now)
-    else:
-        raise invalid("transfer", "decision", "只能是 approve 或 reject", "approve or reject", decision)
     audit.record(session, actor, f"{t.kind}.{decision}", "transfer", t.id, unit.path, reason=reason)
     return t
 
 
 def withdraw(session: Session, actor: Actor, transfer_id: int, reason: str, now: dt.datetime | None = None) -> Transfer:
+    """The starting unit withdraws its request before the last step. A cross-province request that has left
+    the node is withdrawn through the national node: it closes when the national node confirms."""
     now = now or utcnow()
     t = _get(session, actor, transfer_id)
     if t.status != "open":
         raise ConflictError(f"the request is {t.status}")
+    if not (reason or "").strip():
+        raise invalid("transfer", "reason", "撤回须说明原因", "a withdrawal needs a reason")
     starter_unit = t.to_unit_id if t.kind == "transfer" else t.from_unit_id
-    if actor.unit_id != starter_unit:
+    if actor.unit_id != starter_unit or (crossprovince.is_cross(t) and not crossprovince.started_here(t)):
         raise PermissionDeniedError("only the unit that started the request may withdraw it")
-    if t.next_step == STEPS[t.kind][-1] and len(STEPS[t.kind]) > 1:
+    if t.next_step in (STEPS[t.kind][-1], crossprovince.COMPLETION) and len(STEPS[t.kind]) > 1:
         raise ConflictError("the request waits for its last step and can no longer be withdrawn")
-    _step(t, actor, "withdraw", "withdraw", reason, now)
-    t.status, t.finished_at, t.next_step = "withdrawn", now, None
+    if crossprovince.sent(t):
+        if any(x["decision"] == "withdraw_requested" for x in t.steps):
+            raise ConflictError("the withdrawal was already sent to the national node")
+        _step(t, actor, "withdraw", "withdraw_requested", reason, now)
+        crossprovince.queue_withdrawal(session, t, reason.strip(), now)
+    else:
+        _step(t, actor, "withdraw", "withdraw", reason, now)
+        t.status, t.finished_at, t.next_step = "withdrawn", now, None
     audit.record(
         session, actor, f"{t.kind}.withdraw", "transfer", t.id, session.get(Unit, starter_unit).path, reason=reason
     )
@@ -288,62 +357,103 @@ def _expire(session: Session, t: Transfer, now: dt.datetime) -> None:
 
 
 def expire_due(session: Session, now: dt.datetime | None = None) -> int:
-    """Expire open requests past their deadline (run by the scheduler or the CLI)."""
+    """Expire open requests past their deadline (run by the scheduler or the CLI). A cross-province request
+    that has left the node is left to the national node, which tells both provinces."""
     now = now or utcnow()
-    due = list(session.scalars(select(Transfer).where(Transfer.status == "open", Transfer.expires_at <= now)))
+    due = [
+        t
+        for t in session.scalars(select(Transfer).where(Transfer.status == "open", Transfer.expires_at <= now))
+        if not crossprovince.sent(t)
+    ]
     for t in due:
         _expire(session, t, now)
     return len(due)
+
+
+def close_work(data: dict[str, Any], from_name: str, month: str) -> None:
+    """工作经历: end the entry of the school the teacher leaves (or add it, from 进本校年月)."""
+    rows = data.setdefault("GZJL", [])
+    for row in rows:
+        if row.get("RZDWMC") == from_name and not row.get("RZJSNY"):
+            row["RZJSNY"] = month
+    if not any(r.get("RZDWMC") == from_name for r in rows):
+        start = data.get("JBXX", {}).get("JBXNY", month)
+        rows.append({"RZDWMC": from_name, "RZKSNY": start, "RZJSNY": month, "DWXZLBM": "2"})
+
+
+def open_work(data: dict[str, Any], to_name: str, month: str) -> None:
+    """工作经历: the entry of the new school; 进本校年月 is this month."""
+    data.setdefault("GZJL", []).append({"RZDWMC": to_name, "RZKSNY": month, "DWXZLBM": "2"})
+    data.setdefault("JBXX", {})["JBXNY"] = month
+
+
+def rotation_record(data: dict[str, Any], t: Transfer, from_name: str) -> None:
+    """交流轮岗: the rotation record of a completed rotation."""
+    data.setdefault("JLLG", []).append(
+        {
+            k: v
+            for k, v in {
+                "JLLGLXM": t.rotation_type,
+                "SFDDRSGX": "1" if t.kind == "rotation_transfer" else "0",
+                "KSNY": t.start_month,
+                "JSNY": t.end_month,
+                "YDWMC": from_name,
+                "JLLGDWMC": t.to_unit_name,
+            }.items()
+            if v
+        }
+    )
+
+
+def save_moved(
+    session: Session,
+    actor: Actor | None,
+    catalogue: Catalogue,
+    province: str,
+    teacher: Teacher,
+    data: dict[str, Any],
+    action: str,
+    reason: str | None,
+    op: str | None,
+    to_province: str | None = None,
+) -> None:
+    """Make ``data`` the effective file (history, and the outbox when the core view changed or ``op`` says)."""
+    old_core = outbox.core_view(catalogue, teacher.data)[0]
+    changes = files.diff(teacher.data, data)
+    teacher.data = data
+    teacher.draft = (
+        copy.deepcopy(data)
+        if teacher.status in ("effective", "transferred_out")
+        else {**teacher.draft, **{g: copy.deepcopy(data[g]) for g in ("JBXX", "GZJL", "JLLG") if g in data}}
+    )
+    teacher.file_version += 1
+    files.record_history(session, teacher, actor, action, status_from=teacher.status, reason=reason, changes=changes)
+    if op == "transfer_out":
+        outbox.append(session, catalogue, teacher, province, op=op, to_province=to_province)
+    elif op and outbox.core_view(catalogue, teacher.data)[0] != old_core:
+        outbox.append(session, catalogue, teacher, province, op=op)
 
 
 def _complete(
     session: Session, actor: Actor, catalogue: Catalogue, province: str, t: Transfer, now: dt.datetime
 ) -> None:
     teacher = session.get(Teacher, t.teacher_id)
-    old_core = outbox.core_view(catalogue, teacher.data)[0]
     data = copy.deepcopy(teacher.data)
     month = _month(now)
     from_school = session.get(Unit, t.from_unit_id)
     if t.kind in ("rotation", "rotation_transfer"):
-        data.setdefault("JLLG", []).append(
-            {
-                k: v
-                for k, v in {
-                    "JLLGLXM": t.rotation_type,
-                    "SFDDRSGX": "1" if t.kind == "rotation_transfer" else "0",
-                    "KSNY": t.start_month,
-                    "JSNY": t.end_month,
-                    "YDWMC": from_school.name,
-                    "JLLGDWMC": t.to_unit_name,
-                }.items()
-                if v
-            }
-        )
+        rotation_record(data, t, from_school.name)
         if t.kind == "rotation":
             data.setdefault("JBXX", {})["RYZTM"] = ROTATION_STATUS
     if t.kind in ("transfer", "rotation_transfer"):
         to_school = session.get(Unit, t.to_unit_id)
-        rows = data.setdefault("GZJL", [])
-        for row in rows:
-            if row.get("RZDWMC") == from_school.name and not row.get("RZJSNY"):
-                row["RZJSNY"] = month
-        if not any(r.get("RZDWMC") == from_school.name for r in rows):
-            start = data.get("JBXX", {}).get("JBXNY", month)
-            rows.append({"RZDWMC": from_school.name, "RZKSNY": start, "RZJSNY": month, "DWXZLBM": "2"})
-        rows.append({"RZDWMC": to_school.name, "RZKSNY": month, "DWXZLBM": "2"})
-        data.setdefault("JBXX", {})["JBXNY"] = month
+        close_work(data, from_school.name, month)
+        open_work(data, to_school.name, month)
         teacher.unit_id = to_school.id
-    changes = files.diff(teacher.data, data)
-    teacher.data = data
-    teacher.draft = (
-        copy.deepcopy(data)
-        if teacher.status == "effective"
-        else {**teacher.draft, **{g: copy.deepcopy(data[g]) for g in ("JBXX", "GZJL", "JLLG") if g in data}}
+    save_moved(
+        session, actor, catalogue, province, teacher, data, t.kind, t.reason,
+        "status_change" if t.kind == "rotation" else "upsert",
     )
-    teacher.file_version += 1
-    files.record_history(session, teacher, actor, t.kind, status_from=teacher.status, reason=t.reason, changes=changes)
-    if outbox.core_view(catalogue, teacher.data)[0] != old_core:
-        outbox.append(session, catalogue, teacher, province, op="status_change" if t.kind == "rotation" else "upsert")
     t.status, t.finished_at, t.next_step = "completed", now, None
 
 
@@ -382,10 +492,11 @@ def end_rotation(
 
 
 def pending(session: Session, actor: Actor) -> list[Transfer]:
-    """What waits for the actor's unit (待办)."""
+    """What waits for the actor's unit (待办); steps decided in another province are not listed."""
     out = []
     for t in session.scalars(select(Transfer).where(Transfer.status == "open").order_by(Transfer.id)):
-        if _unit_for(session, t, t.next_step).id == actor.unit_id:
+        unit = _unit_for(session, t, t.next_step)
+        if unit is not None and unit.id == actor.unit_id:
             out.append(t)
     return out
 
@@ -420,4 +531,5 @@ def to_json(t: Transfer) -> dict[str, Any]:
         "started_at": t.started_at.isoformat(),
         "expires_at": t.expires_at.isoformat(),
         "steps": t.steps,
+        "cross_province": crossprovince.to_json(t),
     }

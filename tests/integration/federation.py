@@ -37,17 +37,41 @@ class FlaskTransport:
     """Calls the national app in process; can be told to fail like a network would."""
 
     def __init__(self, app: Any) -> None:
+        self.app = app
         self.client = app.test_client()
         self.fail_next = 0
+        self.lose_answers = 0  # the request is processed, the answer is lost on the way back
+        self.redeliver_inbox = 0  # the next N pulls get every inbox message of the province again
 
     def request(self, method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None) -> Response:
         if self.fail_next:
             self.fail_next -= 1
             raise TransportError("simulated network failure", details={"retryable": True})
         r = self.client.open(path, method=method, data=body, headers=headers or {})
+        if self.redeliver_inbox and "/inbox?after=" in path and r.status_code == 200:
+            self.redeliver_inbox -= 1
+            return Response(200, self._everything(path.split("/")[4]), "application/json")
+        if self.lose_answers and r.status_code < 400:
+            self.lose_answers -= 1
+            raise TransportError("simulated lost answer", details={"retryable": True})
         if r.status_code >= 500:
             raise TransportError(f"HTTP {r.status_code}", details={"retryable": True})
         return Response(r.status_code, r.data, r.content_type)
+
+
+    def _everything(self, province: str) -> bytes:
+        """Every inbox message of the province again, as a national node re-delivering would send them."""
+        import json
+
+        from sqlalchemy import select
+
+        from national_node.models import InboxMessage
+
+        with make_session_factory(self.app.extensions["tmis_engine"])() as s:
+            envs = s.scalars(
+                select(InboxMessage.envelope).where(InboxMessage.province_code == province).order_by(InboxMessage.seq)
+            )
+            return json.dumps({"messages": [json.loads(e) for e in envs]}).encode()
 
 
 @dataclass

@@ -28,6 +28,7 @@ def _start(province, t, to="2144000002", who="school2_info"):
         t.doc_number,
         province.units[to].id,
         "工作需要",
+        province=P,
     )
 
 
@@ -83,6 +84,7 @@ def test_only_the_waiting_unit_decides_and_scope_holds(province):
             "11010519491231002X",
             province.units["3444000003"].id,
             "x",
+            province=P,
         )
 
 

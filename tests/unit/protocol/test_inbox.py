@@ -14,15 +14,19 @@ from sync_protocol.simulator import EPOCH, SimFederation, fixed_signer
 
 T1, T2 = make_teacher_number("44", 7), make_teacher_number("11", 9)
 BODIES = {
-    "transfer_request": {"transfer_id": "tr-2026-0001", "teacher_number": T1,
+    "transfer_request": {"transfer_id": "tr-2026-0001", "kind": "transfer", "teacher_number": T1,
                          "identity": {"doc_type": "1", "doc_number": "440106198803151234"},
-                         "from_province": "44", "to_province": "11",
-                         "receiving_school": {"code": "2111000123", "name": "北京市第一中学"},
-                         "requested_at": "2026-03-01T00:00:00Z", "expires_at": "2026-04-01T00:00:00Z"},
+                         "from_province": "44", "to_province": "11", "from_school": None,
+                         "receiving_school": {"code": "2111000123", "name": "北京市第一中学"}, "rotation": None,
+                         "reason": "夫妻团聚", "requested_at": "2026-03-01T00:00:00Z",
+                         "expires_at": "2026-04-01T00:00:00Z"},
     "transfer_answer": {"transfer_id": "tr-2026-0001", "step": "sending_school", "decision": "reject",
                         "reason": "教学任务未完成", "answered_at": "2026-03-02T00:00:00Z"},
     "transfer_completion": {"transfer_id": "tr-2026-0001", "teacher_number": T1, "from_province": "44",
-                            "to_province": "11", "file_hash": "ab" * 32, "completed_at": "2026-03-05T00:00:00Z"},
+                            "to_province": "11", "file_hash": "ab" * 32, "file": None,
+                            "completed_at": "2026-03-05T00:00:00Z"},
+    "transfer_closed": {"transfer_id": "tr-2026-0001", "outcome": "expired", "reason": None,
+                        "closed_at": "2026-04-01T00:00:01Z"},
     "duplicate_identity": {"identity": {"doc_type": "1", "doc_number": "440106198803151234"},
                            "teacher_numbers": [{"teacher_number": T1, "province": "44"},
                                                {"teacher_number": T2, "province": "11"}],
@@ -50,7 +54,11 @@ def test_every_kind_round_trips(kind):
     ("transfer_request", {"expires_at": "2026-02-01T00:00:00Z"}),
     ("transfer_request", {"teacher_number": "4400000000010"}),
     ("transfer_answer", {"reason": None}),
-    ("transfer_answer", {"step": "receiving_school"}),
+    ("transfer_answer", {"step": "sending_office"}),
+    ("transfer_request", {"rotation": {"type": "1", "start_month": "2026-09", "end_month": None}}),
+    ("transfer_request", {"kind": "rotation_transfer"}),  # a rotation names its sending school and rotation
+    ("transfer_closed", {"outcome": "completed"}),
+    ("transfer_completion", {"file": {"groups": {"JBXX": {"XM": "李明"}}, "history": []}}),  # hash mismatch
     ("duplicate_identity", {"teacher_numbers": [{"teacher_number": T1, "province": "44"}]}),
     ("transfer_completion", {"extra": 1}),
 ])
