@@ -26,6 +26,7 @@ from sync_protocol.errors import MalformedError
 
 MAX_SAFE_INTEGER = 2**53 - 1
 MAX_DEPTH = 32
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), sort_keys=True)
 _TIME_RE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})Z$")
 
 
@@ -64,7 +65,7 @@ def _fast(value: Any) -> bytes | None:
     non-ASCII, the same escapes (\\", \\\\, \\b \\f \\n \\r \\t, lower-case \\u00xx for other control
     characters). A property test checks the equivalence; lone surrogates fail to encode and fall back."""
     try:
-        return json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode("utf-8")
+        return _ENCODER.encode(value).encode("utf-8")
     except (UnicodeEncodeError, ValueError):
         return None
 
@@ -111,6 +112,9 @@ def _int(text: str) -> int:
     return value
 
 
+_DECODER = json.JSONDecoder(parse_float=_no_float, parse_constant=_no_constant, parse_int=_int)
+
+
 def parse_json(data: bytes) -> Any:
     """Strictly parse JSON bytes (see module rules). Raises MalformedError."""
     if not isinstance(data, bytes | bytearray | memoryview):
@@ -130,10 +134,46 @@ def parse_json(data: bytes) -> Any:
     return value
 
 
+_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
+_BELOW_F0 = bytes(range(0xF0))
+
+
+def _depth_ok(data: bytes) -> bool:
+    """Nesting within MAX_DEPTH. Cheap: only counted when the value has more than MAX_DEPTH openings."""
+    if data.count(b"[") + data.count(b"{") <= MAX_DEPTH:
+        return True
+    depth = 0
+    for c in _STRING.sub(b"", data):
+        if c in (0x5B, 0x7B):
+            depth += 1
+            if depth > MAX_DEPTH:
+                return False
+        elif c in (0x5D, 0x7D):
+            depth -= 1
+    return True
+
+
 def parse_canonical(data: bytes) -> Any:
-    """Parse bytes that must be the RFC 8785 form of their own value."""
-    value = parse_json(data)
-    if canonical_bytes(value) != bytes(data):
+    """Parse bytes that must be the RFC 8785 form of their own value.
+
+    Fast path (C parser and encoder, no Python walk): when the bytes hold no code point beyond the Basic
+    Multilingual Plane, the C ``json`` encoder's output is the RFC 8785 form (see :func:`_fast`), so the
+    bytes are canonical exactly when re-encoding what they parse to gives them back. Floats, ``NaN`` and
+    out-of-range integers are refused by the parser hooks; a duplicate key cannot survive the comparison
+    (the re-encoding drops it). Anything else, and every refusal, goes through the full strict path, which
+    names the exact reason."""
+    raw = bytes(data)
+    # no 4-byte UTF-8 sequence (a code point beyond the BMP) and no escaped surrogate
+    if not raw.translate(None, _BELOW_F0) and b"\\ud" not in raw and b"\\uD" not in raw and _depth_ok(raw):
+        try:
+            value = _DECODER.decode(raw.decode("utf-8"))
+            again = _ENCODER.encode(value).encode("utf-8")
+        except (MalformedError, ValueError, RecursionError):
+            again = None
+        if again == raw:
+            return value
+    value = parse_json(raw)
+    if canonical_bytes(value) != raw:
         raise MalformedError("bytes are not in canonical (RFC 8785) form")
     return value
 

@@ -56,6 +56,31 @@ class CoreRecord:
         return canonical_bytes(self.to_json())
 
 
+_VALID_CODES: set[str] = set()  # codes already checked (a few hundred in practice; bounded below)
+_VALID_QUALIFIED: set[str] = set()
+_MEMO_LIMIT = 50_000
+_SCALARS = frozenset({str, int, type(None)})  # exact types: bool (a subclass of int) is not among them
+
+
+def _code_ok(code: Any, pattern: re.Pattern[str], memo: set[str]) -> bool:
+    if not isinstance(code, str):
+        return False
+    if code in memo:
+        return True
+    if not pattern.match(code):
+        return False
+    if len(memo) < _MEMO_LIMIT:
+        memo.add(code)
+    return True
+
+
+def _known(withheld: list[Any]) -> bool:
+    try:
+        return _VALID_QUALIFIED.issuperset(withheld)
+    except TypeError:  # an unhashable item: the per-item check refuses it
+        return False
+
+
 def _check_value(v: Any, where: str) -> None:
     if v is None or isinstance(v, str) or (isinstance(v, int) and not isinstance(v, bool)):
         return
@@ -68,14 +93,16 @@ def _check_fields(fields: Any) -> None:
     if not isinstance(fields, dict):
         raise MalformedError("record.fields must be an object")
     for group, content in fields.items():
-        if not _CODE.match(group):
+        if not _code_ok(group, _CODE, _VALID_CODES):
             raise MalformedError("record.fields: group codes are upper-case identifiers", group=group[:40])
         rows = content if isinstance(content, list) else [content]
-        if not all(isinstance(r, dict) for r in rows):
-            raise MalformedError(f"record.fields.{group} must be an object or a list of objects")
         for row in rows:
+            if not isinstance(row, dict):
+                raise MalformedError(f"record.fields.{group} must be an object or a list of objects")
+            if _VALID_CODES.issuperset(row) and _SCALARS.issuperset(map(type, row.values())):
+                continue  # the common case, checked in C: known codes, scalar values
             for fcode, v in row.items():
-                if not _CODE.match(fcode):
+                if not _code_ok(fcode, _CODE, _VALID_CODES):
                     raise MalformedError(f"record.fields.{group}: field codes are upper-case identifiers")
                 _check_value(v, f"record.fields.{group}.{fcode}")
 
@@ -88,7 +115,9 @@ def record_from_json(obj: Any) -> CoreRecord:
     op = one_of(obj, "op", "record", OPS)
     _check_fields(obj["fields"])
     withheld = obj["withheld"]
-    if not isinstance(withheld, list) or not all(isinstance(w, str) and _QUALIFIED.match(w) for w in withheld):
+    if not isinstance(withheld, list) or not (
+        _known(withheld) or all(_code_ok(w, _QUALIFIED, _VALID_QUALIFIED) for w in withheld)
+    ):
         raise MalformedError("record.withheld must be a list of GROUP.FIELD codes")
     if withheld != sorted(set(withheld)):
         raise MalformedError("record.withheld must be sorted and without repeats")

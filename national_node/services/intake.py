@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import insert, or_, select
+from sqlalchemy import insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from common.db import utcnow
@@ -159,27 +159,29 @@ def _apply_batch(
     records: tuple[CoreRecord, ...],
     now: dt.datetime,
 ) -> list[dict[str, Any]]:
-    """Apply a batch's records with a handful of set-based queries (not several per record)."""
-    current: dict[str, TeacherCore] = {}
+    """Apply a batch's records with a handful of set-based statements (not several per record): one select
+    of the batch's known teachers, one multi-row insert of new ones, one bulk update by primary key, one
+    bulk history insert and one duplicate-identity query."""
+    cols = (TeacherCore.teacher_number, TeacherCore.province_code, TeacherCore.version, TeacherCore.fields,
+            TeacherCore.withheld, TeacherCore.identity_key)
+    current: dict[str, dict[str, Any]] = {}
     for chunk in _chunks(sorted({r.teacher_number for r in records})):
-        current.update(
-            (t.teacher_number, t)
-            for t in session.scalars(select(TeacherCore).where(TeacherCore.teacher_number.in_(chunk)))
-        )
+        for row in session.execute(select(*cols).where(TeacherCore.teacher_number.in_(chunk))):
+            current[row.teacher_number] = {**row._mapping, "new": False}
     refused: list[dict[str, Any]] = []
     history: list[dict[str, Any]] = []
     candidates: dict[str, tuple[str, dict[str, Any]]] = {}
     for record in records:
         cur = current.get(record.teacher_number)
-        if cur is not None and cur.province_code != province and record.op == "transfer_out" \
-                and record.to_province == cur.province_code:
+        if cur is not None and cur["province_code"] != province and record.op == "transfer_out" \
+                and record.to_province == cur["province_code"]:
             # the former owner confirms a completed cross-province transfer: history only
             history.append({"teacher_number": record.teacher_number, "province_code": province,
                             "version": record.version, "batch_hash": batch_hash, "op": record.op,
                             "fields": record.fields, "applied_at": now})
             continue
-        if cur is not None and cur.province_code != province:
-            details = {"owner": cur.province_code}
+        if cur is not None and cur["province_code"] != province:
+            details = {"owner": cur["province_code"]}
             session.add(
                 RefusedRecord(
                     province_code=province,
@@ -199,31 +201,21 @@ def _apply_batch(
                 }
             )
             continue
-        if cur is not None and cur.version >= record.version:
+        if cur is not None and cur["version"] >= record.version:
             continue  # older than what we hold: idempotent no-op
         fields = (
             record.fields
             if record.op != "status_change" or cur is None
-            else {**cur.fields, "JBXX": {**cur.fields.get("JBXX", {}), **record.fields.get("JBXX", {})}}
+            else {**cur["fields"], "JBXX": {**cur["fields"].get("JBXX", {}), **record.fields.get("JBXX", {})}}
         )
-        key = identity_key(fields) if record.op != "transfer_out" else (cur.identity_key if cur else None)
+        key = identity_key(fields) if record.op != "transfer_out" else (cur["identity_key"] if cur else None)
         if cur is None:
-            cur = TeacherCore(
-                teacher_number=record.teacher_number,
-                province_code=province,
-                version=record.version,
-                op=record.op,
-                fields=fields,
-                withheld=list(record.withheld),
-                identity_key=key,
-                updated_at=now,
-            )
-            session.add(cur)
-            current[record.teacher_number] = cur
-        else:
-            cur.version, cur.op, cur.updated_at = record.version, record.op, now
-            if record.op != "transfer_out":
-                cur.fields, cur.withheld, cur.identity_key = fields, list(record.withheld), key
+            cur = current[record.teacher_number] = {"teacher_number": record.teacher_number,
+                                                    "province_code": province, "new": True}
+        cur.update(version=record.version, op=record.op, updated_at=now)
+        if record.op != "transfer_out" or "fields" not in cur:
+            cur.update(fields=fields, withheld=list(record.withheld), identity_key=key)
+        cur["dirty"] = True
         history.append(
             {
                 "teacher_number": record.teacher_number,
@@ -237,6 +229,14 @@ def _apply_batch(
         )
         if key and record.op == "upsert":
             candidates[record.teacher_number] = (key, fields)
+    keys_ = ("teacher_number", "province_code", "version", "op", "fields", "withheld", "identity_key", "updated_at")
+    fresh = [{k: c[k] for k in keys_} for c in current.values() if c.get("dirty") and c["new"]]
+    changed = [{k: c[k] for k in keys_ if k != "province_code"} for c in current.values()
+               if c.get("dirty") and not c["new"]]
+    if fresh:
+        session.execute(insert(TeacherCore), fresh)
+    if changed:
+        session.execute(update(TeacherCore), changed)
     if history:
         session.execute(insert(TeacherCoreHistory), history)
     session.flush()

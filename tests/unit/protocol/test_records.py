@@ -1,0 +1,96 @@
+"""The strict record parser's fast paths accept exactly what the full strict path accepts."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import rfc8785
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sync_protocol import errors as E
+from sync_protocol.canonical import parse_canonical, parse_json
+from sync_protocol.identifiers import make_teacher_number
+from sync_protocol.records import CoreRecord, parse_record, record_from_json
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers(min_value=-(2**60), max_value=2**60)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(alphabet=st.characters(codec="utf-8"), max_size=8),
+    lambda children: st.lists(children, max_size=3)
+    | st.dictionaries(st.text(alphabet=st.characters(codec="utf-8"), max_size=4), children, max_size=3),
+    max_leaves=12,
+)
+
+
+def _reference(raw: bytes):
+    """The full strict path alone: parse strictly, then compare with the rfc8785 package's bytes."""
+    try:
+        value = parse_json(raw)
+        return ("ok", value) if rfc8785.dumps(value) == raw else ("refused", None)
+    except (E.MalformedError, rfc8785.CanonicalizationError, UnicodeEncodeError):
+        return ("refused", None)
+
+
+def _ours(raw: bytes):
+    try:
+        return ("ok", parse_canonical(raw))
+    except E.MalformedError:
+        return ("refused", None)
+
+
+def _variants(value) -> list[bytes]:
+    out = []
+    for kw in ({}, {"ensure_ascii": False, "separators": (",", ":"), "sort_keys": True},
+               {"ensure_ascii": True, "separators": (",", ":"), "sort_keys": True}):
+        try:
+            out.append(json.dumps(value, **kw).encode("utf-8"))
+        except (UnicodeEncodeError, ValueError):
+            pass
+    try:
+        out.append(rfc8785.dumps(value))
+    except (rfc8785.CanonicalizationError, UnicodeEncodeError, ValueError):
+        pass
+    return out
+
+
+@settings(max_examples=500)
+@given(_json)
+def test_parse_canonical_agrees_with_the_full_strict_path(value):
+    for raw in _variants(value):
+        assert _ours(raw) == _reference(raw)
+
+
+@pytest.mark.parametrize("raw", [
+    b'{"a":1,"a":1}', b'{"a":1,"a":2}', b'{"b":1,"a":2}', b'{"a":1.0}', b'{"a":NaN}', b'{"a":9007199254740992}',
+    b'{"a":"\\u00e9"}', b'{"a":"\\ud800"}', b'{"a": 1}', b"[" * 40 + b"]" * 40, b'{"\xf0\x9f\x98\x80":1,"a":2}',
+])
+def test_refusals_and_fallbacks_match(raw):
+    assert _ours(raw) == _reference(raw)
+
+
+def _record(**change):
+    base = CoreRecord(make_teacher_number("44", 1), "44", 1, "upsert", {"JBXX": {"XM": "李明", "CSNY": "1990-01"}},
+                      ("JBDY.JBGZ",)).to_json()
+    return {**base, **change}
+
+
+@pytest.mark.parametrize("change", [
+    {"fields": {"JBXX": {"XM": True}}},                 # a bool is not an integer here
+    {"fields": {"JBXX": {"XM": 1.5}}},
+    {"fields": {"JBXX": {"xm": "李明"}}},               # field codes are upper-case
+    {"fields": {"JBXX": {"XM": ["a", 1]}}},
+    {"withheld": [["JBDY.JBGZ"]]},                      # unhashable: refused, not a crash
+    {"withheld": ["JBDY.JBGZ", "JBDY.JBGZ"]},
+    {"withheld": ["jbdy.jbgz"]},
+])
+def test_record_schema_refusals_survive_the_memoised_checks(change):
+    record_from_json(_record())  # warm the memo of valid codes first
+    with pytest.raises(E.MalformedError):
+        record_from_json(_record(**change))
+
+
+def test_a_valid_record_round_trips():
+    rec = record_from_json(_record())
+    assert parse_record(rec.to_bytes()) == rec
