@@ -226,12 +226,12 @@ class SyncClient:
     def _build(self, stats: dict[str, Any], progress: Callable[[str, int, int], None] | None) -> None:
         while True:
             with self.factory.begin() as s:
-                entries = outbox.pending(s, self.settings.batch_size)
+                entries = outbox.pending_records(s, self.settings.batch_size)
                 if not entries:
                     return
                 last = s.scalar(select(SyncBatch).order_by(SyncBatch.seq.desc()).limit(1))
                 seq = (last.seq if last else 0) + 1
-                records = [record_from_json(e.record) for e in entries]
+                records = [record_from_json(record) for _version, record in entries]
                 built = build_batch(
                     province=self.settings.province,
                     seq=seq,
@@ -242,8 +242,7 @@ class SyncClient:
                     records=records,
                     signer=self.signer,
                 )
-                for e in entries:
-                    e.batch_seq = seq
+                outbox.mark_batched(s, records[0].version, records[-1].version, seq)
                 s.add(
                     SyncBatch(
                         seq=seq,

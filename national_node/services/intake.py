@@ -22,10 +22,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import insert, or_, select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
-from common.db import utcnow
+from common.db import bulk_insert, utcnow
 from national_node.models import (
     Batch,
     DuplicateIdentity,
@@ -233,12 +233,10 @@ def _apply_batch(
     fresh = [{k: c[k] for k in keys_} for c in current.values() if c.get("dirty") and c["new"]]
     changed = [{k: c[k] for k in keys_ if k != "province_code"} for c in current.values()
                if c.get("dirty") and not c["new"]]
-    if fresh:
-        session.execute(insert(TeacherCore), fresh)
+    bulk_insert(session, TeacherCore, fresh)
     if changed:
         session.execute(update(TeacherCore), changed)
-    if history:
-        session.execute(insert(TeacherCoreHistory), history)
+    bulk_insert(session, TeacherCoreHistory, history)
     session.flush()
     by_key: dict[str, list[TeacherCore]] = {}
     for chunk in _chunks(sorted({k for k, _f in candidates.values()})):

@@ -81,3 +81,23 @@ def pending(session: Session, limit: int = 1000) -> list[OutboxEntry]:
             select(OutboxEntry).where(OutboxEntry.batch_seq.is_(None)).order_by(OutboxEntry.version).limit(limit)
         )
     )
+
+
+def pending_records(session: Session, limit: int = 1000) -> list[tuple[int, dict[str, Any]]]:
+    """(version, record) of the next unbatched entries, oldest first (plain rows: no ORM objects)."""
+    stmt = (
+        select(OutboxEntry.version, OutboxEntry.record)
+        .where(OutboxEntry.batch_seq.is_(None))
+        .order_by(OutboxEntry.version)
+        .limit(limit)
+    )
+    return [(v, r) for v, r in session.execute(stmt)]
+
+
+def mark_batched(session: Session, version_from: int, version_to: int, seq: int) -> None:
+    """Assign a version range (gapless, so exactly the entries just read) to batch ``seq`` in one statement."""
+    session.execute(
+        update(OutboxEntry)
+        .where(OutboxEntry.version.between(version_from, version_to), OutboxEntry.batch_seq.is_(None))
+        .values(batch_seq=seq)
+    )

@@ -126,3 +126,22 @@ def test_health_endpoint_reports_schema_state(database_url_factory, kind, tmp_pa
     missing = client.get("/no/such/thing")
     assert missing.status_code == 404 and missing.json["code"] == "not_found"
     app.extensions["tmis_engine"].dispose()
+
+
+def test_bulk_insert_writes_json_and_aware_datetimes(db_session: Session, node):
+    """COPY on PostgreSQL, a multi-row INSERT on SQLite: the rows read back the same through the ORM."""
+    from common.db import bulk_insert
+
+    if node != "national":
+        pytest.skip("exercised on the national store (teacher_core_history)")
+    from national_node.models import TeacherCoreHistory
+
+    at = dt.datetime(2026, 3, 1, 8, 0, tzinfo=dt.timezone(dt.timedelta(hours=8)))
+    rows = [{"teacher_number": f"44000000000{i}X", "province_code": "44", "version": i, "batch_hash": "ab" * 32,
+             "op": "upsert", "fields": {"JBXX": {"XM": "李明", "N": i, "L": ["a", "é"]}}, "applied_at": at}
+            for i in range(3)]
+    bulk_insert(db_session, TeacherCoreHistory, rows)
+    got = db_session.scalars(sa.select(TeacherCoreHistory).order_by(TeacherCoreHistory.version)).all()
+    assert [(r.version, r.fields, r.applied_at) for r in got] == [(i, rows[i]["fields"], at) for i in range(3)]
+    with pytest.raises(ValueError, match="naive datetime"):
+        bulk_insert(db_session, TeacherCoreHistory, [{**rows[0], "applied_at": dt.datetime(2026, 3, 1)}])

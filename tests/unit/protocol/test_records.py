@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 
 import pytest
@@ -44,14 +45,10 @@ def _variants(value) -> list[bytes]:
     out = []
     for kw in ({}, {"ensure_ascii": False, "separators": (",", ":"), "sort_keys": True},
                {"ensure_ascii": True, "separators": (",", ":"), "sort_keys": True}):
-        try:
+        with contextlib.suppress(UnicodeEncodeError, ValueError):
             out.append(json.dumps(value, **kw).encode("utf-8"))
-        except (UnicodeEncodeError, ValueError):
-            pass
-    try:
+    with contextlib.suppress(rfc8785.CanonicalizationError, UnicodeEncodeError, ValueError):
         out.append(rfc8785.dumps(value))
-    except (rfc8785.CanonicalizationError, UnicodeEncodeError, ValueError):
-        pass
     return out
 
 
