@@ -408,3 +408,24 @@ def test_a_receipt_exposes_a_rewritten_log():
     with pytest.raises(E.ProofError):  # and the leaf the province holds is not in the forged tree
         merkle.verify_inclusion(leaf_hash_of(receipt.leaf), receipt.leaf_index, forged.size,
                                 merkle.inclusion_proof(receipt.leaf_index, rewritten), forged.root)
+
+
+def test_parallel_audit_reports_exactly_what_the_sequential_audit_reports(tmp_path, monkeypatch):
+    """The auditor spreads large bundles over CPU cores; the findings (a tampered record included) must be the
+    same as one process gives."""
+    import shutil
+    from pathlib import Path
+
+    import sync_protocol.audit as A
+
+    root = tmp_path / "bundle"
+    shutil.copytree(Path(__file__).resolve().parents[2] / "vectors", root)
+    victim = root / "batches" / "44" / "00000002.batch"
+    victim.write_bytes(victim.read_bytes().replace("教师".encode(), "学生".encode(), 1))
+    monkeypatch.setattr(A, "PARALLEL_MIN_BYTES", 10**12)
+    sequential = A.audit_bundle(root).to_json()
+    monkeypatch.setattr(A, "PARALLEL_MIN_BYTES", 1)
+    monkeypatch.setattr(A.os, "cpu_count", lambda: 2)
+    parallel = A.audit_bundle(root).to_json()
+    assert not sequential["ok"] and parallel == sequential
+    assert any("00000002.batch" in f["subject"] and not f["ok"] for f in parallel["findings"])
