@@ -302,7 +302,8 @@ def sync_run(ctx: click.Context) -> None:
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 def sync_status(ctx: click.Context, as_json: bool) -> None:
-    """Outbox backlog, unsent batches, last accepted batch, parked records, trust version."""
+    """Outbox backlog, transfer messages waiting to be sent, inbox messages that could not be applied,
+    unsent batches, last accepted batch, parked records, trust version."""
     import json
 
     from common.db import make_session_factory

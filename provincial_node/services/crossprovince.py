@@ -72,6 +72,16 @@ def mark_cross(t: Transfer, role: str, remote: str, teacher: Teacher | None, sch
         t.teacher_number, t.doc_type, t.doc_number = teacher.teacher_number, teacher.doc_type, teacher.doc_number
 
 
+def where_it_went(session: Session, teacher_number: str) -> str | None:
+    """The province a teacher held here was last transferred to (to ask for them back), if any."""
+    return session.scalar(
+        select(Transfer.remote_province)
+        .where(Transfer.teacher_number == teacher_number, Transfer.role == "from", Transfer.status == "completed")
+        .order_by(Transfer.id.desc())
+        .limit(1)
+    )
+
+
 def to_json(t: Transfer) -> dict[str, Any] | None:
     if not is_cross(t):
         return None
@@ -86,15 +96,18 @@ def start_transfer(session: Session, actor: Actor, province: str, from_province:
                    doc_type: str, doc_number: str, school: Unit, reason: str, now: dt.datetime,
                    expiry: dt.timedelta) -> Transfer:
     """B's school asks for a teacher of province ``from_province`` (sent once B's bureau approves)."""
+    from common.errors import invalid
+    from sync_protocol.errors import ProtocolError
     from sync_protocol.identifiers import check_province, check_teacher_number
 
     try:
-        check_province(from_province)
+        check_province(from_province, "from_province")
+    except ProtocolError as e:
+        raise invalid("transfer", "from_province", "调出省份代码无效", str(e), from_province) from None
+    try:
         check_teacher_number(teacher_number)
-    except Exception as e:  # the protocol's own checks, reported as a field error
-        from common.errors import invalid
-
-        raise invalid("transfer", "teacher_number", "教师编号或调出省份无效", str(e), teacher_number) from None
+    except ProtocolError as e:
+        raise invalid("transfer", "teacher_number", "教师编号无效", str(e), teacher_number) from None
     here = session.scalar(select(Teacher).where(Teacher.doc_type == doc_type, Teacher.doc_number == doc_number,
                                                 Teacher.status != "transferred_out"))
     if here is not None:
@@ -104,8 +117,6 @@ def start_transfer(session: Session, actor: Actor, province: str, from_province:
                                                 Transfer.status == "open")):
         raise ConflictError("this teacher already has an open transfer request here")
     if not (reason or "").strip():
-        from common.errors import invalid
-
         raise invalid("transfer", "reason", "须说明调动原因", "a reason is required")
     t = Transfer(kind="transfer", teacher_id=None, from_unit_id=None, to_unit_id=school.id, to_unit_name=school.name,
                  next_step="receiving_bureau", reason=reason.strip(), started_by=actor.account_id, started_at=now,

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from common.catalogue import Catalogue
@@ -84,10 +84,17 @@ def pending(session: Session, limit: int = 1000) -> list[OutboxEntry]:
 
 
 def pending_records(session: Session, limit: int = 1000) -> list[tuple[int, dict[str, Any]]]:
-    """(version, record) of the next unbatched entries, oldest first (plain rows: no ORM objects)."""
+    """(version, record) of the next unbatched entries, oldest first (plain rows: no ORM objects).
+
+    Batches take the outbox in version order, so every unbatched entry lies above the last batched version:
+    the query is a primary-key range scan whose cost follows the backlog, not the size of the outbox (an
+    ``ORDER BY version LIMIT`` filtered only on ``batch_seq IS NULL`` walks every batched entry first)."""
+    from provincial_node.models import SyncBatch
+
+    done = session.scalar(select(func.coalesce(func.max(SyncBatch.version_to), 0)))
     stmt = (
         select(OutboxEntry.version, OutboxEntry.record)
-        .where(OutboxEntry.batch_seq.is_(None))
+        .where(OutboxEntry.version > done, OutboxEntry.batch_seq.is_(None))
         .order_by(OutboxEntry.version)
         .limit(limit)
     )

@@ -100,8 +100,8 @@ def start_transfer(
     expiry: dt.timedelta | None = None,
 ) -> Transfer:
     """The receiving school asks for a teacher, identified by teacher number and identity document. A teacher
-    of another province (``from_province``, by default the teacher number's prefix when the number is not
-    held here) is requested through the national node."""
+    of another province (``from_province``; by default the teacher number's prefix when the number is not
+    held here, or the province the teacher was transferred to) is requested through the national node."""
     now = now or utcnow()
     actor.require("infoadmin")
     school = unit_in_scope(session, actor, to_school_id)
@@ -114,8 +114,13 @@ def start_transfer(
     except IdentityError as e:
         raise invalid("transfer", "doc_number", e.reason_zh, e.reason_en, doc_number) from None
     held = session.scalar(select(Teacher).where(Teacher.teacher_number == teacher_number))
-    from_province = from_province or (teacher_number[:2] if held is None or held.status == "transferred_out"
-                                      else province)
+    if from_province is None:
+        if held is None:
+            from_province = teacher_number[:2]
+        elif held.status == "transferred_out":  # the teacher left: ask the province they went to
+            from_province = crossprovince.where_it_went(session, teacher_number) or teacher_number[:2]
+        else:
+            from_province = province
     if from_province != province:
         return crossprovince.start_transfer(
             session, actor, province, from_province, teacher_number, doc_type, number, school, reason, now,

@@ -338,3 +338,38 @@ def test_cross_province_rotation_with_personnel_change(fed):
     assert local(a, tid=aid).status == "completed"
     with a.factory() as s:
         assert s.scalar(select(Teacher.status).where(Teacher.teacher_number == number)) == "transferred_out"
+
+
+def test_a_teacher_comes_back_to_the_province_they_left(fed):
+    """44 → 11, then 44's school asks for the teacher back: the default source is where they went, and 44's
+    read-only file becomes effective again (same row, same teacher number)."""
+    f, a, b = fed, fed["a"], fed["b"]
+    number = effective_teacher(a, "381")
+    rounds(a)
+    tid, uid, aid = requested_at_a(f, number)
+    decide(a, "school_info", aid)
+    decide(a, "county_info", aid)
+    rounds(a, b, b, a)
+    with a.factory() as s:
+        old = s.scalar(select(Teacher).where(Teacher.teacher_number == number))
+        old_id, doc = old.id, (old.doc_type, old.doc_number)
+    with session_scope(a.factory) as s:  # 44 asks for them back; from_province defaults to 11
+        back = transfers.start_transfer(s, a.actors["school_info"], number, *doc, a.school_id, "回原籍",
+                                        province="44")
+        back_id = back.id
+        assert back.remote_province == "11"
+    decide(a, "county_info", back_id)
+    rounds(a, b)
+    bid = local(b, uid=uid_of(a, back_id)).id
+    decide(b, "school_info", bid)
+    decide(b, "county_info", bid)
+    rounds(b, a, a, b)
+    with a.factory() as s:
+        t = s.scalar(select(Teacher).where(Teacher.teacher_number == number))
+        assert (t.id, t.status, t.data["JBXX"]["RYZTM"]) == (old_id, "effective", "100")
+    rounds(b)  # B reports its transfer_out; the national node keeps it as history, nothing is parked
+    with b.factory() as s:
+        assert s.scalar(select(Teacher.status).where(Teacher.teacher_number == number)) == "transferred_out"
+        assert s.scalar(select(func.count()).select_from(ParkedRecord)) == 0
+    with f["national"]() as s:
+        assert s.get(TeacherCore, number).province_code == "44"
