@@ -132,7 +132,14 @@ def start_transfer(session: Session, actor: Actor, province: str, from_province:
 
 def _queue(session: Session, t: Transfer, province: str, kind: str, body: dict[str, Any],
            now: dt.datetime) -> UpwardMessage:
-    payload = tr.transfer_payload(province=province, kind=kind, created_at=now, body=body)
+    from common.errors import invalid
+    from sync_protocol.errors import ProtocolError
+
+    try:
+        payload = tr.transfer_payload(province=province, kind=kind, created_at=now, body=body)
+    except ProtocolError as e:  # e.g. a reason longer than the protocol carries: nothing of the step is kept
+        field = str(e.details.get("field") or "transfer")
+        raise invalid("transfer", field, "跨省调动信息不符合协议要求", e.message, body.get(field)) from None
     msg = UpwardMessage(transfer_id=t.id, kind=kind, payload=payload, message_hash=hashlib.sha256(payload).hexdigest(),
                         created_at=now)
     session.add(msg)

@@ -373,3 +373,27 @@ def test_a_teacher_comes_back_to_the_province_they_left(fed):
         assert s.scalar(select(func.count()).select_from(ParkedRecord)) == 0
     with f["national"]() as s:
         assert s.get(TeacherCore, number).province_code == "44"
+
+
+def test_bad_input_is_refused_with_the_field_and_nothing_is_kept(fed):
+    from common.errors import ValidationError
+
+    f, a, b = fed, fed["a"], fed["b"]
+    number = effective_teacher(a, "391")
+    with session_scope(b.factory) as s, pytest.raises(ValidationError) as e:
+        transfers.start_transfer(s, b.actors["school_info"], number[:-1] + "0", "1", doc_of(a, number)[1],
+                                 b.school_id, "x", province="11", from_province="44")
+    assert "teacher_number" in str(e.value.details["errors"])
+    with session_scope(b.factory) as s, pytest.raises(ValidationError) as e:
+        transfers.start_transfer(s, b.actors["school_info"], number, *doc_of(a, number), b.school_id, "x",
+                                 province="11", from_province="99")
+    assert "from_province" in str(e.value.details["errors"])
+    tid = request(f, number)
+    with session_scope(b.factory) as s:
+        s.get(Transfer, tid).reason = "很长" * 300  # longer than the protocol's 500 characters
+    with pytest.raises(ValidationError):
+        decide(b, "county_info", tid)
+    t = local(b, tid=tid)
+    assert (t.status, t.next_step, t.transfer_uid) == ("open", "receiving_bureau", None)
+    with b.factory() as s:
+        assert s.scalar(select(func.count()).select_from(UpwardMessage)) == 0
