@@ -132,16 +132,24 @@ def test_bulk_insert_writes_json_and_aware_datetimes(db_session: Session, node):
     """COPY on PostgreSQL, a multi-row INSERT on SQLite: the rows read back the same through the ORM."""
     from common.db import bulk_insert
 
-    if node != "national":
-        pytest.skip("exercised on the national store (teacher_core_history)")
-    from national_node.models import TeacherCoreHistory
-
     at = dt.datetime(2026, 3, 1, 8, 0, tzinfo=dt.timezone(dt.timedelta(hours=8)))
-    rows = [{"teacher_number": f"44000000000{i}X", "province_code": "44", "version": i, "batch_hash": "ab" * 32,
-             "op": "upsert", "fields": {"JBXX": {"XM": "李明", "N": i, "L": ["a", "é"]}}, "applied_at": at}
-            for i in range(3)]
-    bulk_insert(db_session, TeacherCoreHistory, rows)
-    got = db_session.scalars(sa.select(TeacherCoreHistory).order_by(TeacherCoreHistory.version)).all()
-    assert [(r.version, r.fields, r.applied_at) for r in got] == [(i, rows[i]["fields"], at) for i in range(3)]
+    doc = [{"JBXX": {"XM": "李明", "N": i, "L": ["a", "é", 'q"\\']}} for i in range(3)]
+    if node == "national":
+        from national_node.models import TeacherCoreHistory as model
+
+        rows = [{"teacher_number": f"44000000000{i}X", "province_code": "44", "version": i, "batch_hash": "ab" * 32,
+                 "op": "upsert", "fields": doc[i], "applied_at": at} for i in range(3)]
+        read = lambda r: (r.version, r.fields, r.applied_at)  # noqa: E731
+        order, when = model.version, "applied_at"
+    else:
+        from provincial_node.models import AuditEvent as model
+
+        rows = [{"at": at, "actor_id": None, "action": "bulk", "target_type": "t", "target_id": str(i),
+                 "unit_path": "/1/", "reason": None, "details": doc[i]} for i in range(3)]
+        read = lambda r: (int(r.target_id), r.details, r.at)  # noqa: E731
+        order, when = model.target_id, "at"
+    bulk_insert(db_session, model, rows)
+    got = db_session.scalars(sa.select(model).order_by(order)).all()
+    assert [read(r) for r in got] == [(i, doc[i], at) for i in range(3)]
     with pytest.raises(ValueError, match="naive datetime"):
-        bulk_insert(db_session, TeacherCoreHistory, [{**rows[0], "applied_at": dt.datetime(2026, 3, 1)}])
+        bulk_insert(db_session, model, [{**rows[0], when: dt.datetime(2026, 3, 1)}])
