@@ -311,30 +311,40 @@ def audit_record_proof(data: bytes, chain: Sequence[TrustMetadata], *, name: str
 
 # ------------------------------------------------------------------------------------------------ bundle
 
-def audit_bundle(root: Path, *, pinned: bytes | None = None) -> AuditReport:
-    """Everything in an exported bundle (layout in the module docstring)."""
-    report = AuditReport()
+def _verified_log(root: Path, pinned: bytes | None,
+                  report: AuditReport) -> tuple[list[TrustMetadata], list[dict]] | None:
+    """The bundle's trust chain and its logged leaves (up to the signed checkpoint), or None after reporting why
+    they cannot be trusted."""
     trust_docs = [p.read_bytes() for p in sorted((root / "trust").glob("*.trust.json"))]
     chain, tr = load_trust(trust_docs, pinned)
     report.extend(tr)
     if not chain:
-        return report
-    by_version = {t.version: t for t in chain}
+        return None
     try:
         leaves = leaves_from_lines((root / "log" / "leaves.jsonl").read_bytes().splitlines())
         cp = verify_checkpoint((root / "log" / "checkpoint").read_text(encoding="utf-8"),
                                origin=chain[-1].log_origin, keys=_all_log_keys(chain))
     except (ProtocolError, OSError) as e:
         report.bad("log", "log", getattr(e, "message", str(e)), getattr(e, "code", ""))
-        return report
-    hashes = [leaf_hash_of(leaf) for leaf in leaves]
-    if len(leaves) < cp.size or merkle.root(hashes[:cp.size]) != cp.root:
+        return None
+    if len(leaves) < cp.size or merkle.root([leaf_hash_of(x) for x in leaves[:cp.size]]) != cp.root:
         report.bad("log", "log/leaves.jsonl", f"the leaves do not hash to the signed checkpoint root (size {cp.size})",
                    "protocol_proof_invalid")
-        return report
+        return None
     report.good("log", "log/leaves.jsonl", f"{cp.size} leaves hash to the signed checkpoint")
+    return chain, leaves[:cp.size]
+
+
+def audit_bundle(root: Path, *, pinned: bytes | None = None) -> AuditReport:
+    """Everything in an exported bundle (layout in the module docstring)."""
+    report = AuditReport()
+    verified = _verified_log(root, pinned, report)
+    if verified is None:
+        return report
+    chain, leaves = verified
+    by_version = {t.version: t for t in chain}
     current_trust, trust_versions, batch_leaves = None, {}, {}
-    for i, leaf in enumerate(leaves[:cp.size]):
+    for i, leaf in enumerate(leaves):
         if leaf["type"] == "trust":
             t = by_version.get(leaf["version"])
             if t is None or t.hash != leaf["trust_hash"]:
@@ -376,7 +386,7 @@ def audit_bundle(root: Path, *, pinned: bytes | None = None) -> AuditReport:
     report.extend(audit_series(batch_files, chain, trust_versions))
     for f in sorted((root / "receipts").glob("*/*.receipt.json")):
         report.extend(audit_receipt(f.read_bytes(), chain, name=str(f.relative_to(root))))
-    report.extend(audit_messages(root, leaves[:cp.size], chain))
+    report.extend(audit_messages(root, leaves, chain))
     return report
 
 
@@ -459,25 +469,13 @@ def audit_transfer(root: Path, transfer_id: str, *, pinned: bytes | None = None)
     from sync_protocol import transfer as tr
 
     report = AuditReport()
-    trust_docs = [p.read_bytes() for p in sorted((root / "trust").glob("*.trust.json"))]
-    chain, trust_report = load_trust(trust_docs, pinned)
-    report.extend(trust_report)
-    if not chain:
+    verified = _verified_log(root, pinned, report)
+    if verified is None:
         return report, []
-    try:
-        leaves = leaves_from_lines((root / "log" / "leaves.jsonl").read_bytes().splitlines())
-        cp = verify_checkpoint((root / "log" / "checkpoint").read_text(encoding="utf-8"),
-                               origin=chain[-1].log_origin, keys=_all_log_keys(chain))
-    except (ProtocolError, OSError) as e:
-        report.bad("log", "log", getattr(e, "message", str(e)), getattr(e, "code", ""))
-        return report, []
-    if len(leaves) < cp.size or merkle.root([leaf_hash_of(x) for x in leaves[:cp.size]]) != cp.root:
-        report.bad("log", "log/leaves.jsonl", "the leaves do not hash to the signed checkpoint root",
-                   "protocol_proof_invalid")
-        return report, []
+    chain, leaves = verified
     trail: list[dict] = []
     state = None
-    for i, leaf, path in _message_files(root, leaves[:cp.size]):
+    for i, leaf, path in _message_files(root, leaves):
         if leaf["transfer_id"] != transfer_id:
             continue
         subject = f"leaf {i} ({leaf['kind']} by province {leaf['province']})"
