@@ -333,7 +333,6 @@ class SyncClient:
                     raise SyncError("the receipt is for another message", details={"message": mid})
                 m = s.get(UpwardMessage, mid)
                 m.status, m.receipt, m.sent_at, m.attempts = "accepted", receipt, utcnow(), m.attempts + 1
-            stats["messages_sent"] = stats.get("messages_sent", 0) + 1
             if progress:
                 progress("messages", i, len(todo))
 

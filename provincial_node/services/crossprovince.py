@@ -31,12 +31,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from common.catalogue import Catalogue
-from common.errors import ConflictError, NotFoundError
+from common.errors import ConflictError, NotFoundError, invalid
 from provincial_node.models import Teacher, TeacherHistory, Transfer, Unit, UpwardMessage
 from provincial_node.services import audit, transfers
 from provincial_node.services.access import Actor
 from sync_protocol import transfer as tr
 from sync_protocol.canonical import canonical_bytes, format_time, parse_time
+from sync_protocol.errors import ProtocolError
+from sync_protocol.identifiers import check_province, check_teacher_number
 from sync_protocol.inbox import InboxMessage
 
 COMPLETION = "completion"  # next_step once every step is decided: waiting for the national node
@@ -96,10 +98,6 @@ def start_transfer(session: Session, actor: Actor, province: str, from_province:
                    doc_type: str, doc_number: str, school: Unit, reason: str, now: dt.datetime,
                    expiry: dt.timedelta) -> Transfer:
     """B's school asks for a teacher of province ``from_province`` (sent once B's bureau approves)."""
-    from common.errors import invalid
-    from sync_protocol.errors import ProtocolError
-    from sync_protocol.identifiers import check_province, check_teacher_number
-
     try:
         check_province(from_province, "from_province")
     except ProtocolError as e:
@@ -122,7 +120,7 @@ def start_transfer(session: Session, actor: Actor, province: str, from_province:
                  next_step="receiving_bureau", reason=reason.strip(), started_by=actor.account_id, started_at=now,
                  expires_at=now + expiry, steps=[], role="to", remote_province=from_province,
                  teacher_number=teacher_number, doc_type=doc_type, doc_number=doc_number)
-    transfers._step(t, actor, "start", "start", reason, now)
+    transfers.add_step(t, actor, "start", "start", reason, now)
     session.add(t)
     session.flush()
     audit.record(session, actor, "transfer.start", "transfer", t.id, school.path, reason=reason,
@@ -132,9 +130,6 @@ def start_transfer(session: Session, actor: Actor, province: str, from_province:
 
 def _queue(session: Session, t: Transfer, province: str, kind: str, body: dict[str, Any],
            now: dt.datetime) -> UpwardMessage:
-    from common.errors import invalid
-    from sync_protocol.errors import ProtocolError
-
     try:
         payload = tr.transfer_payload(province=province, kind=kind, created_at=now, body=body)
     except ProtocolError as e:  # e.g. a reason longer than the protocol carries: nothing of the step is kept
@@ -199,7 +194,7 @@ def moved_data(catalogue: Catalogue, t: Transfer, data: dict[str, Any], from_nam
     out = copy.deepcopy(data)
     if t.kind == "rotation_transfer":
         transfers.rotation_record(out, t, from_name)
-    transfers.close_work(out, from_name, transfers._month(now))
+    transfers.close_work(out, from_name, transfers.month_of(now))
     return out
 
 
@@ -259,12 +254,6 @@ def _queue_file(session: Session, catalogue: Catalogue, province: str, t: Transf
 
 # ------------------------------------------------------------------------------------------------- inbox
 
-def _system_step(t: Transfer, step: str, decision: str, reason: str | None, now: dt.datetime,
-                 by: str | None = None) -> None:
-    t.steps = [*t.steps, {"step": step, "decision": decision, "reason": reason, "account_id": None,
-                          "username": by or "system", "at": now.isoformat()}]
-
-
 def _by_uid(session: Session, uid: str) -> Transfer:
     t = session.scalar(select(Transfer).where(Transfer.transfer_uid == uid))
     if t is None:
@@ -277,18 +266,18 @@ def process(session: Session, catalogue: Catalogue, province: str, msg: InboxMes
     event is in the audit trail under the units of this province that the transfer touches."""
     b = msg.body
     if msg.kind == "transfer_request":
-        _on_request(session, province, b, now)
+        t = _on_request(session, province, b, now)
     else:
-        _apply(session, catalogue, province, msg, now)
-    t = _by_uid(session, b["transfer_id"])
-    unit = session.get(Unit, t.from_unit_id if t.role == "from" else t.to_unit_id) if (
-        t.from_unit_id or t.to_unit_id) else session.scalar(select(Unit).where(Unit.level == "province"))
+        t = _apply(session, catalogue, province, msg, now)
+    unit_id = t.from_unit_id if t.role == "from" else t.to_unit_id
+    unit = session.get(Unit, unit_id) if unit_id else session.scalar(select(Unit).where(Unit.level == "province"))
     audit.record(session, None, f"{t.kind}.{msg.kind}", "transfer", t.id, unit.path if unit else "/",
                  reason=b.get("reason"), transfer_id=t.transfer_uid, inbox_seq=msg.seq,
                  from_province=t.remote_province if t.role == "to" else province)
 
 
-def _apply(session: Session, catalogue: Catalogue, province: str, msg: InboxMessage, now: dt.datetime) -> None:
+def _apply(session: Session, catalogue: Catalogue, province: str, msg: InboxMessage,
+           now: dt.datetime) -> Transfer:
     b = msg.body
     t = _by_uid(session, b["transfer_id"])
     if msg.kind == "transfer_answer":
@@ -296,21 +285,22 @@ def _apply(session: Session, catalogue: Catalogue, province: str, msg: InboxMess
     elif msg.kind == "transfer_closed":
         if t.status == "open":
             t.status, t.finished_at, t.next_step = b["outcome"], now, None
-        _system_step(t, "national", b["outcome"], b["reason"], now, by="national node")
+        transfers.add_step(t, None, "national", b["outcome"], b["reason"], now, by="national node")
     elif msg.kind == "transfer_completion":
         if t.status == "completed":
-            return
+            return t
         if t.role == "to":
             _receive_file(session, catalogue, province, t, b, now)
         else:
             _hand_over(session, catalogue, province, t, b, now)
-        _system_step(t, "completion", "completed", None, now, by="national node")
+        transfers.add_step(t, None, "completion", "completed", None, now, by="national node")
         t.status, t.finished_at, t.next_step = "completed", now, None
+    return t
 
 
 def _refuse(session: Session, province: str, t: Transfer, step: str, reason: str, now: dt.datetime) -> None:
     """An automatic rejection of a request this province cannot honour."""
-    _system_step(t, step, "reject", reason, now)
+    transfers.add_step(t, None, step, "reject", reason, now)
     t.status, t.finished_at, t.next_step = "rejected", now, None
     body = {"transfer_id": t.transfer_uid, "step": step, "decision": "reject", "reason": reason,
             "answered_at": format_time(now)}
@@ -318,9 +308,10 @@ def _refuse(session: Session, province: str, t: Transfer, step: str, reason: str
     _queue(session, t, province, "transfer_answer", body, now)
 
 
-def _on_request(session: Session, province: str, b: dict[str, Any], now: dt.datetime) -> None:
-    if session.scalar(select(Transfer.id).where(Transfer.transfer_uid == b["transfer_id"])):
-        return  # already known (a request is routed once; defensive)
+def _on_request(session: Session, province: str, b: dict[str, Any], now: dt.datetime) -> Transfer:
+    known = session.scalar(select(Transfer).where(Transfer.transfer_uid == b["transfer_id"]))
+    if known is not None:
+        return known  # a request is routed once; defensive
     role = "from" if b["from_province"] == province else "to"
     remote = b["to_province"] if role == "from" else b["from_province"]
     other = b["receiving_school"] if role == "from" else b["from_school"]
@@ -335,7 +326,7 @@ def _on_request(session: Session, province: str, b: dict[str, Any], now: dt.date
     if b["rotation"]:
         t.rotation_type, t.start_month, t.end_month = (b["rotation"]["type"], b["rotation"]["start_month"],
                                                        b["rotation"]["end_month"])
-    _system_step(t, "start", "start", b["reason"], now, by=f"province {remote}")
+    transfers.add_step(t, None, "start", "start", b["reason"], now, by=f"province {remote}")
     session.add(t)
     session.flush()
     first = t.next_step
@@ -344,7 +335,7 @@ def _on_request(session: Session, province: str, b: dict[str, Any], now: dt.date
         if teacher is None or teacher.status == "transferred_out":
             _refuse(session, province, t, first, f"teacher {b['teacher_number']} is not held by province {province}",
                     now)
-            return
+            return t
         t.teacher_id, t.from_unit_id = teacher.id, teacher.unit_id
         if (teacher.doc_type, teacher.doc_number) != (b["identity"]["doc_type"], b["identity"]["doc_number"]):
             _refuse(session, province, t, first, "the identity document does not match the teacher number", now)
@@ -353,7 +344,7 @@ def _on_request(session: Session, province: str, b: dict[str, Any], now: dt.date
         elif session.scalar(select(Transfer.id).where(Transfer.teacher_id == teacher.id, Transfer.status == "open",
                                                       Transfer.id != t.id)):
             _refuse(session, province, t, first, "the teacher already has an open transfer or rotation", now)
-        return
+        return t
     school = session.scalar(select(Unit).where(Unit.code == b["receiving_school"]["code"], Unit.level == "school"))
     here = session.scalar(select(Teacher).where(Teacher.doc_type == t.doc_type, Teacher.doc_number == t.doc_number,
                                                 Teacher.status != "transferred_out"))
@@ -365,11 +356,12 @@ def _on_request(session: Session, province: str, b: dict[str, Any], now: dt.date
                 now)
     else:
         t.to_unit_id, t.to_unit_name = school.id, school.name
+    return t
 
 
 def _on_answer(session: Session, catalogue: Catalogue, province: str, t: Transfer, b: dict[str, Any],
                now: dt.datetime) -> None:
-    _system_step(t, b["step"], b["decision"], b["reason"], now, by=f"province {t.remote_province}")
+    transfers.add_step(t, None, b["step"], b["decision"], b["reason"], now, by=f"province {t.remote_province}")
     if t.status != "open":
         return
     if b["decision"] == "reject":
@@ -390,7 +382,7 @@ def _receive_file(session: Session, catalogue: Catalogue, province: str, t: Tran
         raise ConflictError("the completion for the receiving province carries no file")
     school = session.get(Unit, t.to_unit_id)
     data = copy.deepcopy(file["groups"])
-    transfers.open_work(data, school.name, transfers._month(now))
+    transfers.open_work(data, school.name, transfers.month_of(now))
     data.setdefault("JBXX", {})["RYZTM"] = transfers.IN_POST
     teacher = session.scalar(select(Teacher).where(Teacher.teacher_number == b["teacher_number"]))
     if teacher is None:
@@ -438,6 +430,6 @@ def refused(session: Session, m: UpwardMessage, code: str, reason: str, now: dt.
     here; any other refusal is noted on the transfer (the national node's own messages settle its state)."""
     m.status, m.error_code, m.last_error, m.attempts = "refused", code, reason[:2000], m.attempts + 1
     t = session.get(Transfer, m.transfer_id)
-    _system_step(t, m.kind, "refused", f"national node: {reason} [{code}]", now, by="national node")
+    transfers.add_step(t, None, m.kind, "refused", f"national node: {reason} [{code}]", now, by="national node")
     if m.kind == "transfer_request" and t.status == "open":
         t.status, t.finished_at, t.next_step = "rejected", now, None

@@ -34,6 +34,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from common.catalogue import Catalogue
+from common.config import ProvincialConfig
 from common.db import utcnow
 from common.errors import ConflictError, NotFoundError, PermissionDeniedError, invalid
 from common.identity import IdentityError, validate_identity
@@ -61,7 +62,7 @@ def _unit_for(session: Session, transfer: Transfer, step: str) -> Unit | None:
     return school
 
 
-def _month(now: dt.datetime) -> str:
+def month_of(now: dt.datetime) -> str:
     return f"{now.year:04d}-{now.month:02d}"
 
 
@@ -69,9 +70,17 @@ def _open_for(session: Session, teacher_id: int) -> Transfer | None:
     return session.scalar(select(Transfer).where(Transfer.teacher_id == teacher_id, Transfer.status == "open"))
 
 
-def _step(
-    transfer: Transfer, actor: Actor | None, step: str, decision: str, reason: str | None, now: dt.datetime
+def add_step(
+    transfer: Transfer,
+    actor: Actor | None,
+    step: str,
+    decision: str,
+    reason: str | None,
+    now: dt.datetime,
+    by: str | None = None,
 ) -> None:
+    """Append a decision to the request's steps: an account's, or ``by`` (another province, the national
+    node) or the system's."""
     transfer.steps = [
         *transfer.steps,
         {
@@ -79,7 +88,7 @@ def _step(
             "decision": decision,
             "reason": reason,
             "account_id": actor.account_id if actor else None,
-            "username": actor.username if actor else "system",
+            "username": actor.username if actor else (by or "system"),
             "at": now.isoformat(),
         },
     ]
@@ -245,7 +254,7 @@ def _create(
         expires_at=now + (expiry or EXPIRY),
         steps=[],
     )
-    _step(t, actor, "start", "start", reason, now)
+    add_step(t, actor, "start", "start", reason, now)
     session.add(t)
     session.flush()
     audit.record(
@@ -261,9 +270,9 @@ def _create(
     return t
 
 
-def expiry_of(config: object) -> dt.timedelta:
+def expiry_of(config: ProvincialConfig) -> dt.timedelta:
     """The request lifetime configured for the node (``TMIS_TRANSFER_EXPIRY_DAYS``)."""
-    return dt.timedelta(days=getattr(config, "transfer_expiry_days", EXPIRY.days))
+    return dt.timedelta(days=config.transfer_expiry_days)
 
 
 def _get(session: Session, actor: Actor, transfer_id: int) -> Transfer:
@@ -312,7 +321,7 @@ def decide(
     if decision == "reject" and not (reason or "").strip():
         raise invalid("transfer", "reason", "拒绝须说明原因", "a rejection needs a reason")
     step = t.next_step
-    _step(t, actor, step, decision, reason, now)
+    add_step(t, actor, step, decision, reason, now)
     if decision == "reject":
         t.status, t.finished_at, t.next_step = "rejected", now, None
     if crossprovince.is_cross(t):
@@ -345,10 +354,10 @@ def withdraw(session: Session, actor: Actor, transfer_id: int, reason: str, now:
     if crossprovince.sent(t):
         if any(x["decision"] == "withdraw_requested" for x in t.steps):
             raise ConflictError("the withdrawal was already sent to the national node")
-        _step(t, actor, "withdraw", "withdraw_requested", reason, now)
+        add_step(t, actor, "withdraw", "withdraw_requested", reason, now)
         crossprovince.queue_withdrawal(session, t, reason.strip(), now)
     else:
-        _step(t, actor, "withdraw", "withdraw", reason, now)
+        add_step(t, actor, "withdraw", "withdraw", reason, now)
         t.status, t.finished_at, t.next_step = "withdrawn", now, None
     audit.record(
         session, actor, f"{t.kind}.withdraw", "transfer", t.id, session.get(Unit, starter_unit).path, reason=reason
@@ -357,7 +366,7 @@ def withdraw(session: Session, actor: Actor, transfer_id: int, reason: str, now:
 
 
 def _expire(session: Session, t: Transfer, now: dt.datetime) -> None:
-    _step(t, None, t.next_step or "", "expire", "request expired", now)
+    add_step(t, None, t.next_step or "", "expire", "request expired", now)
     t.status, t.finished_at, t.next_step = "expired", now, None
 
 
@@ -444,7 +453,7 @@ def _complete(
 ) -> None:
     teacher = session.get(Teacher, t.teacher_id)
     data = copy.deepcopy(teacher.data)
-    month = _month(now)
+    month = month_of(now)
     from_school = session.get(Unit, t.from_unit_id)
     if t.kind in ("rotation", "rotation_transfer"):
         rotation_record(data, t, from_school.name)
@@ -483,7 +492,7 @@ def end_rotation(
     data["JBXX"]["RYZTM"] = IN_POST
     for row in reversed(data.get("JLLG", [])):
         if row.get("KSNY") == t.start_month and not row.get("JSNY"):
-            row["JSNY"] = _month(now)
+            row["JSNY"] = month_of(now)
             break
     changes = files.diff(teacher.data, data)
     teacher.data = data
@@ -491,7 +500,7 @@ def end_rotation(
     teacher.file_version += 1
     files.record_history(session, teacher, actor, "rotation_end", status_from=teacher.status, changes=changes)
     outbox.append(session, catalogue, teacher, province, op="status_change")
-    _step(t, actor, "return", "return", None, now)
+    add_step(t, actor, "return", "return", None, now)
     audit.record(session, actor, "rotation.end", "transfer", t.id, session.get(Unit, t.from_unit_id).path)
     return t
 
