@@ -17,7 +17,7 @@ from sqlalchemy import create_engine
 from common.config import provincial_config_from_env
 from common.db import create_db_engine, make_session_factory
 from tests.conftest import run_tmis
-from tests.integration.federation import ProvinceNode, _seed_units
+from tests.integration.federation import ProvinceNode, _seed_units, province_init_args
 
 TMIS = str(Path(sys.executable).parent / "tmis")
 
@@ -76,19 +76,7 @@ def fed(tmp_path, database_url_factory):
             "TMIS_NATIONAL_URL": national.url,
             "TMIS_SYNC_BATCH_SIZE": "20",
         }
-        run_tmis(
-            "province",
-            "init",
-            "--province-code",
-            code,
-            "--admin-username",
-            f"admin{code}",
-            "--admin-name",
-            "管理员",
-            "--admin-password",
-            "Init-pass-2026",
-            env=env,
-        )
+        run_tmis(*province_init_args(code), env=env)
         token = run_tmis("national", "enrol-token", "--province", code, env=nat_env).stdout.strip()
         run_tmis("province", "sync", "enrol", "--token", token, env=env)
         config = provincial_config_from_env(env)

@@ -85,6 +85,12 @@ class ProvinceNode:
     school_id: int = 0
 
 
+def province_init_args(code: str) -> tuple[str, ...]:
+    """`tmis province init` for a test province (admin``<code>`` with the test password)."""
+    return ("province", "init", "--province-code", code, "--admin-username", f"admin{code}", "--admin-name", "管理员",
+            "--admin-password", PASSWORD)
+
+
 def make_national(tmp: Path, url: str) -> tuple[Any, dict[str, str]]:
     from national_node.app import create_app
 
@@ -95,19 +101,7 @@ def make_national(tmp: Path, url: str) -> tuple[Any, dict[str, str]]:
 
 def make_province(tmp: Path, url: str, code: str, transport: Any, national_env: dict[str, str]) -> ProvinceNode:
     env = {"TMIS_DATA_DIR": str(tmp / f"province-{code}"), "TMIS_DATABASE_URL": url, "TMIS_PROVINCE_CODE": code}
-    cli(
-        env,
-        "province",
-        "init",
-        "--province-code",
-        code,
-        "--admin-username",
-        f"admin{code}",
-        "--admin-name",
-        "管理员",
-        "--admin-password",
-        PASSWORD,
-    )
+    cli(env, *province_init_args(code))
     config = provincial_config_from_env(env)
     factory = make_session_factory(create_db_engine(config.database))
     signer = Signer.from_pem(read_private_key(config.signing_key_path))
