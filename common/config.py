@@ -90,7 +90,7 @@ class EnvReader:
 
 def parse_bind(name: str, raw: str) -> tuple[str, int]:
     """Parse ``host:port``; the host defaults to loopback so nothing listens publicly by accident."""
-    m = re.fullmatch(r"(?:(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.\-]+):)?(\d{1,5})", raw)
+    m = re.fullmatch(r"(?:(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.\-]+):)?([0-9]{1,5})", raw)
     if not m or not 0 < int(m.group(2)) < 65536:
         raise ConfigError(f"{name} must be host:port, got {raw!r}",
                           details={"variable": name, "value": raw, "reason": "not host:port"})

@@ -25,8 +25,8 @@ MUNICIPALITIES = frozenset({"11", "12", "31", "50"})
 # prefecture-level cities that have no county-level divisions below them
 CITIES_WITHOUT_COUNTIES = frozenset({"441900", "442000", "460400", "620200"})
 
-_CODE_RE = re.compile(r"^\d{6}$")
-_NAME_RE = re.compile(r"^\[(\d{4})?-(\d{4})?\](.+)$")
+_CODE_RE = re.compile(r"^[0-9]{6}\Z")
+_NAME_RE = re.compile(r"^\[([0-9]{4})?-([0-9]{4})?\](.+)\Z")
 
 
 @dataclass(frozen=True)

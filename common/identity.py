@@ -35,10 +35,10 @@ RESIDENCE_PERMIT_HMT = "C"
 FOREIGN_PERMANENT_RESIDENCE = "D"
 PASSPORT = "A"
 
-_FREE_FORMAT = re.compile(r"^[0-9A-Z()\-（）]{1,30}$")
-_18 = re.compile(r"^\d{17}[\dX]$")
-_15 = re.compile(r"^\d{15}$")
-_OLD_PR = re.compile(r"^[A-Z]{3}\d{12}$")
+_FREE_FORMAT = re.compile(r"^[0-9A-Z()\-（）]{1,30}\Z")
+_18 = re.compile(r"^[0-9]{17}[0-9X]\Z")
+_15 = re.compile(r"^[0-9]{15}\Z")
+_OLD_PR = re.compile(r"^[A-Z]{3}[0-9]{12}\Z")
 _HMT_PREFIXES = {"810000": "香港", "820000": "澳门", "830000": "台湾"}
 
 

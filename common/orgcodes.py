@@ -23,7 +23,7 @@ from stdnum.cn import uscc
 from common.config import NODE_PROVINCE_CODES
 from common.divisions import DivisionCodeError, derive
 
-_SCHOOL_ID = re.compile(r"^\d{10}$")
+_SCHOOL_ID = re.compile(r"^[0-9]{10}\Z")
 
 
 class OrgCodeError(ValueError):

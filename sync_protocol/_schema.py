@@ -9,7 +9,7 @@ from typing import Any
 from sync_protocol.canonical import MAX_SAFE_INTEGER, parse_time
 from sync_protocol.errors import MalformedError
 
-HEX64 = re.compile(r"^[0-9a-f]{64}$")
+HEX64 = re.compile(r"^[0-9a-f]{64}\Z")
 
 
 def exact_keys(obj: Any, required: set[str], what: str, optional: set[str] | frozenset[str] = frozenset()) -> dict:

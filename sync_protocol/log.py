@@ -45,7 +45,7 @@ from sync_protocol.keys import PublicKey, Signer, b64decode
 MAX_PROOF = 63
 MAX_NOTE_SIGNATURES = 16
 MAX_NOTE_BYTES = 16 * 1024
-_B64 = re.compile(r"^[A-Za-z0-9+/]+={0,2}$")
+_B64 = re.compile(r"^[A-Za-z0-9+/]+={0,2}\Z")
 
 
 # ----------------------------------------------------------------------------------------------- leaves
@@ -141,7 +141,7 @@ def verify_checkpoint(note: str, *, origin: str, keys: Mapping[str, PublicKey]) 
         raise MalformedError("a tmis checkpoint body has exactly 3 lines (origin, size, root)")
     if lines[0] != origin:
         raise MalformedError("checkpoint is for another log", expected=origin, got=lines[0][:200])
-    if not re.fullmatch(r"0|[1-9]\d{0,15}", lines[1]):
+    if not re.fullmatch(r"0|[1-9][0-9]{0,15}", lines[1]):
         raise MalformedError("checkpoint size must be a decimal without leading zeros")
     root = b64decode(lines[2], "checkpoint root")
     if len(root) != merkle.HASH_SIZE:

@@ -24,7 +24,7 @@ from sync_protocol.identifiers import check_province
 from sync_protocol.keys import Signer, b64decode, b64encode
 from sync_protocol.trust import TrustMetadata
 
-_NONCE = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
+_NONCE = re.compile(r"^[A-Za-z0-9_-]{16,64}\Z")
 SKEW = dt.timedelta(minutes=5)
 
 

@@ -54,9 +54,9 @@ from sync_protocol.keys import Signer
 from sync_protocol.trust import TrustMetadata
 
 MAX_TRANSFER_MESSAGE_BYTES = 1024 * 1024
-TRANSFER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,79}$")
-_DOC_TYPE = re.compile(r"^[0-9A-Z]$")
-_MONTH = re.compile(r"^[0-9]{4}-(0[1-9]|1[0-2])$")
+TRANSFER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,79}\Z")
+_DOC_TYPE = re.compile(r"^[0-9A-Z]\Z")
+_MONTH = re.compile(r"^[0-9]{4}-(0[1-9]|1[0-2])\Z")
 
 FLOWS: dict[str, dict[str, Any]] = {
     "transfer": {"starter": "to", "steps": ("sending_school", "sending_bureau"), "decider": "from"},

@@ -92,12 +92,12 @@ def _translate(message: str, value: Any) -> tuple[str, str]:
 
 # ------------------------------------------------------------------------------------------- field types
 
-_DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})$")
-_YM = re.compile(r"^(\d{4})-(\d{2})$")
-_YM_COMPACT = re.compile(r"^(\d{4})(\d{2})$")
-_PHONE = re.compile(r"^[0-9][0-9\-]{2,29}$")
-_MOBILE = re.compile(r"^1\d{10}$")
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_DATE = re.compile(r"^([0-9]{4})-([0-9]{2})-([0-9]{2})\Z")
+_YM = re.compile(r"^([0-9]{4})-([0-9]{2})\Z")
+_YM_COMPACT = re.compile(r"^([0-9]{4})([0-9]{2})\Z")
+_PHONE = re.compile(r"^[0-9][0-9\-]{2,29}\Z")
+_MOBILE = re.compile(r"^1[0-9]{10}\Z")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+\Z")
 _MESSAGES = {"required": _reason("required"), "null": _reason("null")}
 
 
@@ -194,7 +194,7 @@ class _Year(fields.Field):
         if isinstance(value, bool):
             raise MarshmallowError(_reason("invalid_year"))
         text = str(value).strip()
-        if not re.fullmatch(r"\d{4}", text):
+        if not re.fullmatch(r"[0-9]{4}", text):
             raise MarshmallowError(_reason("invalid_year"))
         year = int(text)
         if not 1900 <= year <= _this_year() + 1:
@@ -207,7 +207,7 @@ class _Integer(fields.Field):
         if isinstance(value, (bool, float)):
             raise MarshmallowError(_reason("invalid_integer"))
         text = str(value).strip()
-        if not re.fullmatch(r"-?\d{1,15}", text):
+        if not re.fullmatch(r"-?[0-9]{1,15}", text):
             raise MarshmallowError(_reason("invalid_integer"))
         n = int(text)
         if n < 0:

@@ -46,7 +46,7 @@ def use_password_hasher(hasher: PasswordHasher) -> None:
     _HASHER = hasher
 
 
-_USERNAME = re.compile(r"^[A-Za-z0-9_.@\-]{3,64}$")
+_USERNAME = re.compile(r"^[A-Za-z0-9_.@\-]{3,64}\Z")
 
 
 class AccountLockedError(AuthError):

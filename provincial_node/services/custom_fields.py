@@ -23,7 +23,7 @@ from provincial_node.models import CustomField
 from provincial_node.services import audit
 from provincial_node.services.access import Actor
 
-_CODE = re.compile(r"^X_[A-Z0-9_]{1,37}$")
+_CODE = re.compile(r"^X_[A-Z0-9_]{1,37}\Z")
 
 
 def define(session: Session, actor: Actor, catalogue: Catalogue, spec: dict[str, Any]) -> CustomField:

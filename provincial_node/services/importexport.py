@@ -39,7 +39,7 @@ from provincial_node.services.access import Actor, unit_in_scope
 from provincial_node.services.custom_fields import catalogue_for
 
 KEY_NUMBER = ("JSBH", "教师编号")
-_HEADER = re.compile(r"^\s*(.*?)\s*[（(]\s*([A-Z][A-Z0-9_]*)\s*[)）]\s*$")
+_HEADER = re.compile(r"^\s*(.*?)\s*[（(]\s*([A-Z][A-Z0-9_]*)\s*[)）]\s*\Z")
 Progress = Callable[[int, int], None]
 
 
@@ -140,7 +140,7 @@ def _cell(value: Any, f: FieldDef, full: Catalogue) -> Any:
         if f.type == "codes":
             return [one(p) for p in re.split(r"[,，;；、]+", text) if p.strip()]
         return one(text)
-    if f.type in ("integer", "year") and re.fullmatch(r"-?\d+", text):
+    if f.type in ("integer", "year") and re.fullmatch(r"-?[0-9]+", text):
         return int(text)
     return text
 
