@@ -20,14 +20,14 @@ import json
 import re
 from typing import Any
 
+import orjson
 import rfc8785
 
 from sync_protocol.errors import MalformedError
 
 MAX_SAFE_INTEGER = 2**53 - 1
 MAX_DEPTH = 32
-_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), sort_keys=True)
-_TIME_RE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})Z$")
+_TIME_RE = re.compile(r"^([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})Z\Z")
 
 
 def _check(value: Any, depth: int = 0) -> bool:
@@ -59,14 +59,15 @@ def _check(value: Any, depth: int = 0) -> bool:
 
 
 def _fast(value: Any) -> bytes | None:
-    """RFC 8785 bytes by the C json encoder, or None when it might differ (callers fall back to rfc8785).
+    """RFC 8785 bytes by orjson, or None when it might differ (callers fall back to rfc8785).
 
-    For the allowed subset (no floats) with BMP object keys the two agree: the same key order, literal
-    non-ASCII, the same escapes (\\", \\\\, \\b \\f \\n \\r \\t, lower-case \\u00xx for other control
-    characters). A property test checks the equivalence; lone surrogates fail to encode and fall back."""
+    For the allowed subset (no floats, integers within ±(2^53−1)) with BMP object keys the two agree: the
+    same key order (code points, which equal UTF-16 code units inside the BMP), literal non-ASCII, the same
+    escapes (\\", \\\\, \\b \\f \\n \\r \\t, lower-case \\u00xx for other control characters). Property
+    tests check the equivalence against the rfc8785 package; lone surrogates fail to encode and fall back."""
     try:
-        return _ENCODER.encode(value).encode("utf-8")
-    except (UnicodeEncodeError, ValueError):
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+    except (orjson.JSONEncodeError, TypeError):
         return None
 
 
@@ -112,7 +113,6 @@ def _int(text: str) -> int:
     return value
 
 
-_DECODER = json.JSONDecoder(parse_float=_no_float, parse_constant=_no_constant, parse_int=_int)
 
 
 def parse_json(data: bytes) -> Any:
@@ -153,25 +153,50 @@ def _depth_ok(data: bytes) -> bool:
     return True
 
 
+# A number token that could be a float or an integer beyond ±(2^53−1). In compact JSON every number follows
+# ':', '[' or ','; a match inside a string only costs the fast path.
+_RISKY_NUMBER = re.compile(rb"[:,\[]-?[0-9]+[.eE]|[:,\[]-?[0-9]{16}")
+
+
+def parse_canonical_unchecked_numbers(raw: bytes) -> Any | None:
+    """The value of ``raw`` when ``raw`` is orjson's encoding of what it parses to, else None — **without**
+    screening numbers. For callers whose schema checks the type of every value (core records): they must
+    refuse floats and integers outside ±(2^53−1) anywhere in the result, and let :func:`parse_canonical`
+    name the reason. Inside that subset orjson's output is RFC 8785 (see :func:`_fast`), so the equality
+    proves ``raw`` canonical.
+
+    Screens before parsing: an object or array at the top, no code point beyond the BMP (no 4-byte UTF-8
+    sequence, no escaped surrogate; key order could differ there), nesting within MAX_DEPTH. orjson itself
+    refuses invalid UTF-8, lone surrogates, ``NaN`` and trailing garbage; a duplicate key, whitespace or any
+    other byte form cannot survive the comparison."""
+    if raw[:1] not in (b"{", b"[") or raw.translate(None, _BELOW_F0) or b"\\ud" in raw or b"\\uD" in raw \
+            or not _depth_ok(raw):
+        return None
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    return value if orjson.dumps(value, option=orjson.OPT_SORT_KEYS) == raw else None
+
+
+def _parse_fast(raw: bytes) -> Any | None:
+    """:func:`parse_canonical_unchecked_numbers` after screening out every number token that could be a
+    float or an integer beyond ±(2^53−1), so the result needs no further checks."""
+    if _RISKY_NUMBER.search(raw):
+        return None
+    return parse_canonical_unchecked_numbers(raw)
+
+
 def parse_canonical(data: bytes) -> Any:
     """Parse bytes that must be the RFC 8785 form of their own value.
 
-    Fast path (C parser and encoder, no Python walk): when the bytes hold no code point beyond the Basic
-    Multilingual Plane, the C ``json`` encoder's output is the RFC 8785 form (see :func:`_fast`), so the
-    bytes are canonical exactly when re-encoding what they parse to gives them back. Floats, ``NaN`` and
-    out-of-range integers are refused by the parser hooks; a duplicate key cannot survive the comparison
-    (the re-encoding drops it). Anything else, and every refusal, goes through the full strict path, which
-    names the exact reason."""
+    Fast path: :func:`_parse_fast` (orjson, no Python walk). Anything it cannot prove canonical, and every
+    refusal, goes through the full strict path, which names the exact reason. A hypothesis test checks that
+    the two paths accept exactly the same inputs."""
     raw = bytes(data)
-    # no 4-byte UTF-8 sequence (a code point beyond the BMP) and no escaped surrogate
-    if not raw.translate(None, _BELOW_F0) and b"\\ud" not in raw and b"\\uD" not in raw and _depth_ok(raw):
-        try:
-            value = _DECODER.decode(raw.decode("utf-8"))
-            again = _ENCODER.encode(value).encode("utf-8")
-        except (MalformedError, ValueError, RecursionError):
-            again = None
-        if again == raw:
-            return value
+    value = _parse_fast(raw)
+    if value is not None:
+        return value
     value = parse_json(raw)
     if canonical_bytes(value) != raw:
         raise MalformedError("bytes are not in canonical (RFC 8785) form")

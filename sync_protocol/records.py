@@ -22,23 +22,28 @@ The record hash is the RFC 6962 leaf hash of the record's canonical bytes.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from sync_protocol import merkle
 from sync_protocol._schema import exact_keys, integer, one_of
-from sync_protocol.canonical import canonical_bytes, parse_canonical
+from sync_protocol.canonical import (
+    MAX_SAFE_INTEGER,
+    canonical_bytes,
+    parse_canonical,
+    parse_canonical_unchecked_numbers,
+)
 from sync_protocol.errors import LimitExceededError, MalformedError
 from sync_protocol.identifiers import check_province, check_teacher_number
 
 OPS = frozenset({"upsert", "status_change", "transfer_out"})
-_CODE = re.compile(r"^[A-Z][A-Z0-9_]{0,39}$")
-_QUALIFIED = re.compile(r"^[A-Z][A-Z0-9_]{0,39}\.[A-Z][A-Z0-9_]{0,39}$")
+_CODE = re.compile(r"^[A-Z][A-Z0-9_]{0,39}\Z")
+_QUALIFIED = re.compile(r"^[A-Z][A-Z0-9_]{0,39}\.[A-Z][A-Z0-9_]{0,39}\Z")
 MAX_RECORD_BYTES = 256 * 1024
 
 
-@dataclass(frozen=True)
-class CoreRecord:
+class CoreRecord(NamedTuple):
+    """One verified core record (immutable; a named tuple because a batch builds thousands of them)."""
+
     teacher_number: str
     province: str
     version: int
@@ -59,7 +64,8 @@ class CoreRecord:
 _VALID_CODES: set[str] = set()  # codes already checked (a few hundred in practice; bounded below)
 _VALID_QUALIFIED: set[str] = set()
 _MEMO_LIMIT = 50_000
-_SCALARS = frozenset({str, int, type(None)})  # exact types: bool (a subclass of int) is not among them
+_STRINGS = frozenset({str, type(None)})  # exact value types of the common case (integers are range-checked)
+_RECORD_KEYS = frozenset({"teacher_number", "province", "version", "op", "fields", "withheld", "to_province"})
 
 
 def _code_ok(code: Any, pattern: re.Pattern[str], memo: set[str]) -> bool:
@@ -82,8 +88,15 @@ def _known(withheld: list[Any]) -> bool:
 
 
 def _check_value(v: Any, where: str) -> None:
-    if v is None or isinstance(v, str) or (isinstance(v, int) and not isinstance(v, bool)):
+    """Every value's type is checked here or by the common case in :func:`_check_fields` — which is what
+    lets :func:`parse_record` use :func:`parse_canonical_unchecked_numbers`: floats and unsafe integers are
+    refused here."""
+    if v is None or isinstance(v, str):
         return
+    if isinstance(v, int) and not isinstance(v, bool):
+        if -MAX_SAFE_INTEGER <= v <= MAX_SAFE_INTEGER:
+            return
+        raise MalformedError(f"{where}: integer outside ±(2^53−1)")
     if isinstance(v, list) and all(isinstance(x, str) for x in v):
         return
     raise MalformedError(f"{where}: values are strings, integers, lists of strings or null")
@@ -99,8 +112,8 @@ def _check_fields(fields: Any) -> None:
         for row in rows:
             if not isinstance(row, dict):
                 raise MalformedError(f"record.fields.{group} must be an object or a list of objects")
-            if _VALID_CODES.issuperset(row) and _SCALARS.issuperset(map(type, row.values())):
-                continue  # the common case, checked in C: known codes, scalar values
+            if _VALID_CODES.issuperset(row) and _STRINGS.issuperset(map(type, row.values())):
+                continue  # the common case, checked in C: known codes, strings and nulls
             for fcode, v in row.items():
                 if not _code_ok(fcode, _CODE, _VALID_CODES):
                     raise MalformedError(f"record.fields.{group}: field codes are upper-case identifiers")
@@ -108,7 +121,8 @@ def _check_fields(fields: Any) -> None:
 
 
 def record_from_json(obj: Any) -> CoreRecord:
-    exact_keys(obj, {"teacher_number", "province", "version", "op", "fields", "withheld", "to_province"}, "record")
+    if not isinstance(obj, dict) or obj.keys() != _RECORD_KEYS:
+        exact_keys(obj, set(_RECORD_KEYS), "record")  # raises, naming what is missing or unknown
     tn = check_teacher_number(obj["teacher_number"])
     province = check_province(obj["province"], "record.province")
     version = integer(obj, "version", "record", minimum=1)
@@ -134,9 +148,19 @@ def record_from_json(obj: Any) -> CoreRecord:
 
 
 def parse_record(data: bytes, max_bytes: int = MAX_RECORD_BYTES) -> CoreRecord:
-    """Parse canonical record bytes (refuses non-canonical bytes, so the hash identifies the record)."""
+    """Parse canonical record bytes (refuses non-canonical bytes, so the hash identifies the record).
+
+    Fast path: orjson proves the bytes canonical and :func:`record_from_json` checks the type of every value
+    (refusing floats and unsafe integers, which that parse does not screen). Any refusal is decided again by
+    the strict path, so the reason given is the strict parser's (a test checks both paths agree)."""
     if len(data) > max_bytes:
         raise LimitExceededError(f"record larger than {max_bytes} bytes", size=len(data))
+    obj = parse_canonical_unchecked_numbers(data)
+    if obj is not None:
+        try:
+            return record_from_json(obj)
+        except MalformedError:
+            pass
     return record_from_json(parse_canonical(data))
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 
+import orjson
 import pytest
 import rfc8785
 from hypothesis import given, settings
@@ -49,6 +50,8 @@ def _variants(value) -> list[bytes]:
             out.append(json.dumps(value, **kw).encode("utf-8"))
     with contextlib.suppress(rfc8785.CanonicalizationError, UnicodeEncodeError, ValueError):
         out.append(rfc8785.dumps(value))
+    with contextlib.suppress(orjson.JSONEncodeError):  # the fast path's own encoder, floats and big ints included
+        out.append(orjson.dumps(value, option=orjson.OPT_SORT_KEYS))
     return out
 
 
@@ -62,6 +65,10 @@ def test_parse_canonical_agrees_with_the_full_strict_path(value):
 @pytest.mark.parametrize("raw", [
     b'{"a":1,"a":1}', b'{"a":1,"a":2}', b'{"b":1,"a":2}', b'{"a":1.0}', b'{"a":NaN}', b'{"a":9007199254740992}',
     b'{"a":"\\u00e9"}', b'{"a":"\\ud800"}', b'{"a": 1}', b"[" * 40 + b"]" * 40, b'{"\xf0\x9f\x98\x80":1,"a":2}',
+    # number tokens the fast path must leave to the strict path (each round-trips through orjson unchanged)
+    b'{"a":1.5}', b'[1.5]', b'[0,-2.5]', b'{"a":12345678901234567}', b'[-9007199254740992]', b'[9007199254740991]',
+    b'[900719925474099]', b'1', b'"a"', b'null', b'{"a":"x:1.5","b":",12345678901234567"}', b'{"a":"\\\\ud800"}',
+    b'{"a":{"b":[]}}', b'\xef\xbb\xbf{}', b'{}x', b'{"a":"\xed\xa0\x80"}',
 ])
 def test_refusals_and_fallbacks_match(raw):
     assert _ours(raw) == _reference(raw)
@@ -91,3 +98,41 @@ def test_record_schema_refusals_survive_the_memoised_checks(change):
 def test_a_valid_record_round_trips():
     rec = record_from_json(_record())
     assert parse_record(rec.to_bytes()) == rec
+
+
+_edges = st.sampled_from([2**53 - 1, 2**53, -(2**53), 2**63, -(2**63) - 1, 2**64, 2**65, 1e16, 0.5])
+_any_value = (
+    st.none() | st.booleans() | st.integers(min_value=-(2**66), max_value=2**66) | _edges
+    | st.floats(allow_nan=False, allow_infinity=False) | st.text(alphabet=st.characters(codec="utf-8"), max_size=4)
+    | st.lists(st.text(max_size=3) | st.integers(min_value=-(2**66), max_value=2**66) | st.floats(), max_size=2)
+)
+
+
+def _record_reference(raw: bytes):
+    """Strict parse, rfc8785 comparison, then the schema: what parse_record must agree with."""
+    status, value = _reference(raw)
+    if status != "ok":
+        return ("refused", None)
+    try:
+        return ("ok", record_from_json(value))
+    except E.MalformedError:
+        return ("refused", None)
+
+
+def _record_ours(raw: bytes):
+    try:
+        return ("ok", parse_record(raw))
+    except E.MalformedError:
+        return ("refused", None)
+
+
+@settings(max_examples=400)
+@given(row=st.dictionaries(st.sampled_from(["XM", "CSNY", "GJDQM", "x"]), _any_value, max_size=3),
+       version=st.integers(min_value=-5, max_value=2**64) | _edges | st.floats(allow_nan=False) | st.booleans(),
+       to_province=st.none() | st.sampled_from(["11", "44"]) | st.integers(min_value=0, max_value=99))
+def test_parse_record_fast_path_agrees_with_the_strict_path(row, version, to_province):
+    """parse_record's fast path does not screen numbers: the record schema must refuse every float and
+    unsafe integer wherever it sits, exactly as the strict parser does."""
+    obj = {**_record(), "version": version, "to_province": to_province, "fields": {"JBXX": row}}
+    for raw in _variants(obj):
+        assert _record_ours(raw) == _record_reference(raw)
