@@ -338,6 +338,47 @@ def duplicates(ctx: click.Context) -> None:
     click.echo(f"{len(rows)} duplicate identit{'y' if len(rows) == 1 else 'ies'}")
 
 
+@national.command("teacher")
+@click.argument("teacher_number")
+@click.option("--version", "version", type=click.IntRange(min=0), help="print this version's record as signed")
+@click.pass_context
+def teacher(ctx: click.Context, teacher_number: str, version: int | None) -> None:
+    """A teacher number's current core record and every applied version (read back from the stored batches)."""
+    from sqlalchemy import select
+
+    from national_node.models import Batch, TeacherCore, TeacherCoreHistory
+    from national_node.services import intake
+    from sync_protocol.errors import MalformedError
+    from sync_protocol.identifiers import check_teacher_number
+
+    try:
+        check_teacher_number(teacher_number)
+    except MalformedError as e:
+        raise click.BadParameter(str(e), param_hint="TEACHER_NUMBER") from None
+    _config, factory = _factory(ctx)
+    with factory() as s:
+        if version is not None:
+            line = intake.record_at(s, teacher_number, version)
+            if line is None:
+                raise click.ClickException(f"no batch applied version {version} of {teacher_number}")
+            click.echo(line.decode())
+            return
+        core = s.get(TeacherCore, teacher_number)
+        if core is None:
+            raise click.ClickException(f"the national store holds no teacher {teacher_number}")
+        click.echo(f"{teacher_number}  province {core.province_code}  version {core.version}  {core.op}  "
+                   f"updated {core.updated_at:%Y-%m-%d %H:%M:%S}Z")
+        seqs = dict(s.execute(select(Batch.batch_hash, Batch.seq).join(
+            TeacherCoreHistory, TeacherCoreHistory.batch_hash == Batch.batch_hash).where(
+            TeacherCoreHistory.teacher_number == teacher_number)).all())
+        for h in s.scalars(select(TeacherCoreHistory).where(TeacherCoreHistory.teacher_number == teacher_number)
+                           .order_by(TeacherCoreHistory.applied_at, TeacherCoreHistory.id)):
+            source = f"batch {h.province_code}#{seqs[h.batch_hash]}" if h.batch_hash in seqs \
+                else f"transfer message {h.batch_hash[:12]}…"
+            click.echo(f"  version {h.version:>8}  {h.province_code}  {h.op:<14} {source:<28} "
+                       f"{h.applied_at:%Y-%m-%d %H:%M:%S}Z")
+
+
 @national.command("checkpoint")
 @click.pass_context
 def checkpoint_cmd(ctx: click.Context) -> None:

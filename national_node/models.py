@@ -6,7 +6,9 @@
   hash by index); ``batch`` stores every accepted batch file content-addressed with the exact receipt
   returned, so an identical resend gets the same bytes back.
 * ``teacher_core`` is the current core record per teacher number (owner province, version, fields);
-  ``teacher_core_history`` every applied version; ``refused_record`` what was not applied and why.
+  ``teacher_core_history`` every applied version, pointing into the stored batch that carried it (its fields
+  are read back from there, ``intake.record_at``; only a version-0 row of a teacher received by cross-province
+  transfer carries fields itself); ``refused_record`` what was not applied and why.
 * ``inbox_message`` is what is routed down to a province (signed, gapless per province).
 * ``transfer`` is each cross-province transfer brokered (state, steps); ``transfer_message`` every
   province-signed transfer message accepted, with its log leaf and receipt.
@@ -143,7 +145,7 @@ class TeacherCoreHistory(Base):
     version: Mapped[int] = mapped_column(Integer)
     batch_hash: Mapped[str] = mapped_column(String(64))
     op: Mapped[str] = mapped_column(String(16))
-    fields: Mapped[dict[str, Any]] = mapped_column(JSON)
+    fields: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # null: the record is in batch ``batch_hash``
     applied_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 

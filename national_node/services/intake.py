@@ -25,7 +25,7 @@ from typing import Any
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
-from common.db import bulk_insert, utcnow
+from common.db import bulk_insert, one_of, utcnow
 from national_node.models import (
     Batch,
     DuplicateIdentity,
@@ -37,11 +37,11 @@ from national_node.models import (
 )
 from national_node.services import inbox, ledger
 from national_node.services.ledger import NodeKeys
-from sync_protocol.batch import Limits
+from sync_protocol.batch import Limits, read_header
 from sync_protocol.canonical import format_time
 from sync_protocol.errors import AlreadyAcceptedError, EquivocationError
 from sync_protocol.log import batch_leaf
-from sync_protocol.records import CoreRecord
+from sync_protocol.records import CoreRecord, parse_record
 from sync_protocol.verifier import ProvinceState, accept_batch
 
 logger = logging.getLogger(__name__)
@@ -160,14 +160,25 @@ def _apply_batch(
     now: dt.datetime,
 ) -> list[dict[str, Any]]:
     """Apply a batch's records with a handful of set-based statements (not several per record): one select
-    of the batch's known teachers, one multi-row insert of new ones, one bulk update by primary key, one
-    bulk history insert and one duplicate-identity query."""
-    cols = (TeacherCore.teacher_number, TeacherCore.province_code, TeacherCore.version, TeacherCore.fields,
-            TeacherCore.withheld, TeacherCore.identity_key)
+    of the batch's known teachers (their stored fields only where a status change merges into them or a
+    transfer_out keeps them), one ``COPY`` of new ones, one bulk update by primary key, one ``COPY`` of the
+    history and one duplicate-identity query.
+
+    History rows point into the stored batch (``batch_hash``, ``version``) instead of copying the fields:
+    the batch file is kept content-addressed with its receipt, so :func:`record_at` reads any applied
+    version back, byte for byte as the province signed it."""
+    cols = (TeacherCore.teacher_number, TeacherCore.province_code, TeacherCore.version, TeacherCore.identity_key)
     current: dict[str, dict[str, Any]] = {}
     for chunk in _chunks(sorted({r.teacher_number for r in records})):
-        for row in session.execute(select(*cols).where(TeacherCore.teacher_number.in_(chunk))):
+        for row in session.execute(select(*cols).where(one_of(session, TeacherCore.teacher_number, chunk))):
             current[row.teacher_number] = {**row._mapping, "new": False}
+    merge = sorted({r.teacher_number for r in records if r.op != "upsert"} & current.keys())
+    for chunk in _chunks(merge):
+        for tn, fields in session.execute(
+            select(TeacherCore.teacher_number, TeacherCore.fields).where(
+                one_of(session, TeacherCore.teacher_number, chunk))
+        ):
+            current[tn]["fields"] = fields
     refused: list[dict[str, Any]] = []
     history: list[dict[str, Any]] = []
     candidates: dict[str, tuple[str, dict[str, Any]]] = {}
@@ -177,37 +188,23 @@ def _apply_batch(
                 and record.to_province == cur["province_code"]:
             # the former owner confirms a completed cross-province transfer: history only
             history.append({"teacher_number": record.teacher_number, "province_code": province,
-                            "version": record.version, "batch_hash": batch_hash, "op": record.op,
-                            "fields": record.fields, "applied_at": now})
+                            "version": record.version, "batch_hash": batch_hash, "op": record.op, "applied_at": now})
             continue
         if cur is not None and cur["province_code"] != province:
             details = {"owner": cur["province_code"]}
-            session.add(
-                RefusedRecord(
-                    province_code=province,
-                    seq=seq,
-                    version=record.version,
-                    teacher_number=record.teacher_number,
-                    reason="owned_by_other_province",
-                    details=details,
-                )
-            )
-            refused.append(
-                {
-                    "version": record.version,
-                    "teacher_number": record.teacher_number,
-                    "reason": "owned_by_other_province",
-                    "details": details,
-                }
-            )
+            session.add(RefusedRecord(province_code=province, seq=seq, version=record.version,
+                                      teacher_number=record.teacher_number, reason="owned_by_other_province",
+                                      details=details))
+            refused.append({"version": record.version, "teacher_number": record.teacher_number,
+                            "reason": "owned_by_other_province", "details": details})
             continue
         if cur is not None and cur["version"] >= record.version:
             continue  # older than what we hold: idempotent no-op
-        fields = (
-            record.fields
-            if record.op != "status_change" or cur is None
-            else {**cur["fields"], "JBXX": {**cur["fields"].get("JBXX", {}), **record.fields.get("JBXX", {})}}
-        )
+        if record.op == "status_change" and cur is not None:
+            stored = cur["fields"]
+            fields = {**stored, "JBXX": {**stored.get("JBXX", {}), **record.fields.get("JBXX", {})}}
+        else:
+            fields = record.fields
         key = identity_key(fields) if record.op != "transfer_out" else (cur["identity_key"] if cur else None)
         if cur is None:
             cur = current[record.teacher_number] = {"teacher_number": record.teacher_number,
@@ -216,17 +213,8 @@ def _apply_batch(
         if record.op != "transfer_out" or "fields" not in cur:
             cur.update(fields=fields, withheld=list(record.withheld), identity_key=key)
         cur["dirty"] = True
-        history.append(
-            {
-                "teacher_number": record.teacher_number,
-                "province_code": province,
-                "version": record.version,
-                "batch_hash": batch_hash,
-                "op": record.op,
-                "fields": record.fields,
-                "applied_at": now,
-            }
-        )
+        history.append({"teacher_number": record.teacher_number, "province_code": province,
+                        "version": record.version, "batch_hash": batch_hash, "op": record.op, "applied_at": now})
         if key and record.op == "upsert":
             candidates[record.teacher_number] = (key, fields)
     keys_ = ("teacher_number", "province_code", "version", "op", "fields", "withheld", "identity_key", "updated_at")
@@ -241,7 +229,8 @@ def _apply_batch(
     by_key: dict[str, list[TeacherCore]] = {}
     for chunk in _chunks(sorted({k for k, _f in candidates.values()})):
         for other in session.scalars(
-            select(TeacherCore).where(TeacherCore.identity_key.in_(chunk), TeacherCore.province_code != province)
+            select(TeacherCore).where(one_of(session, TeacherCore.identity_key, chunk),
+                                     TeacherCore.province_code != province)
         ):
             by_key.setdefault(other.identity_key, []).append(other)
     for teacher_number, (key, fields) in candidates.items():
@@ -250,6 +239,24 @@ def _apply_batch(
                 session, keys, key, (teacher_number, province), (other.teacher_number, other.province_code), fields, now
             )
     return refused
+
+
+def record_at(session: Session, teacher_number: str, version: int) -> bytes | None:
+    """The canonical bytes of core record ``version`` of ``teacher_number`` exactly as its province signed
+    them, read from the stored batch its history row points to; None when no batch applied that version
+    (e.g. the version-0 row of a teacher arriving by cross-province transfer)."""
+    for h in session.scalars(select(TeacherCoreHistory).where(TeacherCoreHistory.teacher_number == teacher_number,
+                                                              TeacherCoreHistory.version == version)):
+        batch = session.get(Batch, h.batch_hash)
+        if batch is None:
+            continue
+        _env, header = read_header(batch.data)
+        line = batch.data.split(b"\n")[1 + version - header.version_from]
+        record = parse_record(line)
+        if (record.teacher_number, record.version) != (teacher_number, version):  # cannot happen for a stored batch
+            raise RuntimeError(f"batch {h.batch_hash} does not hold {teacher_number} version {version}")
+        return line
+    return None
 
 
 def _notice(

@@ -6,15 +6,19 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
-from common.db import make_session_factory
-from national_node.models import Batch, DuplicateIdentity, LogLeaf, Province, TeacherCore
+from common.db import make_session_factory, utcnow
+from national_node.models import Batch, DuplicateIdentity, LogLeaf, Province, TeacherCore, TeacherCoreHistory
+from national_node.services.intake import record_at
 from provincial_node.models import InboxReceived, SyncBatch
-from tests.integration.federation import FlaskTransport, effective_teacher, make_national, make_province
+from sync_protocol.batch import build_batch, read_header
+from sync_protocol.records import CoreRecord, parse_record
+from tests.integration.federation import FlaskTransport, cli, effective_teacher, make_national, make_province
 
 
 @pytest.fixture
 def federation(tmp_path, database_url_factory):
     app, env = make_national(tmp_path, database_url_factory("nat"))
+    app.extensions["tmis_test_env"] = env  # for tests that run `tmis national …`
     transport = FlaskTransport(app)
     p44 = make_province(tmp_path, database_url_factory("p44"), "44", transport, env)
     p11 = make_province(tmp_path, database_url_factory("p11"), "11", transport, env)
@@ -174,3 +178,50 @@ def test_trust_renewal_reaches_the_provinces(federation):
     assert p44.client.run_round().status == "ok"
     with p44.factory() as s:
         assert sync_mod.status(s)["trust_version"] == renewed.version
+
+
+def test_status_change_and_transfer_out_keep_the_stored_fields_and_history_points_into_the_batches(federation):
+    app, transport, p44, p11, national = federation
+    number = effective_teacher(p44, "030")
+    assert p44.client.run_round().status == "ok"
+    with p44.factory() as s:
+        last = s.scalar(select(SyncBatch).order_by(SyncBatch.seq.desc()).limit(1))
+        data, seq, batch_hash = last.data, last.seq, last.batch_hash
+    lines = data.rstrip(b"\n").split(b"\n")[1:]
+    line = [x for x in lines if parse_record(x).teacher_number == number][-1]
+    first = parse_record(line)
+    # the province retires the teacher, then reports a transfer out (signed with its own key)
+    status = CoreRecord(number, "44", read_header(data)[1].version_to + 1, "status_change",
+                        {"JBXX": {"RYZTM": "301"}}, first.withheld)
+    out = CoreRecord(number, "44", status.version + 1, "transfer_out", {}, first.withheld, "11")
+    built = build_batch(province="44", seq=seq + 1, prev_batch_hash=batch_hash, created_at=utcnow(),
+                        schema_version="test", log_origin="test.tmis/log/v1", records=[status, out],
+                        signer=p44.client.signer)
+    p44.client._call("POST", "/api/v1/provinces/44/batches", built.data)
+    with national() as s:
+        core = s.get(TeacherCore, number)
+        assert (core.version, core.op) == (out.version, "transfer_out")
+        assert core.fields["JBXX"]["RYZTM"] == "301"  # merged into the stored view ...
+        assert core.fields["JBXX"]["XM"] == first.fields["JBXX"]["XM"]  # ... which kept everything else
+        history = s.scalars(select(TeacherCoreHistory).where(TeacherCoreHistory.teacher_number == number)
+                            .order_by(TeacherCoreHistory.version)).all()
+        assert [(h.version, h.op) for h in history] == [(first.version, "upsert"), (status.version, "status_change"),
+                                                      (out.version, "transfer_out")]
+        assert all(h.fields is None for h in history)  # the fields live in the stored batches
+        assert record_at(s, number, first.version) == line
+        assert parse_record(record_at(s, number, status.version)) == status
+        assert parse_record(record_at(s, number, out.version)) == out
+        assert record_at(s, number, out.version + 1) is None
+    env = app.extensions["tmis_test_env"]
+    shown = cli(env, "national", "teacher", number)
+    assert f"province 44  version {out.version}  transfer_out" in shown
+    assert f"version {status.version:>8}  44  status_change  batch 44#{seq + 1}" in shown
+    assert cli(env, "national", "teacher", number, "--version", str(first.version)).strip() == line.decode()
+    from click.testing import CliRunner
+
+    from common.cli import tmis
+
+    for args, message in ((["4400000000019"], "wrong check character"), ([number, "--version", "-1"], "--version"),
+                          ([number, "--version", str(out.version + 1)], "no batch applied version")):
+        result = CliRunner().invoke(tmis, ["national", "teacher", *args], obj={"env": env})
+        assert result.exit_code != 0 and message in result.output, result.output
