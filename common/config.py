@@ -19,6 +19,7 @@ TMIS_NATIONAL_URL               base URL of the national node (provincial node) 
 TMIS_SIGNING_KEY_PATH           node signing key (Ed25519 PEM, mode 0600)                   <data dir>/node.key
 TMIS_SYNC_SCHEDULE_MINUTES      sync round period; 0 disables the scheduler                 15
 TMIS_SYNC_BATCH_SIZE            records per batch (provincial node)                         1000
+TMIS_SYNC_PUSH_WINDOW           batch requests in flight during a push (provincial node)    2
 TMIS_LOG_ORIGIN                 the national acceptance log's origin (national node)         tmis.moe.edu.cn/…
 TMIS_MAX_BATCH_BYTES            largest batch the national node accepts                      64 MiB
 TMIS_LOG_LEVEL                  Python logging level name                                   INFO
@@ -137,6 +138,7 @@ class ProvincialConfig(NodeConfig):
     province_code: str = ""
     national_url: str | None = None
     sync_batch_size: int = 1000
+    sync_push_window: int = 2
     transfer_expiry_days: int = 60
 
 
@@ -181,6 +183,7 @@ def provincial_config_from_env(env: Mapping[str, str], **overrides: object) -> P
     values["province_code"] = validate_province_code("TMIS_PROVINCE_CODE", raw_code) if raw_code else ""
     values["national_url"] = r.str("TMIS_NATIONAL_URL")
     values["sync_batch_size"] = r.int("TMIS_SYNC_BATCH_SIZE", 1000, minimum=1, maximum=10_000)
+    values["sync_push_window"] = r.int("TMIS_SYNC_PUSH_WINDOW", 2, minimum=1, maximum=8)
     values["transfer_expiry_days"] = r.int("TMIS_TRANSFER_EXPIRY_DAYS", 60, minimum=1, maximum=366)
     values.update(overrides)
     return ProvincialConfig(**values)

@@ -7,6 +7,7 @@ client, or one that misbehaves. Every failure leaves as :class:`~common.errors.T
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -30,13 +31,17 @@ class RequestsTransport:
 
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
-        self._session = requests.Session()
+        self._local = threading.local()  # one requests.Session per thread (a sync round pushes from a pool)
+        self._new_session = requests.Session
 
     def request(self, method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None) -> Response:
         import requests
 
         try:
-            r = self._session.request(
+            session = getattr(self._local, "session", None)
+            if session is None:
+                session = self._local.session = self._new_session()
+            r = session.request(
                 method, self.base_url + path, data=body or None, headers=headers or {}, timeout=self.timeout
             )
         except requests.RequestException as e:

@@ -252,7 +252,7 @@ def _sync_client(ctx: click.Context):
         RequestsTransport(config.national_url),
         signer,
         load_catalogue(),
-        SyncSettings(config.province_code, batch_size=config.sync_batch_size),
+        SyncSettings(config.province_code, batch_size=config.sync_batch_size, push_window=config.sync_push_window),
     )
 
 

@@ -27,7 +27,7 @@ def make_sync_client(app: Flask) -> Any:
         RequestsTransport(config.national_url),
         signer,
         app.extensions["tmis_catalogue"],
-        SyncSettings(config.province_code, batch_size=config.sync_batch_size),
+        SyncSettings(config.province_code, batch_size=config.sync_batch_size, push_window=config.sync_push_window),
     )
 
 

@@ -25,7 +25,9 @@ import json
 import logging
 import random
 import time
+from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,6 +68,7 @@ logger = logging.getLogger(__name__)
 class SyncSettings:
     province: str
     batch_size: int = 1000
+    push_window: int = 2  # batch requests in flight during a push (1 = strictly one at a time)
     max_attempts: int = 5
     backoff_base: float = 0.5
     backoff_cap: float = 30.0
@@ -262,49 +265,80 @@ class SyncClient:
         return self._verified
 
     def _push(self, stats: dict[str, Any], progress: Callable[[str, int, int], None] | None) -> None:
+        """Send the built batches in order, up to ``push_window`` requests in flight: batch n + 1 travels and
+        is verified by the national node while batch n is applied. Receipts are checked and stored strictly
+        in sequence. A batch that reached the national node before its predecessor was accepted is refused
+        as a gap; it is simply sent again once the predecessor's receipt is in."""
         with self.factory() as s:
             todo = list(s.scalars(select(SyncBatch.seq).where(SyncBatch.status == "built").order_by(SyncBatch.seq)))
-        for i, seq in enumerate(todo, start=1):
-            with self.factory() as s:
-                batch = s.get(SyncBatch, seq)
-                data, batch_hash, count = batch.data, batch.batch_hash, batch.version_to - batch.version_from + 1
+        if not todo:
+            return
+        window = max(1, self.settings.push_window)
+        pending: deque[tuple[int, bytes, str, int, Future[dict[str, Any]]]] = deque()
+        with ThreadPoolExecutor(max_workers=window, thread_name_prefix="push") as pool:
             try:
-                payload = self._call("POST", f"/api/v1/provinces/{self.settings.province}/batches", data)
-            except (TmisError, ProtocolError) as e:
-                with self.factory.begin() as s:
-                    b = s.get(SyncBatch, seq)
-                    b.attempts += 1
-                    b.last_error = str(e)
-                raise
+                for i, seq in enumerate(todo, start=1):
+                    data, batch_hash, count = self._load_batch(seq)
+                    pending.append((seq, data, batch_hash, count, pool.submit(self._send_batch, data)))
+                    while len(pending) >= window or (pending and i == len(todo)):
+                        self._settle(pending.popleft(), stats)
+                        if progress:
+                            progress("push", stats["batches"], len(todo))
+            finally:
+                for *_rest, fut in pending:  # a failure stops the round: do not wait for answers we will not use
+                    fut.cancel()
+
+    def _load_batch(self, seq: int) -> tuple[bytes, str, int]:
+        with self.factory() as s:
+            batch = s.get(SyncBatch, seq)
+            return batch.data, batch.batch_hash, batch.version_to - batch.version_from + 1
+
+    def _send_batch(self, data: bytes) -> dict[str, Any]:
+        return self._call("POST", f"/api/v1/provinces/{self.settings.province}/batches", data)
+
+    def _settle(self, item: tuple[int, bytes, str, int, Future[dict[str, Any]]], stats: dict[str, Any]) -> None:
+        """Wait for one batch's answer (in sequence), check its receipt and store it."""
+        seq, data, batch_hash, count, fut = item
+        try:
+            try:
+                payload = fut.result()
+            except SyncError as e:
+                if e.code != ErrorCode.PROTOCOL_SEQUENCE_GAP:
+                    raise
+                payload = self._send_batch(data)  # it overtook its predecessor, which is accepted by now
+        except (TmisError, ProtocolError) as e:
             with self.factory.begin() as s:
-                trust = self._trust(s)
-                receipt = canonical_bytes(payload["receipt"])
-                r, _cp = verify_receipt(receipt, origin=trust.log_origin, log_keys=trust.log_keys)
-                if r.leaf.get("batch_hash") != batch_hash or r.leaf.get("seq") != seq:
-                    raise SyncError("the receipt is for another batch", details={"seq": seq})
                 b = s.get(SyncBatch, seq)
-                b.status, b.receipt, b.accepted_at, b.attempts = "accepted", receipt, utcnow(), b.attempts + 1
-                for refused in payload.get("refused", []):
-                    exists = s.scalar(
-                        select(ParkedRecord.id).where(
-                            ParkedRecord.batch_seq == seq, ParkedRecord.version == refused["version"]
+                b.attempts += 1
+                b.last_error = str(e)
+            raise
+        with self.factory.begin() as s:
+            trust = self._trust(s)
+            receipt = canonical_bytes(payload["receipt"])
+            r, _cp = verify_receipt(receipt, origin=trust.log_origin, log_keys=trust.log_keys)
+            if r.leaf.get("batch_hash") != batch_hash or r.leaf.get("seq") != seq:
+                raise SyncError("the receipt is for another batch", details={"seq": seq})
+            b = s.get(SyncBatch, seq)
+            b.status, b.receipt, b.accepted_at, b.attempts = "accepted", receipt, utcnow(), b.attempts + 1
+            for refused in payload.get("refused", []):
+                exists = s.scalar(
+                    select(ParkedRecord.id).where(
+                        ParkedRecord.batch_seq == seq, ParkedRecord.version == refused["version"]
+                    )
+                )
+                if not exists:
+                    s.add(
+                        ParkedRecord(
+                            batch_seq=seq,
+                            version=refused["version"],
+                            teacher_number=refused["teacher_number"],
+                            reason=refused["reason"],
+                            details=refused.get("details") or {},
                         )
                     )
-                    if not exists:
-                        s.add(
-                            ParkedRecord(
-                                batch_seq=seq,
-                                version=refused["version"],
-                                teacher_number=refused["teacher_number"],
-                                reason=refused["reason"],
-                                details=refused.get("details") or {},
-                            )
-                        )
-            stats["batches"] += 1
-            stats["records"] += count
-            stats["bytes_sent"] += len(data)
-            if progress:
-                progress("push", i, len(todo))
+        stats["batches"] += 1
+        stats["records"] += count
+        stats["bytes_sent"] += len(data)
 
     def _push_messages(self, stats: dict[str, Any], progress: Callable[[str, int, int], None] | None) -> None:
         """Push pending transfer messages in the order they were written. A message the national node refuses

@@ -61,12 +61,19 @@ class AcceptedBatch:
 
 def accept_batch(data: bytes, *, province: str, trust: TrustMetadata, state: ProvinceState,
                  stored_batch_hash: Callable[[int], str | None], now: dt.datetime,
-                 limits: Limits = DEFAULT_LIMITS) -> AcceptedBatch:
-    """Verify a batch against the province's state. See the module docstring for the rules and errors."""
+                 limits: Limits = DEFAULT_LIMITS, verified: VerifiedBatch | None = None) -> AcceptedBatch:
+    """Verify a batch against the province's state. See the module docstring for the rules and errors.
+
+    ``verified``: what :func:`~sync_protocol.batch.verify_batch` returned for these very bytes under this very
+    ``trust`` (a node may verify before it takes the province's lock, so batches verify while the previous
+    one is applied); step 1 is then not repeated."""
     check_province(province)
     if state.province != province:
         raise MalformedError("state belongs to another province", state=state.province, province=province)
-    batch = verify_batch(data, trust, province, limits)
+    if verified is not None and (verified.header.province != province
+                                 or not data.startswith(verified.envelope + b"\n")):
+        raise ValueError("`verified` is not the verification of these bytes for this province")
+    batch = verified if verified is not None else verify_batch(data, trust, province, limits)
     h = batch.header
     if trust.expired(now):
         raise KeyUntrustedError(f"trust version {trust.version} expired at {format_time(trust.expires)}",

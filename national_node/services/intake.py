@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import logging
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -37,7 +38,7 @@ from national_node.models import (
 )
 from national_node.services import inbox, ledger
 from national_node.services.ledger import NodeKeys
-from sync_protocol.batch import Limits, read_header
+from sync_protocol.batch import Limits, read_header, verify_batch
 from sync_protocol.canonical import format_time
 from sync_protocol.errors import AlreadyAcceptedError, EquivocationError
 from sync_protocol.log import batch_leaf
@@ -45,6 +46,8 @@ from sync_protocol.records import CoreRecord, parse_record
 from sync_protocol.verifier import ProvinceState, accept_batch
 
 logger = logging.getLogger(__name__)
+TURN_WAIT_SECONDS = 10.0  # how long a batch that arrived early waits for its predecessor's commit
+MAX_AHEAD = 8  # batches further ahead than this are refused at once (no province pushes that many at a time)
 
 
 @dataclass(frozen=True)
@@ -83,9 +86,16 @@ def intake(
     limits: Limits | None = None,
 ) -> IntakeResult:
     now = now or utcnow()
+    limits = limits or Limits()
+    # Stateless checks first, before the province's lock: the next batch verifies while this one is applied.
+    trust = ledger.current_trust(session)
+    verified = verify_batch(data, trust, province, limits)
+    _wait_for_turn(session, province, verified.header.seq)
     row = session.execute(select(Province).where(Province.code == province).with_for_update()).scalar_one()
     row.last_seen = now
-    trust = ledger.current_trust(session)
+    locked_trust = ledger.current_trust(session)
+    if locked_trust.version != trust.version:  # keys changed while we waited: verify again under the new ones
+        trust, verified = locked_trust, verify_batch(data, locked_trust, province, limits)
     state = ProvinceState(province, row.last_seq, row.last_batch_hash, row.last_version)
 
     def stored(seq: int) -> str | None:
@@ -99,7 +109,8 @@ def intake(
             state=state,
             stored_batch_hash=stored,
             now=now,
-            limits=limits or Limits(),
+            limits=limits,
+            verified=verified,
         )
     except AlreadyAcceptedError as e:
         batch = session.get(Batch, e.details["batch_hash"])
@@ -143,6 +154,24 @@ def intake(
     row.last_seq, row.last_batch_hash, row.last_version = header.seq, acc.batch.batch_hash, header.version_to
     session.flush()
     return IntakeResult(receipt, refused, True)
+
+
+def _wait_for_turn(session: Session, province: str, seq: int) -> None:
+    """Wait, without holding any lock, until the batch before ``seq`` is committed (PostgreSQL only).
+
+    A province may push its next batch before the previous answer came back (``SyncSettings.push_window``);
+    requests can reach the lock out of order, and the later one would be refused as a gap. Each poll is a
+    fresh statement, which sees newly committed rows under READ COMMITTED. After TURN_WAIT_SECONDS, or on
+    SQLite (one writer at a time: waiting here would hold up the very commit we wait for), the state checks
+    decide as usual — the province answers a gap by sending that batch again after its predecessor."""
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    deadline = time.monotonic() + TURN_WAIT_SECONDS
+    while True:
+        last = session.scalar(select(Province.last_seq).where(Province.code == province))
+        if last is None or seq <= last + 1 or seq > last + 1 + MAX_AHEAD or time.monotonic() > deadline:
+            return
+        time.sleep(0.005)
 
 
 def _chunks(items: list[Any], size: int = 1000) -> Iterator[list[Any]]:

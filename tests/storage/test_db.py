@@ -153,3 +153,38 @@ def test_bulk_insert_writes_json_and_aware_datetimes(db_session: Session, node):
     assert [read(r) for r in got] == [(i, doc[i], at) for i in range(3)]
     with pytest.raises(ValueError, match="naive datetime"):
         bulk_insert(db_session, model, [{**rows[0], when: dt.datetime(2026, 3, 1)}])
+
+
+_NASTY = ["\t", "\n", "\r", "\\", "\\N", "\\.", "a\\tb", "中文\t\n", "\x01", "\u2028", "'", '"', "NULL", "\\x00", "😀",
+          "", " ", "\\\\", "\r\n", "x\ty\tz"]
+
+
+def test_bulk_insert_round_trips_copy_special_characters(migrated_engines):
+    """COPY's text format is written by hand on PostgreSQL: every escape must read back unchanged (SQLite takes
+    the INSERT path; the same values must read back there too). One table with text and JSON columns, the
+    provincial audit trail, is enough."""
+    with migrated_engines["province"].connect() as conn:
+        outer = conn.begin()
+        try:
+            _round_trip(Session(bind=conn, join_transaction_mode="create_savepoint"))
+        finally:
+            outer.rollback()
+
+
+def _round_trip(db_session: Session) -> None:
+    import random
+
+    from common.db import bulk_insert
+    from provincial_node.models import AuditEvent
+
+    rnd = random.Random(7)
+    alphabet = "ab\t\n\r\\N.\"'中\u2028😀{}[]:,"
+    texts = _NASTY + ["".join(rnd.choice(alphabet) for _ in range(rnd.randint(0, 12))) for _ in range(200)]
+    at = dt.datetime(2026, 3, 1, 8, 0, tzinfo=dt.UTC)
+    rows = [{"at": at, "actor_id": None, "action": "bulk", "target_type": "t", "target_id": str(i),
+             "unit_path": "/1/", "reason": text if i % 7 else None,
+             "details": {text: [text, i, None, True], "k": {"v": text}}} for i, text in enumerate(texts)]
+    bulk_insert(db_session, AuditEvent, rows)
+    got = db_session.scalars(sa.select(AuditEvent).where(AuditEvent.action == "bulk")).all()
+    assert sorted(((int(r.target_id), r.reason, r.details) for r in got), key=lambda x: x[0]) == \
+        [(i, r["reason"], r["details"]) for i, r in enumerate(rows)]

@@ -14,6 +14,7 @@ def test_defaults(tmp_path):
     assert cfg.database.url == f"sqlite:///{tmp_path / 'province.sqlite'}"
     assert (cfg.bind_host, cfg.bind_port) == ("127.0.0.1", 8100)
     assert cfg.sync_schedule_minutes == 15
+    assert (cfg.sync_batch_size, cfg.sync_push_window) == (1000, 2)
     nat = national_config_from_env({"TMIS_DATA_DIR": str(tmp_path)})
     assert nat.bind_port == 8000 and nat.signing_key_path == tmp_path / "node.key"
 
@@ -33,6 +34,8 @@ def test_postgres_url_gets_the_psycopg_driver():
     ({"TMIS_DATABASE_URL": "mysql://x/y"}, "TMIS_DATABASE_URL", "unsupported database scheme"),
     ({"TMIS_SQL_ECHO": "maybe"}, "TMIS_SQL_ECHO", "not a boolean"),
     ({"TMIS_LOG_LEVEL": "LOUD"}, "TMIS_LOG_LEVEL", "unknown level"),
+    ({"TMIS_SYNC_PUSH_WINDOW": "0"}, "TMIS_SYNC_PUSH_WINDOW", "out of range"),
+    ({"TMIS_SYNC_PUSH_WINDOW": "9"}, "TMIS_SYNC_PUSH_WINDOW", "out of range"),
 ])
 def test_bad_values_name_the_variable(env, variable, reason):
     with pytest.raises(ConfigError) as exc:
