@@ -1,16 +1,19 @@
 """Intake of a province's batch (DESIGN §6.4): verify bytes first, then apply in one transaction.
 
-1. lock the province row (``SELECT … FOR UPDATE``): one province's batches apply strictly in order,
-   different provinces in parallel;
-2. :func:`sync_protocol.verifier.accept_batch` checks everything; nothing is stored unless it passes.
-   An identical resend returns the stored receipt; equivocation is stored as evidence (the caller commits
-   it even though the request fails) and logged for the operator;
-3. apply each record idempotently: a record not newer than the stored version is ignored; a record for a
+1. the stateless checks (:func:`sync_protocol.batch.verify_batch`: envelope, signature, header, every record,
+   Merkle root) run before any lock, so a province's next batch verifies while the previous one is applied;
+   on PostgreSQL a batch that arrived before its predecessor committed waits for it (:func:`_wait_for_turn`);
+2. lock the province row (``SELECT … FOR UPDATE``): one province's batches apply strictly in order,
+   different provinces in parallel; verify again only if the trust version changed meanwhile;
+3. :func:`sync_protocol.verifier.accept_batch` checks sequence, chain and clock; nothing is stored unless it
+   passes. An identical resend returns the stored receipt; equivocation is stored as evidence (the caller
+   commits it even though the request fails) and logged for the operator;
+4. apply each record idempotently: a record not newer than the stored version is ignored; a record for a
    teacher number owned by another province is refused and reported (except the former owner's
    ``transfer_out`` naming the current owner, kept as history after a cross-province transfer); the same
    identity document under another province's teacher number raises a duplicate-identity notice to both
    provinces' inboxes;
-4. append the batch leaf, store the batch file content-addressed with the receipt, advance the state.
+5. append the batch leaf, store the batch file content-addressed with the receipt, advance the state.
 """
 
 from __future__ import annotations
@@ -38,8 +41,9 @@ from national_node.models import (
 )
 from national_node.services import inbox, ledger
 from national_node.services.ledger import NodeKeys
-from sync_protocol.batch import Limits, read_header, verify_batch
+from sync_protocol.batch import Limits, header_from_payload, split_batch_file, verify_batch
 from sync_protocol.canonical import format_time
+from sync_protocol.dsse import parse_envelope
 from sync_protocol.errors import AlreadyAcceptedError, EquivocationError
 from sync_protocol.log import batch_leaf
 from sync_protocol.records import CoreRecord, parse_record
@@ -279,8 +283,8 @@ def record_at(session: Session, teacher_number: str, version: int) -> bytes | No
         batch = session.get(Batch, h.batch_hash)
         if batch is None:
             continue
-        _env, header = read_header(batch.data)
-        line = batch.data.split(b"\n")[1 + version - header.version_from]
+        env_line, lines = split_batch_file(batch.data)
+        line = lines[version - header_from_payload(parse_envelope(env_line).payload).version_from]
         record = parse_record(line)
         if (record.teacher_number, record.version) != (teacher_number, version):  # cannot happen for a stored batch
             raise RuntimeError(f"batch {h.batch_hash} does not hold {teacher_number} version {version}")
