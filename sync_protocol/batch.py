@@ -48,7 +48,7 @@ from sync_protocol.dsse import (
 from sync_protocol.errors import LimitExceededError, MalformedError, ProtocolError
 from sync_protocol.identifiers import check_province
 from sync_protocol.keys import Signer
-from sync_protocol.records import CoreRecord, parse_record, record_hash
+from sync_protocol.records import CoreRecord, parse_record, parse_record_batch, record_hash
 from sync_protocol.trust import TrustMetadata
 
 MAX_BATCH_BYTES = 64 * 1024 * 1024
@@ -154,19 +154,45 @@ def split_batch_file(data: bytes, limits: Limits = DEFAULT_LIMITS) -> tuple[byte
         raise LimitExceededError(f"batch larger than {limits.max_batch_bytes} bytes", size=len(data))
     if not data.endswith(b"\n") or b"\r" in data:
         raise MalformedError("a batch file is lines ending in \\n (no \\r)")
-    lines = data[:-1].split(b"\n")
-    if len(lines) - 1 > limits.max_records:
-        raise LimitExceededError(f"batch has more than {limits.max_records} records", count=len(lines) - 1)
-    if any(not line for line in lines):
+    count = data.count(b"\n") - 1
+    if count > limits.max_records:
+        raise LimitExceededError(f"batch has more than {limits.max_records} records", count=count)
+    if data.startswith(b"\n") or b"\n\n" in data:
         raise MalformedError("a batch file has no empty lines")
+    lines = data[:-1].split(b"\n")
     return lines[0], lines[1:]
 
 
 def read_header(data: bytes, limits: Limits = DEFAULT_LIMITS) -> tuple[Envelope, BatchHeader]:
-    """The envelope and the *unverified* header of a batch file (for routing and reports only)."""
-    env_line, _ = split_batch_file(data, limits)
+    """The envelope and the *unverified* header of a batch file (for routing and reports only). Reads the first
+    line only; :func:`verify_batch` checks the framing of the rest."""
+    if len(data) > limits.max_batch_bytes:
+        raise LimitExceededError(f"batch larger than {limits.max_batch_bytes} bytes", size=len(data))
+    end = data.find(b"\n")
+    if end < 1 or b"\r" in data[:end]:
+        raise MalformedError("a batch file is lines ending in \\n (no \\r), the first one the envelope")
+    env_line = data[:end]
     env = parse_envelope(env_line)
     return env, header_from_payload(env.payload)
+
+
+def _parse_each(lines: Sequence[bytes], province: str, header: BatchHeader, limits: Limits) -> list[CoreRecord]:
+    """Parse and check the records line by line; raises for the first bad one, with its ``index``."""
+    records = []
+    for i, line in enumerate(lines):
+        try:
+            rec = parse_record(line, limits.max_record_bytes)
+        except ProtocolError as e:
+            e.details.update(index=i, seq=header.seq)
+            e.message = f"record {i}: {e.message}"
+            raise
+        if rec.province != province:
+            raise MalformedError(f"record {i} belongs to province {rec.province}", index=i, seq=header.seq)
+        if rec.version != header.version_from + i:
+            raise MalformedError(f"record {i} has version {rec.version}, expected {header.version_from + i}",
+                                 index=i, seq=header.seq)
+        records.append(rec)
+    return records
 
 
 def verify_batch(data: bytes, trust: TrustMetadata, province: str, limits: Limits = DEFAULT_LIMITS) -> VerifiedBatch:
@@ -190,21 +216,11 @@ def verify_batch(data: bytes, trust: TrustMetadata, province: str, limits: Limit
     if header.record_count != len(record_lines):
         raise MalformedError(f"header says {header.record_count} records, file has {len(record_lines)}",
                              seq=header.seq)
-    records, hashes = [], []
-    for i, line in enumerate(record_lines):
-        try:
-            rec = parse_record(line, limits.max_record_bytes)
-        except ProtocolError as e:
-            e.details.update(index=i, seq=header.seq)
-            e.message = f"record {i}: {e.message}"
-            raise
-        if rec.province != province:
-            raise MalformedError(f"record {i} belongs to province {rec.province}", index=i, seq=header.seq)
-        if rec.version != header.version_from + i:
-            raise MalformedError(f"record {i} has version {rec.version}, expected {header.version_from + i}",
-                                 index=i, seq=header.seq)
-        records.append(rec)
-        hashes.append(record_hash(line))
+    records = parse_record_batch(record_lines, limits.max_record_bytes)
+    if records is None or any(r.province != province for r in records) \
+            or [r.version for r in records] != list(range(header.version_from, header.version_from + len(records))):
+        records = _parse_each(record_lines, province, header, limits)  # names the first bad record
+    hashes = list(map(record_hash, record_lines))
     if merkle.root(hashes).hex() != header.records_root:
         raise MalformedError("records_root does not match the records", seq=header.seq)
     return VerifiedBatch(header, hashlib.sha256(env.payload).hexdigest(), env_line, tuple(records),

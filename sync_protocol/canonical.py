@@ -135,7 +135,7 @@ def parse_json(data: bytes) -> Any:
 
 
 _STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
-_BELOW_F0 = bytes(range(0xF0))
+BELOW_F0 = bytes(range(0xF0))  # every byte but the lead bytes of 4-byte UTF-8 sequences
 
 
 def _depth_ok(data: bytes) -> bool:
@@ -169,7 +169,7 @@ def parse_canonical_unchecked_numbers(raw: bytes) -> Any | None:
     sequence, no escaped surrogate; key order could differ there), nesting within MAX_DEPTH. orjson itself
     refuses invalid UTF-8, lone surrogates, ``NaN`` and trailing garbage; a duplicate key, whitespace or any
     other byte form cannot survive the comparison."""
-    if raw[:1] not in (b"{", b"[") or raw.translate(None, _BELOW_F0) or b"\\ud" in raw or b"\\uD" in raw \
+    if raw[:1] not in (b"{", b"[") or raw.translate(None, BELOW_F0) or b"\\ud" in raw or b"\\uD" in raw \
             or not _depth_ok(raw):
         return None
     try:

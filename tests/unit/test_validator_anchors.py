@@ -49,8 +49,9 @@ def test_identity_school_and_division_codes():
 
 
 def test_teacher_number_check_character_agrees_with_python_stdnum():
-    """The table-driven ISO 7064 MOD 11-2 equals python-stdnum's on every three-digit chunk in every
-    position (the sum is linear in the chunks, so this covers all 10^12 inputs)."""
+    """The base-13 ISO 7064 MOD 11-2 equals python-stdnum's on every three-digit chunk in every position
+    (the weighted sum is linear in the chunks, so this covers all 10^12 inputs); anything but 12 ASCII
+    digits is refused rather than read by int()."""
     from stdnum.iso7064 import mod_11_2
 
     from sync_protocol.identifiers import check_character
@@ -61,3 +62,6 @@ def test_teacher_number_check_character_agrees_with_python_stdnum():
             assert check_character(digits) == mod_11_2.calc_check_digit(digits), digits
     for digits in ("440000000001", "110105194912", "999999999999", "123456789012"):
         assert check_character(digits) == mod_11_2.calc_check_digit(digits)
+    for bad in ("44000000000a", "+44000000000", "4400_0000000", " 44000000000", "4400000000", ARABIC_4 + "0" * 11):
+        with pytest.raises(ValueError, match="12 ASCII digits"):
+            check_character(bad)

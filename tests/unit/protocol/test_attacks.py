@@ -429,3 +429,27 @@ def test_parallel_audit_reports_exactly_what_the_sequential_audit_reports(tmp_pa
     parallel = A.audit_bundle(root).to_json()
     assert not sequential["ok"] and parallel == sequential
     assert any("00000002.batch" in f["subject"] and not f["ok"] for f in parallel["findings"])
+
+
+def test_audit_series_reads_files_where_it_verifies_them_with_the_same_findings(tmp_path):
+    """Batches given as paths (the bundle and `tmis audit series` do this, so a large series is never held in
+    memory at once) are judged exactly as the same batches given as bytes; an unreadable file is a finding."""
+    import shutil
+    from pathlib import Path
+
+    import sync_protocol.audit as A
+
+    root = tmp_path / "bundle"
+    shutil.copytree(Path(__file__).resolve().parents[2] / "vectors", root)
+    files = sorted((root / "batches" / "44").glob("*.batch"))
+    files[1].write_bytes(files[1].read_bytes().replace("教师".encode(), "学生".encode(), 1))
+    files[2].write_bytes(b"\r\n" + files[2].read_bytes())
+    chain, report = A.load_trust([p.read_bytes() for p in sorted((root / "trust").glob("*.json"))])
+    assert report.ok
+    by_path = A.audit_series([(p.name, p) for p in files], chain).to_json()
+    by_bytes = A.audit_series([(p.name, p.read_bytes()) for p in files], chain).to_json()
+    assert by_path == by_bytes and not by_path["ok"]
+    bad = {f["subject"].split(" ")[0] for f in by_path["findings"] if not f["ok"]}
+    assert {files[1].name, files[2].name} <= bad
+    missing = A.audit_series([("gone.batch", root / "gone.batch")], chain).to_json()
+    assert [f["reason"] for f in missing["findings"]] == ["cannot read: No such file or directory"]

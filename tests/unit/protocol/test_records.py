@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from sync_protocol import errors as E
 from sync_protocol.canonical import parse_canonical, parse_json
 from sync_protocol.identifiers import make_teacher_number
-from sync_protocol.records import CoreRecord, parse_record, record_from_json
+from sync_protocol.records import CoreRecord, parse_record, parse_record_batch, record_from_json
 
 _json = st.recursive(
     st.none() | st.booleans() | st.integers(min_value=-(2**60), max_value=2**60)
@@ -136,3 +136,71 @@ def test_parse_record_fast_path_agrees_with_the_strict_path(row, version, to_pro
     obj = {**_record(), "version": version, "to_province": to_province, "fields": {"JBXX": row}}
     for raw in _variants(obj):
         assert _record_ours(raw) == _record_reference(raw)
+
+
+def _lines_reference(lines: list[bytes]):
+    try:
+        return ("ok", [parse_record(line) for line in lines])
+    except E.MalformedError:
+        return ("refused", None)
+
+
+@settings(max_examples=600)
+@given(st.lists(st.tuples(
+    st.dictionaries(st.sampled_from(["XM", "CSNY", "GJDQM", "x"]), _any_value, max_size=3),
+    # mostly valid choices, so that whole batches are valid but for one value often enough
+    st.sampled_from([1, 1, 1, 2, 2**53 - 1, 2**53, 0, 1.5, True]),
+    st.sampled_from([None, None, None, None, "11", "44", 44]),
+    st.sampled_from(["upsert", "upsert", "upsert", "status_change", "transfer_out", "x"]),
+    st.sampled_from([["JBDY.JBGZ"], ["JBDY.JBGZ"], ["JBDY.JBGZ"], [], ["JBDY.JBGZ", "JBDY.JBGZ"], ["jbdy.jbgz"],
+                     ["A.B", "JBDY.JBGZ"]]),
+    st.integers(min_value=0, max_value=5),
+    st.sampled_from(["row", "row", "rows", "rows+bad"]),
+), min_size=1, max_size=4))
+def test_parse_record_batch_never_accepts_what_parse_record_refuses(specs):
+    """The batch parser returns exactly parse_record's values, or None (then the caller parses line by line)."""
+    lines = []
+    for row, version, to_province, op, withheld, variant, shape in specs:
+        group = {"row": row, "rows": [row, row], "rows+bad": [row, [row]]}[shape]
+        obj = {**_record(), "version": version, "to_province": to_province, "op": op, "withheld": withheld,
+               "fields": {"JBXX": {"RYZTM": "100"}, "XXJL": group}}
+        variants = [v for v in _variants(obj) if b"\n" not in v]
+        if variants:
+            lines.append(variants[variant % len(variants)])
+    if not lines:
+        return
+    status, expected = _lines_reference(lines)
+    got = parse_record_batch(lines)
+    if got is not None:
+        assert (status, expected) == ("ok", got)
+
+
+def test_parse_record_batch_takes_plain_batches_and_leaves_the_rest_to_parse_record():
+    recs = [record_from_json(_record(teacher_number=make_teacher_number("44", i), version=i)) for i in range(1, 6)]
+    lines = [r.to_bytes() for r in recs]
+    assert parse_record_batch(lines) == recs
+    assert parse_record_batch([]) == []
+    # every line must be canonical on its own, not only the lines together
+    assert parse_record_batch([lines[0] + b" ", *lines[1:]]) is None
+    assert parse_record_batch([lines[0][:-1], b"}" + lines[1]]) is None
+    assert parse_record_batch([lines[0] + b"," + lines[1], *lines[2:]]) is None
+    # a later record's bad withheld list is checked although an earlier one was valid
+    bad = _record(withheld=["JBDY.JBGZ", "JBDY.JBGZ"])
+    assert parse_record_batch([lines[0], rfc8785.dumps(bad)]) is None
+    # a teacher number holding a newline cannot pass as two (the numbers are checked joined by newlines)
+    two = make_teacher_number("44", 1) + "\n" + make_teacher_number("44", 2)
+    assert parse_record_batch([rfc8785.dumps(_record(teacher_number=two))]) is None
+    # the size limit is the caller's
+    assert parse_record_batch(lines, max_bytes=len(lines[0]) - 1) is None
+
+
+def test_parse_record_batch_checks_groups_of_several_rows():
+    def line(i, fields):
+        return rfc8785.dumps(_record(teacher_number=make_teacher_number("44", i), version=i, fields=fields))
+
+    good = [line(1, {"JBXX": {"XM": "李明"}, "XXJL": [{"XLM": "14"}, {"XLM": "21", "RXNY": "2001-09"}]}),
+            line(2, {"JBXX": {"XM": "王芳", "N": 3}, "XXJL": []})]
+    assert parse_record_batch(good) == [parse_record(x) for x in good]
+    for fields in ({"XXJL": [{"XLM": "14"}, "x"]}, {"XXJL": [{"XLM": 1.5}]}, {"XXJL": [{"xlm": "14"}]},
+                   {"XXJL": "x"}, {"XXJL": [[{"XLM": "14"}]]}, {"xxjl": [{"XLM": "14"}]}):
+        assert parse_record_batch([good[0], line(3, fields)]) is None
