@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from common.cli import configure_logging, db_group, open_engine, serve_wsgi
+from common.cli import configure_logging, db_group, open_engine, serve_wsgi, tune_gc_for_batches
 from common.config import provincial_config_from_env, validate_province_code
 from provincial_node import MIGRATIONS_DIR
 
@@ -281,6 +281,7 @@ def sync_run(ctx: click.Context) -> None:
     from tqdm import tqdm
 
     _factory, client = _sync_client(ctx)
+    tune_gc_for_batches()
     with tqdm(total=0, unit="batch", desc="push", disable=None) as bar:
 
         def progress(phase: str, done: int, total: int) -> None:

@@ -31,6 +31,23 @@ def test_models_and_migrations_do_not_drift(node_engine, node):
     assert migrations.check_drift(node_engine, package.MIGRATIONS_DIR) == []
 
 
+_BATCH_FILES = {"national": [("batch", "data"), ("evidence", "offered_data")], "province": [("sync_batch", "data")]}
+
+
+def test_batch_files_are_compressed_with_lz4_on_postgresql(node_engine, node):
+    """Stored batch files are half a megabyte each; lz4 costs the server a sixth of pglz (docs/performance.md).
+    SQLite has no such setting; on PostgreSQL without lz4 the migration leaves the default."""
+    with node_engine.connect() as c:
+        if c.dialect.name != "postgresql":
+            return
+        lz4 = c.execute(sa.text(
+            "SELECT 'lz4' = ANY(enumvals) FROM pg_settings WHERE name = 'default_toast_compression'")).scalar()
+        for table, column in _BATCH_FILES[node]:
+            method = c.execute(sa.text("SELECT attcompression FROM pg_attribute WHERE attrelid = CAST(:t AS regclass) "
+                                       "AND attname = :c"), {"t": table, "c": column}).scalar()
+            assert method == ("l" if lz4 else ""), (table, column, method)
+
+
 def test_drift_is_detected(database_url_factory):
     from provincial_node import MIGRATIONS_DIR
     from provincial_node.models import Base
@@ -174,7 +191,7 @@ def test_bulk_insert_round_trips_copy_special_characters(migrated_engines):
 def _round_trip(db_session: Session) -> None:
     import random
 
-    from common.db import bulk_insert
+    from common.db import bulk_insert, one_of
     from provincial_node.models import AuditEvent
 
     rnd = random.Random(7)
@@ -188,3 +205,11 @@ def _round_trip(db_session: Session) -> None:
     got = db_session.scalars(sa.select(AuditEvent).where(AuditEvent.action == "bulk")).all()
     assert sorted(((int(r.target_id), r.reason, r.details) for r in got), key=lambda x: x[0]) == \
         [(i, r["reason"], r["details"]) for i, r in enumerate(rows)]
+    # one_of sends the values as one array literal on PostgreSQL: quotes, backslashes, commas, braces, NULL and
+    # spaces must match exactly themselves
+    odd = [*_NASTY, "a,b", "{x}", "{", "}", 'a"b', "NuLL", "  lead", "trail  "]
+    bulk_insert(db_session, AuditEvent, [{**rows[0], "action": "odd", "target_id": v} for v in odd])
+    for wanted in (odd, odd[::3], ["NULL"], ["", " "], ["not there", "a,b"], []):
+        found = db_session.scalars(sa.select(AuditEvent.target_id).where(
+            AuditEvent.action == "odd", one_of(db_session, AuditEvent.target_id, wanted))).all()
+        assert sorted(found) == sorted(set(wanted) & set(odd))
