@@ -12,6 +12,8 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
+from itertools import repeat
 from typing import Any
 
 from sync_protocol.errors import MalformedError
@@ -31,7 +33,13 @@ def check_character(digits12: str) -> str:
     """The ISO 7064 MOD 11-2 check character (0–9 or X) of 12 ASCII digits."""
     if len(digits12) != 12 or not digits12.isascii() or not digits12.isdigit():  # int(…, 13) takes more than digits
         raise ValueError("check_character takes 12 ASCII digits")
-    return _CHECK_CHARACTERS[(1 - 2 * int(digits12, 13)) % 11]
+    return check_characters([digits12])
+
+
+def check_characters(digit_strings: Iterable[str]) -> str:
+    """The check characters of many digit strings, concatenated, for a whole batch at once. Callers must have
+    checked that each is 12 ASCII digits (:func:`check_character` does for one)."""
+    return "".join([_CHECK_CHARACTERS[(1 - 2 * x) % 11] for x in map(int, digit_strings, repeat(13))])
 
 
 def check_province(value: Any, field: str = "province") -> str:

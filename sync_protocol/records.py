@@ -38,7 +38,7 @@ from sync_protocol.canonical import (
     parse_canonical_unchecked_numbers,
 )
 from sync_protocol.errors import LimitExceededError, MalformedError
-from sync_protocol.identifiers import PROVINCE_CODES, check_province, check_teacher_number
+from sync_protocol.identifiers import PROVINCE_CODES, check_characters, check_province, check_teacher_number
 
 OPS = frozenset({"upsert", "status_change", "transfer_out"})
 _CODE = re.compile(r"^[A-Z][A-Z0-9_]{0,39}\Z")
@@ -170,7 +170,6 @@ def parse_record(data: bytes, max_bytes: int = MAX_RECORD_BYTES) -> CoreRecord:
 
 
 _TEACHER_NUMBERS = re.compile(r"(?:[0-9]{12}[0-9X]\n)*[0-9]{12}[0-9X]")  # with fullmatch: ASCII digits only
-_CHECK_CHARACTERS = "0123456789X"
 _STARTS_WITH_BRACE = operator.methodcaller("startswith", b"{")
 _FOUR_BYTE_LEADS = (b"\xf0", b"\xf1", b"\xf2", b"\xf3", b"\xf4")  # UTF-8 beyond the BMP (F5–FF: not UTF-8)
 _VALID_WITHHELD: set[tuple[str, ...]] = set()
@@ -236,8 +235,7 @@ def _records_if_plain(values: list[Any]) -> list[CoreRecord] | None:
     if len(joined) != 14 * n - 1 or not _TEACHER_NUMBERS.fullmatch(joined) \
             or not PROVINCE_CODES.issuperset(map(_FIRST_TWO, tns)):
         return None
-    sums = map(int, map(_FIRST_TWELVE, tns), repeat(13))  # see identifiers.check_character
-    if "".join([_CHECK_CHARACTERS[(1 - 2 * x) % 11] for x in sums]) != "".join(map(_TWELFTH, tns)):
+    if check_characters(map(_FIRST_TWELVE, tns)) != "".join(map(_TWELFTH, tns)):
         return None
     if not PROVINCE_CODES.issuperset(provinces) or not OPS.issuperset(ops):
         return None
