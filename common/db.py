@@ -171,7 +171,7 @@ _COPY_SPECIAL = (b"\\", b"\t", b"\n", b"\r")
 
 def _copy_escape(text: bytes) -> bytes:
     """A value in PostgreSQL's COPY text format: backslash, tab, newline and carriage return escaped."""
-    if b"\\" in text or b"\t" in text or b"\n" in text or b"\r" in text:
+    if any(map(text.__contains__, _COPY_SPECIAL)):
         text = text.replace(b"\\", b"\\\\").replace(b"\t", b"\\t").replace(b"\n", b"\\n").replace(b"\r", b"\\r")
     return text
 

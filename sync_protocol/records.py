@@ -33,6 +33,7 @@ from sync_protocol import merkle
 from sync_protocol._schema import exact_keys, integer, one_of
 from sync_protocol.canonical import (
     MAX_SAFE_INTEGER,
+    beyond_bmp,
     canonical_bytes,
     parse_canonical,
     parse_canonical_unchecked_numbers,
@@ -92,6 +93,11 @@ def _known(withheld: list[Any]) -> bool:
         return False
 
 
+def _withheld_codes_ok(withheld: Any) -> bool:
+    return isinstance(withheld, list) and (
+        _known(withheld) or all(_code_ok(w, _QUALIFIED, _VALID_QUALIFIED) for w in withheld))
+
+
 def _check_value(v: Any, where: str) -> None:
     """Every value's type is checked here or by the common case in :func:`_check_fields` — which is what
     lets :func:`parse_record` use :func:`parse_canonical_unchecked_numbers`: floats and unsafe integers are
@@ -134,9 +140,7 @@ def record_from_json(obj: Any) -> CoreRecord:
     op = one_of(obj, "op", "record", OPS)
     _check_fields(obj["fields"])
     withheld = obj["withheld"]
-    if not isinstance(withheld, list) or not (
-        _known(withheld) or all(_code_ok(w, _QUALIFIED, _VALID_QUALIFIED) for w in withheld)
-    ):
+    if not _withheld_codes_ok(withheld):
         raise MalformedError("record.withheld must be a list of GROUP.FIELD codes")
     if withheld != sorted(set(withheld)):
         raise MalformedError("record.withheld must be sorted and without repeats")
@@ -171,7 +175,6 @@ def parse_record(data: bytes, max_bytes: int = MAX_RECORD_BYTES) -> CoreRecord:
 
 _TEACHER_NUMBERS = re.compile(r"(?:[0-9]{12}[0-9X]\n)*[0-9]{12}[0-9X]")  # with fullmatch: ASCII digits only
 _STARTS_WITH_BRACE = operator.methodcaller("startswith", b"{")
-_FOUR_BYTE_LEADS = (b"\xf0", b"\xf1", b"\xf2", b"\xf3", b"\xf4")  # UTF-8 beyond the BMP (F5–FF: not UTF-8)
 _VALID_WITHHELD: set[tuple[str, ...]] = set()
 _COLUMNS = operator.itemgetter(*sorted(_RECORD_KEYS))
 _FIRST_TWO, _FIRST_TWELVE, _TWELFTH = (operator.itemgetter(slice(0, 2)), operator.itemgetter(slice(0, 12)),
@@ -200,7 +203,7 @@ def parse_record_batch(lines: Sequence[bytes], max_bytes: int = MAX_RECORD_BYTES
     if max(map(len, lines)) > max_bytes or not all(map(_STARTS_WITH_BRACE, lines)):
         return None
     body = b",".join(lines)
-    if any(map(body.__contains__, _FOUR_BYTE_LEADS)) or b"\\ud" in body or b"\\uD" in body:
+    if beyond_bmp(body):
         return None
     try:
         values = list(map(orjson.loads, lines))
@@ -216,10 +219,6 @@ def parse_record_batch(lines: Sequence[bytes], max_bytes: int = MAX_RECORD_BYTES
         return None
 
 
-def _withheld_ok(withheld: Any) -> bool:
-    return isinstance(withheld, list) and (
-        _known(withheld) or all(_code_ok(w, _QUALIFIED, _VALID_QUALIFIED) for w in withheld)
-    ) and withheld == sorted(set(withheld))
 
 
 def _records_if_plain(values: list[Any]) -> list[CoreRecord] | None:
@@ -266,21 +265,19 @@ def _records_if_plain(values: list[Any]) -> list[CoreRecord] | None:
     if not _VALID_WITHHELD.issuperset(withheld_tuples):
         for t in set(withheld_tuples):
             if t not in _VALID_WITHHELD:
-                if not _withheld_ok(list(t)):
+                if not _withheld_codes_ok(list(t)) or list(t) != sorted(set(t)):
                     return None
                 if len(_VALID_WITHHELD) < _MEMO_LIMIT // 10:
                     _VALID_WITHHELD.add(t)
-    if "transfer_out" in ops or "status_change" in ops:
-        for op, province, to_province, fields in zip(ops, provinces, to_provinces, fieldss, strict=True):
-            if op == "transfer_out":
-                if to_province not in PROVINCE_CODES or to_province == province:
-                    return None
-            elif to_province is not None:
-                return None
-            if op == "status_change" and "RYZTM" not in (fields.get("JBXX") or {}):
-                return None
-    elif to_provinces.count(None) != n:
-        return None
+    # to_province and what a status change carries: an upsert without a destination needs nothing more; the few
+    # other records (status changes, transfers out, anything odd) go through the record schema itself
+    if to_provinces.count(None) != n or set(ops) != {"upsert"}:
+        try:
+            for value, op, to_province in zip(values, ops, to_provinces, strict=True):
+                if op != "upsert" or to_province is not None:
+                    record_from_json(value)
+        except MalformedError:
+            return None
     # tuple.__new__ is what CoreRecord._make calls (the generated __new__ costs a Python call per record)
     return list(map(tuple.__new__, repeat(CoreRecord),
                     zip(tns, provinces, versions, ops, fieldss, withheld_tuples, to_provinces, strict=True)))
