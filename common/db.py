@@ -22,7 +22,21 @@ from functools import partial
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import DateTime, MetaData, Text, any_, bindparam, cast, create_engine, event, text
+import orjson
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    any_,
+    bindparam,
+    cast,
+    create_engine,
+    event,
+    text,
+)
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
@@ -184,6 +198,12 @@ def _escape_all(texts: list[bytes]) -> list[bytes]:
     return texts
 
 
+class RawJSON(bytes):
+    """A JSON value already encoded as UTF-8, for a JSON column in :func:`bulk_insert`: sent to PostgreSQL's
+    ``COPY`` as it is, without decoding and encoding it again (the server's ``json`` input checks it is JSON);
+    decoded first for the other databases. The caller vouches for its content like for any other value."""
+
+
 def _with_nulls(values: list[Any], encode: Any) -> list[bytes]:
     if None not in values:
         return encode(values)
@@ -197,15 +217,16 @@ def _copy_column(table: Any, column: str, values: list[Any]) -> list[bytes]:
     every row, and per-value Python calls cost more than the rest of the intake's row building. Bytes, because
     joining text that mixes ASCII and Chinese widens every piece. The types the nodes bulk-insert: JSON,
     strings, integers and UTC datetimes."""
-    import orjson
-    from sqlalchemy import JSON, Integer, String
-
     typ = table.c[column].type
     if isinstance(typ, JSON):
         # what json.dumps refuses (datetimes, dataclasses) orjson refuses too with these options
         dumps = partial(orjson.dumps, option=orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS)
         # orjson escapes every control character, so only backslashes need COPY's escape
-        return _with_nulls(values, lambda vs: [t.replace(b"\\", b"\\\\") for t in map(dumps, vs)])
+        def encode(vs: list[Any]) -> list[bytes]:
+            texts = vs if set(map(type, vs)) == {RawJSON} else [v if type(v) is RawJSON else dumps(v) for v in vs]
+            return [t.replace(b"\\", b"\\\\") for t in texts]
+
+        return _with_nulls(values, encode)
     if isinstance(typ, String):
         return _with_nulls(values, lambda vs: _escape_all(
             list(map(str.encode, vs if set(map(type, vs)) <= {str} else map(str, vs)))))
@@ -252,6 +273,10 @@ def bulk_insert(session: Session, table: Any, rows: list[dict[str, Any]]) -> Non
                 if r[c] is not None and r[c].tzinfo is None:
                     raise ValueError(f"naive datetime refused in {tbl.name}.{c}")
     if session.get_bind().dialect.name != "postgresql":
+        json_columns = [c for c in columns if isinstance(tbl.c[c].type, JSON)]
+        if json_columns:
+            rows = [{**r, **{c: orjson.loads(bytes(r[c])) for c in json_columns if type(r[c]) is RawJSON}}
+                    for r in rows]
         session.execute(tbl.insert(), rows)
         return
     fields = [_copy_column(tbl, c, list(map(itemgetter(c), rows))) for c in columns]

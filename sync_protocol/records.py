@@ -283,5 +283,23 @@ def _records_if_plain(values: list[Any]) -> list[CoreRecord] | None:
                     zip(tns, provinces, versions, ops, fieldss, withheld_tuples, to_provinces, strict=True)))
 
 
+_FIELDS_START = b'{"fields":'
+_FIELDS_END = b',"op":'
+
+
+def fields_bytes(line: bytes) -> bytes:
+    """The canonical bytes of ``fields`` inside a *verified* record line, as a slice (no re-encoding).
+
+    In canonical JSON ``fields`` is the first member (keys sort ``fields`` < ``op`` < ``province`` < …) and
+    ``op`` the second. Inside ``fields`` the byte sequence ``,"op":`` cannot occur: a quote inside a string is
+    always escaped (``\\"``), and every object key there is a group or field code (``[A-Z][A-Z0-9_]*``). So
+    the first occurrence ends the value. Only for lines :func:`parse_record` or :func:`parse_record_batch`
+    accepted."""
+    end = line.find(_FIELDS_END)
+    if not line.startswith(_FIELDS_START) or end < 0:
+        raise ValueError("not a verified core record line")
+    return line[len(_FIELDS_START):end]
+
+
 def record_hash(data: bytes) -> bytes:
     return merkle.leaf_hash(data)

@@ -2,9 +2,9 @@
 
 1. the stateless checks (:func:`sync_protocol.batch.verify_batch`: envelope, signature, header, every record,
    Merkle root) run before any lock, so a province's next batch verifies while the previous one is applied;
-   on PostgreSQL a batch that arrived before its predecessor committed waits for it (:func:`_wait_for_turn`);
 2. lock the province row (``SELECT … FOR UPDATE``): one province's batches apply strictly in order,
-   different provinces in parallel; verify again only if the trust version changed meanwhile;
+   different provinces in parallel; on PostgreSQL a batch that arrived before its predecessor committed waits
+   for it (:func:`_lock_in_turn`); verify again only if the trust version changed meanwhile;
 3. :func:`sync_protocol.verifier.accept_batch` checks sequence, chain and clock; nothing is stored unless it
    passes. An identical resend returns the stored receipt; equivocation is stored as evidence (the caller
    commits it even though the request fails) and logged for the operator;
@@ -29,7 +29,7 @@ from typing import Any
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
-from common.db import bulk_insert, one_of, utcnow
+from common.db import RawJSON, bulk_insert, one_of, utcnow
 from national_node.models import (
     Batch,
     DuplicateIdentity,
@@ -46,7 +46,7 @@ from sync_protocol.canonical import format_time
 from sync_protocol.dsse import parse_envelope
 from sync_protocol.errors import AlreadyAcceptedError, EquivocationError
 from sync_protocol.log import batch_leaf
-from sync_protocol.records import CoreRecord, parse_record
+from sync_protocol.records import CoreRecord, fields_bytes, parse_record
 from sync_protocol.verifier import ProvinceState, accept_batch
 
 logger = logging.getLogger(__name__)
@@ -94,12 +94,11 @@ def intake(
     # Stateless checks first, before the province's lock: the next batch verifies while this one is applied.
     trust = ledger.current_trust(session)
     verified = verify_batch(data, trust, province, limits)
-    _wait_for_turn(session, province, verified.header.seq)
-    row = session.execute(select(Province).where(Province.code == province).with_for_update()).scalar_one()
+    row = _lock_in_turn(session, province, verified.header.seq)
     row.last_seen = now
-    locked_trust = ledger.current_trust(session)
-    if locked_trust.version != trust.version:  # keys changed while we waited: verify again under the new ones
-        trust, verified = locked_trust, verify_batch(data, locked_trust, province, limits)
+    if ledger.current_trust_version(session) != trust.version:  # keys changed meanwhile: verify under the new ones
+        trust = ledger.current_trust(session)
+        verified = verify_batch(data, trust, province, limits)
     state = ProvinceState(province, row.last_seq, row.last_batch_hash, row.last_version)
 
     def stored(seq: int) -> str | None:
@@ -132,7 +131,8 @@ def intake(
         logger.error("EQUIVOCATION by province %s at seq %s: evidence stored", province, e.details["seq"])
         raise
     header = acc.batch.header
-    refused = _apply_batch(session, keys, province, header.seq, acc.batch.batch_hash, acc.batch.records, now)
+    refused = _apply_batch(session, keys, province, header.seq, acc.batch.batch_hash, acc.batch.records,
+                           acc.batch.record_lines, now)
     leaf = batch_leaf(
         province=province,
         seq=header.seq,
@@ -160,21 +160,35 @@ def intake(
     return IntakeResult(receipt, refused, True)
 
 
-def _wait_for_turn(session: Session, province: str, seq: int) -> None:
-    """Wait, without holding any lock, until the batch before ``seq`` is committed (PostgreSQL only).
+def _lock_province(session: Session, province: str) -> Province:
+    # populate_existing: the row as the lock sees it (committed by whoever held the lock before), not as an
+    # earlier statement of this session loaded it
+    return session.execute(select(Province).where(Province.code == province).with_for_update()
+                           .execution_options(populate_existing=True)).scalar_one()
 
-    A province may push its next batch before the previous answer came back (``SyncSettings.push_window``);
-    requests can reach the lock out of order, and the later one would be refused as a gap. Each poll is a
-    fresh statement, which sees newly committed rows under READ COMMITTED. After TURN_WAIT_SECONDS, or on
+
+def _lock_in_turn(session: Session, province: str, seq: int) -> Province:
+    """Lock the province row, on PostgreSQL once the batch before ``seq`` is committed.
+
+    A province may push its next batch before the previous answer came back (``SyncSettings.push_window``).
+    Usually the predecessor already holds the lock while it is applied: ``SELECT … FOR UPDATE`` then simply
+    waits for its commit and reads the row it committed (READ COMMITTED), with no polling. Only when this
+    request overtook its predecessor on the way to the lock does it find a gap: it takes the lock in a
+    savepoint, and on a gap rolls the savepoint back (which releases the row lock, so the predecessor can take
+    it), sleeps 5 ms and tries again. After TURN_WAIT_SECONDS, for a batch more than MAX_AHEAD ahead, or on
     SQLite (one writer at a time: waiting here would hold up the very commit we wait for), the state checks
     decide as usual — the province answers a gap by sending that batch again after its predecessor."""
     if session.get_bind().dialect.name != "postgresql":
-        return
+        return _lock_province(session, province)
     deadline = time.monotonic() + TURN_WAIT_SECONDS
     while True:
-        last = session.scalar(select(Province.last_seq).where(Province.code == province))
-        if last is None or seq <= last + 1 or seq > last + 1 + MAX_AHEAD or time.monotonic() > deadline:
-            return
+        savepoint = session.begin_nested()
+        row = _lock_province(session, province)
+        last = row.last_seq or 0
+        if seq <= last + 1 or seq > last + 1 + MAX_AHEAD or time.monotonic() > deadline:
+            savepoint.commit()  # the lock stays with the enclosing transaction
+            return row
+        savepoint.rollback()
         time.sleep(0.005)
 
 
@@ -190,6 +204,7 @@ def _apply_batch(
     seq: int,
     batch_hash: str,
     records: tuple[CoreRecord, ...],
+    lines: tuple[bytes, ...],
     now: dt.datetime,
 ) -> list[dict[str, Any]]:
     """Apply a batch's records with a handful of set-based statements (not several per record): one select
@@ -199,7 +214,8 @@ def _apply_batch(
 
     History rows point into the stored batch (``batch_hash``, ``version``) instead of copying the fields:
     the batch file is kept content-addressed with its receipt, so :func:`record_at` reads any applied
-    version back, byte for byte as the province signed it."""
+    version back, byte for byte as the province signed it. A new row's ``fields`` is the slice of its
+    verified record line (:func:`sync_protocol.records.fields_bytes`), not the decoded value encoded again."""
     cols = (TeacherCore.teacher_number, TeacherCore.province_code, TeacherCore.version, TeacherCore.identity_key)
     current: dict[str, dict[str, Any]] = {}
     for chunk in _chunks(sorted({r.teacher_number for r in records})):
@@ -215,7 +231,7 @@ def _apply_batch(
     refused: list[dict[str, Any]] = []
     history: list[dict[str, Any]] = []
     candidates: dict[str, tuple[str, dict[str, Any]]] = {}
-    for record in records:
+    for record, line in zip(records, lines, strict=True):
         cur = current.get(record.teacher_number)
         if cur is not None and cur["province_code"] != province and record.op == "transfer_out" \
                 and record.to_province == cur["province_code"]:
@@ -236,22 +252,29 @@ def _apply_batch(
         if record.op == "status_change" and cur is not None:
             stored = cur["fields"]
             fields = {**stored, "JBXX": {**stored.get("JBXX", {}), **record.fields.get("JBXX", {})}}
+            raw = None
         else:
-            fields = record.fields
+            fields, raw = record.fields, line
         key = identity_key(fields) if record.op != "transfer_out" else (cur["identity_key"] if cur else None)
         if cur is None:
             cur = current[record.teacher_number] = {"teacher_number": record.teacher_number,
                                                     "province_code": province, "new": True}
         cur.update(version=record.version, op=record.op, updated_at=now)
         if record.op != "transfer_out" or "fields" not in cur:
-            cur.update(fields=fields, withheld=list(record.withheld), identity_key=key)
+            cur.update(fields=fields, raw=raw, withheld=list(record.withheld), identity_key=key)
         cur["dirty"] = True
         history.append({"teacher_number": record.teacher_number, "province_code": province,
                         "version": record.version, "batch_hash": batch_hash, "op": record.op, "applied_at": now})
         if key and record.op == "upsert":
             candidates[record.teacher_number] = (key, fields)
     keys_ = ("teacher_number", "province_code", "version", "op", "fields", "withheld", "identity_key", "updated_at")
-    fresh = [{k: c[k] for k in keys_} for c in current.values() if c.get("dirty") and c["new"]]
+    fresh = []
+    for c in current.values():
+        if c.get("dirty") and c["new"]:
+            row = {k: c[k] for k in keys_}
+            if c.get("raw") is not None:  # the fields as the province signed them (no re-encoding)
+                row["fields"] = RawJSON(fields_bytes(c["raw"]))
+            fresh.append(row)
     changed = [{k: c[k] for k in keys_ if k != "province_code"} for c in current.values()
                if c.get("dirty") and not c["new"]]
     bulk_insert(session, TeacherCore, fresh)

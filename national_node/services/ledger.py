@@ -62,6 +62,11 @@ def current_trust(session: Session) -> TrustMetadata:
     return _parse_trust(row.envelope)
 
 
+def current_trust_version(session: Session) -> int | None:
+    """The newest trust version's number only (a cheap check that the trust state has not changed)."""
+    return session.scalar(select(func.max(TrustVersion.version)))
+
+
 @cache
 def _parse_trust(envelope: bytes) -> TrustMetadata:
     return load_pinned_trust(envelope)

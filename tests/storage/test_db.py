@@ -205,6 +205,18 @@ def _round_trip(db_session: Session) -> None:
     got = db_session.scalars(sa.select(AuditEvent).where(AuditEvent.action == "bulk")).all()
     assert sorted(((int(r.target_id), r.reason, r.details) for r in got), key=lambda x: x[0]) == \
         [(i, r["reason"], r["details"]) for i, r in enumerate(rows)]
+    # JSON already encoded (RawJSON) goes into COPY as it is, alone in a column or mixed with values
+    import orjson
+
+    from common.db import RawJSON
+
+    for action, pick in (("raw", lambda i: True), ("mixed", lambda i: i % 2 == 0)):
+        bulk_insert(db_session, AuditEvent, [
+            {**r, "action": action, "details": RawJSON(orjson.dumps(r["details"])) if pick(i) else r["details"]}
+            for i, r in enumerate(rows)])
+        got = db_session.scalars(sa.select(AuditEvent).where(AuditEvent.action == action)).all()
+        assert sorted(((int(r.target_id), r.details) for r in got), key=lambda x: x[0]) == \
+            [(i, r["details"]) for i, r in enumerate(rows)]
     # one_of sends the values as one array literal on PostgreSQL: quotes, backslashes, commas, braces, NULL and
     # spaces must match exactly themselves
     odd = [*_NASTY, "a,b", "{x}", "{", "}", 'a"b', "NuLL", "  lead", "trail  "]

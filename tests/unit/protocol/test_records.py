@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from sync_protocol import errors as E
 from sync_protocol.canonical import parse_canonical, parse_json
 from sync_protocol.identifiers import make_teacher_number
-from sync_protocol.records import CoreRecord, parse_record, parse_record_batch, record_from_json
+from sync_protocol.records import CoreRecord, fields_bytes, parse_record, parse_record_batch, record_from_json
 
 _json = st.recursive(
     st.none() | st.booleans() | st.integers(min_value=-(2**60), max_value=2**60)
@@ -191,3 +191,32 @@ def test_parse_record_batch_checks_groups_of_several_rows():
     for fields in ({"XXJL": [{"XLM": "14"}, "x"]}, {"XXJL": [{"XLM": 1.5}]}, {"XXJL": [{"xlm": "14"}]},
                    {"XXJL": "x"}, {"XXJL": [[{"XLM": "14"}]]}, {"xxjl": [{"XLM": "14"}]}):
         assert parse_record_batch([good[0], line(3, fields)]) is None
+
+
+_text = st.text(alphabet=st.sampled_from(['"', ",", ":", "o", "p", "{", "}", "\\", "\n", "李", "a", "\x00"]),
+                max_size=12)
+_value = st.none() | _text | st.lists(_text, max_size=2) | st.integers(min_value=-(2**53 - 1), max_value=2**53 - 1)
+
+
+@settings(max_examples=300)
+@given(st.dictionaries(st.sampled_from(["JBXX", "XXJL", "O_P"]),
+                       st.dictionaries(st.sampled_from(["XM", "OP", "P"]), _value, max_size=3)
+                       | st.lists(st.dictionaries(st.sampled_from(["XM", "OP"]), _text, max_size=2), max_size=2),
+                       max_size=3),
+       st.sampled_from(["upsert", "status_change", "transfer_out"]))
+def test_fields_bytes_is_the_canonical_encoding_of_fields(fields, op):
+    """The slice the national store keeps equals the canonical encoding of the verified ``fields``, whatever
+    quotes, commas and ``op``-like text the values hold."""
+    if op == "status_change":
+        fields = {**fields, "JBXX": {"RYZTM": "100"}}
+    line = rfc8785.dumps(_record(fields=fields, op=op, to_province="11" if op == "transfer_out" else None))
+    record = parse_record(line)
+    assert fields_bytes(line) == rfc8785.dumps(record.fields)
+    assert orjson.loads(fields_bytes(line)) == fields
+
+
+def test_fields_bytes_refuses_what_is_not_a_record_line():
+    with pytest.raises(ValueError, match="not a verified core record line"):
+        fields_bytes(b'{"op":"upsert"}')
+    with pytest.raises(ValueError, match="not a verified core record line"):
+        fields_bytes(b'{"fields":{}}')  # no op member
