@@ -67,21 +67,17 @@ def authenticate_province() -> None:
         return
     session = get_session()
     now = utcnow()
-    expire = delete(RequestNonce).where(RequestNonce.seen_at < now - 2 * SKEW)
-    sqlite = session.get_bind().dialect.name == "sqlite"
-    if sqlite:
-        # Write first: every province request writes (its nonce), and on SQLite (WAL) a transaction that read
-        # first cannot start writing once another request committed in between — it fails at once with
-        # "database is locked" (two batches in flight hit this). Starting with the write waits for the lock.
-        session.execute(expire)
+    # Write first (expired nonces go, whatever this request turns out to be): every province request writes
+    # its nonce, and on SQLite (WAL) a transaction that read first cannot start writing once another request
+    # committed in between — it fails at once with "database is locked" (two batches in flight hit this).
+    # Starting with the write waits for the lock instead.
+    session.execute(delete(RequestNonce).where(RequestNonce.seen_at < now - 2 * SKEW))
     path = request.full_path.rstrip("?") if request.query_string else request.path
     province, nonce = verify_request(
         request.headers, request.method, path, request.get_data(), ledger.current_trust(session), now
     )
     if province != request.view_args.get("code"):
         raise TmisError("signed for another province", code=ErrorCode.PROTOCOL_KEY_UNTRUSTED, http_status=403)
-    if not sqlite:
-        session.execute(expire)
     try:
         with session.begin_nested():
             session.add(RequestNonce(province_code=province, nonce=nonce, seen_at=now))
