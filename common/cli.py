@@ -62,16 +62,27 @@ def catalogue_show(as_json: bool) -> None:
     cat = load_catalogue()
     summary = {
         "version": cat.version,
-        "groups": [{"code": g.code, "label": g.label, "multiple": g.multiple, "fields": len(g.fields),
-                    "core_fields": [f.code for f in g.core_fields]} for g in cat.ordered_groups],
-        "code_tables": {t.id: {"label": t.label, "codes": len(t.codes), "verified": t.verified}
-                        for t in cat.code_tables.values()},
+        "groups": [
+            {
+                "code": g.code,
+                "label": g.label,
+                "multiple": g.multiple,
+                "fields": len(g.fields),
+                "core_fields": [f.code for f in g.core_fields],
+            }
+            for g in cat.ordered_groups
+        ],
+        "code_tables": {
+            t.id: {"label": t.label, "codes": len(t.codes), "verified": t.verified} for t in cat.code_tables.values()
+        },
     }
     if as_json:
         click.echo(json.dumps(summary, ensure_ascii=False, indent=2))
         return
-    click.echo(f"catalogue {cat.version[:16]}: {len(cat.groups)} record groups, "
-               f"{sum(len(g.fields) for g in cat.groups.values())} fields, {len(cat.code_tables)} code tables")
+    click.echo(
+        f"catalogue {cat.version[:16]}: {len(cat.groups)} record groups, "
+        f"{sum(len(g.fields) for g in cat.groups.values())} fields, {len(cat.code_tables)} code tables"
+    )
     for g in summary["groups"]:
         click.echo(f"  {g['code']:<9} {g['label']:<12} fields={g['fields']:<3} core={len(g['core_fields'])}")
     unverified = [t for t, v in summary["code_tables"].items() if not v["verified"]]
@@ -91,6 +102,7 @@ def catalogue_table(table_id: str) -> None:
 
 
 # ------------------------------------------------------------------------------- helpers for node CLIs
+
 
 def open_engine(ctx: click.Context, database: Any) -> Any:
     """An engine for this command, disposed when the command's context closes (no pooled connection is
@@ -133,8 +145,9 @@ def db_group(migrations_dir: Path, load_config: Callable[[dict[str, str]], Any])
         from common import migrations
 
         _config, engine = _engine(ctx)
-        click.echo(f"database: {migrations.current_revision(engine)}  code head: "
-                   f"{migrations.head_revision(migrations_dir)}")
+        click.echo(
+            f"database: {migrations.current_revision(engine)}  code head: {migrations.head_revision(migrations_dir)}"
+        )
 
     @db.command("check")
     @click.pass_context

@@ -42,10 +42,42 @@ _BOOL_FALSE = {"0", "false", "no", "off", ""}
 
 # 31 provincial-level units with GB/T 2260 codes, plus 66 for 新疆生产建设兵团 (XPCC), which has no
 # GB/T 2260 code; 66 is the code education systems use for it (domain/REFERENCE.md §2).
-NODE_PROVINCE_CODES: frozenset[str] = frozenset({
-    "11", "12", "13", "14", "15", "21", "22", "23", "31", "32", "33", "34", "35", "36", "37",
-    "41", "42", "43", "44", "45", "46", "50", "51", "52", "53", "54", "61", "62", "63", "64", "65", "66",
-})
+NODE_PROVINCE_CODES: frozenset[str] = frozenset(
+    {
+        "11",
+        "12",
+        "13",
+        "14",
+        "15",
+        "21",
+        "22",
+        "23",
+        "31",
+        "32",
+        "33",
+        "34",
+        "35",
+        "36",
+        "37",
+        "41",
+        "42",
+        "43",
+        "44",
+        "45",
+        "46",
+        "50",
+        "51",
+        "52",
+        "53",
+        "54",
+        "61",
+        "62",
+        "63",
+        "64",
+        "65",
+        "66",
+    }
+)
 
 
 class EnvReader:
@@ -69,11 +101,15 @@ class EnvReader:
         try:
             value = int(raw, 10)
         except ValueError:
-            raise ConfigError(f"{name} must be an integer, got {raw!r}",
-                              details={"variable": name, "value": raw, "reason": "not an integer"}) from None
+            raise ConfigError(
+                f"{name} must be an integer, got {raw!r}",
+                details={"variable": name, "value": raw, "reason": "not an integer"},
+            ) from None
         if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
-            raise ConfigError(f"{name} must be between {minimum} and {maximum}, got {value}",
-                              details={"variable": name, "value": raw, "reason": "out of range"})
+            raise ConfigError(
+                f"{name} must be between {minimum} and {maximum}, got {value}",
+                details={"variable": name, "value": raw, "reason": "out of range"},
+            )
         return value
 
     def bool(self, name: str, default: bool) -> bool:
@@ -85,27 +121,32 @@ class EnvReader:
             return True
         if low in _BOOL_FALSE:
             return False
-        raise ConfigError(f"{name} must be true or false, got {raw!r}",
-                          details={"variable": name, "value": raw, "reason": "not a boolean"})
+        raise ConfigError(
+            f"{name} must be true or false, got {raw!r}",
+            details={"variable": name, "value": raw, "reason": "not a boolean"},
+        )
 
 
 def parse_bind(name: str, raw: str) -> tuple[str, int]:
     """Parse ``host:port``; the host defaults to loopback so nothing listens publicly by accident."""
     m = re.fullmatch(r"(?:(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.\-]+):)?([0-9]{1,5})", raw)
     if not m or not 0 < int(m.group(2)) < 65536:
-        raise ConfigError(f"{name} must be host:port, got {raw!r}",
-                          details={"variable": name, "value": raw, "reason": "not host:port"})
+        raise ConfigError(
+            f"{name} must be host:port, got {raw!r}",
+            details={"variable": name, "value": raw, "reason": "not host:port"},
+        )
     return (m.group(1) or "127.0.0.1").strip("[]"), int(m.group(2))
 
 
 def validate_database_url(name: str, url: str) -> str:
     if not re.match(r"^(sqlite|postgresql)(\+\w+)?://", url):
-        raise ConfigError(f"{name} must be a sqlite:// or postgresql:// URL",
-                          details={"variable": name, "value": url.split("@")[-1],
-                                   "reason": "unsupported database scheme"})
+        raise ConfigError(
+            f"{name} must be a sqlite:// or postgresql:// URL",
+            details={"variable": name, "value": url.split("@")[-1], "reason": "unsupported database scheme"},
+        )
     if url.startswith("postgresql://"):
         # psycopg 3 is the driver we ship; the bare scheme would make SQLAlchemy look for psycopg2.
-        url = "postgresql+psycopg://" + url[len("postgresql://"):]
+        url = "postgresql+psycopg://" + url[len("postgresql://") :]
     return url
 
 
@@ -156,8 +197,10 @@ def _common(env: Mapping[str, str], node: str, default_port: int) -> dict:
     host, port = parse_bind("TMIS_BIND", r.str("TMIS_BIND", f"127.0.0.1:{default_port}"))
     level = (r.str("TMIS_LOG_LEVEL", "INFO") or "INFO").upper()
     if not isinstance(logging.getLevelName(level), int):
-        raise ConfigError(f"TMIS_LOG_LEVEL must be a logging level name, got {level!r}",
-                          details={"variable": "TMIS_LOG_LEVEL", "value": level, "reason": "unknown level"})
+        raise ConfigError(
+            f"TMIS_LOG_LEVEL must be a logging level name, got {level!r}",
+            details={"variable": "TMIS_LOG_LEVEL", "value": level, "reason": "unknown level"},
+        )
     return {
         "data_dir": data_dir,
         "database": DatabaseConfig(url=url, echo=r.bool("TMIS_SQL_ECHO", False)),
@@ -171,8 +214,10 @@ def _common(env: Mapping[str, str], node: str, default_port: int) -> dict:
 
 def validate_province_code(name: str, code: str) -> str:
     if code not in NODE_PROVINCE_CODES:
-        raise ConfigError(f"{name} must be one of the 32 provincial-level unit codes, got {code!r}",
-                          details={"variable": name, "value": code, "reason": "unknown province code"})
+        raise ConfigError(
+            f"{name} must be one of the 32 provincial-level unit codes, got {code!r}",
+            details={"variable": name, "value": code, "reason": "unknown province code"},
+        )
     return code
 
 
@@ -194,10 +239,13 @@ def national_config_from_env(env: Mapping[str, str], **overrides: object) -> Nat
     values = _common(env, "national", 8000)
     origin = r.str("TMIS_LOG_ORIGIN", "tmis.moe.edu.cn/acceptance-log/v1") or ""
     if not re.fullmatch(r"[\x21-\x7e]{1,200}", origin):
-        raise ConfigError("TMIS_LOG_ORIGIN must be 1–200 printable ASCII characters without spaces",
-                          details={"variable": "TMIS_LOG_ORIGIN", "value": origin, "reason": "not a log origin"})
+        raise ConfigError(
+            "TMIS_LOG_ORIGIN must be 1–200 printable ASCII characters without spaces",
+            details={"variable": "TMIS_LOG_ORIGIN", "value": origin, "reason": "not a log origin"},
+        )
     values["log_origin"] = origin
-    values["max_batch_bytes"] = r.int("TMIS_MAX_BATCH_BYTES", 64 * 1024 * 1024, minimum=1024,
-                                      maximum=1024 * 1024 * 1024)
+    values["max_batch_bytes"] = r.int(
+        "TMIS_MAX_BATCH_BYTES", 64 * 1024 * 1024, minimum=1024, maximum=1024 * 1024 * 1024
+    )
     values.update(overrides)
     return NationalConfig(**values)

@@ -84,11 +84,15 @@ def make_base(name: str) -> type[DeclarativeBase]:
     """A fresh declarative base with the naming convention and the UTC datetime type map."""
 
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
-    return type(name, (DeclarativeBase,), {
-        "metadata": metadata,
-        "type_annotation_map": {dt.datetime: UTCDateTime()},
-        "__abstract__": True,
-    })
+    return type(
+        name,
+        (DeclarativeBase,),
+        {
+            "metadata": metadata,
+            "type_annotation_map": {dt.datetime: UTCDateTime()},
+            "__abstract__": True,
+        },
+    )
 
 
 def _sqlite_transactional(engine: Engine, wal: bool) -> None:
@@ -134,8 +138,9 @@ def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
         session.commit()
     except IntegrityError as e:
         session.rollback()
-        raise StorageConflictError("the database refused the write (integrity constraint)",
-                                   details={"reason": str(e.orig)}) from e
+        raise StorageConflictError(
+            "the database refused the write (integrity constraint)", details={"reason": str(e.orig)}
+        ) from e
     except OperationalError as e:
         session.rollback()
         raise StorageError("the database is unavailable", details={"reason": str(e.orig)}) from e
@@ -221,6 +226,7 @@ def _copy_column(table: Any, column: str, values: list[Any]) -> list[bytes]:
     if isinstance(typ, JSON):
         # what json.dumps refuses (datetimes, dataclasses) orjson refuses too with these options
         dumps = partial(orjson.dumps, option=orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS)
+
         # orjson escapes every control character, so only backslashes need COPY's escape
         def encode(vs: list[Any]) -> list[bytes]:
             texts = vs if set(map(type, vs)) == {RawJSON} else [v if type(v) is RawJSON else dumps(v) for v in vs]
@@ -228,8 +234,9 @@ def _copy_column(table: Any, column: str, values: list[Any]) -> list[bytes]:
 
         return _with_nulls(values, encode)
     if isinstance(typ, String):
-        return _with_nulls(values, lambda vs: _escape_all(
-            list(map(str.encode, vs if set(map(type, vs)) <= {str} else map(str, vs)))))
+        return _with_nulls(
+            values, lambda vs: _escape_all(list(map(str.encode, vs if set(map(type, vs)) <= {str} else map(str, vs))))
+        )
     if isinstance(typ, Integer):
         return _with_nulls(values, lambda vs: list(map(str.encode, map(str, map(int, vs)))))
     if isinstance(typ, UTCDateTime):  # the rows of one insert usually share one timestamp
@@ -245,8 +252,9 @@ def set_toast_compression(bind: Any, table: str, columns: Sequence[str], method:
     (docs/performance.md)."""
     if bind.dialect.name != "postgresql":
         return False
-    supported = bind.execute(text(
-        "SELECT 'lz4' = ANY(enumvals) FROM pg_settings WHERE name = 'default_toast_compression'")).scalar()
+    supported = bind.execute(
+        text("SELECT 'lz4' = ANY(enumvals) FROM pg_settings WHERE name = 'default_toast_compression'")
+    ).scalar()
     if not supported:
         return False
     for column in columns:
@@ -275,8 +283,9 @@ def bulk_insert(session: Session, table: Any, rows: list[dict[str, Any]]) -> Non
     if session.get_bind().dialect.name != "postgresql":
         json_columns = [c for c in columns if isinstance(tbl.c[c].type, JSON)]
         if json_columns:
-            rows = [{**r, **{c: orjson.loads(bytes(r[c])) for c in json_columns if type(r[c]) is RawJSON}}
-                    for r in rows]
+            rows = [
+                {**r, **{c: orjson.loads(bytes(r[c])) for c in json_columns if type(r[c]) is RawJSON}} for r in rows
+            ]
         session.execute(tbl.insert(), rows)
         return
     fields = [_copy_column(tbl, c, list(map(itemgetter(c), rows))) for c in columns]

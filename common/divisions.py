@@ -36,8 +36,7 @@ class DivisionName:
     valid_to: int | None
 
     def valid_in(self, year: int) -> bool:
-        return (self.valid_from is None or year >= self.valid_from) and (
-            self.valid_to is None or year <= self.valid_to)
+        return (self.valid_from is None or year >= self.valid_from) and (self.valid_to is None or year <= self.valid_to)
 
 
 @dataclass(frozen=True)
@@ -81,8 +80,11 @@ def _parse_names(raw: str) -> tuple[DivisionName, ...]:
     for part in raw.split(","):
         m = _NAME_RE.match(part)
         if m:
-            out.append(DivisionName(m.group(3), int(m.group(1)) if m.group(1) else None,
-                                    int(m.group(2)) if m.group(2) else None))
+            out.append(
+                DivisionName(
+                    m.group(3), int(m.group(1)) if m.group(1) else None, int(m.group(2)) if m.group(2) else None
+                )
+            )
         else:
             out.append(DivisionName(part, None, None))
     return tuple(out)

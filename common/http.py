@@ -104,8 +104,14 @@ def get_session() -> Session:
     return g.tmis_db
 
 
-def create_base_app(import_name: str, *, node: str, config: Any, migrations_dir: Any,
-                    extra_health: Callable[[], dict[str, Any]] | None = None) -> Flask:
+def create_base_app(
+    import_name: str,
+    *,
+    node: str,
+    config: Any,
+    migrations_dir: Any,
+    extra_health: Callable[[], dict[str, Any]] | None = None,
+) -> Flask:
     """The Flask app both node factories start from: config, engine, session per request, errors, health.
 
     Nothing is created at import time; the engine belongs to the app (``app.extensions["tmis_engine"]``).
@@ -135,8 +141,13 @@ def create_base_app(import_name: str, *, node: str, config: Any, migrations_dir:
         except SQLAlchemyError as e:
             return json_error(ErrorCode.STORAGE_UNAVAILABLE, 503, "database unreachable", {"reason": str(e)})
         head = migrations.head_revision(migrations_dir)
-        body = {"status": "ok" if current == head else "migrations_pending", "node": node,
-                "db_revision": current, "code_revision": head, "catalogue_version": catalogue.version}
+        body = {
+            "status": "ok" if current == head else "migrations_pending",
+            "node": node,
+            "db_revision": current,
+            "code_revision": head,
+            "catalogue_version": catalogue.version,
+        }
         if extra_health:
             body.update(extra_health())
         return jsonify(body), (200 if current == head else 503)
@@ -167,18 +178,40 @@ def make_api(app: Flask, title: str, version: str = "v1") -> Any:
             if messages:  # webargs: {"json": {"field": ["message", …]}}
                 entries = []
                 for location, fields in messages.items():
-                    for field, msgs in (fields.items() if isinstance(fields, dict) else [("", fields)]):
+                    for field, msgs in fields.items() if isinstance(fields, dict) else [("", fields)]:
                         for m in msgs if isinstance(msgs, list) else [msgs]:
-                            entries.append({"group": location, "field": field, "label": field,
-                                            "reason_zh": str(m), "reason_en": str(m), "value": None})
+                            entries.append(
+                                {
+                                    "group": location,
+                                    "field": field,
+                                    "label": field,
+                                    "reason_zh": str(m),
+                                    "reason_en": str(m),
+                                    "value": None,
+                                }
+                            )
                 details["errors"] = entries
-            return json_error(_HTTP_CODES.get(status, ErrorCode.INTERNAL), status,
-                              data.get("message") or error.description or error.name, details)
+            return json_error(
+                _HTTP_CODES.get(status, ErrorCode.INTERNAL),
+                status,
+                data.get("message") or error.description or error.name,
+                details,
+            )
 
-    app.config.update({
-        "API_TITLE": title, "API_VERSION": version, "OPENAPI_VERSION": "3.0.3",
-        "OPENAPI_URL_PREFIX": "/api", "OPENAPI_JSON_PATH": "openapi.json",
-    })
-    api = TmisApi(app, spec_kwargs={"components": {"securitySchemes": {
-        "bearer": {"type": "http", "scheme": "bearer"}}}, "security": [{"bearer": []}]})
+    app.config.update(
+        {
+            "API_TITLE": title,
+            "API_VERSION": version,
+            "OPENAPI_VERSION": "3.0.3",
+            "OPENAPI_URL_PREFIX": "/api",
+            "OPENAPI_JSON_PATH": "openapi.json",
+        }
+    )
+    api = TmisApi(
+        app,
+        spec_kwargs={
+            "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+            "security": [{"bearer": []}],
+        },
+    )
     return api

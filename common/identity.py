@@ -54,10 +54,10 @@ class IdentityError(ValueError):
 @dataclass(frozen=True)
 class IdentityInfo:
     doc_type: str
-    number: str                       # normalised (upper case, 15-digit legacy converted to 18)
+    number: str  # normalised (upper case, 15-digit legacy converted to 18)
     birth_date: dt.date | None = None
-    gender: str | None = None         # GB/T 2261.1 code: "1" male, "2" female
-    region: str | None = None         # 6-digit address code where the document carries one
+    gender: str | None = None  # GB/T 2261.1 code: "1" male, "2" female
+    region: str | None = None  # 6-digit address code where the document carries one
     warnings: tuple[str, ...] = field(default_factory=tuple)
 
 
@@ -79,8 +79,9 @@ def _birth_date(digits8: str, today: dt.date) -> dt.date:
     try:
         d = dt.date(int(digits8[:4]), int(digits8[4:6]), int(digits8[6:8]))
     except ValueError:
-        raise IdentityError(f"证件号中的出生日期 {digits8} 不是有效日期",
-                            f"the birth date {digits8} in the number is not a real date") from None
+        raise IdentityError(
+            f"证件号中的出生日期 {digits8} 不是有效日期", f"the birth date {digits8} in the number is not a real date"
+        ) from None
     if d > today:
         raise IdentityError("证件号中的出生日期在未来", "the birth date in the number is in the future")
     if d.year < 1900:
@@ -91,14 +92,12 @@ def _birth_date(digits8: str, today: dt.date) -> dt.date:
 def _check_mod11(number: str) -> None:
     expected = check_character(number[:17])
     if number[17] != expected:
-        raise IdentityError(f"校验码错误（应为 {expected}）",
-                            f"wrong check character (expected {expected})")
+        raise IdentityError(f"校验码错误（应为 {expected}）", f"wrong check character (expected {expected})")
 
 
 def _gb11643(number: str, today: dt.date) -> tuple[dt.date, str]:
     if not _18.match(number):
-        raise IdentityError("应为18位：17位数字加1位数字或X",
-                            "must be 18 characters: 17 digits and a digit or X")
+        raise IdentityError("应为18位：17位数字加1位数字或X", "must be 18 characters: 17 digits and a digit or X")
     birth = _birth_date(number[6:14], today)
     _check_mod11(number)
     return birth, "1" if int(number[16]) % 2 else "2"
@@ -123,8 +122,10 @@ def validate_identity(doc_type: str, number: str, *, today: dt.date | None = Non
             raw = convert_legacy_15(raw)
             warnings.append("15位旧身份证号已转换为18位 / legacy 15-digit number converted to 18 digits")
         if raw[:6] in _HMT_PREFIXES:
-            raise IdentityError("该号码是港澳台居民居住证号，请选择证件类型 C",
-                                "this is a Hong Kong/Macao/Taiwan residence permit number: use type C")
+            raise IdentityError(
+                "该号码是港澳台居民居住证号，请选择证件类型 C",
+                "this is a Hong Kong/Macao/Taiwan residence permit number: use type C",
+            )
         birth, gender = _gb11643(raw, today)
         region = raw[:6]
         if lookup_division(region) is None:
@@ -133,8 +134,10 @@ def validate_identity(doc_type: str, number: str, *, today: dt.date | None = Non
 
     if doc_type == RESIDENCE_PERMIT_HMT:
         if raw[:6] not in _HMT_PREFIXES:
-            raise IdentityError("港澳台居民居住证号应以810000、820000或830000开头",
-                                "a residence permit number starts with 810000, 820000 or 830000")
+            raise IdentityError(
+                "港澳台居民居住证号应以810000、820000或830000开头",
+                "a residence permit number starts with 810000, 820000 or 830000",
+            )
         birth, gender = _gb11643(raw, today)
         return IdentityInfo(doc_type, raw, birth, gender, raw[:6], tuple(warnings))
 
@@ -143,14 +146,18 @@ def validate_identity(doc_type: str, number: str, *, today: dt.date | None = Non
             warnings.append("2017版永久居留身份证号仅校验格式 / 2017 card: format checked only")
             return IdentityInfo(doc_type, raw, None, None, None, tuple(warnings))
         if not (_18.match(raw) and raw[0] == "9"):
-            raise IdentityError("外国人永久居留身份证号应为以9开头的18位，或3个字母加12位数字（2017版）",
-                                "a permanent residence card number is 18 characters starting with 9, "
-                                "or 3 letters and 12 digits (2017 card)")
+            raise IdentityError(
+                "外国人永久居留身份证号应为以9开头的18位，或3个字母加12位数字（2017版）",
+                "a permanent residence card number is 18 characters starting with 9, "
+                "or 3 letters and 12 digits (2017 card)",
+            )
         birth = _birth_date(raw[6:14], today)
         _check_mod11(raw)
         return IdentityInfo(doc_type, raw, birth, "1" if int(raw[16]) % 2 else "2", None, tuple(warnings))
 
     if not _FREE_FORMAT.match(raw):
-        raise IdentityError("证件号只能包含字母、数字、连字符或括号，最长30位",
-                            "only letters, digits, '-' or brackets, at most 30 characters")
+        raise IdentityError(
+            "证件号只能包含字母、数字、连字符或括号，最长30位",
+            "only letters, digits, '-' or brackets, at most 30 characters",
+        )
     return IdentityInfo(doc_type, raw, None, None, None, tuple(warnings))

@@ -36,9 +36,9 @@ class OrgCodeError(ValueError):
 @dataclass(frozen=True)
 class SchoolId:
     code: str
-    school_class: str   # AA
-    province: str       # BB
-    sequence: str       # CCCCCC
+    school_class: str  # AA
+    province: str  # BB
+    sequence: str  # CCCCCC
 
 
 def parse_school_id(code: str, *, school_classes: frozenset[str], school_type: str | None = None) -> SchoolId:
@@ -55,22 +55,24 @@ def parse_school_id(code: str, *, school_classes: frozenset[str], school_type: s
         raise OrgCodeError("学校标识码应为10位数字", "a school identifier has 10 digits")
     sid = SchoolId(code, code[:2], code[2:4], code[4:])
     if sid.school_class not in school_classes:
-        raise OrgCodeError(f"学校标识码前两位 {sid.school_class} 不是有效的学校类别",
-                           f"{sid.school_class} is not a school class code")
+        raise OrgCodeError(
+            f"学校标识码前两位 {sid.school_class} 不是有效的学校类别", f"{sid.school_class} is not a school class code"
+        )
     if sid.province not in NODE_PROVINCE_CODES:
-        raise OrgCodeError(f"学校标识码第3–4位 {sid.province} 不是省级代码",
-                           f"{sid.province} is not a province code")
+        raise OrgCodeError(f"学校标识码第3–4位 {sid.province} 不是省级代码", f"{sid.province} is not a province code")
     if school_type is not None and school_type[:2] != sid.school_class:
-        raise OrgCodeError(f"学校标识码类别 {sid.school_class} 与办学类型 {school_type} 不一致",
-                           f"school class {sid.school_class} disagrees with school type {school_type}")
+        raise OrgCodeError(
+            f"学校标识码类别 {sid.school_class} 与办学类型 {school_type} 不一致",
+            f"school class {sid.school_class} disagrees with school type {school_type}",
+        )
     return sid
 
 
 @dataclass(frozen=True)
 class CreditCode:
     code: str
-    organisation_code: str   # former 组织机构代码, characters 9–17
-    division: str            # registering division, characters 3–8
+    organisation_code: str  # former 组织机构代码, characters 9–17
+    division: str  # registering division, characters 3–8
 
 
 def parse_credit_code(code: str) -> CreditCode:
@@ -78,11 +80,14 @@ def parse_credit_code(code: str) -> CreditCode:
     try:
         compact = uscc.validate(code or "")
     except stdnum_exc.ValidationError as e:
-        raise OrgCodeError("统一社会信用代码无效（长度、字符或校验位错误）",
-                           f"invalid unified social credit code: {e.message}") from None
+        raise OrgCodeError(
+            "统一社会信用代码无效（长度、字符或校验位错误）", f"invalid unified social credit code: {e.message}"
+        ) from None
     try:
         derive(compact[2:8])
     except DivisionCodeError as e:
-        raise OrgCodeError("统一社会信用代码中的行政区划码无效：" + e.reason_zh,
-                           "the division code inside the credit code is invalid: " + e.reason_en) from None
+        raise OrgCodeError(
+            "统一社会信用代码中的行政区划码无效：" + e.reason_zh,
+            "the division code inside the credit code is invalid: " + e.reason_en,
+        ) from None
     return CreditCode(compact, compact[8:17], compact[2:8])

@@ -243,12 +243,16 @@ def transfers_list(ctx: click.Context, include_closed: bool, as_json: bool) -> N
     if not rows:
         click.echo("no cross-province transfers" + ("" if include_closed else " in flight"))
         return
-    click.echo(f"{'transfer':<20} {'kind':<18} {'teacher':<14} {'from':<4} {'to':<4} {'state':<14} "
-               f"{'next step':<17} {'waits':<5} {'age h':>7}  expires")
+    click.echo(
+        f"{'transfer':<20} {'kind':<18} {'teacher':<14} {'from':<4} {'to':<4} {'state':<14} "
+        f"{'next step':<17} {'waits':<5} {'age h':>7}  expires"
+    )
     for r in rows:
-        click.echo(f"{r['transfer_id']:<20} {r['kind']:<18} {r['teacher_number']:<14} {r['from_province']:<4} "
-                   f"{r['to_province']:<4} {r['state']:<14} {r['next_step'] or '-':<17} {r['waiting_for'] or '-':<5} "
-                   f"{r['age_hours']:>7}  {r['expires_at']}")
+        click.echo(
+            f"{r['transfer_id']:<20} {r['kind']:<18} {r['teacher_number']:<14} {r['from_province']:<4} "
+            f"{r['to_province']:<4} {r['state']:<14} {r['next_step'] or '-':<17} {r['waiting_for'] or '-':<5} "
+            f"{r['age_hours']:>7}  {r['expires_at']}"
+        )
 
 
 @transfers.command("show")
@@ -267,8 +271,10 @@ def transfers_show(ctx: click.Context, transfer_id: str) -> None:
         if row is None:
             raise click.BadParameter(f"no transfer {transfer_id}", param_hint="TRANSFER_ID")
         out = svc.to_json(row)
-        out["messages"] = [{"leaf_index": m.leaf_index, "province": m.province_code, "kind": m.kind,
-                            "message_hash": m.message_hash} for m in svc.messages(s, transfer_id)]
+        out["messages"] = [
+            {"leaf_index": m.leaf_index, "province": m.province_code, "kind": m.kind, "message_hash": m.message_hash}
+            for m in svc.messages(s, transfer_id)
+        ]
     click.echo(json.dumps(out, ensure_ascii=False, indent=2))
 
 
@@ -366,17 +372,31 @@ def teacher(ctx: click.Context, teacher_number: str, version: int | None) -> Non
         core = s.get(TeacherCore, teacher_number)
         if core is None:
             raise click.ClickException(f"the national store holds no teacher {teacher_number}")
-        click.echo(f"{teacher_number}  province {core.province_code}  version {core.version}  {core.op}  "
-                   f"updated {core.updated_at:%Y-%m-%d %H:%M:%S}Z")
-        seqs = dict(s.execute(select(Batch.batch_hash, Batch.seq).join(
-            TeacherCoreHistory, TeacherCoreHistory.batch_hash == Batch.batch_hash).where(
-            TeacherCoreHistory.teacher_number == teacher_number)).all())
-        for h in s.scalars(select(TeacherCoreHistory).where(TeacherCoreHistory.teacher_number == teacher_number)
-                           .order_by(TeacherCoreHistory.applied_at, TeacherCoreHistory.id)):
-            source = f"batch {h.province_code}#{seqs[h.batch_hash]}" if h.batch_hash in seqs \
+        click.echo(
+            f"{teacher_number}  province {core.province_code}  version {core.version}  {core.op}  "
+            f"updated {core.updated_at:%Y-%m-%d %H:%M:%S}Z"
+        )
+        seqs = dict(
+            s.execute(
+                select(Batch.batch_hash, Batch.seq)
+                .join(TeacherCoreHistory, TeacherCoreHistory.batch_hash == Batch.batch_hash)
+                .where(TeacherCoreHistory.teacher_number == teacher_number)
+            ).all()
+        )
+        for h in s.scalars(
+            select(TeacherCoreHistory)
+            .where(TeacherCoreHistory.teacher_number == teacher_number)
+            .order_by(TeacherCoreHistory.applied_at, TeacherCoreHistory.id)
+        ):
+            source = (
+                f"batch {h.province_code}#{seqs[h.batch_hash]}"
+                if h.batch_hash in seqs
                 else f"transfer message {h.batch_hash[:12]}…"
-            click.echo(f"  version {h.version:>8}  {h.province_code}  {h.op:<14} {source:<28} "
-                       f"{h.applied_at:%Y-%m-%d %H:%M:%S}Z")
+            )
+            click.echo(
+                f"  version {h.version:>8}  {h.province_code}  {h.op:<14} {source:<28} "
+                f"{h.applied_at:%Y-%m-%d %H:%M:%S}Z"
+            )
 
 
 @national.command("checkpoint")

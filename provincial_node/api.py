@@ -774,8 +774,10 @@ class TransferIn(Strict):
     reason = ma.fields.String(required=True)
     from_province = ma.fields.String(
         load_default=None,
-        metadata={"description": "the province holding the teacher (default: this one if it holds the number, "
-                  "else the teacher number's prefix); another province's teacher is requested via the national node"},
+        metadata={
+            "description": "the province holding the teacher (default: this one if it holds the number, "
+            "else the teacher number's prefix); another province's teacher is requested via the national node"
+        },
     )
 
 

@@ -44,15 +44,27 @@ TMIS = str(Path(sys.executable).parent / "tmis")
 PASSWORD = "Demo-pass-2026"  # noqa: S105 - demo only; every account changes it at first login
 NEW_PASSWORD = "Demo-changed-2026"  # noqa: S105 - demo only
 TREES = {
-    "11": {"name": "北京市", "units": [("110105", "朝阳区教委", "county", "110000", "", ""),
-                                      ("2111000001", "朝阳区实验小学", "school", "110105", "211", "110105"),
-                                      ("3411000002", "朝阳区第一中学", "school", "110105", "342", "110105")],
-           "chain": [("110105", ["sysadmin", "infoadmin"])], "county": "110105"},
-    "44": {"name": "广东省", "units": [("440100", "广州市教育局", "city", "440000", "", ""),
-                                      ("440106", "天河区教育局", "county", "440100", "", ""),
-                                      ("2144000001", "天河区第一小学", "school", "440106", "211", "440106"),
-                                      ("3444000002", "天河中学", "school", "440106", "342", "440106")],
-           "chain": [("440100", ["sysadmin"]), ("440106", ["sysadmin", "infoadmin"])], "county": "440106"},
+    "11": {
+        "name": "北京市",
+        "units": [
+            ("110105", "朝阳区教委", "county", "110000", "", ""),
+            ("2111000001", "朝阳区实验小学", "school", "110105", "211", "110105"),
+            ("3411000002", "朝阳区第一中学", "school", "110105", "342", "110105"),
+        ],
+        "chain": [("110105", ["sysadmin", "infoadmin"])],
+        "county": "110105",
+    },
+    "44": {
+        "name": "广东省",
+        "units": [
+            ("440100", "广州市教育局", "city", "440000", "", ""),
+            ("440106", "天河区教育局", "county", "440100", "", ""),
+            ("2144000001", "天河区第一小学", "school", "440106", "211", "440106"),
+            ("3444000002", "天河中学", "school", "440106", "342", "440106"),
+        ],
+        "chain": [("440100", ["sysadmin"]), ("440106", ["sysadmin", "infoadmin"])],
+        "county": "440106",
+    },
 }
 
 
@@ -114,8 +126,9 @@ class Api:
 
     def post(self, path: str, body: dict | None = None, data: bytes | None = None, content_type: str = "") -> dict:
         headers = {**self.headers, **({"Content-Type": content_type} if content_type else {})}
-        r = requests.post(self.base + path, json=body if data is None else None, data=data, headers=headers,
-                          timeout=600)
+        r = requests.post(
+            self.base + path, json=body if data is None else None, data=data, headers=headers, timeout=600
+        )
         return self._check(r).json()
 
 
@@ -123,20 +136,38 @@ def seed_province(code: str, url: str, n: int) -> int:
     tree = TREES[code]
     admin = Api(url, f"admin{code}", PASSWORD)
     rows = ["code,name,level,parent_code,division_code,school_type,urban_rural_type,sponsor_type,supervisor_code"]
-    rows += [f"{c},{name},{lvl},{parent},,{st},{'111' if st else ''},,{sup}" for c, name, lvl, parent, st, sup
-             in tree["units"]]
+    rows += [
+        f"{c},{name},{lvl},{parent},,{st},{'111' if st else ''},,{sup}"
+        for c, name, lvl, parent, st, sup in tree["units"]
+    ]
     admin.post("/units/import", data=("\n".join(rows) + "\n").encode(), content_type="text/csv")
     ids = {u["code"]: u["id"] for u in admin.get("/units")["units"]}
     creator = admin
     for unit, roles in tree["chain"]:  # each level's administrator creates the next level's
         for role in roles:
-            creator.post("/accounts", {"username": f"{role}{unit}", "real_name": f"{unit}{role}",
-                                       "unit_id": ids[unit], "role": role, "password": PASSWORD})
+            creator.post(
+                "/accounts",
+                {
+                    "username": f"{role}{unit}",
+                    "real_name": f"{unit}{role}",
+                    "unit_id": ids[unit],
+                    "role": role,
+                    "password": PASSWORD,
+                },
+            )
         creator = Api(url, f"sysadmin{unit}", PASSWORD)
     schools = [u for u in tree["units"] if u[2] == "school"]
     for school in schools:
-        creator.post("/accounts", {"username": f"info{school[0]}", "real_name": f"{school[1]}信息员",
-                                   "unit_id": ids[school[0]], "role": "infoadmin", "password": PASSWORD})
+        creator.post(
+            "/accounts",
+            {
+                "username": f"info{school[0]}",
+                "real_name": f"{school[1]}信息员",
+                "unit_id": ids[school[0]],
+                "role": "infoadmin",
+                "password": PASSWORD,
+            },
+        )
     county = Api(url, f"infoadmin{tree['county']}", PASSWORD)
     total = 0
     for i, school in enumerate(schools):
@@ -148,8 +179,11 @@ def seed_province(code: str, url: str, n: int) -> int:
         w.writerow([f"x({f})" for f in fields])
         for p in people:
             w.writerow([",".join(p[f]) if isinstance(p.get(f), list) else p.get(f, "") for f in fields])
-        result = api.post(f"/imports/JBXX?school_id={ids[school[0]]}&format=csv", data=buf.getvalue().encode(),
-                          content_type="text/csv")
+        result = api.post(
+            f"/imports/JBXX?school_id={ids[school[0]]}&format=csv",
+            data=buf.getvalue().encode(),
+            content_type="text/csv",
+        )
         if result["failed"]:
             raise RuntimeError(f"import into {school[0]} failed rows: {result['errors'][:3]}")
         for t in api.get(f"/teachers?unit_id={ids[school[0]]}&status=draft&limit=1000")["teachers"]:
@@ -158,8 +192,10 @@ def seed_province(code: str, url: str, n: int) -> int:
         total += result["created"]
     county.post("/reviews/bulk-approve", {"reason": "区县审核通过"})
     effective = len(admin.get("/teachers?status=effective&limit=1000")["teachers"])
-    print(f"   province {code}: {total} teachers imported at {len(schools)} schools, {effective} effective after "
-          f"school and county review")
+    print(
+        f"   province {code}: {total} teachers imported at {len(schools)} schools, {effective} effective after "
+        f"school and county review"
+    )
     return effective
 
 
@@ -174,9 +210,17 @@ def cross_province_transfer(urls: dict[str, str], nodes: dict[str, dict[str, str
     teacher = a_school.get(f"/teachers/{first['id']}")  # the teacher tells the new school number and ID card
     basic = teacher["data"]["JBXX"]
     b_school_id = {u["code"]: u["id"] for u in b_school.get("/units")["units"]}["2111000001"]
-    t = b_school.post("/transfers", {"teacher_number": teacher["teacher_number"], "doc_type": basic["SFZJLXM"],
-                                     "doc_number": basic["SFZJH"], "to_school_id": b_school_id,
-                                     "reason": "夫妻团聚", "from_province": "44"})
+    t = b_school.post(
+        "/transfers",
+        {
+            "teacher_number": teacher["teacher_number"],
+            "doc_type": basic["SFZJLXM"],
+            "doc_number": basic["SFZJH"],
+            "to_school_id": b_school_id,
+            "reason": "夫妻团聚",
+            "from_province": "44",
+        },
+    )
     print(f"   11 朝阳区实验小学 asks for {teacher['teacher_number']} {teacher['name']} of province 44")
     b_bureau.post(f"/transfers/{t['id']}/decision", {"decision": "approve", "reason": "同意调入"})
     print("   11 朝阳区教委 approves; the request leaves Beijing with the next sync round")
@@ -193,8 +237,10 @@ def cross_province_transfer(urls: dict[str, str], nodes: dict[str, dict[str, str
     moved = b_school.get(f"/teachers?unit_id={b_school_id}&status=effective&limit=1000")["teachers"]
     assert any(x["teacher_number"] == teacher["teacher_number"] for x in moved), "the file did not arrive"
     old = a_school.get(f"/teachers/{first['id']}")
-    print(f"   11 now holds {teacher['teacher_number']} (effective); 44 shows it {old['status']} "
-          f"(人员状态 {old['data']['JBXX']['RYZTM']})")
+    print(
+        f"   11 now holds {teacher['teacher_number']} (effective); 44 shows it {old['status']} "
+        f"(人员状态 {old['data']['JBXX']['RYZTM']})"
+    )
     print("   " + run(["national", "transfers", "list", "--all"], nodes["national"]).replace("\n", "\n   "))
     return uid
 
@@ -202,8 +248,11 @@ def cross_province_transfer(urls: dict[str, str], nodes: dict[str, dict[str, str
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--once", action="store_true", help="run non-interactively and stop everything at the end")
-    parser.add_argument("--data-dir", default=str(ROOT / "var" / "demo"),
-                        help="where the demo keeps its SQLite files, keys and logs (wiped at start)")
+    parser.add_argument(
+        "--data-dir",
+        default=str(ROOT / "var" / "demo"),
+        help="where the demo keeps its SQLite files, keys and logs (wiped at start)",
+    )
     parser.add_argument("--teachers", type=int, default=25, help="synthetic teachers per school")
     args = parser.parse_args()
     data = Path(args.data_dir).resolve()
@@ -229,16 +278,38 @@ def main() -> int:
         shutil.rmtree(data, ignore_errors=True)
         data.mkdir(parents=True)
         national_url = f"http://127.0.0.1:{free_port(8000)}"
-        nodes: dict[str, dict[str, str]] = {"national": {
-            "TMIS_DATA_DIR": str(data / "national"), "TMIS_BIND": national_url[7:],
-            "TMIS_LOG_ORIGIN": "demo.tmis.local/acceptance-log/v1"}}
+        nodes: dict[str, dict[str, str]] = {
+            "national": {
+                "TMIS_DATA_DIR": str(data / "national"),
+                "TMIS_BIND": national_url[7:],
+                "TMIS_LOG_ORIGIN": "demo.tmis.local/acceptance-log/v1",
+            }
+        }
         print("   " + run(["national", "init"], nodes["national"]).replace("\n", "\n   "))
         for code in TREES:
-            nodes[code] = {"TMIS_DATA_DIR": str(data / f"province-{code}"), "TMIS_PROVINCE_CODE": code,
-                           "TMIS_BIND": f"127.0.0.1:{free_port(8100 + int(code))}", "TMIS_NATIONAL_URL": national_url,
-                           "TMIS_SYNC_SCHEDULE_MINUTES": "0", "TMIS_SYNC_BATCH_SIZE": "20"}
-            out = run(["province", "init", "--province-code", code, "--admin-username", f"admin{code}",
-                       "--admin-name", f"{TREES[code]['name']}管理员", "--admin-password", PASSWORD], nodes[code])
+            nodes[code] = {
+                "TMIS_DATA_DIR": str(data / f"province-{code}"),
+                "TMIS_PROVINCE_CODE": code,
+                "TMIS_BIND": f"127.0.0.1:{free_port(8100 + int(code))}",
+                "TMIS_NATIONAL_URL": national_url,
+                "TMIS_SYNC_SCHEDULE_MINUTES": "0",
+                "TMIS_SYNC_BATCH_SIZE": "20",
+            }
+            out = run(
+                [
+                    "province",
+                    "init",
+                    "--province-code",
+                    code,
+                    "--admin-username",
+                    f"admin{code}",
+                    "--admin-name",
+                    f"{TREES[code]['name']}管理员",
+                    "--admin-password",
+                    PASSWORD,
+                ],
+                nodes[code],
+            )
             print("   " + out.replace("\n", "\n   "))
 
         step("3. start the nodes (waitress, loopback only)")

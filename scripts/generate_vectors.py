@@ -55,11 +55,17 @@ def build_vectors() -> dict[str, bytes]:
         files[f"trust/{i}.trust.json"] = doc
     files["log/leaves.jsonl"] = b"".join(leaf_bytes(leaf) + b"\n" for leaf in fed.log.leaves)
     files["log/checkpoint"] = files["checkpoints/new.checkpoint"]
-    files["keys/public.json"] = canonical_bytes({
-        "root": [s.public.to_json() for s in fed.roots], "log": fed.log_signer.public.to_json(),
-        "messages": fed.message_signer.public.to_json(),
-        "provinces": {"11": [p11.signer.public.to_json()], "44": [p44.signer.public.to_json(), new44.public.to_json()]},
-    })
+    files["keys/public.json"] = canonical_bytes(
+        {
+            "root": [s.public.to_json() for s in fed.roots],
+            "log": fed.log_signer.public.to_json(),
+            "messages": fed.message_signer.public.to_json(),
+            "provinces": {
+                "11": [p11.signer.public.to_json()],
+                "44": [p44.signer.public.to_json(), new44.public.to_json()],
+            },
+        }
+    )
     return files
 
 
@@ -71,8 +77,11 @@ def main() -> int:
     files = build_vectors()
     if args.check:
         existing = {str(p.relative_to(args.out)) for p in args.out.rglob("*") if p.is_file()}
-        bad = sorted(name for name, data in files.items()
-                     if not (args.out / name).is_file() or (args.out / name).read_bytes() != data)
+        bad = sorted(
+            name
+            for name, data in files.items()
+            if not (args.out / name).is_file() or (args.out / name).read_bytes() != data
+        )
         extra = sorted(existing - set(files))
         for name in bad:
             print(f"differs: {name}")

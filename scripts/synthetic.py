@@ -28,8 +28,14 @@ GIVEN = (
     "凯健俊帆帅旭宁龙林欣怡佳琪梓涵雨萱子轩浩然"
 )
 # (education, degree level, degree) that belong together
-EDUCATION = [("21", "4", "404"), ("21", "4", "407"), ("14", "3", "342"), ("14", "3", "304"), ("31", "0", None),
-             ("11", "2", "204")]
+EDUCATION = [
+    ("21", "4", "404"),
+    ("21", "4", "407"),
+    ("14", "3", "342"),
+    ("14", "3", "304"),
+    ("31", "0", None),
+    ("11", "2", "204"),
+]
 # (post type, level, title) that belong together
 POSTS = [("1", "110", "012"), ("1", "108", "011"), ("1", "112", "013"), ("1", "105", "010"), ("1", "998", "000")]
 
@@ -44,14 +50,32 @@ def teacher(rng: random.Random, county: str, serial: int) -> dict[str, Any]:
     edu, level, degree = rng.choice(EDUCATION)
     rec: dict[str, Any] = {
         "XM": rng.choice(SURNAMES) + "".join(rng.choice(GIVEN) for _ in range(rng.randint(1, 2))),
-        "XBM": gender, "GJDQM": "156", "SFZJLXM": "1", "SFZJH": first17 + check_character(first17),
-        "CSRQ": f"{year:04d}-{month:02d}-{day:02d}", "MZM": rng.choice(["01"] * 9 + ["03", "08", "11"]),
-        "ZZMMM": [rng.choice(["01", "01", "03", "13", "13", "13"])], "HYZKM": rng.choice(["10", "20"]),
-        "JKZKM": "1", "ZGXLM": edu, "ZGXWCCM": level, "CJGZNY": f"{min(work_year, 2024)}-09",
-        "JBXNY": f"{min(work_year + rng.randint(0, 10), 2025)}-09", "JZGLYM": "11", "JZGLBM": "11", "SFZB": "1",
-        "QDHTQKM": "1", "SFQRZSFLZYBY": rng.choice("01"), "SFSGTJZYPYPX": "0", "SFYTSJYCYZS": "0",
-        "XXJSYYNLM": rng.choice("1234"), "SFSMFSFS": rng.choice("0001"), "SFCJJCFWXM": "0", "SFTJJS": "0",
-        "SFXJGGJS": rng.choice("0001"), "SFXLJKJYJS": "0",
+        "XBM": gender,
+        "GJDQM": "156",
+        "SFZJLXM": "1",
+        "SFZJH": first17 + check_character(first17),
+        "CSRQ": f"{year:04d}-{month:02d}-{day:02d}",
+        "MZM": rng.choice(["01"] * 9 + ["03", "08", "11"]),
+        "ZZMMM": [rng.choice(["01", "01", "03", "13", "13", "13"])],
+        "HYZKM": rng.choice(["10", "20"]),
+        "JKZKM": "1",
+        "ZGXLM": edu,
+        "ZGXWCCM": level,
+        "CJGZNY": f"{min(work_year, 2024)}-09",
+        "JBXNY": f"{min(work_year + rng.randint(0, 10), 2025)}-09",
+        "JZGLYM": "11",
+        "JZGLBM": "11",
+        "SFZB": "1",
+        "QDHTQKM": "1",
+        "SFQRZSFLZYBY": rng.choice("01"),
+        "SFSGTJZYPYPX": "0",
+        "SFYTSJYCYZS": "0",
+        "XXJSYYNLM": rng.choice("1234"),
+        "SFSMFSFS": rng.choice("0001"),
+        "SFCJJCFWXM": "0",
+        "SFTJJS": "0",
+        "SFXJGGJS": rng.choice("0001"),
+        "SFXLJKJYJS": "0",
     }
     if degree:
         rec["ZGXWM"] = degree
@@ -60,8 +84,9 @@ def teacher(rng: random.Random, county: str, serial: int) -> dict[str, Any]:
 
 def posts(rng: random.Random) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     kind, level, title = rng.choice(POSTS)
-    gwpr = [{"GWLBM": kind, "GWDJM": level, "PRKSNY": f"{rng.randint(2016, 2024)}-01", "SFJRQTGW": "0",
-             "XJZWM": ["00"]}]
+    gwpr = [
+        {"GWLBM": kind, "GWDJM": level, "PRKSNY": f"{rng.randint(2016, 2024)}-01", "SFJRQTGW": "0", "XJZWM": ["00"]}
+    ]
     zyjs = [{"PRZYJSZWM": title, **({"PRKSNY": f"{rng.randint(2014, 2024)}-01"} if title != "000" else {})}]
     return gwpr, zyjs
 

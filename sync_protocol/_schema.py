@@ -25,14 +25,22 @@ def exact_keys(obj: Any, required: set[str], what: str, optional: set[str] | fro
     return obj
 
 
-def string(obj: dict, key: str, what: str, *, max_len: int = 200, pattern: re.Pattern[str] | None = None,
-           nullable: bool = False) -> str | None:
+def string(
+    obj: dict,
+    key: str,
+    what: str,
+    *,
+    max_len: int = 200,
+    pattern: re.Pattern[str] | None = None,
+    nullable: bool = False,
+) -> str | None:
     v = obj.get(key)
     if v is None and nullable:
         return None
     if not isinstance(v, str) or not v or len(v) > max_len or (pattern is not None and not pattern.match(v)):
-        raise MalformedError(f"{what}.{key} must be a string{' matching ' + pattern.pattern if pattern else ''}",
-                             field=key)
+        raise MalformedError(
+            f"{what}.{key} must be a string{' matching ' + pattern.pattern if pattern else ''}", field=key
+        )
     return v
 
 

@@ -62,8 +62,14 @@ class Finding:
     details: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        return {"ok": self.ok, "check": self.check, "subject": self.subject, "reason": self.reason,
-                "code": self.code, "details": self.details}
+        return {
+            "ok": self.ok,
+            "check": self.check,
+            "subject": self.subject,
+            "reason": self.reason,
+            "code": self.code,
+            "details": self.details,
+        }
 
 
 @dataclass
@@ -91,6 +97,7 @@ class AuditReport:
 
 
 # ------------------------------------------------------------------------------------------------ trust
+
 
 def load_trust(documents: Sequence[bytes], pinned: bytes | None = None) -> tuple[list[TrustMetadata], AuditReport]:
     report = AuditReport()
@@ -121,8 +128,10 @@ def _all_log_keys(chain: Iterable[TrustMetadata]) -> dict:
 
 # ------------------------------------------------------------------------------------------------ batches
 
-def audit_batch(data: bytes, chain: Sequence[TrustMetadata], *, name: str = "batch",
-                trust_version: int | None = None) -> AuditReport:
+
+def audit_batch(
+    data: bytes, chain: Sequence[TrustMetadata], *, name: str = "batch", trust_version: int | None = None
+) -> AuditReport:
     """One batch: signature chain to the trusted root, schema, every record hash, the Merkle root."""
     report = AuditReport()
     try:
@@ -141,9 +150,14 @@ def audit_batch(data: bytes, chain: Sequence[TrustMetadata], *, name: str = "bat
         where = f" record {e.details['index']}" if "index" in e.details else ""
         report.failed("batch", subject + where, e)
         return report
-    report.good("batch", subject, f"signature valid under trust version {trust.version}"
-                f"{'' if trust_version else ' (newest: no log position given)'}; {vb.header.record_count} "
-                f"records match records_root", batch_hash=vb.batch_hash)
+    report.good(
+        "batch",
+        subject,
+        f"signature valid under trust version {trust.version}"
+        f"{'' if trust_version else ' (newest: no log position given)'}; {vb.header.record_count} "
+        f"records match records_root",
+        batch_hash=vb.batch_hash,
+    )
     return report
 
 
@@ -185,8 +199,9 @@ def _worker_audit(item: tuple[str, BatchSource, int | None]) -> AuditReport:
     return audit_batch(_bytes(src), _worker_chain, name=name, trust_version=tv)
 
 
-def _audit_batches(items: list[tuple[str, BatchSource, int | None]],
-                   chain: Sequence[TrustMetadata]) -> list[AuditReport]:
+def _audit_batches(
+    items: list[tuple[str, BatchSource, int | None]], chain: Sequence[TrustMetadata]
+) -> list[AuditReport]:
     """:func:`audit_batch` for each item; across CPU cores when the batches are large enough to pay for it
     (workers read files themselves, so the batches are not copied between processes). Every batch is verified
     completely either way; only the order of the work differs."""
@@ -197,8 +212,11 @@ def _audit_batches(items: list[tuple[str, BatchSource, int | None]],
         return list(ex.map(_worker_audit, items))
 
 
-def audit_series(batches: Sequence[tuple[str, BatchSource]], chain: Sequence[TrustMetadata],
-                 trust_versions: dict[tuple[str, int], int] | None = None) -> AuditReport:
+def audit_series(
+    batches: Sequence[tuple[str, BatchSource]],
+    chain: Sequence[TrustMetadata],
+    trust_versions: dict[tuple[str, int], int] | None = None,
+) -> AuditReport:
     """A province's batches: each valid, gapless from 1, chained, versions continuous, no equivocation.
     A batch is given as its bytes or as the path of its file (then only its first line is read here)."""
     report = AuditReport()
@@ -225,36 +243,54 @@ def audit_series(batches: Sequence[tuple[str, BatchSource]], chain: Sequence[Tru
         for seq in range(1, max(seqs) + 1):
             entries = seqs.get(seq)
             if not entries:
-                report.bad("series", f"province {province}", f"gap: batch {seq} is missing", "protocol_sequence_gap",
-                           seq=seq)
+                report.bad(
+                    "series", f"province {province}", f"gap: batch {seq} is missing", "protocol_sequence_gap", seq=seq
+                )
                 good = False
                 break
             hashes = {batch_hash: n for n, batch_hash, _h in entries}
             if len(hashes) > 1:
-                report.bad("series", f"province {province} seq {seq}", "equivocation: two different signed batches "
-                           "for one sequence number", "protocol_equivocation", evidence=sorted(hashes.values()))
+                report.bad(
+                    "series",
+                    f"province {province} seq {seq}",
+                    "equivocation: two different signed batches for one sequence number",
+                    "protocol_equivocation",
+                    evidence=sorted(hashes.values()),
+                )
                 good = False
                 break
-            (bh, name), = hashes.items()
+            ((bh, name),) = hashes.items()
             header = entries[0][2]
             if header.prev_batch_hash != prev_hash:
-                report.bad("series", f"{name} (province {province} seq {seq})", "prev_batch_hash does not chain to "
-                           "the previous batch", "protocol_chain_broken")
+                report.bad(
+                    "series",
+                    f"{name} (province {province} seq {seq})",
+                    "prev_batch_hash does not chain to the previous batch",
+                    "protocol_chain_broken",
+                )
                 good = False
                 break
             if header.version_from != prev_version + 1:
-                report.bad("series", f"{name} (province {province} seq {seq})",
-                           f"versions jump from {prev_version} to {header.version_from}", "protocol_chain_broken")
+                report.bad(
+                    "series",
+                    f"{name} (province {province} seq {seq})",
+                    f"versions jump from {prev_version} to {header.version_from}",
+                    "protocol_chain_broken",
+                )
                 good = False
                 break
             prev_hash, prev_version = bh, header.version_to
         if good:
-            report.good("series", f"province {province}", f"batches 1..{max(seqs)} gapless, chained, versions "
-                        f"1..{prev_version} continuous, no equivocation")
+            report.good(
+                "series",
+                f"province {province}",
+                f"batches 1..{max(seqs)} gapless, chained, versions 1..{prev_version} continuous, no equivocation",
+            )
     return report
 
 
 # ---------------------------------------------------------------------------------------- log and proofs
+
 
 def audit_receipt(data: bytes, chain: Sequence[TrustMetadata], *, name: str = "receipt") -> AuditReport:
     report = AuditReport()
@@ -266,8 +302,9 @@ def audit_receipt(data: bytes, chain: Sequence[TrustMetadata], *, name: str = "r
     except ProtocolError as e:
         report.failed("receipt", name, e)
         return report
-    report.good("receipt", name, f"leaf {receipt.leaf_index} is in the signed checkpoint of size {cp.size}",
-                leaf=receipt.leaf)
+    report.good(
+        "receipt", name, f"leaf {receipt.leaf_index} is in the signed checkpoint of size {cp.size}", leaf=receipt.leaf
+    )
     return report
 
 
@@ -279,8 +316,9 @@ def audit_consistency(old_note: str, new_note: str, proof: bytes, chain: Sequenc
         new = verify_checkpoint(new_note, origin=origin, keys=keys)
         old_size, new_size, hashes = parse_consistency_proof(proof)
         if (old_size, new_size) != (old.size, new.size):
-            raise MalformedError("the proof is for other sizes", proof=[old_size, new_size],
-                                 checkpoints=[old.size, new.size])
+            raise MalformedError(
+                "the proof is for other sizes", proof=[old_size, new_size], checkpoints=[old.size, new.size]
+            )
         verify_checkpoint_consistency(old, new, hashes)
     except (ProtocolError, IndexError) as e:
         if isinstance(e, IndexError):
@@ -296,13 +334,21 @@ def build_record_proof(batch_data: bytes, index: int) -> bytes:
     """A file proving record ``index`` of a batch without the other records."""
     env_line, *lines = batch_data[:-1].split(b"\n")
     hashes = [record_hash(b) for b in lines]
-    return canonical_bytes({"protocol": PROTOCOL, "type": "record_proof", "envelope": parse_json(env_line),
-                            "record": parse_json(lines[index]), "index": index,
-                            "proof": [h.hex() for h in merkle.inclusion_proof(index, hashes)]})
+    return canonical_bytes(
+        {
+            "protocol": PROTOCOL,
+            "type": "record_proof",
+            "envelope": parse_json(env_line),
+            "record": parse_json(lines[index]),
+            "index": index,
+            "proof": [h.hex() for h in merkle.inclusion_proof(index, hashes)],
+        }
+    )
 
 
-def audit_record_proof(data: bytes, chain: Sequence[TrustMetadata], *, name: str = "record proof",
-                       trust_version: int | None = None) -> AuditReport:
+def audit_record_proof(
+    data: bytes, chain: Sequence[TrustMetadata], *, name: str = "record proof", trust_version: int | None = None
+) -> AuditReport:
     """One teacher's record: its batch header's signature and its inclusion under records_root."""
     from sync_protocol.batch import header_from_payload
 
@@ -328,23 +374,29 @@ def audit_record_proof(data: bytes, chain: Sequence[TrustMetadata], *, name: str
             raise MalformedError("record proof needs a list of at most 63 hashes")
         if record.province != header.province or record.version != header.version_from + index:
             raise MalformedError("record does not belong at that index of the batch")
-        merkle.verify_inclusion(record_hash(line), index, header.record_count, proof,
-                                bytes.fromhex(header.records_root))
+        merkle.verify_inclusion(
+            record_hash(line), index, header.record_count, proof, bytes.fromhex(header.records_root)
+        )
     except (ProtocolError, ValueError) as e:
         if isinstance(e, ProtocolError):
             report.failed("record", name, e)
         else:
             report.bad("record", name, f"malformed: {e}", "protocol_malformed")
         return report
-    report.good("record", f"{name} (teacher {record.teacher_number})",
-                f"record {index} is in province {header.province} batch {header.seq}, signed")
+    report.good(
+        "record",
+        f"{name} (teacher {record.teacher_number})",
+        f"record {index} is in province {header.province} batch {header.seq}, signed",
+    )
     return report
 
 
 # ------------------------------------------------------------------------------------------------ bundle
 
-def _verified_log(root: Path, pinned: bytes | None,
-                  report: AuditReport) -> tuple[list[TrustMetadata], list[dict]] | None:
+
+def _verified_log(
+    root: Path, pinned: bytes | None, report: AuditReport
+) -> tuple[list[TrustMetadata], list[dict]] | None:
     """The bundle's trust chain and its logged leaves (up to the signed checkpoint), or None after reporting why
     they cannot be trusted."""
     trust_docs = [p.read_bytes() for p in sorted((root / "trust").glob("*.trust.json"))]
@@ -354,17 +406,24 @@ def _verified_log(root: Path, pinned: bytes | None,
         return None
     try:
         leaves = leaves_from_lines((root / "log" / "leaves.jsonl").read_bytes().splitlines())
-        cp = verify_checkpoint((root / "log" / "checkpoint").read_text(encoding="utf-8"),
-                               origin=chain[-1].log_origin, keys=_all_log_keys(chain))
+        cp = verify_checkpoint(
+            (root / "log" / "checkpoint").read_text(encoding="utf-8"),
+            origin=chain[-1].log_origin,
+            keys=_all_log_keys(chain),
+        )
     except (ProtocolError, OSError) as e:
         report.bad("log", "log", getattr(e, "message", str(e)), getattr(e, "code", ""))
         return None
-    if len(leaves) < cp.size or merkle.root([leaf_hash_of(x) for x in leaves[:cp.size]]) != cp.root:
-        report.bad("log", "log/leaves.jsonl", f"the leaves do not hash to the signed checkpoint root (size {cp.size})",
-                   "protocol_proof_invalid")
+    if len(leaves) < cp.size or merkle.root([leaf_hash_of(x) for x in leaves[: cp.size]]) != cp.root:
+        report.bad(
+            "log",
+            "log/leaves.jsonl",
+            f"the leaves do not hash to the signed checkpoint root (size {cp.size})",
+            "protocol_proof_invalid",
+        )
         return None
     report.good("log", "log/leaves.jsonl", f"{cp.size} leaves hash to the signed checkpoint")
-    return chain, leaves[:cp.size]
+    return chain, leaves[: cp.size]
 
 
 def audit_bundle(root: Path, *, pinned: bytes | None = None) -> AuditReport:
@@ -384,9 +443,12 @@ def audit_bundle(root: Path, *, pinned: bytes | None = None) -> AuditReport:
             current_trust = leaf["version"]
             continue
         if leaf["trust_version"] != current_trust:
-            report.bad("log", f"leaf {i} ({leaf['type']} of province {leaf['province']})",
-                       f"judged under trust {leaf['trust_version']} but trust {current_trust} was in force",
-                       "protocol_key_untrusted")
+            report.bad(
+                "log",
+                f"leaf {i} ({leaf['type']} of province {leaf['province']})",
+                f"judged under trust {leaf['trust_version']} but trust {current_trust} was in force",
+                "protocol_key_untrusted",
+            )
         if leaf["type"] == "message":
             continue  # checked by audit_messages
         key = (leaf["province"], leaf["seq"])
@@ -408,9 +470,14 @@ def audit_bundle(root: Path, *, pinned: bytes | None = None) -> AuditReport:
             logged = batch_leaves.get((h.province, h.seq))
             actual = hashlib.sha256(env.payload).hexdigest()
             if logged != actual:
-                report.bad("log", f"batches/{province_dir.name}/{f.name}",
-                           "batch is not in the acceptance log with this hash" if logged is None
-                           else "the log holds a different batch for this sequence", "protocol_equivocation")
+                report.bad(
+                    "log",
+                    f"batches/{province_dir.name}/{f.name}",
+                    "batch is not in the acceptance log with this hash"
+                    if logged is None
+                    else "the log holds a different batch for this sequence",
+                    "protocol_equivocation",
+                )
     missing = sorted(set(batch_leaves) - present)
     for province, seq in missing:
         report.bad("bundle", f"province {province} seq {seq}", "logged batch missing from the bundle")
@@ -423,9 +490,13 @@ def audit_bundle(root: Path, *, pinned: bytes | None = None) -> AuditReport:
 
 # ------------------------------------------------------------------------------------- transfer messages
 
+
 def _message_files(root: Path, leaves: Sequence[dict]) -> list[tuple[int, dict, Path]]:
-    return [(i, leaf, root / "messages" / leaf["province"] / f"{i:08d}.msg")
-            for i, leaf in enumerate(leaves) if leaf["type"] == "message"]
+    return [
+        (i, leaf, root / "messages" / leaf["province"] / f"{i:08d}.msg")
+        for i, leaf in enumerate(leaves)
+        if leaf["type"] == "message"
+    ]
 
 
 def _inbox_files(root: Path) -> list[tuple[str, int, Path]]:
@@ -445,8 +516,9 @@ def _verify_upward(path: Path, leaf: dict, chain: Sequence[TrustMetadata]):
         raise MalformedError(f"trust version {leaf['trust_version']} is not in the chain")
     msg = verify_transfer_message(path.read_bytes(), trust, leaf["province"])
     if (msg.message_hash, msg.kind, msg.transfer_id) != (leaf["message_hash"], leaf["kind"], leaf["transfer_id"]):
-        raise MalformedError("the message is not the one the log leaf names", logged=leaf["message_hash"],
-                             file=msg.message_hash)
+        raise MalformedError(
+            "the message is not the one the log leaf names", logged=leaf["message_hash"], file=msg.message_hash
+        )
     return msg
 
 
@@ -518,9 +590,19 @@ def audit_transfer(root: Path, transfer_id: str, *, pinned: bytes | None = None)
             report.bad("transfer", subject, getattr(e, "message", str(e)), getattr(e, "code", ""))
             continue
         body = {k: v for k, v in msg.body.items() if k != "file"}
-        trail.append({"source": "log", "leaf_index": i, "accepted_at": leaf["accepted_at"], "signed_by":
-                      f"province {leaf['province']}", "kind": leaf["kind"], "message_hash": leaf["message_hash"],
-                      "body": body, "state_after": state.state, "next_step": state.next_step})
+        trail.append(
+            {
+                "source": "log",
+                "leaf_index": i,
+                "accepted_at": leaf["accepted_at"],
+                "signed_by": f"province {leaf['province']}",
+                "kind": leaf["kind"],
+                "message_hash": leaf["message_hash"],
+                "body": body,
+                "state_after": state.state,
+                "next_step": state.next_step,
+            }
+        )
         report.good("transfer", subject, f"signed by province {leaf['province']}, in the log; state {state.state}")
     for province, seq, path in _inbox_files(root):
         try:
@@ -531,13 +613,24 @@ def audit_transfer(root: Path, transfer_id: str, *, pinned: bytes | None = None)
         if msg.body.get("transfer_id") != transfer_id:
             continue
         body = {k: (f"<file: {len(v['groups'])} groups>" if k == "file" and v else v) for k, v in msg.body.items()}
-        trail.append({"source": "inbox", "province": province, "seq": seq, "created_at": format_time(msg.created_at),
-                      "signed_by": "national message key", "kind": msg.kind, "message_hash": msg.message_hash,
-                      "body": body})
-        report.good("transfer", f"inbox/{province}/{seq:08d}.msg", f"{msg.kind} routed to province {province}, "
-                    "signed by the national node")
+        trail.append(
+            {
+                "source": "inbox",
+                "province": province,
+                "seq": seq,
+                "created_at": format_time(msg.created_at),
+                "signed_by": "national message key",
+                "kind": msg.kind,
+                "message_hash": msg.message_hash,
+                "body": body,
+            }
+        )
+        report.good(
+            "transfer",
+            f"inbox/{province}/{seq:08d}.msg",
+            f"{msg.kind} routed to province {province}, signed by the national node",
+        )
     if state is None:
         report.bad("transfer", transfer_id, "no logged message for this transfer")
     trail.sort(key=lambda e: (e.get("accepted_at") or e.get("created_at"), e["source"] != "log"))
     return report, trail
-

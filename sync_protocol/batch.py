@@ -82,17 +82,42 @@ class BatchHeader:
     log_origin: str
 
     def to_json(self) -> dict[str, Any]:
-        return {"protocol": PROTOCOL, "type": "batch", "province": self.province, "seq": self.seq,
-                "prev_batch_hash": self.prev_batch_hash, "created_at": format_time(self.created_at),
-                "schema_version": self.schema_version, "version_from": self.version_from,
-                "version_to": self.version_to, "record_count": self.record_count,
-                "records_root": self.records_root, "log_origin": self.log_origin}
+        return {
+            "protocol": PROTOCOL,
+            "type": "batch",
+            "province": self.province,
+            "seq": self.seq,
+            "prev_batch_hash": self.prev_batch_hash,
+            "created_at": format_time(self.created_at),
+            "schema_version": self.schema_version,
+            "version_from": self.version_from,
+            "version_to": self.version_to,
+            "record_count": self.record_count,
+            "records_root": self.records_root,
+            "log_origin": self.log_origin,
+        }
 
 
 def header_from_payload(payload: bytes) -> BatchHeader:
     obj = parse_canonical(payload)
-    exact_keys(obj, {"protocol", "type", "province", "seq", "prev_batch_hash", "created_at", "schema_version",
-                     "version_from", "version_to", "record_count", "records_root", "log_origin"}, "batch header")
+    exact_keys(
+        obj,
+        {
+            "protocol",
+            "type",
+            "province",
+            "seq",
+            "prev_batch_hash",
+            "created_at",
+            "schema_version",
+            "version_from",
+            "version_to",
+            "record_count",
+            "records_root",
+            "log_origin",
+        },
+        "batch header",
+    )
     if obj["protocol"] != PROTOCOL or obj["type"] != "batch":
         raise MalformedError(f"not a {PROTOCOL} batch header")
     seq = integer(obj, "seq", "batch header", minimum=1)
@@ -105,32 +130,55 @@ def header_from_payload(payload: bytes) -> BatchHeader:
     if vto - vfrom + 1 != count:
         raise MalformedError("version_to − version_from + 1 must equal record_count")
     return BatchHeader(
-        province=check_province(obj["province"], "batch header province"), seq=seq, prev_batch_hash=prev,
+        province=check_province(obj["province"], "batch header province"),
+        seq=seq,
+        prev_batch_hash=prev,
         created_at=time(obj, "created_at", "batch header"),
         schema_version=string(obj, "schema_version", "batch header", max_len=128),
-        version_from=vfrom, version_to=vto, record_count=count,
+        version_from=vfrom,
+        version_to=vto,
+        record_count=count,
         records_root=hex_hash(obj, "records_root", "batch header"),
-        log_origin=string(obj, "log_origin", "batch header", max_len=200))
+        log_origin=string(obj, "log_origin", "batch header", max_len=200),
+    )
 
 
 @dataclass(frozen=True)
 class BuiltBatch:
-    data: bytes           # the batch file
+    data: bytes  # the batch file
     header: BatchHeader
     batch_hash: str
 
 
-def build_batch(*, province: str, seq: int, prev_batch_hash: str | None, created_at: dt.datetime,
-                schema_version: str, log_origin: str, records: Sequence[CoreRecord], signer: Signer) -> BuiltBatch:
+def build_batch(
+    *,
+    province: str,
+    seq: int,
+    prev_batch_hash: str | None,
+    created_at: dt.datetime,
+    schema_version: str,
+    log_origin: str,
+    records: Sequence[CoreRecord],
+    signer: Signer,
+) -> BuiltBatch:
     """Build and sign a batch file. Records must be the province's, in consecutive version order."""
     if not records:
         raise MalformedError("a batch has at least one record")
     lines = [r.to_bytes() for r in records]
     for b in lines:  # what we send must pass our own parser
         parse_record(b)
-    header = BatchHeader(province, seq, prev_batch_hash, created_at, schema_version, records[0].version,
-                         records[-1].version, len(records), merkle.root([record_hash(b) for b in lines]).hex(),
-                         log_origin)
+    header = BatchHeader(
+        province,
+        seq,
+        prev_batch_hash,
+        created_at,
+        schema_version,
+        records[0].version,
+        records[-1].version,
+        len(records),
+        merkle.root([record_hash(b) for b in lines]).hex(),
+        log_origin,
+    )
     payload = canonical_bytes(header.to_json())
     header_from_payload(payload)
     env = encode_envelope(sign_envelope(payload, BATCH_PAYLOAD_TYPE, [signer]))
@@ -189,8 +237,9 @@ def _parse_each(lines: Sequence[bytes], province: str, header: BatchHeader, limi
         if rec.province != province:
             raise MalformedError(f"record {i} belongs to province {rec.province}", index=i, seq=header.seq)
         if rec.version != header.version_from + i:
-            raise MalformedError(f"record {i} has version {rec.version}, expected {header.version_from + i}",
-                                 index=i, seq=header.seq)
+            raise MalformedError(
+                f"record {i} has version {rec.version}, expected {header.version_from + i}", index=i, seq=header.seq
+            )
         records.append(rec)
     return records
 
@@ -211,18 +260,23 @@ def verify_batch(data: bytes, trust: TrustMetadata, province: str, limits: Limit
     if header.province != province:
         from sync_protocol.errors import KeyUntrustedError
 
-        raise KeyUntrustedError(f"batch for province {header.province} signed with keys of province {province}",
-                                claimed=header.province, province=province)
+        raise KeyUntrustedError(
+            f"batch for province {header.province} signed with keys of province {province}",
+            claimed=header.province,
+            province=province,
+        )
     if header.record_count != len(record_lines):
-        raise MalformedError(f"header says {header.record_count} records, file has {len(record_lines)}",
-                             seq=header.seq)
+        raise MalformedError(f"header says {header.record_count} records, file has {len(record_lines)}", seq=header.seq)
     records = parse_record_batch(record_lines, limits.max_record_bytes)
-    if records is None or any(r.province != province for r in records) \
-            or [r.version for r in records] != list(range(header.version_from, header.version_from + len(records))):
+    if (
+        records is None
+        or any(r.province != province for r in records)
+        or [r.version for r in records] != list(range(header.version_from, header.version_from + len(records)))
+    ):
         records = _parse_each(record_lines, province, header, limits)  # names the first bad record
     hashes = list(map(record_hash, record_lines))
     if merkle.root(hashes).hex() != header.records_root:
         raise MalformedError("records_root does not match the records", seq=header.seq)
-    return VerifiedBatch(header, hashlib.sha256(env.payload).hexdigest(), env_line, tuple(records),
-                         tuple(record_lines), signers)
-
+    return VerifiedBatch(
+        header, hashlib.sha256(env.payload).hexdigest(), env_line, tuple(records), tuple(record_lines), signers
+    )

@@ -113,8 +113,6 @@ def _int(text: str) -> int:
     return value
 
 
-
-
 def parse_json(data: bytes) -> Any:
     """Strictly parse JSON bytes (see module rules). Raises MalformedError."""
     if not isinstance(data, bytes | bytearray | memoryview):
@@ -124,8 +122,9 @@ def parse_json(data: bytes) -> Any:
     except UnicodeDecodeError as e:
         raise MalformedError(f"not UTF-8 at byte {e.start}") from None
     try:
-        value = json.loads(text, object_pairs_hook=_no_duplicates, parse_float=_no_float,
-                           parse_constant=_no_constant, parse_int=_int)
+        value = json.loads(
+            text, object_pairs_hook=_no_duplicates, parse_float=_no_float, parse_constant=_no_constant, parse_int=_int
+        )
     except MalformedError:
         raise
     except (json.JSONDecodeError, RecursionError, ValueError) as e:

@@ -19,11 +19,19 @@ EPILOG = "Specification: docs/protocol.md (tmis-sync/1)."
 
 
 def _trust_option(f):
-    f = click.option("--trust", "trust_paths", multiple=True, required=True,
-                     type=click.Path(exists=True, path_type=Path),
-                     help="trust documents (N.trust.json) or a directory of them; the lowest version is pinned")(f)
-    return click.option("--pinned", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-                        help="pin this trust document instead of the lowest version given")(f)
+    f = click.option(
+        "--trust",
+        "trust_paths",
+        multiple=True,
+        required=True,
+        type=click.Path(exists=True, path_type=Path),
+        help="trust documents (N.trust.json) or a directory of them; the lowest version is pinned",
+    )(f)
+    return click.option(
+        "--pinned",
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        help="pin this trust document instead of the lowest version given",
+    )(f)
 
 
 def _load_trust(paths: tuple[Path, ...], pinned: Path | None) -> tuple[list, A.AuditReport]:
@@ -109,8 +117,11 @@ def consistency(old: Path, new: Path, proof: Path, trust_paths, pinned, as_json:
     """Verify that the NEW checkpoint extends the OLD one (append-only log: no truncation, no fork)."""
     chain, report = _load_trust(trust_paths, pinned)
     if chain:
-        report.extend(A.audit_consistency(old.read_text(encoding="utf-8"), new.read_text(encoding="utf-8"),
-                                          proof.read_bytes(), chain))
+        report.extend(
+            A.audit_consistency(
+                old.read_text(encoding="utf-8"), new.read_text(encoding="utf-8"), proof.read_bytes(), chain
+            )
+        )
     _emit(report, as_json)
 
 
@@ -129,8 +140,11 @@ def record(proof: Path, trust_version: int | None, trust_paths, pinned, as_json:
 
 @audit.command(epilog=EPILOG)
 @click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--pinned", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="pin this trust document instead of the bundle's lowest version")
+@click.option(
+    "--pinned",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="pin this trust document instead of the bundle's lowest version",
+)
 @json_option
 def bundle(directory: Path, pinned: Path | None, as_json: bool) -> None:
     """Verify an exported audit bundle: trust chain, log against its checkpoint, every batch at its log
@@ -141,8 +155,11 @@ def bundle(directory: Path, pinned: Path | None, as_json: bool) -> None:
 @audit.command(epilog=EPILOG)
 @click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.argument("transfer_id")
-@click.option("--pinned", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="pin this trust document instead of the bundle's lowest version")
+@click.option(
+    "--pinned",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="pin this trust document instead of the bundle's lowest version",
+)
 @json_option
 def transfer(directory: Path, transfer_id: str, pinned: Path | None, as_json: bool) -> None:
     """Show and verify the signed trail of one cross-province transfer in an exported bundle: every
@@ -158,7 +175,10 @@ def transfer(directory: Path, transfer_id: str, pinned: Path | None, as_json: bo
         else:
             where = f"inbox {e['province']}#{e['seq']:<4} {e['created_at']}"
             state = ""
-        detail = ", ".join(f"{k}={v}" for k, v in e["body"].items()
-                           if k in ("step", "decision", "reason", "outcome", "teacher_number", "file_hash") and v)
+        detail = ", ".join(
+            f"{k}={v}"
+            for k, v in e["body"].items()
+            if k in ("step", "decision", "reason", "outcome", "teacher_number", "file_hash") and v
+        )
         click.echo(f"{where}  {e['signed_by']:<22} {e['kind']:<20} {detail}{state}")
     _emit(report, False)

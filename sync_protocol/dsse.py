@@ -41,8 +41,11 @@ class Envelope:
     signatures: tuple[tuple[str, bytes], ...]
 
     def to_json(self) -> dict[str, Any]:
-        return {"payload": b64encode(self.payload), "payloadType": self.payload_type,
-                "signatures": [{"keyid": k, "sig": b64encode(s)} for k, s in self.signatures]}
+        return {
+            "payload": b64encode(self.payload),
+            "payloadType": self.payload_type,
+            "signatures": [{"keyid": k, "sig": b64encode(s)} for k, s in self.signatures],
+        }
 
 
 def sign_envelope(payload: bytes, payload_type: str, signers: Iterable[Signer]) -> Envelope:
@@ -100,6 +103,9 @@ def verify_envelope(env: Envelope, payload_type: str, keys: Mapping[str, PublicK
             raise SignatureError("a signature from a trusted key does not verify", keyid=keyid)
         good.add(keyid)
     if len(good) < threshold:
-        raise SignatureError(f"{len(good)} valid signature(s) from trusted keys, {threshold} required",
-                             valid=len(good), threshold=threshold)
+        raise SignatureError(
+            f"{len(good)} valid signature(s) from trusted keys, {threshold} required",
+            valid=len(good),
+            threshold=threshold,
+        )
     return frozenset(good)

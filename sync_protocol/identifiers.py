@@ -18,10 +18,42 @@ from typing import Any
 
 from sync_protocol.errors import MalformedError
 
-PROVINCE_CODES: frozenset[str] = frozenset({
-    "11", "12", "13", "14", "15", "21", "22", "23", "31", "32", "33", "34", "35", "36", "37",
-    "41", "42", "43", "44", "45", "46", "50", "51", "52", "53", "54", "61", "62", "63", "64", "65", "66",
-})
+PROVINCE_CODES: frozenset[str] = frozenset(
+    {
+        "11",
+        "12",
+        "13",
+        "14",
+        "15",
+        "21",
+        "22",
+        "23",
+        "31",
+        "32",
+        "33",
+        "34",
+        "35",
+        "36",
+        "37",
+        "41",
+        "42",
+        "43",
+        "44",
+        "45",
+        "46",
+        "50",
+        "51",
+        "52",
+        "53",
+        "54",
+        "61",
+        "62",
+        "63",
+        "64",
+        "65",
+        "66",
+    }
+)
 _TEACHER_NUMBER = re.compile(r"[0-9]{12}[0-9X]")  # ASCII digits only; used with fullmatch
 # ISO 7064 MOD 11-2 over 12 digits: digit i (0-based) weighs 2^(12-i) mod 11, and 13 ≡ 2 (mod 11), so the weighted
 # sum is 2 × (the 12 digits read as a base-13 number) modulo 11 — one C call per teacher number, which matters

@@ -70,8 +70,11 @@ def _closed(b: dict) -> None:
 
 
 def _transfer_completion(b: dict) -> None:
-    exact_keys(b, {"transfer_id", "teacher_number", "from_province", "to_province", "file_hash", "file",
-                   "completed_at"}, "transfer_completion")
+    exact_keys(
+        b,
+        {"transfer_id", "teacher_number", "from_province", "to_province", "file_hash", "file", "completed_at"},
+        "transfer_completion",
+    )
     string(b, "transfer_id", "transfer_completion", pattern=TRANSFER_ID)
     check_teacher_number(b["teacher_number"])
     check_province(b["from_province"])
@@ -120,14 +123,24 @@ class InboxMessage:
     kind: str
     created_at: dt.datetime
     body: dict
-    message_hash: str      # hex SHA-256 of the signed payload
+    message_hash: str  # hex SHA-256 of the signed payload
     envelope: bytes
 
 
-def build_inbox_message(*, province: str, seq: int, kind: str, created_at: dt.datetime, body: dict,
-                        signer: Signer) -> bytes:
-    payload = canonical_bytes({"protocol": PROTOCOL, "type": "inbox", "province": province, "seq": seq,
-                               "kind": kind, "created_at": format_time(created_at), "body": body})
+def build_inbox_message(
+    *, province: str, seq: int, kind: str, created_at: dt.datetime, body: dict, signer: Signer
+) -> bytes:
+    payload = canonical_bytes(
+        {
+            "protocol": PROTOCOL,
+            "type": "inbox",
+            "province": province,
+            "seq": seq,
+            "kind": kind,
+            "created_at": format_time(created_at),
+            "body": body,
+        }
+    )
     _message_from_payload(payload, b"")
     return encode_envelope(sign_envelope(payload, INBOX_PAYLOAD_TYPE, [signer]))
 
@@ -141,9 +154,15 @@ def _message_from_payload(payload: bytes, envelope: bytes) -> InboxMessage:
     if not isinstance(obj["body"], dict):
         raise MalformedError("inbox message body must be an object")
     BODY_CHECKS[kind](obj["body"])
-    return InboxMessage(check_province(obj["province"]), integer(obj, "seq", "inbox message", minimum=1), kind,
-                        time(obj, "created_at", "inbox message"), obj["body"],
-                        hashlib.sha256(payload).hexdigest(), envelope)
+    return InboxMessage(
+        check_province(obj["province"]),
+        integer(obj, "seq", "inbox message", minimum=1),
+        kind,
+        time(obj, "created_at", "inbox message"),
+        obj["body"],
+        hashlib.sha256(payload).hexdigest(),
+        envelope,
+    )
 
 
 def verify_inbox_message(data: bytes, trust: TrustMetadata, province: str) -> InboxMessage:
@@ -158,8 +177,9 @@ def verify_inbox_message(data: bytes, trust: TrustMetadata, province: str) -> In
     return msg
 
 
-def accept_inbox_message(data: bytes, *, trust: TrustMetadata, province: str, last_seq: int,
-                         stored_hash: Callable[[int], str | None]) -> InboxMessage:
+def accept_inbox_message(
+    data: bytes, *, trust: TrustMetadata, province: str, last_seq: int, stored_hash: Callable[[int], str | None]
+) -> InboxMessage:
     """The province side: verify a pulled message and require exactly ``last_seq + 1``."""
     msg = verify_inbox_message(data, trust, province)
     if msg.seq <= last_seq:
@@ -167,8 +187,12 @@ def accept_inbox_message(data: bytes, *, trust: TrustMetadata, province: str, la
         if stored == msg.message_hash:
             raise AlreadyAcceptedError("message already processed", seq=msg.seq)
         if stored is not None:
-            raise EquivocationError("two different messages with one sequence number", seq=msg.seq,
-                                    accepted=stored, offered=msg.message_hash)
+            raise EquivocationError(
+                "two different messages with one sequence number",
+                seq=msg.seq,
+                accepted=stored,
+                offered=msg.message_hash,
+            )
         raise SequenceStaleError("message sequence already passed", seq=msg.seq, last_seq=last_seq)
     if msg.seq != last_seq + 1:
         raise SequenceGapError(f"expected message {last_seq + 1}, got {msg.seq}", expected=last_seq + 1, got=msg.seq)

@@ -73,8 +73,9 @@ class PublicKey:
             raise MalformedError("a key is {keytype: ed25519, public: <base64>}", keyid=str(keyid)[:80])
         key = cls(b64decode(obj["public"], "public key"))
         if key.keyid != keyid:
-            raise MalformedError("key id does not match the key (id = hex SHA-256 of the raw public key)",
-                                 keyid=str(keyid)[:80])
+            raise MalformedError(
+                "key id does not match the key (id = hex SHA-256 of the raw public key)", keyid=str(keyid)[:80]
+            )
         return key
 
 
@@ -115,8 +116,9 @@ class Signer:
         return cls(key)
 
     def to_pem(self) -> bytes:
-        return self._private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption())
+        return self._private.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
 
     def sign(self, message: bytes) -> bytes:
         return self._private.sign(message)

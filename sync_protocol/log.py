@@ -50,19 +50,34 @@ _B64 = re.compile(r"^[A-Za-z0-9+/]+={0,2}\Z")
 
 # ----------------------------------------------------------------------------------------------- leaves
 
+
 def batch_leaf(*, province: str, seq: int, batch_hash: str, accepted_at: dt.datetime, trust_version: int) -> dict:
-    return {"type": "batch", "province": province, "seq": seq, "batch_hash": batch_hash,
-            "accepted_at": format_time(accepted_at), "trust_version": trust_version}
+    return {
+        "type": "batch",
+        "province": province,
+        "seq": seq,
+        "batch_hash": batch_hash,
+        "accepted_at": format_time(accepted_at),
+        "trust_version": trust_version,
+    }
 
 
 def trust_leaf(*, version: int, trust_hash: str, accepted_at: dt.datetime) -> dict:
     return {"type": "trust", "version": version, "trust_hash": trust_hash, "accepted_at": format_time(accepted_at)}
 
 
-def message_leaf(*, province: str, kind: str, transfer_id: str, message_hash: str, accepted_at: dt.datetime,
-                 trust_version: int) -> dict:
-    return {"type": "message", "province": province, "kind": kind, "transfer_id": transfer_id,
-            "message_hash": message_hash, "accepted_at": format_time(accepted_at), "trust_version": trust_version}
+def message_leaf(
+    *, province: str, kind: str, transfer_id: str, message_hash: str, accepted_at: dt.datetime, trust_version: int
+) -> dict:
+    return {
+        "type": "message",
+        "province": province,
+        "kind": kind,
+        "transfer_id": transfer_id,
+        "message_hash": message_hash,
+        "accepted_at": format_time(accepted_at),
+        "trust_version": trust_version,
+    }
 
 
 def check_leaf(obj: Any) -> dict:
@@ -71,8 +86,11 @@ def check_leaf(obj: Any) -> dict:
     if kind == "message":
         from sync_protocol.transfer import TRANSFER_ID, UPWARD_KINDS
 
-        exact_keys(obj, {"type", "province", "kind", "transfer_id", "message_hash", "accepted_at", "trust_version"},
-                   "message leaf")
+        exact_keys(
+            obj,
+            {"type", "province", "kind", "transfer_id", "message_hash", "accepted_at", "trust_version"},
+            "message leaf",
+        )
         check_province(obj["province"], "leaf.province")
         one_of(obj, "kind", "leaf", set(UPWARD_KINDS))
         string(obj, "transfer_id", "leaf", pattern=TRANSFER_ID)
@@ -101,6 +119,7 @@ def leaf_hash_of(leaf: Mapping[str, Any]) -> bytes:
 
 
 # ------------------------------------------------------------------------------------------ checkpoints
+
 
 @dataclass(frozen=True)
 class Checkpoint:
@@ -171,6 +190,7 @@ def verify_checkpoint(note: str, *, origin: str, keys: Mapping[str, PublicKey]) 
 
 # ----------------------------------------------------------------------------------------------- receipts
 
+
 @dataclass(frozen=True)
 class Receipt:
     leaf: dict
@@ -179,10 +199,16 @@ class Receipt:
     checkpoint_note: str
 
     def to_bytes(self) -> bytes:
-        return canonical_bytes({"protocol": PROTOCOL, "type": "receipt", "leaf": self.leaf,
-                                "leaf_index": self.leaf_index,
-                                "inclusion_proof": [h.hex() for h in self.inclusion_proof],
-                                "checkpoint": self.checkpoint_note})
+        return canonical_bytes(
+            {
+                "protocol": PROTOCOL,
+                "type": "receipt",
+                "leaf": self.leaf,
+                "leaf_index": self.leaf_index,
+                "inclusion_proof": [h.hex() for h in self.inclusion_proof],
+                "checkpoint": self.checkpoint_note,
+            }
+        )
 
 
 def parse_receipt(data: bytes) -> Receipt:
@@ -211,8 +237,15 @@ def verify_receipt(data: bytes, *, origin: str, log_keys: Mapping[str, PublicKey
 
 
 def consistency_proof_bytes(old: Checkpoint, new: Checkpoint, proof: Sequence[bytes]) -> bytes:
-    return canonical_bytes({"protocol": PROTOCOL, "type": "consistency", "old_size": old.size,
-                            "new_size": new.size, "proof": [h.hex() for h in proof]})
+    return canonical_bytes(
+        {
+            "protocol": PROTOCOL,
+            "type": "consistency",
+            "old_size": old.size,
+            "new_size": new.size,
+            "proof": [h.hex() for h in proof],
+        }
+    )
 
 
 def parse_consistency_proof(data: bytes) -> tuple[int, int, tuple[bytes, ...]]:
@@ -223,8 +256,11 @@ def parse_consistency_proof(data: bytes) -> tuple[int, int, tuple[bytes, ...]]:
     proof = obj["proof"]
     if not isinstance(proof, list) or len(proof) > MAX_PROOF:
         raise LimitExceededError(f"consistency proof must be a list of at most {MAX_PROOF} hashes")
-    return (integer(obj, "old_size", "consistency proof"), integer(obj, "new_size", "consistency proof"),
-            tuple(bytes.fromhex(hex_hash({"h": h}, "h", "consistency proof")) for h in proof))
+    return (
+        integer(obj, "old_size", "consistency proof"),
+        integer(obj, "new_size", "consistency proof"),
+        tuple(bytes.fromhex(hex_hash({"h": h}, "h", "consistency proof")) for h in proof),
+    )
 
 
 def verify_checkpoint_consistency(old: Checkpoint, new: Checkpoint, proof: Sequence[bytes]) -> None:
@@ -242,6 +278,7 @@ def verify_checkpoint_consistency(old: Checkpoint, new: Checkpoint, proof: Seque
 
 
 # ------------------------------------------------------------------------------- an in-memory log (pure)
+
 
 class MemoryLog:
     """An append-only log held in memory: for tests, simulators and the vector generator. The national

@@ -85,8 +85,8 @@ def consistency_proof(size1: int, leaves: Sequence[bytes]) -> list[bytes]:
             return [] if complete else [root(leaves[lo:hi])]
         k = _split(size)
         if m <= k:
-            return [*subproof(m, lo, lo + k, complete), root(leaves[lo + k:hi])]
-        return [*subproof(m - k, lo + k, hi, False), root(leaves[lo:lo + k])]
+            return [*subproof(m, lo, lo + k, complete), root(leaves[lo + k : hi])]
+        return [*subproof(m - k, lo + k, hi, False), root(leaves[lo : lo + k])]
 
     return subproof(size1, 0, n, True)
 
@@ -146,8 +146,7 @@ def root_from_inclusion(leaf: bytes, index: int, size: int, proof: Sequence[byte
         raise ProofError("leaf hash has the wrong size")
     inner, border = _decompose(index, size)
     if len(proof) != inner + border:
-        raise ProofError(f"wrong inclusion proof length {len(proof)}, want {inner + border}",
-                         index=index, size=size)
+        raise ProofError(f"wrong inclusion proof length {len(proof)}, want {inner + border}", index=index, size=size)
     return _chain_border_right(_chain_inner(leaf, proof[:inner], index), proof[inner:])
 
 
@@ -167,8 +166,9 @@ def valid_subtree(start: int, end: int) -> bool:
     return start % width == 0
 
 
-def verify_subtree_inclusion(leaf: bytes, index: int, start: int, end: int, proof: Sequence[bytes],
-                             subtree_root: bytes) -> None:
+def verify_subtree_inclusion(
+    leaf: bytes, index: int, start: int, end: int, proof: Sequence[bytes], subtree_root: bytes
+) -> None:
     """Inclusion of leaf ``index`` in the subtree [start, end) whose hash is ``subtree_root``."""
     if not valid_subtree(start, end):
         raise ProofError("invalid subtree", start=start, end=end)
@@ -194,12 +194,18 @@ def verify_consistency(size1: int, size2: int, proof: Sequence[bytes], root1: by
         return
     if not proof:
         raise ProofError("empty consistency proof for different sizes", size1=size1, size2=size2)
-    _match(_root_from_subtree_consistency(0, size1, size2, proof, root1), root2, "consistency proof",
-           size1=size1, size2=size2)
+    _match(
+        _root_from_subtree_consistency(0, size1, size2, proof, root1),
+        root2,
+        "consistency proof",
+        size1=size1,
+        size2=size2,
+    )
 
 
-def verify_subtree_consistency(start: int, end: int, size: int, proof: Sequence[bytes], subtree_root: bytes,
-                               tree_root: bytes) -> None:
+def verify_subtree_consistency(
+    start: int, end: int, size: int, proof: Sequence[bytes], subtree_root: bytes, tree_root: bytes
+) -> None:
     """The subtree [start, end) with hash ``subtree_root`` sits at those positions in the tree of ``size``."""
     _check_hashes(proof, "subtree consistency")
     if not valid_subtree(start, end):
@@ -218,8 +224,9 @@ def verify_subtree_consistency(start: int, end: int, size: int, proof: Sequence[
         return
     if not proof:
         raise ProofError("empty subtree consistency proof")
-    _match(_root_from_subtree_consistency(start, end, size, proof, subtree_root), tree_root,
-           "subtree consistency proof")
+    _match(
+        _root_from_subtree_consistency(start, end, size, proof, subtree_root), tree_root, "subtree consistency proof"
+    )
 
 
 def _root_from_subtree_consistency(start: int, end: int, size: int, proof: Sequence[bytes], sub_root: bytes) -> bytes:
@@ -246,6 +253,6 @@ def _root_from_subtree_consistency(start: int, end: int, size: int, proof: Seque
         sub_inner = min(height, fork_level) - shift
         sub_border = max(0, border - bin((end - 1) >> height).count("1"))
         hash1 = _chain_inner_right(seed, rest[:sub_inner], mask)
-        hash1 = _chain_border_right(hash1, rest[inner:inner + sub_border])
+        hash1 = _chain_border_right(hash1, rest[inner : inner + sub_border])
         _match(hash1, sub_root, "consistency proof (first root)")
     return _chain_border_right(_chain_inner(seed, rest[:inner], mask), rest[inner:])

@@ -59,9 +59,15 @@ class CoreRecord(NamedTuple):
     to_province: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"teacher_number": self.teacher_number, "province": self.province, "version": self.version,
-                "op": self.op, "fields": self.fields, "withheld": list(self.withheld),
-                "to_province": self.to_province}
+        return {
+            "teacher_number": self.teacher_number,
+            "province": self.province,
+            "version": self.version,
+            "op": self.op,
+            "fields": self.fields,
+            "withheld": list(self.withheld),
+            "to_province": self.to_province,
+        }
 
     def to_bytes(self) -> bytes:
         return canonical_bytes(self.to_json())
@@ -95,7 +101,8 @@ def _known(withheld: list[Any]) -> bool:
 
 def _withheld_codes_ok(withheld: Any) -> bool:
     return isinstance(withheld, list) and (
-        _known(withheld) or all(_code_ok(w, _QUALIFIED, _VALID_QUALIFIED) for w in withheld))
+        _known(withheld) or all(_code_ok(w, _QUALIFIED, _VALID_QUALIFIED) for w in withheld)
+    )
 
 
 def _check_value(v: Any, where: str) -> None:
@@ -177,8 +184,11 @@ _TEACHER_NUMBERS = re.compile(r"(?:[0-9]{12}[0-9X]\n)*[0-9]{12}[0-9X]")  # with 
 _STARTS_WITH_BRACE = operator.methodcaller("startswith", b"{")
 _VALID_WITHHELD: set[tuple[str, ...]] = set()
 _COLUMNS = operator.itemgetter(*sorted(_RECORD_KEYS))
-_FIRST_TWO, _FIRST_TWELVE, _TWELFTH = (operator.itemgetter(slice(0, 2)), operator.itemgetter(slice(0, 12)),
-                                       operator.itemgetter(12))
+_FIRST_TWO, _FIRST_TWELVE, _TWELFTH = (
+    operator.itemgetter(slice(0, 2)),
+    operator.itemgetter(slice(0, 12)),
+    operator.itemgetter(12),
+)
 
 
 def parse_record_batch(lines: Sequence[bytes], max_bytes: int = MAX_RECORD_BYTES) -> list[CoreRecord] | None:
@@ -208,8 +218,12 @@ def parse_record_batch(lines: Sequence[bytes], max_bytes: int = MAX_RECORD_BYTES
     try:
         values = list(map(orjson.loads, lines))
         encoded = orjson.dumps(values, option=orjson.OPT_SORT_KEYS)  # "[" + body + "]", compared without a copy
-        if len(encoded) != len(body) + 2 or encoded[0] != 0x5B or encoded[-1] != 0x5D \
-                or not encoded.startswith(body, 1):
+        if (
+            len(encoded) != len(body) + 2
+            or encoded[0] != 0x5B
+            or encoded[-1] != 0x5D
+            or not encoded.startswith(body, 1)
+        ):
             return None
     except (orjson.JSONDecodeError, orjson.JSONEncodeError):
         return None
@@ -217,8 +231,6 @@ def parse_record_batch(lines: Sequence[bytes], max_bytes: int = MAX_RECORD_BYTES
         return _records_if_plain(values)
     except TypeError:  # an unhashable value where a code belongs, a non-string joined: decided line by line
         return None
-
-
 
 
 def _records_if_plain(values: list[Any]) -> list[CoreRecord] | None:
@@ -231,8 +243,11 @@ def _records_if_plain(values: list[Any]) -> list[CoreRecord] | None:
     # teacher numbers: n strings of 12 ASCII digits and a check character (the length pins n tokens to n
     # strings: no string can hold a newline), a known province prefix, the right check characters
     joined = "\n".join(tns)
-    if len(joined) != 14 * n - 1 or not _TEACHER_NUMBERS.fullmatch(joined) \
-            or not PROVINCE_CODES.issuperset(map(_FIRST_TWO, tns)):
+    if (
+        len(joined) != 14 * n - 1
+        or not _TEACHER_NUMBERS.fullmatch(joined)
+        or not PROVINCE_CODES.issuperset(map(_FIRST_TWO, tns))
+    ):
         return None
     if check_characters(map(_FIRST_TWELVE, tns)) != "".join(map(_TWELFTH, tns)):
         return None
@@ -251,8 +266,11 @@ def _records_if_plain(values: list[Any]) -> list[CoreRecord] | None:
         if len(rows) + len(lists) != len(contents) or set(map(type, more)) - {dict}:
             return None
         rows += more
-    if not (_VALID_CODES.issuperset(chain.from_iterable(fieldss)) and _VALID_CODES.issuperset(chain.from_iterable(rows))
-            and _STRINGS.issuperset(map(type, chain.from_iterable(map(dict.values, rows))))):
+    if not (
+        _VALID_CODES.issuperset(chain.from_iterable(fieldss))
+        and _VALID_CODES.issuperset(chain.from_iterable(rows))
+        and _STRINGS.issuperset(map(type, chain.from_iterable(map(dict.values, rows))))
+    ):
         for fields in fieldss:
             try:
                 _check_fields(fields)
@@ -279,8 +297,13 @@ def _records_if_plain(values: list[Any]) -> list[CoreRecord] | None:
         except MalformedError:
             return None
     # tuple.__new__ is what CoreRecord._make calls (the generated __new__ costs a Python call per record)
-    return list(map(tuple.__new__, repeat(CoreRecord),
-                    zip(tns, provinces, versions, ops, fieldss, withheld_tuples, to_provinces, strict=True)))
+    return list(
+        map(
+            tuple.__new__,
+            repeat(CoreRecord),
+            zip(tns, provinces, versions, ops, fieldss, withheld_tuples, to_provinces, strict=True),
+        )
+    )
 
 
 _FIELDS_START = b'{"fields":'
@@ -298,7 +321,7 @@ def fields_bytes(line: bytes) -> bytes:
     end = line.find(_FIELDS_END)
     if not line.startswith(_FIELDS_START) or end < 0:
         raise ValueError("not a verified core record line")
-    return line[len(_FIELDS_START):end]
+    return line[len(_FIELDS_START) : end]
 
 
 def record_hash(data: bytes) -> bytes:

@@ -29,21 +29,35 @@ SKEW = dt.timedelta(minutes=5)
 
 
 def _message(method: str, path: str, province: str, timestamp: str, nonce: str, body: bytes) -> bytes:
-    return "\n".join(["tmis-request/v1", method.upper(), path, province, timestamp, nonce,
-                      hashlib.sha256(body).hexdigest()]).encode()
+    return "\n".join(
+        ["tmis-request/v1", method.upper(), path, province, timestamp, nonce, hashlib.sha256(body).hexdigest()]
+    ).encode()
 
 
-def sign_request(signer: Signer, province: str, method: str, path: str, body: bytes,
-                 now: dt.datetime | None = None) -> dict[str, str]:
+def sign_request(
+    signer: Signer, province: str, method: str, path: str, body: bytes, now: dt.datetime | None = None
+) -> dict[str, str]:
     timestamp = format_time(now or dt.datetime.now(dt.UTC))
     nonce = secrets.token_urlsafe(24)
     sig = signer.sign(_message(method, path, province, timestamp, nonce, body))
-    return {"X-Tmis-Province": province, "X-Tmis-Key": signer.keyid, "X-Tmis-Timestamp": timestamp,
-            "X-Tmis-Nonce": nonce, "X-Tmis-Signature": b64encode(sig)}
+    return {
+        "X-Tmis-Province": province,
+        "X-Tmis-Key": signer.keyid,
+        "X-Tmis-Timestamp": timestamp,
+        "X-Tmis-Nonce": nonce,
+        "X-Tmis-Signature": b64encode(sig),
+    }
 
 
-def verify_request(headers: Mapping[str, str], method: str, path: str, body: bytes, trust: TrustMetadata,
-                   now: dt.datetime, skew: dt.timedelta = SKEW) -> tuple[str, str]:
+def verify_request(
+    headers: Mapping[str, str],
+    method: str,
+    path: str,
+    body: bytes,
+    trust: TrustMetadata,
+    now: dt.datetime,
+    skew: dt.timedelta = SKEW,
+) -> tuple[str, str]:
     """Return (province, nonce) of a correctly signed request. The caller must refuse a seen nonce."""
     try:
         province = check_province(headers["X-Tmis-Province"])
@@ -58,9 +72,11 @@ def verify_request(headers: Mapping[str, str], method: str, path: str, body: byt
         raise ClockSkewError("request timestamp outside the allowed clock skew", timestamp=timestamp)
     key = trust.province_keys(province).keys.get(keyid)
     if key is None:
-        raise KeyUntrustedError(f"key {keyid[:16]}… is not a key of province {province} in trust "
-                                f"version {trust.version}", province=province)
-    if not key.verify(b64decode(signature, "X-Tmis-Signature"), _message(method, path, province, timestamp, nonce,
-                                                                         body)):
+        raise KeyUntrustedError(
+            f"key {keyid[:16]}… is not a key of province {province} in trust version {trust.version}", province=province
+        )
+    if not key.verify(
+        b64decode(signature, "X-Tmis-Signature"), _message(method, path, province, timestamp, nonce, body)
+    ):
         raise SignatureError("request signature does not verify", province=province)
     return province, nonce

@@ -63,10 +63,22 @@ FLOWS: dict[str, dict[str, Any]] = {
     "rotation_transfer": {"starter": "from", "steps": ("receiving_school", "receiving_bureau"), "decider": "to"},
 }
 STEPS = frozenset(s for f in FLOWS.values() for s in f["steps"])
-REQUEST_KEYS = frozenset({
-    "transfer_id", "kind", "teacher_number", "identity", "from_province", "to_province", "from_school",
-    "receiving_school", "rotation", "reason", "requested_at", "expires_at",
-})
+REQUEST_KEYS = frozenset(
+    {
+        "transfer_id",
+        "kind",
+        "teacher_number",
+        "identity",
+        "from_province",
+        "to_province",
+        "from_school",
+        "receiving_school",
+        "rotation",
+        "reason",
+        "requested_at",
+        "expires_at",
+    }
+)
 UPWARD_KINDS = frozenset({"transfer_request", "transfer_answer", "transfer_withdrawal", "transfer_file"})
 OPEN, AWAITING_FILE, COMPLETED = "open", "awaiting_file", "completed"
 CLOSED = frozenset({"rejected", "withdrawn", "expired", COMPLETED})
@@ -87,6 +99,7 @@ class TransferOwnerError(ProtocolError):
 
 
 # ------------------------------------------------------------------------------------------------ bodies
+
 
 def check_identity(obj: Any) -> dict:
     exact_keys(obj, {"doc_type", "doc_number"}, "identity")
@@ -182,13 +195,14 @@ UPWARD_CHECKS = {
 
 # --------------------------------------------------------------------------------------------- messages
 
+
 @dataclass(frozen=True)
 class TransferMessage:
-    province: str       # the signing (sending) province
+    province: str  # the signing (sending) province
     kind: str
     created_at: dt.datetime
     body: dict
-    message_hash: str   # hex SHA-256 of the payload
+    message_hash: str  # hex SHA-256 of the payload
     payload: bytes
 
     @property
@@ -198,24 +212,37 @@ class TransferMessage:
 
 def transfer_payload(*, province: str, kind: str, created_at: dt.datetime, body: dict) -> bytes:
     """The canonical, unsigned payload (stored by a province until sent; Ed25519 signs it the same each time)."""
-    payload = canonical_bytes({"protocol": PROTOCOL, "type": "transfer", "province": province, "kind": kind,
-                               "created_at": format_time(created_at), "body": body})
+    payload = canonical_bytes(
+        {
+            "protocol": PROTOCOL,
+            "type": "transfer",
+            "province": province,
+            "kind": kind,
+            "created_at": format_time(created_at),
+            "body": body,
+        }
+    )
     parse_transfer_payload(payload)
     return payload
 
 
 def parse_transfer_payload(payload: bytes) -> TransferMessage:
     if len(payload) > MAX_TRANSFER_MESSAGE_BYTES:
-        raise LimitExceededError(f"transfer message larger than {MAX_TRANSFER_MESSAGE_BYTES} bytes",
-                                 size=len(payload))
+        raise LimitExceededError(f"transfer message larger than {MAX_TRANSFER_MESSAGE_BYTES} bytes", size=len(payload))
     obj = parse_canonical(payload)
     exact_keys(obj, {"protocol", "type", "province", "kind", "created_at", "body"}, "transfer message")
     if obj["protocol"] != PROTOCOL or obj["type"] != "transfer":
         raise MalformedError(f"not a {PROTOCOL} transfer message")
     kind = one_of(obj, "kind", "transfer message", set(UPWARD_KINDS))
     UPWARD_CHECKS[kind](obj["body"])
-    return TransferMessage(check_province(obj["province"]), kind, time(obj, "created_at", "transfer message"),
-                           obj["body"], hashlib.sha256(payload).hexdigest(), payload)
+    return TransferMessage(
+        check_province(obj["province"]),
+        kind,
+        time(obj, "created_at", "transfer message"),
+        obj["body"],
+        hashlib.sha256(payload).hexdigest(),
+        payload,
+    )
 
 
 def sign_transfer_message(payload: bytes, signer: Signer) -> bytes:
@@ -236,6 +263,7 @@ def verify_transfer_message(data: bytes, trust: TrustMetadata, province: str) ->
 
 
 # ------------------------------------------------------------------------------------------ state machine
+
 
 @dataclass(frozen=True)
 class TransferState:
@@ -266,8 +294,16 @@ def start(msg: TransferMessage) -> TransferState:
         raise TransferStateError("no such transfer", transfer_id=msg.transfer_id)
     b = msg.body
     flow = FLOWS[b["kind"]]
-    state = TransferState(b["transfer_id"], b["kind"], b["teacher_number"], b["from_province"], b["to_province"],
-                          time(b, "expires_at", "transfer_request"), OPEN, flow["steps"][0])
+    state = TransferState(
+        b["transfer_id"],
+        b["kind"],
+        b["teacher_number"],
+        b["from_province"],
+        b["to_province"],
+        time(b, "expires_at", "transfer_request"),
+        OPEN,
+        flow["steps"][0],
+    )
     if msg.province != state.starter:
         raise TransferStateError(f"a {b['kind']} is requested by province {state.starter}", sender=msg.province)
     return state
@@ -295,11 +331,13 @@ def advance(state: TransferState, msg: TransferMessage, now: dt.datetime) -> Tra
     b = msg.body
     if msg.kind == "transfer_answer":
         if state.state != OPEN or b["step"] != state.next_step:
-            raise TransferStateError(f"the transfer waits for {state.next_step or state.state}, not {b['step']}",
-                                     next_step=state.next_step or "", step=b["step"])
+            raise TransferStateError(
+                f"the transfer waits for {state.next_step or state.state}, not {b['step']}",
+                next_step=state.next_step or "",
+                step=b["step"],
+            )
         if msg.province != state.decider:
-            raise TransferStateError(f"step {b['step']} is decided by province {state.decider}",
-                                     sender=msg.province)
+            raise TransferStateError(f"step {b['step']} is decided by province {state.decider}", sender=msg.province)
         if b["decision"] == "reject":
             return replace(state, state="rejected", next_step=None)
         i = steps.index(b["step"])
@@ -310,8 +348,10 @@ def advance(state: TransferState, msg: TransferMessage, now: dt.datetime) -> Tra
         if msg.province != state.starter:
             raise TransferStateError("only the starting province withdraws", sender=msg.province)
         if state.state != OPEN or state.next_step == steps[-1]:
-            raise TransferStateError("the request waits for its last step and can no longer be withdrawn",
-                                     next_step=state.next_step or state.state)
+            raise TransferStateError(
+                "the request waits for its last step and can no longer be withdrawn",
+                next_step=state.next_step or state.state,
+            )
         return replace(state, state="withdrawn", next_step=None)
     # transfer_file
     if msg.province != state.from_province:

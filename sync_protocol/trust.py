@@ -68,8 +68,8 @@ class TrustMetadata:
     log_keys: dict[str, PublicKey]
     message_keys: dict[str, PublicKey]
     provinces: dict[str, KeySet]
-    payload: bytes            # the exact signed bytes
-    envelope: bytes           # the canonical envelope as distributed
+    payload: bytes  # the exact signed bytes
+    envelope: bytes  # the canonical envelope as distributed
 
     @property
     def hash(self) -> str:
@@ -83,8 +83,11 @@ class TrustMetadata:
         check_province(province)
         ks = self.provinces.get(province)
         if ks is None:
-            raise KeyUntrustedError(f"trust version {self.version} lists no keys for province {province}",
-                                    province=province, trust_version=self.version)
+            raise KeyUntrustedError(
+                f"trust version {self.version} lists no keys for province {province}",
+                province=province,
+                trust_version=self.version,
+            )
         return ks
 
     def expired(self, at: dt.datetime) -> bool:
@@ -114,28 +117,56 @@ def trust_from_payload(payload: bytes, envelope: bytes) -> TrustMetadata:
     provinces_obj = obj["provinces"]
     if not isinstance(provinces_obj, dict):
         raise MalformedError("trust.provinces must be an object")
-    provinces = {check_province(code, "trust.provinces"): _keyset(ks, f"trust.provinces.{code}")
-                 for code, ks in provinces_obj.items()}
+    provinces = {
+        check_province(code, "trust.provinces"): _keyset(ks, f"trust.provinces.{code}")
+        for code, ks in provinces_obj.items()
+    }
     return TrustMetadata(
-        version=version, issued_at=issued, expires=expires, root=_keyset(obj["root"], "trust.root"),
-        log_origin=origin, log_keys=keys_from_json(national["log_keys"], "trust.national.log_keys"),
+        version=version,
+        issued_at=issued,
+        expires=expires,
+        root=_keyset(obj["root"], "trust.root"),
+        log_origin=origin,
+        log_keys=keys_from_json(national["log_keys"], "trust.national.log_keys"),
         message_keys=keys_from_json(national["message_keys"], "trust.national.message_keys"),
-        provinces=provinces, payload=payload, envelope=envelope)
+        provinces=provinces,
+        payload=payload,
+        envelope=envelope,
+    )
 
 
-def build_trust(*, version: int, issued_at: dt.datetime, expires: dt.datetime, root_keys: Sequence[PublicKey],
-                root_threshold: int, log_origin: str, log_keys: Sequence[PublicKey],
-                message_keys: Sequence[PublicKey], provinces: dict[str, tuple[int, Sequence[PublicKey]]],
-                signers: Iterable[Signer]) -> bytes:
+def build_trust(
+    *,
+    version: int,
+    issued_at: dt.datetime,
+    expires: dt.datetime,
+    root_keys: Sequence[PublicKey],
+    root_threshold: int,
+    log_origin: str,
+    log_keys: Sequence[PublicKey],
+    message_keys: Sequence[PublicKey],
+    provinces: dict[str, tuple[int, Sequence[PublicKey]]],
+    signers: Iterable[Signer],
+) -> bytes:
     """Build and sign a trust document; returns the canonical DSSE envelope bytes."""
-    payload = canonical_bytes({
-        "protocol": PROTOCOL, "type": "trust", "version": version,
-        "issued_at": format_time(issued_at), "expires": format_time(expires),
-        "root": {"threshold": root_threshold, "keys": keys_to_json(list(root_keys))},
-        "national": {"log_origin": log_origin, "log_keys": keys_to_json(list(log_keys)),
-                     "message_keys": keys_to_json(list(message_keys))},
-        "provinces": {code: {"threshold": t, "keys": keys_to_json(list(ks))} for code, (t, ks) in provinces.items()},
-    })
+    payload = canonical_bytes(
+        {
+            "protocol": PROTOCOL,
+            "type": "trust",
+            "version": version,
+            "issued_at": format_time(issued_at),
+            "expires": format_time(expires),
+            "root": {"threshold": root_threshold, "keys": keys_to_json(list(root_keys))},
+            "national": {
+                "log_origin": log_origin,
+                "log_keys": keys_to_json(list(log_keys)),
+                "message_keys": keys_to_json(list(message_keys)),
+            },
+            "provinces": {
+                code: {"threshold": t, "keys": keys_to_json(list(ks))} for code, (t, ks) in provinces.items()
+            },
+        }
+    )
     trust_from_payload(payload, b"")  # never sign something we would refuse to load
     return encode_envelope(sign_envelope(payload, TRUST_PAYLOAD_TYPE, signers))
 
@@ -175,8 +206,11 @@ def update_trust(current: TrustMetadata, data: bytes, *, now: dt.datetime | None
     """Accept version current+1 (see module rules). Raises TrustError; never returns a partly checked version."""
     env, new = _parse(data)
     if new.version != current.version + 1:
-        raise TrustError(f"trust version must be exactly {current.version + 1}, got {new.version}",
-                         expected=current.version + 1, got=new.version)
+        raise TrustError(
+            f"trust version must be exactly {current.version + 1}, got {new.version}",
+            expected=current.version + 1,
+            got=new.version,
+        )
     _signed_by(env, current.root, f"version {current.version}")
     _signed_by(env, new.root, "new")
     if new.log_origin != current.log_origin:
@@ -186,8 +220,9 @@ def update_trust(current: TrustMetadata, data: bytes, *, now: dt.datetime | None
     return new
 
 
-def verify_trust_chain(documents: Sequence[bytes], *, pinned: bytes | None = None,
-                       now: dt.datetime | None = None) -> list[TrustMetadata]:
+def verify_trust_chain(
+    documents: Sequence[bytes], *, pinned: bytes | None = None, now: dt.datetime | None = None
+) -> list[TrustMetadata]:
     """Walk a chain of trust versions from the pinned one (``pinned`` or ``documents[0]``).
 
     Returns every version in order. Only the newest is checked for expiry against ``now``: older versions

@@ -55,8 +55,9 @@ _PG_PROBLEM = _pg_reachable()
 
 def pytest_configure(config: pytest.Config) -> None:
     if _PG_PROBLEM and IN_CI:
-        raise pytest.UsageError(f"CI=true but PostgreSQL at {make_url(PG_ADMIN_URL).render_as_string()} "
-                                f"is unreachable: {_PG_PROBLEM}")
+        raise pytest.UsageError(
+            f"CI=true but PostgreSQL at {make_url(PG_ADMIN_URL).render_as_string()} is unreachable: {_PG_PROBLEM}"
+        )
 
 
 def pytest_report_header(config: pytest.Config) -> str:
@@ -114,8 +115,6 @@ def database_url_factory(dialect: str, request: pytest.FixtureRequest, tmp_path_
         return dbs.create(f"{label}_{n}")
 
     return make
-
-
 
 
 @pytest.fixture(scope="session")

@@ -16,9 +16,14 @@ PACKAGES = ["common", "sync_protocol", "provincial_node", "national_node"]
 
 
 def _lint(root: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(LINT_IMPORTS), "--config", str(root / "pyproject.toml"), "--no-cache"],
-                          cwd=root, capture_output=True, text=True, env={"PYTHONPATH": str(root), "PATH": ""},
-                          timeout=300)
+    return subprocess.run(
+        [str(LINT_IMPORTS), "--config", str(root / "pyproject.toml"), "--no-cache"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(root), "PATH": ""},
+        timeout=300,
+    )
 
 
 def _copy_tree(tmp_path: Path) -> Path:
@@ -36,13 +41,16 @@ def test_contracts_hold_on_the_code_as_it_is(tmp_path):
     assert "3 kept, 0 broken" in proc.stdout
 
 
-@pytest.mark.parametrize(("module", "line", "contract"), [
-    ("sync_protocol/_bad.py", "import flask\n", "sync_protocol is pure"),
-    ("sync_protocol/_bad.py", "import sqlalchemy\n", "sync_protocol is pure"),
-    ("sync_protocol/_bad.py", "from common import db\n", "sync_protocol is pure"),
-    ("common/_bad.py", "import provincial_node\n", "common knows no node"),
-    ("provincial_node/_bad.py", "from national_node import app\n", "never import each other"),
-])
+@pytest.mark.parametrize(
+    ("module", "line", "contract"),
+    [
+        ("sync_protocol/_bad.py", "import flask\n", "sync_protocol is pure"),
+        ("sync_protocol/_bad.py", "import sqlalchemy\n", "sync_protocol is pure"),
+        ("sync_protocol/_bad.py", "from common import db\n", "sync_protocol is pure"),
+        ("common/_bad.py", "import provincial_node\n", "common knows no node"),
+        ("provincial_node/_bad.py", "from national_node import app\n", "never import each other"),
+    ],
+)
 def test_a_forbidden_import_breaks_the_build(tmp_path, module, line, contract):
     root = _copy_tree(tmp_path)
     (root / module).write_text(line, encoding="utf-8")
@@ -52,11 +60,13 @@ def test_a_forbidden_import_breaks_the_build(tmp_path, module, line, contract):
 
 
 def test_importing_sync_protocol_loads_no_io_framework():
-    code = ("import sys, sync_protocol, importlib, pkgutil\n"
-            "for m in pkgutil.walk_packages(sync_protocol.__path__, 'sync_protocol.'):\n"
-            "    if not m.name.endswith('.cli'): importlib.import_module(m.name)\n"
-            "bad = [m for m in ('flask', 'sqlalchemy', 'requests', 'apscheduler', 'alembic', 'psycopg',"
-            " 'provincial_node', 'national_node', 'common.db', 'common.http') if m in sys.modules]\n"
-            "print(','.join(bad))")
+    code = (
+        "import sys, sync_protocol, importlib, pkgutil\n"
+        "for m in pkgutil.walk_packages(sync_protocol.__path__, 'sync_protocol.'):\n"
+        "    if not m.name.endswith('.cli'): importlib.import_module(m.name)\n"
+        "bad = [m for m in ('flask', 'sqlalchemy', 'requests', 'apscheduler', 'alembic', 'psycopg',"
+        " 'provincial_node', 'national_node', 'common.db', 'common.http') if m in sys.modules]\n"
+        "print(','.join(bad))"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
     assert proc.stdout.strip() == ""

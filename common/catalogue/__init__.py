@@ -30,16 +30,40 @@ from typing import Any
 
 from common.errors import CatalogueError
 
-FIELD_TYPES = frozenset({
-    "text", "code", "codes", "date", "yearmonth", "year", "integer", "money",
-    "idno", "phone", "mobile", "email", "division",
-})
+FIELD_TYPES = frozenset(
+    {
+        "text",
+        "code",
+        "codes",
+        "date",
+        "yearmonth",
+        "year",
+        "integer",
+        "money",
+        "idno",
+        "phone",
+        "mobile",
+        "email",
+        "division",
+    }
+)
 FILLERS = frozenset({"teacher", "school", "workflow"})
 STAGES = frozenset({"kindergarten", "primary_secondary", "vocational", "special", "higher"})
-RULE_KINDS = frozenset({
-    "only_when", "required_when", "order", "exclusive", "differs", "not_in", "cascade",
-    "not_future", "past_year", "none_clears", "identity",
-})
+RULE_KINDS = frozenset(
+    {
+        "only_when",
+        "required_when",
+        "order",
+        "exclusive",
+        "differs",
+        "not_in",
+        "cascade",
+        "not_future",
+        "past_year",
+        "none_clears",
+        "identity",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -88,7 +112,7 @@ class FieldDef:
     default: str | None = None
     custom: bool = False
     retired: bool = False
-    stages: frozenset[str] | None = None    # custom fields may be limited to some school stages
+    stages: frozenset[str] | None = None  # custom fields may be limited to some school stages
 
     @property
     def qualified(self) -> str:
@@ -180,8 +204,9 @@ class Catalogue:
         """Every non-core field (catalogue and custom), qualified ``GROUP.FIELD``, sorted."""
         return sorted(f.qualified for g in self.groups.values() for f in g.fields if not f.core)
 
-    def with_custom_fields(self, fields: Iterable[FieldDef], extra_tables: Iterable[CodeTable] = (),
-                           version: str | None = None) -> Catalogue:
+    def with_custom_fields(
+        self, fields: Iterable[FieldDef], extra_tables: Iterable[CodeTable] = (), version: str | None = None
+    ) -> Catalogue:
         """A catalogue extended with a province's custom indicators (地方拓展指标).
 
         Custom fields are never core, must not reuse a catalogue code, and may only name known code tables.
@@ -191,8 +216,9 @@ class Catalogue:
         tables = dict(self.code_tables)
         for t in extra_tables:
             if t.id in tables:
-                raise CatalogueError(f"custom code table {t.id!r} clashes with a catalogue table",
-                                     details={"code_table": t.id})
+                raise CatalogueError(
+                    f"custom code table {t.id!r} clashes with a catalogue table", details={"code_table": t.id}
+                )
             tables[t.id] = t
         if version is None:  # name the extension by its content: validators are cached by version
             version = hashlib.sha256(repr((fields, extra_tables)).encode()).hexdigest()
@@ -200,17 +226,24 @@ class Catalogue:
         for f in fields:
             g = groups.get(f.group)
             if g is None:
-                raise CatalogueError(f"custom field {f.code!r} names unknown group {f.group!r}",
-                                     details={"group": f.group, "field": f.code})
+                raise CatalogueError(
+                    f"custom field {f.code!r} names unknown group {f.group!r}",
+                    details={"group": f.group, "field": f.code},
+                )
             if g.has_field(f.code):
-                raise CatalogueError(f"custom field code {f.group}.{f.code} already exists",
-                                     details={"group": f.group, "field": f.code})
+                raise CatalogueError(
+                    f"custom field code {f.group}.{f.code} already exists", details={"group": f.group, "field": f.code}
+                )
             if f.code_table and f.code_table not in tables:
-                raise CatalogueError(f"custom field {f.group}.{f.code} names unknown code table {f.code_table!r}",
-                                     details={"group": f.group, "field": f.code, "code_table": f.code_table})
+                raise CatalogueError(
+                    f"custom field {f.group}.{f.code} names unknown code table {f.code_table!r}",
+                    details={"group": f.group, "field": f.code, "code_table": f.code_table},
+                )
             if f.type not in FIELD_TYPES:
-                raise CatalogueError(f"custom field {f.group}.{f.code} has unknown type {f.type!r}",
-                                     details={"group": f.group, "field": f.code, "type": f.type})
+                raise CatalogueError(
+                    f"custom field {f.group}.{f.code} has unknown type {f.type!r}",
+                    details={"group": f.group, "field": f.code, "type": f.type},
+                )
             groups[f.group] = replace(g, fields=(*g.fields, replace(f, custom=True, core=False)))
         return replace(self, groups=groups, code_tables=tables, custom_version=version)
 
@@ -263,15 +296,24 @@ def _load_code_tables(hasher: Any) -> dict[str, CodeTable]:
                 code = (row.get("code") or "").strip()
                 label = (row.get("label") or "").strip()
                 if not code or not label:
-                    raise CatalogueError(f"{fname} line {lineno}: empty code or label",
-                                         details={"file": fname, "line": lineno})
+                    raise CatalogueError(
+                        f"{fname} line {lineno}: empty code or label", details={"file": fname, "line": lineno}
+                    )
                 if code in codes:
-                    raise CatalogueError(f"{fname} line {lineno}: duplicate code {code!r}",
-                                         details={"file": fname, "line": lineno, "code": code})
+                    raise CatalogueError(
+                        f"{fname} line {lineno}: duplicate code {code!r}",
+                        details={"file": fname, "line": lineno, "code": code},
+                    )
                 parents = tuple(p for p in (row.get("parent") or "").split("|") if p)
                 codes[code] = Code(code, label, parents, (row.get("stage") or None))
-        tables[table_id] = CodeTable(table_id, meta["label"], meta.get("label_en", ""), meta.get("source", ""),
-                                     bool(meta.get("verified", False)), codes)
+        tables[table_id] = CodeTable(
+            table_id,
+            meta["label"],
+            meta.get("label_en", ""),
+            meta.get("source", ""),
+            bool(meta.get("verified", False)),
+            codes,
+        )
     return tables
 
 
@@ -292,30 +334,49 @@ def _load_groups(hasher: Any, tables: Mapping[str, CodeTable]) -> dict[str, Reco
             raise CatalogueError(f"fields.csv line {lineno}: unknown type {ftype!r}", details=where)
         table = row["code_table"] or None
         if ftype in ("code", "codes") and (table is None or table not in tables):
-            raise CatalogueError(f"fields.csv line {lineno}: {g}.{row['code']} names unknown code table {table!r}",
-                                 details=where)
+            raise CatalogueError(
+                f"fields.csv line {lineno}: {g}.{row['code']} names unknown code table {table!r}", details=where
+            )
         if row["filled_by"] not in FILLERS:
-            raise CatalogueError(f"fields.csv line {lineno}: filled_by must be one of {sorted(FILLERS)}",
-                                 details=where)
+            raise CatalogueError(f"fields.csv line {lineno}: filled_by must be one of {sorted(FILLERS)}", details=where)
         if any(f.code == row["code"] for f in fields_by_group[g]):
             raise CatalogueError(f"fields.csv line {lineno}: duplicate field {g}.{row['code']}", details=where)
         default = row["default"] or None
         if default is not None and table and default not in tables[table]:
             raise CatalogueError(f"fields.csv line {lineno}: default {default!r} not in {table}", details=where)
-        fields_by_group[g].append(FieldDef(
-            group=g, code=row["code"], label=row["label"], label_en=row["label_en"], type=ftype,
-            code_table=table, required=row["required"] == "R", filled_by=row["filled_by"],
-            core=row["core"] == "Y", max_length=int(row["max_length"]) if row["max_length"] else None,
-            default=default,
-        ))
+        fields_by_group[g].append(
+            FieldDef(
+                group=g,
+                code=row["code"],
+                label=row["label"],
+                label_en=row["label_en"],
+                type=ftype,
+                code_table=table,
+                required=row["required"] == "R",
+                filled_by=row["filled_by"],
+                core=row["core"] == "Y",
+                max_length=int(row["max_length"]) if row["max_length"] else None,
+                default=default,
+            )
+        )
     groups: dict[str, RecordGroup] = {}
     for gcode, meta in groups_meta.items():
         stages = frozenset(meta["stages"])
         if not stages <= STAGES:
             raise CatalogueError(f"group {gcode}: unknown stages {sorted(stages - STAGES)}", details={"group": gcode})
         rules = tuple(Rule(r["kind"], {k: v for k, v in r.items() if k != "kind"}) for r in meta.get("rules", []))
-        group = RecordGroup(gcode, meta["order"], meta["label"], meta["label_en"], bool(meta["multiple"]),
-                            stages, meta["source_table"], meta["core_reason"], tuple(fields_by_group[gcode]), rules)
+        group = RecordGroup(
+            gcode,
+            meta["order"],
+            meta["label"],
+            meta["label_en"],
+            bool(meta["multiple"]),
+            stages,
+            meta["source_table"],
+            meta["core_reason"],
+            tuple(fields_by_group[gcode]),
+            rules,
+        )
         _check_rules(group, tables)
         groups[gcode] = group
     return groups
@@ -323,8 +384,15 @@ def _load_groups(hasher: Any, tables: Mapping[str, CodeTable]) -> dict[str, Reco
 
 def rule_field_names(rule: Rule) -> list[str]:
     names: list[str] = []
-    for key in ("field", "parent_field", "type_field", "number_field", "birth_field", "gender_field",
-                "nationality_field"):
+    for key in (
+        "field",
+        "parent_field",
+        "type_field",
+        "number_field",
+        "birth_field",
+        "gender_field",
+        "nationality_field",
+    ):
         if key in rule.params:
             names.append(rule[key])
     names.extend(rule.get("fields", []))
@@ -341,8 +409,10 @@ def _check_rules(group: RecordGroup, tables: Mapping[str, CodeTable]) -> None:
             raise CatalogueError(f"group {group.code}: unknown rule kind {rule.kind!r}", details=where)
         for name in rule_field_names(rule):
             if not group.has_field(name):
-                raise CatalogueError(f"group {group.code}: rule {rule.kind} names unknown field {name!r}",
-                                     details={**where, "field": name})
+                raise CatalogueError(
+                    f"group {group.code}: rule {rule.kind} names unknown field {name!r}",
+                    details={**where, "field": name},
+                )
         if rule.kind == "cascade":
             child = group.field(rule["field"])
             parent = group.field(rule["parent_field"])
@@ -351,7 +421,9 @@ def _check_rules(group: RecordGroup, tables: Mapping[str, CodeTable]) -> None:
                     if p not in tables[parent.code_table]:  # type: ignore[index]
                         raise CatalogueError(
                             f"code table {child.code_table}: code {c.code} has parent {p!r} "
-                            f"missing from {parent.code_table}", details=where)
+                            f"missing from {parent.code_table}",
+                            details=where,
+                        )
 
 
 @cache

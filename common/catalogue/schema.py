@@ -55,8 +55,10 @@ REASONS: dict[str, tuple[str, str]] = {
     "invalid_email": ("应为有效电子邮箱（含@）", "must be an e-mail address containing @"),
     "invalid_division": ("{reason_zh}", "{reason_en}"),
     "invalid_identity": ("{reason_zh}", "{reason_en}"),
-    "birth_mismatch": ("出生日期与证件号中的出生日期 {expected} 不一致",
-                       "differs from the birth date {expected} in the document number"),
+    "birth_mismatch": (
+        "出生日期与证件号中的出生日期 {expected} 不一致",
+        "differs from the birth date {expected} in the document number",
+    ),
     "gender_mismatch": ("性别与证件号中的性别码不一致", "differs from the gender encoded in the document number"),
     "only_when": ("仅当{other}为{values}时填写", "may be filled only when {other_en} is {values}"),
     "required_when": ("当{other}为{values}时必填", "is required when {other_en} is {values}"),
@@ -106,8 +108,13 @@ def _this_year() -> int:
 
 
 class _Text(fields.Field):
-    def __init__(self, max_length: int | None = None, pattern: re.Pattern[str] | None = None,
-                 pattern_reason: str = "invalid_text", **kw: Any) -> None:
+    def __init__(
+        self,
+        max_length: int | None = None,
+        pattern: re.Pattern[str] | None = None,
+        pattern_reason: str = "invalid_text",
+        **kw: Any,
+    ) -> None:
         super().__init__(**kw)
         self.max_length = max_length
         self.pattern = pattern
@@ -152,8 +159,9 @@ class _Codes(fields.Field):
         for v in value:
             code = str(v).strip()
             if code not in self.table:
-                raise MarshmallowError(_reason("not_in_table", value=code, table=self.table.id,
-                                               table_label=self.table.label))
+                raise MarshmallowError(
+                    _reason("not_in_table", value=code, table=self.table.id, table_label=self.table.label)
+                )
             if code in out:
                 raise MarshmallowError(_reason("duplicate_code", value=code))
             out.append(code)
@@ -275,6 +283,7 @@ def _marshmallow_field(f: FieldDef, catalogue: Catalogue, partial_required: bool
 
 # ------------------------------------------------------------------------------------------ rule engine
 
+
 def _empty(v: Any) -> bool:
     return v is None or v == "" or v == []
 
@@ -302,8 +311,15 @@ class _RuleChecker:
         table = self.catalogue.code_tables.get(f.code_table or "")
         return "/".join(f"{v} {table.label_of(v)}" if table and table.label_of(v) else v for v in values)
 
-    def check(self, rule: Rule, data: dict[str, Any], partial: bool, errors: dict[str, list[str]],
-              failed: set[str], state: dict[str, Any]) -> None:
+    def check(
+        self,
+        rule: Rule,
+        data: dict[str, Any],
+        partial: bool,
+        errors: dict[str, list[str]],
+        failed: set[str],
+        state: dict[str, Any],
+    ) -> None:
         def add(fname: str, key: str, **params: Any) -> None:
             errors.setdefault(fname, []).append(_reason(key, **params))
 
@@ -316,8 +332,11 @@ class _RuleChecker:
             if not usable(w["field"], *rule["fields"]):
                 return
             holds = data.get(w["field"]) in w["in"]
-            other = {"other": self.label(w["field"]), "other_en": self.label_en(w["field"]),
-                     "values": self.values_text(w["field"], w["in"])}
+            other = {
+                "other": self.label(w["field"]),
+                "other_en": self.label_en(w["field"]),
+                "values": self.values_text(w["field"], w["in"]),
+            }
             for fname in rule["fields"]:
                 if k == "only_when" and not holds and not _empty(data.get(fname)) and data.get(w["field"]) is not None:
                     add(fname, "only_when", **other)
@@ -331,8 +350,14 @@ class _RuleChecker:
                 pa, pb = _period(data[a]), _period(data[b])
                 n = min(len(pa), len(pb))
                 if pa[:n] > pb[:n] or (strict and pa[:n] == pb[:n]):
-                    add(b, "order", op_zh="晚于" if strict else "不早于", op_en="after" if strict else "not before",
-                        other=self.label(a), other_en=self.label_en(a))
+                    add(
+                        b,
+                        "order",
+                        op_zh="晚于" if strict else "不早于",
+                        op_en="after" if strict else "not before",
+                        other=self.label(a),
+                        other_en=self.label_en(a),
+                    )
         elif k == "exclusive":
             values = data.get(rule["field"]) or []
             if usable(rule["field"]) and len(values) > 1:
@@ -401,6 +426,7 @@ class _RuleChecker:
 
 # ------------------------------------------------------------------------------------------ public API
 
+
 @dataclass(frozen=True)
 class ValidatedRecord:
     data: dict[str, Any]
@@ -456,8 +482,9 @@ class GroupValidator:
         """
         if not isinstance(record, Mapping):
             entry = self._entry("", "not_a_record", "记录应为对象", "a record must be an object", None)
-            raise ValidationError(f"{self.group.code} {self.group.label}: a record must be a JSON object",
-                                  errors=[entry])
+            raise ValidationError(
+                f"{self.group.code} {self.group.label}: a record must be a JSON object", errors=[entry]
+            )
         # drop empty values first so "" and None mean "not filled" everywhere
         cleaned = {k: v for k, v in record.items() if not _empty(v)}
         schema = self.schema(partial=partial)
@@ -474,8 +501,15 @@ class GroupValidator:
 
     def _entry(self, fcode: str, _key: str, zh: str, en: str, value: Any) -> dict[str, Any]:
         label = self.group.field(fcode).label if fcode and self.group.has_field(fcode) else fcode
-        return {"group": self.group.code, "group_label": self.group.label, "field": fcode, "label": label,
-                "reason_zh": zh, "reason_en": en, "value": value}
+        return {
+            "group": self.group.code,
+            "group_label": self.group.label,
+            "field": fcode,
+            "label": label,
+            "reason_zh": zh,
+            "reason_en": en,
+            "value": value,
+        }
 
     def _error(self, messages: Any, record: Mapping[str, Any]) -> ValidationError:
         entries: list[dict[str, Any]] = []
@@ -520,9 +554,18 @@ def build_validator(catalogue: Catalogue, group_code: str, *, school_type: str |
         if not group.applies_to(stage):
             raise ValidationError(
                 f"record group {group.code} {group.label} is not collected for school type {school_type}",
-                errors=[{"group": group.code, "group_label": group.label, "field": "", "label": "",
-                         "reason_zh": "本学校类型不采集此信息集", "reason_en": "not collected for this school type",
-                         "value": school_type}])
+                errors=[
+                    {
+                        "group": group.code,
+                        "group_label": group.label,
+                        "field": "",
+                        "label": "",
+                        "reason_zh": "本学校类型不采集此信息集",
+                        "reason_en": "not collected for this school type",
+                        "value": school_type,
+                    }
+                ],
+            )
     key = (catalogue.version, catalogue.custom_version, group_code, stage)
     validator = _VALIDATORS.get(key)
     if validator is None:

@@ -131,8 +131,9 @@ def intake(
         logger.error("EQUIVOCATION by province %s at seq %s: evidence stored", province, e.details["seq"])
         raise
     header = acc.batch.header
-    refused = _apply_batch(session, keys, province, header.seq, acc.batch.batch_hash, acc.batch.records,
-                           acc.batch.record_lines, now)
+    refused = _apply_batch(
+        session, keys, province, header.seq, acc.batch.batch_hash, acc.batch.records, acc.batch.record_lines, now
+    )
     leaf = batch_leaf(
         province=province,
         seq=header.seq,
@@ -163,8 +164,9 @@ def intake(
 def _lock_province(session: Session, province: str) -> Province:
     # populate_existing: the row as the lock sees it (committed by whoever held the lock before), not as an
     # earlier statement of this session loaded it
-    return session.execute(select(Province).where(Province.code == province).with_for_update()
-                           .execution_options(populate_existing=True)).scalar_one()
+    return session.execute(
+        select(Province).where(Province.code == province).with_for_update().execution_options(populate_existing=True)
+    ).scalar_one()
 
 
 def _lock_in_turn(session: Session, province: str, seq: int) -> Province:
@@ -225,7 +227,8 @@ def _apply_batch(
     for chunk in _chunks(merge):
         for tn, fields in session.execute(
             select(TeacherCore.teacher_number, TeacherCore.fields).where(
-                one_of(session, TeacherCore.teacher_number, chunk))
+                one_of(session, TeacherCore.teacher_number, chunk)
+            )
         ):
             current[tn]["fields"] = fields
     refused: list[dict[str, Any]] = []
@@ -233,19 +236,44 @@ def _apply_batch(
     candidates: dict[str, tuple[str, dict[str, Any]]] = {}
     for record, line in zip(records, lines, strict=True):
         cur = current.get(record.teacher_number)
-        if cur is not None and cur["province_code"] != province and record.op == "transfer_out" \
-                and record.to_province == cur["province_code"]:
+        if (
+            cur is not None
+            and cur["province_code"] != province
+            and record.op == "transfer_out"
+            and record.to_province == cur["province_code"]
+        ):
             # the former owner confirms a completed cross-province transfer: history only
-            history.append({"teacher_number": record.teacher_number, "province_code": province,
-                            "version": record.version, "batch_hash": batch_hash, "op": record.op, "applied_at": now})
+            history.append(
+                {
+                    "teacher_number": record.teacher_number,
+                    "province_code": province,
+                    "version": record.version,
+                    "batch_hash": batch_hash,
+                    "op": record.op,
+                    "applied_at": now,
+                }
+            )
             continue
         if cur is not None and cur["province_code"] != province:
             details = {"owner": cur["province_code"]}
-            session.add(RefusedRecord(province_code=province, seq=seq, version=record.version,
-                                      teacher_number=record.teacher_number, reason="owned_by_other_province",
-                                      details=details))
-            refused.append({"version": record.version, "teacher_number": record.teacher_number,
-                            "reason": "owned_by_other_province", "details": details})
+            session.add(
+                RefusedRecord(
+                    province_code=province,
+                    seq=seq,
+                    version=record.version,
+                    teacher_number=record.teacher_number,
+                    reason="owned_by_other_province",
+                    details=details,
+                )
+            )
+            refused.append(
+                {
+                    "version": record.version,
+                    "teacher_number": record.teacher_number,
+                    "reason": "owned_by_other_province",
+                    "details": details,
+                }
+            )
             continue
         if cur is not None and cur["version"] >= record.version:
             continue  # older than what we hold: idempotent no-op
@@ -257,14 +285,25 @@ def _apply_batch(
             fields, raw = record.fields, line
         key = identity_key(fields) if record.op != "transfer_out" else (cur["identity_key"] if cur else None)
         if cur is None:
-            cur = current[record.teacher_number] = {"teacher_number": record.teacher_number,
-                                                    "province_code": province, "new": True}
+            cur = current[record.teacher_number] = {
+                "teacher_number": record.teacher_number,
+                "province_code": province,
+                "new": True,
+            }
         cur.update(version=record.version, op=record.op, updated_at=now)
         if record.op != "transfer_out" or "fields" not in cur:
             cur.update(fields=fields, raw=raw, withheld=list(record.withheld), identity_key=key)
         cur["dirty"] = True
-        history.append({"teacher_number": record.teacher_number, "province_code": province,
-                        "version": record.version, "batch_hash": batch_hash, "op": record.op, "applied_at": now})
+        history.append(
+            {
+                "teacher_number": record.teacher_number,
+                "province_code": province,
+                "version": record.version,
+                "batch_hash": batch_hash,
+                "op": record.op,
+                "applied_at": now,
+            }
+        )
         if key and record.op == "upsert":
             candidates[record.teacher_number] = (key, fields)
     keys_ = ("teacher_number", "province_code", "version", "op", "fields", "withheld", "identity_key", "updated_at")
@@ -275,8 +314,9 @@ def _apply_batch(
             if c.get("raw") is not None:  # the fields as the province signed them (no re-encoding)
                 row["fields"] = RawJSON(fields_bytes(c["raw"]))
             fresh.append(row)
-    changed = [{k: c[k] for k in keys_ if k != "province_code"} for c in current.values()
-               if c.get("dirty") and not c["new"]]
+    changed = [
+        {k: c[k] for k in keys_ if k != "province_code"} for c in current.values() if c.get("dirty") and not c["new"]
+    ]
     bulk_insert(session, TeacherCore, fresh)
     if changed:
         session.execute(update(TeacherCore), changed)
@@ -285,8 +325,9 @@ def _apply_batch(
     by_key: dict[str, list[TeacherCore]] = {}
     for chunk in _chunks(sorted({k for k, _f in candidates.values()})):
         for other in session.scalars(
-            select(TeacherCore).where(one_of(session, TeacherCore.identity_key, chunk),
-                                     TeacherCore.province_code != province)
+            select(TeacherCore).where(
+                one_of(session, TeacherCore.identity_key, chunk), TeacherCore.province_code != province
+            )
         ):
             by_key.setdefault(other.identity_key, []).append(other)
     for teacher_number, (key, fields) in candidates.items():
@@ -301,8 +342,11 @@ def record_at(session: Session, teacher_number: str, version: int) -> bytes | No
     """The canonical bytes of core record ``version`` of ``teacher_number`` exactly as its province signed
     them, read from the stored batch its history row points to; None when no batch applied that version
     (e.g. the version-0 row of a teacher arriving by cross-province transfer)."""
-    for h in session.scalars(select(TeacherCoreHistory).where(TeacherCoreHistory.teacher_number == teacher_number,
-                                                              TeacherCoreHistory.version == version)):
+    for h in session.scalars(
+        select(TeacherCoreHistory).where(
+            TeacherCoreHistory.teacher_number == teacher_number, TeacherCoreHistory.version == version
+        )
+    ):
         batch = session.get(Batch, h.batch_hash)
         if batch is None:
             continue

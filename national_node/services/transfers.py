@@ -36,8 +36,16 @@ IN_FLIGHT = ("open", "awaiting_file")
 
 
 def _state(row: Transfer) -> tr.TransferState:
-    return tr.TransferState(row.transfer_id, row.kind, row.teacher_number, row.from_province, row.to_province,
-                            row.expires_at, row.state, row.next_step)
+    return tr.TransferState(
+        row.transfer_id,
+        row.kind,
+        row.teacher_number,
+        row.from_province,
+        row.to_province,
+        row.expires_at,
+        row.state,
+        row.next_step,
+    )
 
 
 def _step(row: Transfer, what: str, province: str | None, now: dt.datetime, **extra: Any) -> None:
@@ -45,8 +53,9 @@ def _step(row: Transfer, what: str, province: str | None, now: dt.datetime, **ex
     row.updated_at = now
 
 
-def accept(session: Session, keys: NodeKeys, origin: str, province: str, data: bytes,
-           now: dt.datetime | None = None) -> tuple[bytes, bool]:
+def accept(
+    session: Session, keys: NodeKeys, origin: str, province: str, data: bytes, now: dt.datetime | None = None
+) -> tuple[bytes, bool]:
     """Accept one transfer message from ``province``; returns (receipt, new)."""
     now = now or utcnow()
     trust = ledger.current_trust(session)
@@ -59,20 +68,37 @@ def accept(session: Session, keys: NodeKeys, origin: str, province: str, data: b
     ).scalar_one_or_none()
     if msg.kind == "transfer_request":
         if row is not None:
-            raise tr.TransferStateError("this transfer id is already used by another request",
-                                        transfer_id=msg.transfer_id)
+            raise tr.TransferStateError(
+                "this transfer id is already used by another request", transfer_id=msg.transfer_id
+            )
         row = _open(session, keys, msg, now)
     else:
         if row is None:
             raise tr.TransferStateError("no such transfer", transfer_id=msg.transfer_id)
         state = tr.advance(_state(row), msg, now)
         _apply(session, keys, row, msg, state, now)
-    leaf = message_leaf(province=province, kind=msg.kind, transfer_id=msg.transfer_id,
-                        message_hash=msg.message_hash, accepted_at=now, trust_version=trust.version)
+    leaf = message_leaf(
+        province=province,
+        kind=msg.kind,
+        transfer_id=msg.transfer_id,
+        message_hash=msg.message_hash,
+        accepted_at=now,
+        trust_version=trust.version,
+    )
     index = ledger.append_leaf(session, leaf)
     receipt = ledger.receipt(session, keys, origin, index, leaf).to_bytes()
-    session.add(TransferMessage(message_hash=msg.message_hash, transfer_id=msg.transfer_id, province_code=province,
-                                kind=msg.kind, envelope=data, leaf_index=index, receipt=receipt, accepted_at=now))
+    session.add(
+        TransferMessage(
+            message_hash=msg.message_hash,
+            transfer_id=msg.transfer_id,
+            province_code=province,
+            kind=msg.kind,
+            envelope=data,
+            leaf_index=index,
+            receipt=receipt,
+            accepted_at=now,
+        )
+    )
     session.flush()
     return receipt, True
 
@@ -82,32 +108,46 @@ def _open(session: Session, keys: NodeKeys, msg: tr.TransferMessage, now: dt.dat
     b = msg.body
     core = session.get(TeacherCore, b["teacher_number"])
     if core is not None and core.province_code != state.from_province:
-        raise tr.TransferOwnerError(f"teacher {b['teacher_number']} is held by province {core.province_code}, "
-                                    f"not {state.from_province}", owner=core.province_code)
-    busy = session.scalar(select(Transfer.transfer_id).where(Transfer.teacher_number == b["teacher_number"],
-                                                              Transfer.state.in_(IN_FLIGHT)))
+        raise tr.TransferOwnerError(
+            f"teacher {b['teacher_number']} is held by province {core.province_code}, not {state.from_province}",
+            owner=core.province_code,
+        )
+    busy = session.scalar(
+        select(Transfer.transfer_id).where(
+            Transfer.teacher_number == b["teacher_number"], Transfer.state.in_(IN_FLIGHT)
+        )
+    )
     if busy:
         raise tr.TransferStateError("the teacher already has a cross-province transfer in flight", transfer_id=busy)
     if now > state.expires_at:
         raise tr.TransferStateError("the request has already expired", expires_at=b["expires_at"])
-    row = Transfer(transfer_id=state.transfer_id, kind=state.kind, teacher_number=state.teacher_number,
-                   from_province=state.from_province, to_province=state.to_province, state=state.state,
-                   next_step=state.next_step, request=b, steps=[],
-                   requested_at=parse_time(b["requested_at"], "requested_at"), expires_at=state.expires_at,
-                   updated_at=now)
+    row = Transfer(
+        transfer_id=state.transfer_id,
+        kind=state.kind,
+        teacher_number=state.teacher_number,
+        from_province=state.from_province,
+        to_province=state.to_province,
+        state=state.state,
+        next_step=state.next_step,
+        request=b,
+        steps=[],
+        requested_at=parse_time(b["requested_at"], "requested_at"),
+        expires_at=state.expires_at,
+        updated_at=now,
+    )
     _step(row, "request", msg.province, now, message_hash=msg.message_hash)
     session.add(row)
     inbox.route(session, keys, state.other(msg.province), "transfer_request", b, now)
     return row
 
 
-def _apply(session: Session, keys: NodeKeys, row: Transfer, msg: tr.TransferMessage, state: tr.TransferState,
-           now: dt.datetime) -> None:
+def _apply(
+    session: Session, keys: NodeKeys, row: Transfer, msg: tr.TransferMessage, state: tr.TransferState, now: dt.datetime
+) -> None:
     b = msg.body
     row.state, row.next_step = state.state, state.next_step
     if msg.kind == "transfer_answer":
-        _step(row, f"{b['step']}:{b['decision']}", msg.province, now, reason=b["reason"],
-              message_hash=msg.message_hash)
+        _step(row, f"{b['step']}:{b['decision']}", msg.province, now, reason=b["reason"], message_hash=msg.message_hash)
         inbox.route(session, keys, state.other(msg.province), "transfer_answer", b, now)
     elif msg.kind == "transfer_withdrawal":
         _step(row, "withdrawn", msg.province, now, reason=b["reason"], message_hash=msg.message_hash)
@@ -116,9 +156,14 @@ def _apply(session: Session, keys: NodeKeys, row: Transfer, msg: tr.TransferMess
         _move_ownership(session, row, msg, now)
         _step(row, "completed", msg.province, now, file_hash=b["file_hash"], message_hash=msg.message_hash)
         row.completed_at, row.file_hash = now, b["file_hash"]
-        common = {"transfer_id": row.transfer_id, "teacher_number": row.teacher_number,
-                  "from_province": row.from_province, "to_province": row.to_province, "file_hash": b["file_hash"],
-                  "completed_at": format_time(now)}
+        common = {
+            "transfer_id": row.transfer_id,
+            "teacher_number": row.teacher_number,
+            "from_province": row.from_province,
+            "to_province": row.to_province,
+            "file_hash": b["file_hash"],
+            "completed_at": format_time(now),
+        }
         for province in sorted((row.from_province, row.to_province)):
             body = {**common, "file": b["file"] if province == row.to_province else None}
             inbox.route(session, keys, province, "transfer_completion", body, now)
@@ -131,24 +176,37 @@ def _move_ownership(session: Session, row: Transfer, msg: tr.TransferMessage, no
     ).scalar_one_or_none()
     if core is None:  # never synchronised by A: B's first record fills it
         identity = row.request["identity"]
-        core = TeacherCore(teacher_number=row.teacher_number, province_code=row.to_province, version=0,
-                           op="transfer_in", fields={}, withheld=[],
-                           identity_key=hashlib.sha256(
-                               f"{identity['doc_type']}:{identity['doc_number']}".encode()).hexdigest(),
-                           updated_at=now)
+        core = TeacherCore(
+            teacher_number=row.teacher_number,
+            province_code=row.to_province,
+            version=0,
+            op="transfer_in",
+            fields={},
+            withheld=[],
+            identity_key=hashlib.sha256(f"{identity['doc_type']}:{identity['doc_number']}".encode()).hexdigest(),
+            updated_at=now,
+        )
         session.add(core)
     elif core.province_code != row.from_province:
-        raise tr.TransferOwnerError(f"teacher {row.teacher_number} is held by province {core.province_code}",
-                                    owner=core.province_code)
+        raise tr.TransferOwnerError(
+            f"teacher {row.teacher_number} is held by province {core.province_code}", owner=core.province_code
+        )
     else:
         core.province_code, core.version, core.op, core.updated_at = row.to_province, 0, "transfer_in", now
-    session.add(TeacherCoreHistory(teacher_number=row.teacher_number, province_code=row.to_province, version=0,
-                                   batch_hash=msg.message_hash, op="transfer_in", fields=core.fields or {},
-                                   applied_at=now))
+    session.add(
+        TeacherCoreHistory(
+            teacher_number=row.teacher_number,
+            province_code=row.to_province,
+            version=0,
+            batch_hash=msg.message_hash,
+            op="transfer_in",
+            fields=core.fields or {},
+            applied_at=now,
+        )
+    )
 
 
-def _close(session: Session, keys: NodeKeys, row: Transfer, outcome: str, reason: str | None,
-           now: dt.datetime) -> None:
+def _close(session: Session, keys: NodeKeys, row: Transfer, outcome: str, reason: str | None, now: dt.datetime) -> None:
     row.state, row.next_step = outcome, None
     body = {"transfer_id": row.transfer_id, "outcome": outcome, "reason": reason, "closed_at": format_time(now)}
     for province in sorted((row.from_province, row.to_province)):
@@ -158,10 +216,14 @@ def _close(session: Session, keys: NodeKeys, row: Transfer, outcome: str, reason
 def expire_due(session: Session, keys: NodeKeys, now: dt.datetime | None = None) -> list[str]:
     """Close every open request past its deadline and tell both provinces; returns the transfer ids."""
     now = now or utcnow()
-    due = list(session.scalars(
-        select(Transfer).where(Transfer.state == "open", Transfer.expires_at < now)
-        .order_by(Transfer.transfer_id).with_for_update()
-    ))
+    due = list(
+        session.scalars(
+            select(Transfer)
+            .where(Transfer.state == "open", Transfer.expires_at < now)
+            .order_by(Transfer.transfer_id)
+            .with_for_update()
+        )
+    )
     for row in due:
         _step(row, "expired", None, now)
         _close(session, keys, row, "expired", "the request expired before every step was decided", now)
@@ -186,15 +248,29 @@ def waiting_for(row: Transfer) -> str | None:
 
 def to_json(row: Transfer, now: dt.datetime | None = None) -> dict[str, Any]:
     now = now or utcnow()
-    return {"transfer_id": row.transfer_id, "kind": row.kind, "teacher_number": row.teacher_number,
-            "from_province": row.from_province, "to_province": row.to_province, "state": row.state,
-            "next_step": row.next_step, "waiting_for": waiting_for(row),
-            "requested_at": format_time(row.requested_at), "expires_at": format_time(row.expires_at),
-            "age_hours": round((now - row.requested_at).total_seconds() / 3600, 1),
-            "completed_at": format_time(row.completed_at) if row.completed_at else None,
-            "file_hash": row.file_hash, "steps": row.steps}
+    return {
+        "transfer_id": row.transfer_id,
+        "kind": row.kind,
+        "teacher_number": row.teacher_number,
+        "from_province": row.from_province,
+        "to_province": row.to_province,
+        "state": row.state,
+        "next_step": row.next_step,
+        "waiting_for": waiting_for(row),
+        "requested_at": format_time(row.requested_at),
+        "expires_at": format_time(row.expires_at),
+        "age_hours": round((now - row.requested_at).total_seconds() / 3600, 1),
+        "completed_at": format_time(row.completed_at) if row.completed_at else None,
+        "file_hash": row.file_hash,
+        "steps": row.steps,
+    }
 
 
 def messages(session: Session, transfer_id: str) -> list[TransferMessage]:
-    return list(session.scalars(select(TransferMessage).where(TransferMessage.transfer_id == transfer_id)
-                                .order_by(TransferMessage.leaf_index)))
+    return list(
+        session.scalars(
+            select(TransferMessage)
+            .where(TransferMessage.transfer_id == transfer_id)
+            .order_by(TransferMessage.leaf_index)
+        )
+    )

@@ -66,8 +66,9 @@ def local_step(t: Transfer, step: str) -> bool:
     return step.startswith("receiving") == (t.role == "to")
 
 
-def mark_cross(t: Transfer, role: str, remote: str, teacher: Teacher | None, school_code: str,
-               school_name: str) -> None:
+def mark_cross(
+    t: Transfer, role: str, remote: str, teacher: Teacher | None, school_code: str, school_name: str
+) -> None:
     t.role, t.remote_province = role, remote
     t.remote_school_code, t.remote_school_name = school_code, school_name
     if teacher is not None:
@@ -87,16 +88,31 @@ def where_it_went(session: Session, teacher_number: str) -> str | None:
 def to_json(t: Transfer) -> dict[str, Any] | None:
     if not is_cross(t):
         return None
-    return {"transfer_id": t.transfer_uid, "role": t.role, "other_province": t.remote_province,
-            "teacher_number": t.teacher_number, "other_school": {"code": t.remote_school_code,
-                                                                  "name": t.remote_school_name}}
+    return {
+        "transfer_id": t.transfer_uid,
+        "role": t.role,
+        "other_province": t.remote_province,
+        "teacher_number": t.teacher_number,
+        "other_school": {"code": t.remote_school_code, "name": t.remote_school_name},
+    }
 
 
 # --------------------------------------------------------------------------------------------- starting
 
-def start_transfer(session: Session, actor: Actor, province: str, from_province: str, teacher_number: str,
-                   doc_type: str, doc_number: str, school: Unit, reason: str, now: dt.datetime,
-                   expiry: dt.timedelta) -> Transfer:
+
+def start_transfer(
+    session: Session,
+    actor: Actor,
+    province: str,
+    from_province: str,
+    teacher_number: str,
+    doc_type: str,
+    doc_number: str,
+    school: Unit,
+    reason: str,
+    now: dt.datetime,
+    expiry: dt.timedelta,
+) -> Transfer:
     """B's school asks for a teacher of province ``from_province`` (sent once B's bureau approves)."""
     try:
         check_province(from_province, "from_province")
@@ -106,37 +122,66 @@ def start_transfer(session: Session, actor: Actor, province: str, from_province:
         check_teacher_number(teacher_number)
     except ProtocolError as e:
         raise invalid("transfer", "teacher_number", "教师编号无效", str(e), teacher_number) from None
-    here = session.scalar(select(Teacher).where(Teacher.doc_type == doc_type, Teacher.doc_number == doc_number,
-                                                Teacher.status != "transferred_out"))
+    here = session.scalar(
+        select(Teacher).where(
+            Teacher.doc_type == doc_type, Teacher.doc_number == doc_number, Teacher.status != "transferred_out"
+        )
+    )
     if here is not None:
-        raise ConflictError(f"this person already has a file in this province (teacher {here.teacher_number})",
-                            details={"teacher_number": here.teacher_number})
-    if session.scalar(select(Transfer.id).where(Transfer.teacher_number == teacher_number,
-                                                Transfer.status == "open")):
+        raise ConflictError(
+            f"this person already has a file in this province (teacher {here.teacher_number})",
+            details={"teacher_number": here.teacher_number},
+        )
+    if session.scalar(select(Transfer.id).where(Transfer.teacher_number == teacher_number, Transfer.status == "open")):
         raise ConflictError("this teacher already has an open transfer request here")
     if not (reason or "").strip():
         raise invalid("transfer", "reason", "须说明调动原因", "a reason is required")
-    t = Transfer(kind="transfer", teacher_id=None, from_unit_id=None, to_unit_id=school.id, to_unit_name=school.name,
-                 next_step="receiving_bureau", reason=reason.strip(), started_by=actor.account_id, started_at=now,
-                 expires_at=now + expiry, steps=[], role="to", remote_province=from_province,
-                 teacher_number=teacher_number, doc_type=doc_type, doc_number=doc_number)
+    t = Transfer(
+        kind="transfer",
+        teacher_id=None,
+        from_unit_id=None,
+        to_unit_id=school.id,
+        to_unit_name=school.name,
+        next_step="receiving_bureau",
+        reason=reason.strip(),
+        started_by=actor.account_id,
+        started_at=now,
+        expires_at=now + expiry,
+        steps=[],
+        role="to",
+        remote_province=from_province,
+        teacher_number=teacher_number,
+        doc_type=doc_type,
+        doc_number=doc_number,
+    )
     transfers.add_step(t, actor, "start", "start", reason, now)
     session.add(t)
     session.flush()
-    audit.record(session, actor, "transfer.start", "transfer", t.id, school.path, reason=reason,
-                 teacher=teacher_number, from_province=from_province)
+    audit.record(
+        session,
+        actor,
+        "transfer.start",
+        "transfer",
+        t.id,
+        school.path,
+        reason=reason,
+        teacher=teacher_number,
+        from_province=from_province,
+    )
     return t
 
 
-def _queue(session: Session, t: Transfer, province: str, kind: str, body: dict[str, Any],
-           now: dt.datetime) -> UpwardMessage:
+def _queue(
+    session: Session, t: Transfer, province: str, kind: str, body: dict[str, Any], now: dt.datetime
+) -> UpwardMessage:
     try:
         payload = tr.transfer_payload(province=province, kind=kind, created_at=now, body=body)
     except ProtocolError as e:  # e.g. a reason longer than the protocol carries: nothing of the step is kept
         field = str(e.details.get("field") or "transfer")
         raise invalid("transfer", field, "跨省调动信息不符合协议要求", e.message, body.get(field)) from None
-    msg = UpwardMessage(transfer_id=t.id, kind=kind, payload=payload, message_hash=hashlib.sha256(payload).hexdigest(),
-                        created_at=now)
+    msg = UpwardMessage(
+        transfer_id=t.id, kind=kind, payload=payload, message_hash=hashlib.sha256(payload).hexdigest(), created_at=now
+    )
     session.add(msg)
     return msg
 
@@ -144,24 +189,47 @@ def _queue(session: Session, t: Transfer, province: str, kind: str, body: dict[s
 def _request_body(session: Session, t: Transfer, province: str) -> dict[str, Any]:
     if t.kind == "transfer":
         school = session.get(Unit, t.to_unit_id)
-        return {"transfer_id": t.transfer_uid, "kind": "transfer", "teacher_number": t.teacher_number,
-                "identity": {"doc_type": t.doc_type, "doc_number": t.doc_number},
-                "from_province": t.remote_province, "to_province": province, "from_school": None,
-                "receiving_school": {"code": school.code, "name": school.name}, "rotation": None,
-                "reason": t.reason, "requested_at": format_time(t.started_at),
-                "expires_at": format_time(t.expires_at)}
-    school = session.get(Unit, t.from_unit_id)
-    return {"transfer_id": t.transfer_uid, "kind": "rotation_transfer", "teacher_number": t.teacher_number,
+        return {
+            "transfer_id": t.transfer_uid,
+            "kind": "transfer",
+            "teacher_number": t.teacher_number,
             "identity": {"doc_type": t.doc_type, "doc_number": t.doc_number},
-            "from_province": province, "to_province": t.remote_province,
-            "from_school": {"code": school.code, "name": school.name},
-            "receiving_school": {"code": t.remote_school_code, "name": t.remote_school_name},
-            "rotation": {"type": t.rotation_type, "start_month": t.start_month, "end_month": t.end_month},
-            "reason": t.reason, "requested_at": format_time(t.started_at), "expires_at": format_time(t.expires_at)}
+            "from_province": t.remote_province,
+            "to_province": province,
+            "from_school": None,
+            "receiving_school": {"code": school.code, "name": school.name},
+            "rotation": None,
+            "reason": t.reason,
+            "requested_at": format_time(t.started_at),
+            "expires_at": format_time(t.expires_at),
+        }
+    school = session.get(Unit, t.from_unit_id)
+    return {
+        "transfer_id": t.transfer_uid,
+        "kind": "rotation_transfer",
+        "teacher_number": t.teacher_number,
+        "identity": {"doc_type": t.doc_type, "doc_number": t.doc_number},
+        "from_province": province,
+        "to_province": t.remote_province,
+        "from_school": {"code": school.code, "name": school.name},
+        "receiving_school": {"code": t.remote_school_code, "name": t.remote_school_name},
+        "rotation": {"type": t.rotation_type, "start_month": t.start_month, "end_month": t.end_month},
+        "reason": t.reason,
+        "requested_at": format_time(t.started_at),
+        "expires_at": format_time(t.expires_at),
+    }
 
 
-def after_local_decision(session: Session, catalogue: Catalogue, province: str, t: Transfer, step: str,
-                         decision: str, reason: str | None, now: dt.datetime) -> None:
+def after_local_decision(
+    session: Session,
+    catalogue: Catalogue,
+    province: str,
+    t: Transfer,
+    step: str,
+    decision: str,
+    reason: str | None,
+    now: dt.datetime,
+) -> None:
     """What a decision on a cross-province request sends (``transfers.decide`` recorded the step)."""
     steps = transfers.STEPS[t.kind]
     if step == STARTER_LAST[t.kind]:  # the starting province's last own step
@@ -170,8 +238,13 @@ def after_local_decision(session: Session, catalogue: Catalogue, province: str, 
             t.next_step = steps[steps.index(step) + 1]
             _queue(session, t, province, "transfer_request", _request_body(session, t, province), now)
         return
-    body = {"transfer_id": t.transfer_uid, "step": step, "decision": decision,
-            "reason": (reason or "").strip() or None, "answered_at": format_time(now)}
+    body = {
+        "transfer_id": t.transfer_uid,
+        "step": step,
+        "decision": decision,
+        "reason": (reason or "").strip() or None,
+        "answered_at": format_time(now),
+    }
     _queue(session, t, province, "transfer_answer", body, now)
     if decision == "approve":
         i = steps.index(step)
@@ -188,8 +261,10 @@ def queue_withdrawal(session: Session, t: Transfer, reason: str, now: dt.datetim
 
 # ------------------------------------------------------------------------------------------------- files
 
-def moved_data(catalogue: Catalogue, t: Transfer, data: dict[str, Any], from_name: str,
-               now: dt.datetime) -> dict[str, Any]:
+
+def moved_data(
+    catalogue: Catalogue, t: Transfer, data: dict[str, Any], from_name: str, now: dt.datetime
+) -> dict[str, Any]:
     """The holding province's file after the move: 工作经历 closed (and the 交流轮岗 record of a rotation)."""
     out = copy.deepcopy(data)
     if t.kind == "rotation_transfer":
@@ -213,14 +288,24 @@ def _catalogue_only(catalogue: Catalogue, data: dict[str, Any]) -> dict[str, Any
 
 
 def _history(session: Session, teacher: Teacher, with_changes: bool) -> list[dict[str, Any]]:
-    rows = session.scalars(select(TeacherHistory).where(TeacherHistory.teacher_id == teacher.id)
-                           .order_by(TeacherHistory.id))
-    return [{"at": format_time(h.at), "action": h.action, "status_to": h.status_to, "reason": h.reason,
-             **({"changes": h.changes} if with_changes else {})} for h in rows]
+    rows = session.scalars(
+        select(TeacherHistory).where(TeacherHistory.teacher_id == teacher.id).order_by(TeacherHistory.id)
+    )
+    return [
+        {
+            "at": format_time(h.at),
+            "action": h.action,
+            "status_to": h.status_to,
+            "reason": h.reason,
+            **({"changes": h.changes} if with_changes else {}),
+        }
+        for h in rows
+    ]
 
 
-def build_file(session: Session, catalogue: Catalogue, t: Transfer, teacher: Teacher,
-               now: dt.datetime) -> dict[str, Any]:
+def build_file(
+    session: Session, catalogue: Catalogue, t: Transfer, teacher: Teacher, now: dt.datetime
+) -> dict[str, Any]:
     from_name = session.get(Unit, teacher.unit_id).name
     groups = _catalogue_only(catalogue, moved_data(catalogue, t, teacher.data, from_name, now))
     file = {"groups": json_safe(groups), "history": json_safe(_history(session, teacher, True))}
@@ -247,12 +332,18 @@ def json_safe(value: Any) -> Any:
 def _queue_file(session: Session, catalogue: Catalogue, province: str, t: Transfer, now: dt.datetime) -> None:
     teacher = session.get(Teacher, t.teacher_id)
     file = build_file(session, catalogue, t, teacher, now)
-    body = {"transfer_id": t.transfer_uid, "teacher_number": teacher.teacher_number, "file": file,
-            "file_hash": tr.file_hash(file), "sent_at": format_time(now)}
+    body = {
+        "transfer_id": t.transfer_uid,
+        "teacher_number": teacher.teacher_number,
+        "file": file,
+        "file_hash": tr.file_hash(file),
+        "sent_at": format_time(now),
+    }
     _queue(session, t, province, "transfer_file", body, now)
 
 
 # ------------------------------------------------------------------------------------------------- inbox
+
 
 def _by_uid(session: Session, uid: str) -> Transfer:
     t = session.scalar(select(Transfer).where(Transfer.transfer_uid == uid))
@@ -271,13 +362,21 @@ def process(session: Session, catalogue: Catalogue, province: str, msg: InboxMes
         t = _apply(session, catalogue, province, msg, now)
     unit_id = t.from_unit_id if t.role == "from" else t.to_unit_id
     unit = session.get(Unit, unit_id) if unit_id else session.scalar(select(Unit).where(Unit.level == "province"))
-    audit.record(session, None, f"{t.kind}.{msg.kind}", "transfer", t.id, unit.path if unit else "/",
-                 reason=b.get("reason"), transfer_id=t.transfer_uid, inbox_seq=msg.seq,
-                 from_province=t.remote_province if t.role == "to" else province)
+    audit.record(
+        session,
+        None,
+        f"{t.kind}.{msg.kind}",
+        "transfer",
+        t.id,
+        unit.path if unit else "/",
+        reason=b.get("reason"),
+        transfer_id=t.transfer_uid,
+        inbox_seq=msg.seq,
+        from_province=t.remote_province if t.role == "to" else province,
+    )
 
 
-def _apply(session: Session, catalogue: Catalogue, province: str, msg: InboxMessage,
-           now: dt.datetime) -> Transfer:
+def _apply(session: Session, catalogue: Catalogue, province: str, msg: InboxMessage, now: dt.datetime) -> Transfer:
     b = msg.body
     t = _by_uid(session, b["transfer_id"])
     if msg.kind == "transfer_answer":
@@ -302,8 +401,13 @@ def _refuse(session: Session, province: str, t: Transfer, step: str, reason: str
     """An automatic rejection of a request this province cannot honour."""
     transfers.add_step(t, None, step, "reject", reason, now)
     t.status, t.finished_at, t.next_step = "rejected", now, None
-    body = {"transfer_id": t.transfer_uid, "step": step, "decision": "reject", "reason": reason,
-            "answered_at": format_time(now)}
+    body = {
+        "transfer_id": t.transfer_uid,
+        "step": step,
+        "decision": "reject",
+        "reason": reason,
+        "answered_at": format_time(now),
+    }
     session.flush()
     _queue(session, t, province, "transfer_answer", body, now)
 
@@ -315,17 +419,33 @@ def _on_request(session: Session, province: str, b: dict[str, Any], now: dt.date
     role = "from" if b["from_province"] == province else "to"
     remote = b["to_province"] if role == "from" else b["from_province"]
     other = b["receiving_school"] if role == "from" else b["from_school"]
-    t = Transfer(kind=b["kind"], teacher_id=None, from_unit_id=None, to_unit_id=None,
-                 to_unit_name=b["receiving_school"]["name"], reason=b["reason"], started_by=None,
-                 started_at=parse_time(b["requested_at"], "requested_at"),
-                 expires_at=parse_time(b["expires_at"], "expires_at"), steps=[],
-                 transfer_uid=b["transfer_id"], role=role, remote_province=remote,
-                 teacher_number=b["teacher_number"], doc_type=b["identity"]["doc_type"],
-                 doc_number=b["identity"]["doc_number"], remote_school_code=other["code"],
-                 remote_school_name=other["name"], next_step=tr.FLOWS[b["kind"]]["steps"][0])
+    t = Transfer(
+        kind=b["kind"],
+        teacher_id=None,
+        from_unit_id=None,
+        to_unit_id=None,
+        to_unit_name=b["receiving_school"]["name"],
+        reason=b["reason"],
+        started_by=None,
+        started_at=parse_time(b["requested_at"], "requested_at"),
+        expires_at=parse_time(b["expires_at"], "expires_at"),
+        steps=[],
+        transfer_uid=b["transfer_id"],
+        role=role,
+        remote_province=remote,
+        teacher_number=b["teacher_number"],
+        doc_type=b["identity"]["doc_type"],
+        doc_number=b["identity"]["doc_number"],
+        remote_school_code=other["code"],
+        remote_school_name=other["name"],
+        next_step=tr.FLOWS[b["kind"]]["steps"][0],
+    )
     if b["rotation"]:
-        t.rotation_type, t.start_month, t.end_month = (b["rotation"]["type"], b["rotation"]["start_month"],
-                                                       b["rotation"]["end_month"])
+        t.rotation_type, t.start_month, t.end_month = (
+            b["rotation"]["type"],
+            b["rotation"]["start_month"],
+            b["rotation"]["end_month"],
+        )
     transfers.add_step(t, None, "start", "start", b["reason"], now, by=f"province {remote}")
     session.add(t)
     session.flush()
@@ -333,34 +453,38 @@ def _on_request(session: Session, province: str, b: dict[str, Any], now: dt.date
     if role == "from":
         teacher = session.scalar(select(Teacher).where(Teacher.teacher_number == b["teacher_number"]))
         if teacher is None or teacher.status == "transferred_out":
-            _refuse(session, province, t, first, f"teacher {b['teacher_number']} is not held by province {province}",
-                    now)
+            _refuse(
+                session, province, t, first, f"teacher {b['teacher_number']} is not held by province {province}", now
+            )
             return t
         t.teacher_id, t.from_unit_id = teacher.id, teacher.unit_id
         if (teacher.doc_type, teacher.doc_number) != (b["identity"]["doc_type"], b["identity"]["doc_number"]):
             _refuse(session, province, t, first, "the identity document does not match the teacher number", now)
         elif not teacher.ever_effective:
             _refuse(session, province, t, first, "the teacher's file is not effective", now)
-        elif session.scalar(select(Transfer.id).where(Transfer.teacher_id == teacher.id, Transfer.status == "open",
-                                                      Transfer.id != t.id)):
+        elif session.scalar(
+            select(Transfer.id).where(Transfer.teacher_id == teacher.id, Transfer.status == "open", Transfer.id != t.id)
+        ):
             _refuse(session, province, t, first, "the teacher already has an open transfer or rotation", now)
         return t
     school = session.scalar(select(Unit).where(Unit.code == b["receiving_school"]["code"], Unit.level == "school"))
-    here = session.scalar(select(Teacher).where(Teacher.doc_type == t.doc_type, Teacher.doc_number == t.doc_number,
-                                                Teacher.status != "transferred_out"))
+    here = session.scalar(
+        select(Teacher).where(
+            Teacher.doc_type == t.doc_type, Teacher.doc_number == t.doc_number, Teacher.status != "transferred_out"
+        )
+    )
     if school is None:
-        _refuse(session, province, t, first, f"no school {b['receiving_school']['code']} in province {province}",
-                now)
+        _refuse(session, province, t, first, f"no school {b['receiving_school']['code']} in province {province}", now)
     elif here is not None:
-        _refuse(session, province, t, first, f"the person already has a file here (teacher {here.teacher_number})",
-                now)
+        _refuse(session, province, t, first, f"the person already has a file here (teacher {here.teacher_number})", now)
     else:
         t.to_unit_id, t.to_unit_name = school.id, school.name
     return t
 
 
-def _on_answer(session: Session, catalogue: Catalogue, province: str, t: Transfer, b: dict[str, Any],
-               now: dt.datetime) -> None:
+def _on_answer(
+    session: Session, catalogue: Catalogue, province: str, t: Transfer, b: dict[str, Any], now: dt.datetime
+) -> None:
     transfers.add_step(t, None, b["step"], b["decision"], b["reason"], now, by=f"province {t.remote_province}")
     if t.status != "open":
         return
@@ -374,8 +498,9 @@ def _on_answer(session: Session, catalogue: Catalogue, province: str, t: Transfe
         _queue_file(session, catalogue, province, t, now)
 
 
-def _receive_file(session: Session, catalogue: Catalogue, province: str, t: Transfer, b: dict[str, Any],
-                  now: dt.datetime) -> None:
+def _receive_file(
+    session: Session, catalogue: Catalogue, province: str, t: Transfer, b: dict[str, Any], now: dt.datetime
+) -> None:
     """B: the file under the same teacher number, effective, with A's history and the opening 工作经历."""
     file = b["file"]
     if file is None:
@@ -386,43 +511,80 @@ def _receive_file(session: Session, catalogue: Catalogue, province: str, t: Tran
     data.setdefault("JBXX", {})["RYZTM"] = transfers.IN_POST
     teacher = session.scalar(select(Teacher).where(Teacher.teacher_number == b["teacher_number"]))
     if teacher is None:
-        teacher = Teacher(teacher_number=b["teacher_number"], unit_id=school.id, doc_type=t.doc_type,
-                          doc_number=t.doc_number, name=data.get("JBXX", {}).get("XM") or t.teacher_number,
-                          status="effective", ever_effective=True, data={}, draft={}, file_version=0)
+        teacher = Teacher(
+            teacher_number=b["teacher_number"],
+            unit_id=school.id,
+            doc_type=t.doc_type,
+            doc_number=t.doc_number,
+            name=data.get("JBXX", {}).get("XM") or t.teacher_number,
+            status="effective",
+            ever_effective=True,
+            data={},
+            draft={},
+            file_version=0,
+        )
         session.add(teacher)
         session.flush()
     elif teacher.status != "transferred_out":
         raise ConflictError(f"teacher {teacher.teacher_number} is already held here")
     for h in file["history"]:
-        session.add(TeacherHistory(teacher_id=teacher.id, at=parse_time(h["at"], "history.at"), actor_id=None,
-                                   action=str(h.get("action", ""))[:32], status_from=None,
-                                   status_to=h.get("status_to"),
-                                   reason=f"[province {t.remote_province}] {h.get('reason') or ''}".strip(),
-                                   changes=h.get("changes") or []))
+        session.add(
+            TeacherHistory(
+                teacher_id=teacher.id,
+                at=parse_time(h["at"], "history.at"),
+                actor_id=None,
+                action=str(h.get("action", ""))[:32],
+                status_from=None,
+                status_to=h.get("status_to"),
+                reason=f"[province {t.remote_province}] {h.get('reason') or ''}".strip(),
+                changes=h.get("changes") or [],
+            )
+        )
     teacher.unit_id, teacher.status, teacher.ever_effective = school.id, "effective", True
     teacher.name = data.get("JBXX", {}).get("XM") or teacher.name
     t.teacher_id = teacher.id
-    transfers.save_moved(session, None, catalogue, province, teacher, data, "transfer_in",
-                         f"{t.kind} {t.transfer_uid} from province {t.remote_province}", "upsert")
+    transfers.save_moved(
+        session,
+        None,
+        catalogue,
+        province,
+        teacher,
+        data,
+        "transfer_in",
+        f"{t.kind} {t.transfer_uid} from province {t.remote_province}",
+        "upsert",
+    )
 
 
-def _hand_over(session: Session, catalogue: Catalogue, province: str, t: Transfer, b: dict[str, Any],
-               now: dt.datetime) -> None:
+def _hand_over(
+    session: Session, catalogue: Catalogue, province: str, t: Transfer, b: dict[str, Any], now: dt.datetime
+) -> None:
     """A: the teacher is 调出 (人员状态 304); the file stays, read-only, with the closing 工作经历."""
     teacher = session.get(Teacher, t.teacher_id)
     data = moved_data(catalogue, t, teacher.data, session.get(Unit, teacher.unit_id).name, now)
     data.setdefault("JBXX", {})["RYZTM"] = TRANSFERRED_OUT
     teacher.status = "transferred_out"
-    transfers.save_moved(session, None, catalogue, province, teacher, data, "transfer_out",
-                         f"{t.kind} {t.transfer_uid} to province {t.remote_province}", "transfer_out",
-                         to_province=t.remote_province)
+    transfers.save_moved(
+        session,
+        None,
+        catalogue,
+        province,
+        teacher,
+        data,
+        "transfer_out",
+        f"{t.kind} {t.transfer_uid} to province {t.remote_province}",
+        "transfer_out",
+        to_province=t.remote_province,
+    )
 
 
 # ------------------------------------------------------------------------------------------------ views
 
+
 def pending_messages(session: Session) -> list[UpwardMessage]:
-    return list(session.scalars(select(UpwardMessage).where(UpwardMessage.status == "pending")
-                                .order_by(UpwardMessage.id)))
+    return list(
+        session.scalars(select(UpwardMessage).where(UpwardMessage.status == "pending").order_by(UpwardMessage.id))
+    )
 
 
 def refused(session: Session, m: UpwardMessage, code: str, reason: str, now: dt.datetime) -> None:

@@ -132,7 +132,16 @@ def start_transfer(
             from_province = province
     if from_province != province:
         return crossprovince.start_transfer(
-            session, actor, province, from_province, teacher_number, doc_type, number, school, reason, now,
+            session,
+            actor,
+            province,
+            from_province,
+            teacher_number,
+            doc_type,
+            number,
+            school,
+            reason,
+            now,
             expiry or EXPIRY,
         )
     teacher = held
@@ -180,10 +189,25 @@ def start_rotation(
         raise invalid("transfer", "rotation_type", "交流轮岗类型无效", "unknown 交流轮岗类型", rotation_type)
     if with_transfer and to_province and to_province != province:
         if not (to_school_code or "").strip() or not (to_unit_name or "").strip():
-            raise invalid("transfer", "to_school_code", "跨省交流轮岗须填写接收学校标识码和名称",
-                          "a cross-province rotation names the receiving school's code and name", to_school_code)
-        t = _create(session, actor, "rotation_transfer", teacher, teacher.unit_id, None, to_unit_name.strip(), reason,
-                    now, expiry)
+            raise invalid(
+                "transfer",
+                "to_school_code",
+                "跨省交流轮岗须填写接收学校标识码和名称",
+                "a cross-province rotation names the receiving school's code and name",
+                to_school_code,
+            )
+        t = _create(
+            session,
+            actor,
+            "rotation_transfer",
+            teacher,
+            teacher.unit_id,
+            None,
+            to_unit_name.strip(),
+            reason,
+            now,
+            expiry,
+        )
         t.rotation_type, t.start_month, t.end_month = rotation_type, start_month, end_month
         crossprovince.mark_cross(t, "from", to_province, teacher, to_school_code.strip(), to_unit_name.strip())
         return t
@@ -465,7 +489,14 @@ def _complete(
         open_work(data, to_school.name, month)
         teacher.unit_id = to_school.id
     save_moved(
-        session, actor, catalogue, province, teacher, data, t.kind, t.reason,
+        session,
+        actor,
+        catalogue,
+        province,
+        teacher,
+        data,
+        t.kind,
+        t.reason,
         "status_change" if t.kind == "rotation" else "upsert",
     )
     t.status, t.finished_at, t.next_step = "completed", now, None

@@ -89,5 +89,3 @@ def fed(tmp_path, database_url_factory):
     nat_engine.dispose()
     for node in provinces.values():
         node.factory.kw["bind"].dispose()
-
-

@@ -58,7 +58,6 @@ class FlaskTransport:
             raise TransportError(f"HTTP {r.status_code}", details={"retryable": True})
         return Response(r.status_code, r.data, r.content_type)
 
-
     def _everything(self, province: str) -> bytes:
         """Every inbox message of the province again, as a national node re-delivering would send them."""
         import json
@@ -87,8 +86,18 @@ class ProvinceNode:
 
 def province_init_args(code: str) -> tuple[str, ...]:
     """`tmis province init` for a test province (admin``<code>`` with the test password)."""
-    return ("province", "init", "--province-code", code, "--admin-username", f"admin{code}", "--admin-name", "管理员",
-            "--admin-password", PASSWORD)
+    return (
+        "province",
+        "init",
+        "--province-code",
+        code,
+        "--admin-username",
+        f"admin{code}",
+        "--admin-name",
+        "管理员",
+        "--admin-password",
+        PASSWORD,
+    )
 
 
 def make_national(tmp: Path, url: str) -> tuple[Any, dict[str, str]]:

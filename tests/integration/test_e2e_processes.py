@@ -149,9 +149,16 @@ def test_bad_batches_over_http_leave_the_national_state_unchanged(fed):
 
     key44 = Signer.from_pem(read_private_key(provincial_config_from_env(p["44"].env).signing_key_path))
     header = read_header(good)[1]
-    gap = build_batch(province="44", seq=header.seq + 2, prev_batch_hash="0" * 64, created_at=header.created_at,
-                      schema_version=header.schema_version, log_origin=header.log_origin,
-                      records=[parse_record(x) for x in lines[1:] if x], signer=key44)
+    gap = build_batch(
+        province="44",
+        seq=header.seq + 2,
+        prev_batch_hash="0" * 64,
+        created_at=header.created_at,
+        schema_version=header.schema_version,
+        log_origin=header.log_origin,
+        records=[parse_record(x) for x in lines[1:] if x],
+        signer=key44,
+    )
     cases["gap (seq last + 2, signed)"] = (gap.data, None, None, "protocol_sequence_gap")
     for name, (body, signer, province, code) in cases.items():
         r = _post(national, p["44"], body, signer, province)

@@ -36,8 +36,9 @@ def sync(node, check=True):
 
 def start(b, number, doc, expiry=None):
     with session_scope(b.factory) as s:
-        return transfers.start_transfer(s, b.actors["school_info"], number, doc[0], doc[1], b.school_id, "夫妻团聚",
-                                        province=b.code, expiry=expiry).id
+        return transfers.start_transfer(
+            s, b.actors["school_info"], number, doc[0], doc[1], b.school_id, "夫妻团聚", province=b.code, expiry=expiry
+        ).id
 
 
 def decide(node, who, tid, decision="approve", reason=None):
@@ -76,8 +77,12 @@ def test_transfer_completes_across_restarts_and_the_trail_verifies(fed, tmp_path
     uid = local(b, tid).transfer_uid
     bounce()
     # province A's sync process is killed in the middle of its round, then runs again
-    proc = subprocess.Popen([TMIS, "province", "sync", "run"], env={**os.environ, **a.env},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [TMIS, "province", "sync", "run"],
+        env={**os.environ, **a.env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     time.sleep(0.8)
     proc.kill()
     proc.wait(timeout=30)

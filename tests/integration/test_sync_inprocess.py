@@ -122,8 +122,8 @@ def test_a_refused_record_is_parked_and_does_not_block(federation):
         assert parked.teacher_number == number44 and parked.reason == "owned_by_other_province"
         assert parked.details == {"owner": "44"}
     with national() as s:
-        assert s.get(TeacherCore, number44).fields["JBXX"]["XM"] == "教师040"     # untouched
-    effective_teacher(p11, "042", region="110105")                               # later batches still flow
+        assert s.get(TeacherCore, number44).fields["JBXX"]["XM"] == "教师040"  # untouched
+    effective_teacher(p11, "042", region="110105")  # later batches still flow
     assert p11.client.run_round().status == "ok"
     with national() as s:
         assert s.get(Province, "11").last_version == 3
@@ -142,15 +142,15 @@ def test_operator_key_rotation_with_overlap(federation):
         trust = registry.add_key(s, keys, "test.tmis/log/v1", "44", base64.b64encode(new.public.raw).decode())
     assert set(trust.province_keys("44").keys) == {p44.client.signer.keyid, new.keyid}
     effective_teacher(p44, "050")
-    assert p44.client.run_round().status == "ok"          # the old key still works during the overlap
-    p44.client.signer = new                                # the province switches to its new key
+    assert p44.client.run_round().status == "ok"  # the old key still works during the overlap
+    p44.client.signer = new  # the province switches to its new key
     effective_teacher(p44, "051")
     assert p44.client.run_round().status == "ok"
     with national.begin() as s:
         old = next(k for k in ledger.current_trust(s).province_keys("44").keys if k != new.keyid)
         registry.revoke_key(s, keys, "test.tmis/log/v1", old, "rotation complete")
     effective_teacher(p44, "052")
-    assert p44.client.run_round().status == "ok"          # the new key alone is enough
+    assert p44.client.run_round().status == "ok"  # the new key alone is enough
     with national() as s:
         assert s.get(Province, "44").last_version == 3
         latest = ledger.current_trust(s).version
@@ -191,22 +191,36 @@ def test_status_change_and_transfer_out_keep_the_stored_fields_and_history_point
     line = [x for x in lines if parse_record(x).teacher_number == number][-1]
     first = parse_record(line)
     # the province retires the teacher, then reports a transfer out (signed with its own key)
-    status = CoreRecord(number, "44", read_header(data)[1].version_to + 1, "status_change",
-                        {"JBXX": {"RYZTM": "301"}}, first.withheld)
+    status = CoreRecord(
+        number, "44", read_header(data)[1].version_to + 1, "status_change", {"JBXX": {"RYZTM": "301"}}, first.withheld
+    )
     out = CoreRecord(number, "44", status.version + 1, "transfer_out", {}, first.withheld, "11")
-    built = build_batch(province="44", seq=seq + 1, prev_batch_hash=batch_hash, created_at=utcnow(),
-                        schema_version="test", log_origin="test.tmis/log/v1", records=[status, out],
-                        signer=p44.client.signer)
+    built = build_batch(
+        province="44",
+        seq=seq + 1,
+        prev_batch_hash=batch_hash,
+        created_at=utcnow(),
+        schema_version="test",
+        log_origin="test.tmis/log/v1",
+        records=[status, out],
+        signer=p44.client.signer,
+    )
     p44.client._call("POST", "/api/v1/provinces/44/batches", built.data)
     with national() as s:
         core = s.get(TeacherCore, number)
         assert (core.version, core.op) == (out.version, "transfer_out")
         assert core.fields["JBXX"]["RYZTM"] == "301"  # merged into the stored view ...
         assert core.fields["JBXX"]["XM"] == first.fields["JBXX"]["XM"]  # ... which kept everything else
-        history = s.scalars(select(TeacherCoreHistory).where(TeacherCoreHistory.teacher_number == number)
-                            .order_by(TeacherCoreHistory.version)).all()
-        assert [(h.version, h.op) for h in history] == [(first.version, "upsert"), (status.version, "status_change"),
-                                                      (out.version, "transfer_out")]
+        history = s.scalars(
+            select(TeacherCoreHistory)
+            .where(TeacherCoreHistory.teacher_number == number)
+            .order_by(TeacherCoreHistory.version)
+        ).all()
+        assert [(h.version, h.op) for h in history] == [
+            (first.version, "upsert"),
+            (status.version, "status_change"),
+            (out.version, "transfer_out"),
+        ]
         assert all(h.fields is None for h in history)  # the fields live in the stored batches
         assert record_at(s, number, first.version) == line
         assert parse_record(record_at(s, number, status.version)) == status
@@ -221,8 +235,11 @@ def test_status_change_and_transfer_out_keep_the_stored_fields_and_history_point
 
     from common.cli import tmis
 
-    for args, message in ((["4400000000019"], "wrong check character"), ([number, "--version", "-1"], "--version"),
-                          ([number, "--version", str(out.version + 1)], "no batch applied version")):
+    for args, message in (
+        (["4400000000019"], "wrong check character"),
+        ([number, "--version", "-1"], "--version"),
+        ([number, "--version", str(out.version + 1)], "no batch applied version"),
+    ):
         result = CliRunner().invoke(tmis, ["national", "teacher", *args], obj={"env": env})
         assert result.exit_code != 0 and message in result.output, result.output
 
@@ -269,8 +286,9 @@ def test_a_pipelined_push_applies_in_order_when_batches_overtake_each_other(fede
     with national() as s:
         assert s.get(Province, "44").last_seq == len(built)
         assert numbers <= set(s.scalars(select(TeacherCore.teacher_number)))
-        assert [seq for (seq,) in s.execute(select(Batch.seq).where(Batch.province_code == "44")
-                                            .order_by(Batch.leaf_index))] == list(range(1, len(built) + 1))
+        assert [
+            seq for (seq,) in s.execute(select(Batch.seq).where(Batch.province_code == "44").order_by(Batch.leaf_index))
+        ] == list(range(1, len(built) + 1))
     gaps = [a for a in wire.answers if a[2] == "protocol_sequence_gap"]
     if app.extensions["tmis_engine"].dialect.name == "postgresql":
         assert not gaps  # a batch that arrives early waits for its predecessor's commit

@@ -59,8 +59,18 @@ def request(f, number, doc=None, from_province=None, expiry=None):
     b = f["b"]
     doc_type, doc_number = doc or doc_of(f["a"], number)
     with session_scope(b.factory) as s:
-        t = transfers.start_transfer(s, b.actors["school_info"], number, doc_type, doc_number, b.school_id, "夫妻团聚",
-                                     province=b.code, from_province=from_province, expiry=expiry)
+        t = transfers.start_transfer(
+            s,
+            b.actors["school_info"],
+            number,
+            doc_type,
+            doc_number,
+            b.school_id,
+            "夫妻团聚",
+            province=b.code,
+            from_province=from_province,
+            expiry=expiry,
+        )
         return t.id
 
 
@@ -132,8 +142,7 @@ def test_cross_province_transfer_completes_with_ownership_moved(fed):
         files.update_group(s, a.actors["school_info"], CAT, t.id, "JBXX", t.data["JBXX"])
     # the audit bundle holds the whole signed trail
     bundle = f["tmp"] / "bundle"
-    CliRunner().invoke(tmis, ["national", "export", "-o", str(bundle)], obj={"env": f["env"]},
-                       catch_exceptions=False)
+    CliRunner().invoke(tmis, ["national", "export", "-o", str(bundle)], obj={"env": f["env"]}, catch_exceptions=False)
     assert audit_bundle(bundle).ok
     report, trail = audit_transfer(bundle, uid)
     assert report.ok, [x.reason for x in report.findings if not x.ok]
@@ -257,8 +266,10 @@ def test_lost_answers_and_redelivered_messages_have_no_double_effect(fed):
         assert s.scalar(select(func.count()).select_from(TransferMessage)) == 4
         # two new batch leaves (A: transfer_out, B: its record of the teacher); no new message leaf
         assert s.scalar(select(func.count()).select_from(LogLeaf)) == leaves + 2
-        assert s.scalar(select(func.count()).select_from(InboxMessage).where(InboxMessage.kind ==
-                                                                             "transfer_completion")) == 2
+        assert (
+            s.scalar(select(func.count()).select_from(InboxMessage).where(InboxMessage.kind == "transfer_completion"))
+            == 2
+        )
     with b.factory() as s:
         assert s.scalar(select(func.count()).select_from(Teacher).where(Teacher.teacher_number == number)) == 1
         t = s.scalar(select(Teacher).where(Teacher.teacher_number == number))
@@ -316,10 +327,21 @@ def test_cross_province_rotation_with_personnel_change(fed):
     rounds(a)
     with session_scope(a.factory) as s:
         tid = s.scalar(select(Teacher.id).where(Teacher.teacher_number == number))
-        t = transfers.start_rotation(s, a.actors["school_info"], CAT, tid, with_transfer=True, rotation_type="1",
-                                     start_month="2026-09", end_month="2029-08", reason="对口支援",
-                                     to_province="11", to_school_code="2111000001", to_unit_name="实验小学",
-                                     province="44")
+        t = transfers.start_rotation(
+            s,
+            a.actors["school_info"],
+            CAT,
+            tid,
+            with_transfer=True,
+            rotation_type="1",
+            start_month="2026-09",
+            end_month="2029-08",
+            reason="对口支援",
+            to_province="11",
+            to_school_code="2111000001",
+            to_unit_name="实验小学",
+            province="44",
+        )
         aid = t.id
     decide(a, "county_info", aid)  # A's bureau: the request leaves A
     rounds(a, b)
@@ -354,8 +376,7 @@ def test_a_teacher_comes_back_to_the_province_they_left(fed):
         old = s.scalar(select(Teacher).where(Teacher.teacher_number == number))
         old_id, doc = old.id, (old.doc_type, old.doc_number)
     with session_scope(a.factory) as s:  # 44 asks for them back; from_province defaults to 11
-        back = transfers.start_transfer(s, a.actors["school_info"], number, *doc, a.school_id, "回原籍",
-                                        province="44")
+        back = transfers.start_transfer(s, a.actors["school_info"], number, *doc, a.school_id, "回原籍", province="44")
         back_id = back.id
         assert back.remote_province == "11"
     decide(a, "county_info", back_id)
@@ -381,12 +402,22 @@ def test_bad_input_is_refused_with_the_field_and_nothing_is_kept(fed):
     f, a, b = fed, fed["a"], fed["b"]
     number = effective_teacher(a, "391")
     with session_scope(b.factory) as s, pytest.raises(ValidationError) as e:
-        transfers.start_transfer(s, b.actors["school_info"], number[:-1] + "0", "1", doc_of(a, number)[1],
-                                 b.school_id, "x", province="11", from_province="44")
+        transfers.start_transfer(
+            s,
+            b.actors["school_info"],
+            number[:-1] + "0",
+            "1",
+            doc_of(a, number)[1],
+            b.school_id,
+            "x",
+            province="11",
+            from_province="44",
+        )
     assert "teacher_number" in str(e.value.details["errors"])
     with session_scope(b.factory) as s, pytest.raises(ValidationError) as e:
-        transfers.start_transfer(s, b.actors["school_info"], number, *doc_of(a, number), b.school_id, "x",
-                                 province="11", from_province="99")
+        transfers.start_transfer(
+            s, b.actors["school_info"], number, *doc_of(a, number), b.school_id, "x", province="11", from_province="99"
+        )
     assert "from_province" in str(e.value.details["errors"])
     tid = request(f, number)
     with session_scope(b.factory) as s:

@@ -40,11 +40,16 @@ def test_batch_files_are_compressed_with_lz4_on_postgresql(node_engine, node):
     with node_engine.connect() as c:
         if c.dialect.name != "postgresql":
             return
-        lz4 = c.execute(sa.text(
-            "SELECT 'lz4' = ANY(enumvals) FROM pg_settings WHERE name = 'default_toast_compression'")).scalar()
+        lz4 = c.execute(
+            sa.text("SELECT 'lz4' = ANY(enumvals) FROM pg_settings WHERE name = 'default_toast_compression'")
+        ).scalar()
         for table, column in _BATCH_FILES[node]:
-            method = c.execute(sa.text("SELECT attcompression FROM pg_attribute WHERE attrelid = CAST(:t AS regclass) "
-                                       "AND attname = :c"), {"t": table, "c": column}).scalar()
+            method = c.execute(
+                sa.text(
+                    "SELECT attcompression FROM pg_attribute WHERE attrelid = CAST(:t AS regclass) AND attname = :c"
+                ),
+                {"t": table, "c": column},
+            ).scalar()
             assert method == ("l" if lz4 else ""), (table, column, method)
 
 
@@ -154,15 +159,36 @@ def test_bulk_insert_writes_json_and_aware_datetimes(db_session: Session, node):
     if node == "national":
         from national_node.models import TeacherCoreHistory as model
 
-        rows = [{"teacher_number": f"44000000000{i}X", "province_code": "44", "version": i, "batch_hash": "ab" * 32,
-                 "op": "upsert", "fields": doc[i], "applied_at": at} for i in range(3)]
+        rows = [
+            {
+                "teacher_number": f"44000000000{i}X",
+                "province_code": "44",
+                "version": i,
+                "batch_hash": "ab" * 32,
+                "op": "upsert",
+                "fields": doc[i],
+                "applied_at": at,
+            }
+            for i in range(3)
+        ]
         read = lambda r: (r.version, r.fields, r.applied_at)  # noqa: E731
         order, when = model.version, "applied_at"
     else:
         from provincial_node.models import AuditEvent as model
 
-        rows = [{"at": at, "actor_id": None, "action": "bulk", "target_type": "t", "target_id": str(i),
-                 "unit_path": "/1/", "reason": None, "details": doc[i]} for i in range(3)]
+        rows = [
+            {
+                "at": at,
+                "actor_id": None,
+                "action": "bulk",
+                "target_type": "t",
+                "target_id": str(i),
+                "unit_path": "/1/",
+                "reason": None,
+                "details": doc[i],
+            }
+            for i in range(3)
+        ]
         read = lambda r: (int(r.target_id), r.details, r.at)  # noqa: E731
         order, when = model.target_id, "at"
     bulk_insert(db_session, model, rows)
@@ -172,8 +198,28 @@ def test_bulk_insert_writes_json_and_aware_datetimes(db_session: Session, node):
         bulk_insert(db_session, model, [{**rows[0], when: dt.datetime(2026, 3, 1)}])
 
 
-_NASTY = ["\t", "\n", "\r", "\\", "\\N", "\\.", "a\\tb", "中文\t\n", "\x01", "\u2028", "'", '"', "NULL", "\\x00", "😀",
-          "", " ", "\\\\", "\r\n", "x\ty\tz"]
+_NASTY = [
+    "\t",
+    "\n",
+    "\r",
+    "\\",
+    "\\N",
+    "\\.",
+    "a\\tb",
+    "中文\t\n",
+    "\x01",
+    "\u2028",
+    "'",
+    '"',
+    "NULL",
+    "\\x00",
+    "😀",
+    "",
+    " ",
+    "\\\\",
+    "\r\n",
+    "x\ty\tz",
+]
 
 
 def test_bulk_insert_round_trips_copy_special_characters(migrated_engines):
@@ -198,30 +244,50 @@ def _round_trip(db_session: Session) -> None:
     alphabet = "ab\t\n\r\\N.\"'中\u2028😀{}[]:,"
     texts = _NASTY + ["".join(rnd.choice(alphabet) for _ in range(rnd.randint(0, 12))) for _ in range(200)]
     at = dt.datetime(2026, 3, 1, 8, 0, tzinfo=dt.UTC)
-    rows = [{"at": at, "actor_id": None, "action": "bulk", "target_type": "t", "target_id": str(i),
-             "unit_path": "/1/", "reason": text if i % 7 else None,
-             "details": {text: [text, i, None, True], "k": {"v": text}}} for i, text in enumerate(texts)]
+    rows = [
+        {
+            "at": at,
+            "actor_id": None,
+            "action": "bulk",
+            "target_type": "t",
+            "target_id": str(i),
+            "unit_path": "/1/",
+            "reason": text if i % 7 else None,
+            "details": {text: [text, i, None, True], "k": {"v": text}},
+        }
+        for i, text in enumerate(texts)
+    ]
     bulk_insert(db_session, AuditEvent, rows)
     got = db_session.scalars(sa.select(AuditEvent).where(AuditEvent.action == "bulk")).all()
-    assert sorted(((int(r.target_id), r.reason, r.details) for r in got), key=lambda x: x[0]) == \
-        [(i, r["reason"], r["details"]) for i, r in enumerate(rows)]
+    assert sorted(((int(r.target_id), r.reason, r.details) for r in got), key=lambda x: x[0]) == [
+        (i, r["reason"], r["details"]) for i, r in enumerate(rows)
+    ]
     # JSON already encoded (RawJSON) goes into COPY as it is, alone in a column or mixed with values
     import orjson
 
     from common.db import RawJSON
 
     for action, pick in (("raw", lambda i: True), ("mixed", lambda i: i % 2 == 0)):
-        bulk_insert(db_session, AuditEvent, [
-            {**r, "action": action, "details": RawJSON(orjson.dumps(r["details"])) if pick(i) else r["details"]}
-            for i, r in enumerate(rows)])
+        bulk_insert(
+            db_session,
+            AuditEvent,
+            [
+                {**r, "action": action, "details": RawJSON(orjson.dumps(r["details"])) if pick(i) else r["details"]}
+                for i, r in enumerate(rows)
+            ],
+        )
         got = db_session.scalars(sa.select(AuditEvent).where(AuditEvent.action == action)).all()
-        assert sorted(((int(r.target_id), r.details) for r in got), key=lambda x: x[0]) == \
-            [(i, r["details"]) for i, r in enumerate(rows)]
+        assert sorted(((int(r.target_id), r.details) for r in got), key=lambda x: x[0]) == [
+            (i, r["details"]) for i, r in enumerate(rows)
+        ]
     # one_of sends the values as one array literal on PostgreSQL: quotes, backslashes, commas, braces, NULL and
     # spaces must match exactly themselves
     odd = [*_NASTY, "a,b", "{x}", "{", "}", 'a"b', "NuLL", "  lead", "trail  "]
     bulk_insert(db_session, AuditEvent, [{**rows[0], "action": "odd", "target_id": v} for v in odd])
     for wanted in (odd, odd[::3], ["NULL"], ["", " "], ["not there", "a,b"], []):
-        found = db_session.scalars(sa.select(AuditEvent.target_id).where(
-            AuditEvent.action == "odd", one_of(db_session, AuditEvent.target_id, wanted))).all()
+        found = db_session.scalars(
+            sa.select(AuditEvent.target_id).where(
+                AuditEvent.action == "odd", one_of(db_session, AuditEvent.target_id, wanted)
+            )
+        ).all()
         assert sorted(found) == sorted(set(wanted) & set(odd))

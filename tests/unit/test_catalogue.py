@@ -11,15 +11,94 @@ import common.catalogue as catalogue_mod
 from common.catalogue import load_catalogue
 from common.errors import CatalogueError
 
-EXPECTED_GROUPS = ["基本信息", "学习经历", "工作经历", "岗位聘任", "专业技术职务聘任", "基本待遇",
-                   "年度考核", "教师资格", "师德信息", "教育教学", "教学科研成果及获奖", "入选人才项目",
-                   "国内培训", "海外研修(访学)", "技能及证书", "交流轮岗", "联系方式"]
-REQUIRED_TABLES = ["BXLX", "XB", "MZ", "ZZMM", "XL", "XW", "HYZK", "JKZK", "GATQW", "SFZJLX", "JZGLB", "JZGLY",
-                   "GWLB", "GWDJ", "ZXXKC", "RYZT", "GJDQ"]
-BEIJING_ANNEX_1 = ["111", "119", "211", "218", "219", "221", "222", "228", "229", "311", "312", "319", "321", "329",
-                   "331", "332", "341", "342", "345", "349", "351", "352", "371", "361", "362", "363", "364", "365",
-                   "368", "369", "511", "512", "513", "514", "519", "411", "412", "413", "414", "415", "419", "421",
-                   "422", "423", "424", "425", "426", "429"]
+EXPECTED_GROUPS = [
+    "基本信息",
+    "学习经历",
+    "工作经历",
+    "岗位聘任",
+    "专业技术职务聘任",
+    "基本待遇",
+    "年度考核",
+    "教师资格",
+    "师德信息",
+    "教育教学",
+    "教学科研成果及获奖",
+    "入选人才项目",
+    "国内培训",
+    "海外研修(访学)",
+    "技能及证书",
+    "交流轮岗",
+    "联系方式",
+]
+REQUIRED_TABLES = [
+    "BXLX",
+    "XB",
+    "MZ",
+    "ZZMM",
+    "XL",
+    "XW",
+    "HYZK",
+    "JKZK",
+    "GATQW",
+    "SFZJLX",
+    "JZGLB",
+    "JZGLY",
+    "GWLB",
+    "GWDJ",
+    "ZXXKC",
+    "RYZT",
+    "GJDQ",
+]
+BEIJING_ANNEX_1 = [
+    "111",
+    "119",
+    "211",
+    "218",
+    "219",
+    "221",
+    "222",
+    "228",
+    "229",
+    "311",
+    "312",
+    "319",
+    "321",
+    "329",
+    "331",
+    "332",
+    "341",
+    "342",
+    "345",
+    "349",
+    "351",
+    "352",
+    "371",
+    "361",
+    "362",
+    "363",
+    "364",
+    "365",
+    "368",
+    "369",
+    "511",
+    "512",
+    "513",
+    "514",
+    "519",
+    "411",
+    "412",
+    "413",
+    "414",
+    "415",
+    "419",
+    "421",
+    "422",
+    "423",
+    "424",
+    "425",
+    "426",
+    "429",
+]
 
 
 def test_seventeen_groups_in_national_order():
@@ -66,8 +145,20 @@ def test_post_level_cascade_data():
 def test_core_indicators_cover_what_the_issue_requires():
     cat = load_catalogue()
     core = cat.core_field_codes()
-    assert {"XM", "XBM", "SFZJLXM", "SFZJH", "CSRQ", "JZGLBM", "SFZB", "CJGZNY", "XRGWLBM", "XRGWDJM",
-            "ZGXLM", "RYZTM"} <= set(core["JBXX"])
+    assert {
+        "XM",
+        "XBM",
+        "SFZJLXM",
+        "SFZJH",
+        "CSRQ",
+        "JZGLBM",
+        "SFZB",
+        "CJGZNY",
+        "XRGWLBM",
+        "XRGWDJM",
+        "ZGXLM",
+        "RYZTM",
+    } <= set(core["JBXX"])
     assert {"HDXLM", "XWCCM"} <= set(core["XXJL"])
     assert {"GWLBM", "GWDJM"} <= set(core["GWPR"])
     assert {"PRZYJSZWM"} <= set(core["ZYJSZWPR"])
@@ -91,8 +182,9 @@ def test_stages():
     assert not cat.group("JYJX").applies_to(cat.stage_of("111"))
     assert cat.group("JLLG").applies_to(cat.stage_of("312"))
     assert not cat.group("JLLG").applies_to(cat.stage_of("411"))
-    assert cat.school_classes == frozenset({"11", "21", "22", "31", "32", "33", "34", "35", "36", "37",
-                                            "41", "42", "51", "91", "92", "93"})
+    assert cat.school_classes == frozenset(
+        {"11", "21", "22", "31", "32", "33", "34", "35", "36", "37", "41", "42", "51", "91", "92", "93"}
+    )
 
 
 def _load_with(monkeypatch, name: str, content: bytes) -> None:
@@ -110,14 +202,25 @@ def _load_with(monkeypatch, name: str, content: bytes) -> None:
         catalogue_mod.load_catalogue.cache_clear()
 
 
-@pytest.mark.parametrize(("name", "content", "fragment"), [
-    ("code_tables/XB.csv", "code,label\n1,男\n1,女\n".encode(), "duplicate code '1'"),
-    ("code_tables/XB.csv", b"code,label\n1,\n", "empty code or label"),
-    ("fields.csv", "group,code,label,label_en,type,code_table,required,filled_by,core,max_length,default\n"
-                   "JBXX,XM,姓名,name,colour,,R,teacher,Y,50,\n".encode(), "unknown type 'colour'"),
-    ("fields.csv", "group,code,label,label_en,type,code_table,required,filled_by,core,max_length,default\n"
-                   "JBXX,XBM,性别,gender,code,NOPE,R,teacher,Y,,\n".encode(), "unknown code table 'NOPE'"),
-])
+@pytest.mark.parametrize(
+    ("name", "content", "fragment"),
+    [
+        ("code_tables/XB.csv", "code,label\n1,男\n1,女\n".encode(), "duplicate code '1'"),
+        ("code_tables/XB.csv", b"code,label\n1,\n", "empty code or label"),
+        (
+            "fields.csv",
+            "group,code,label,label_en,type,code_table,required,filled_by,core,max_length,default\n"
+            "JBXX,XM,姓名,name,colour,,R,teacher,Y,50,\n".encode(),
+            "unknown type 'colour'",
+        ),
+        (
+            "fields.csv",
+            "group,code,label,label_en,type,code_table,required,filled_by,core,max_length,default\n"
+            "JBXX,XBM,性别,gender,code,NOPE,R,teacher,Y,,\n".encode(),
+            "unknown code table 'NOPE'",
+        ),
+    ],
+)
 def test_defective_data_files_are_refused_with_the_place_named(monkeypatch, name, content, fragment):
     with pytest.raises(CatalogueError) as exc:
         _load_with(monkeypatch, name, content)
@@ -125,8 +228,11 @@ def test_defective_data_files_are_refused_with_the_place_named(monkeypatch, name
 
 
 def test_rule_naming_a_missing_field_is_refused(monkeypatch):
-    raw = catalogue_mod._data_bytes("groups.toml").decode().replace('fields = ["RXNY", "BYNY"]',
-                                                                     'fields = ["RXNY", "NOSUCH"]')
+    raw = (
+        catalogue_mod._data_bytes("groups.toml")
+        .decode()
+        .replace('fields = ["RXNY", "BYNY"]', 'fields = ["RXNY", "NOSUCH"]')
+    )
     with pytest.raises(CatalogueError, match="unknown field 'NOSUCH'"):
         _load_with(monkeypatch, "groups.toml", raw.encode())
 
@@ -135,8 +241,10 @@ def test_custom_indicators_extend_a_group_and_are_never_core():
     from common.catalogue import FieldDef
 
     cat = load_catalogue()
-    ext = cat.with_custom_fields([FieldDef("JBXX", "X_JXJYBH", "继续教育编号", "CPD number", "text", None,
-                                           False, "school", True, 20)], version="v1")
+    ext = cat.with_custom_fields(
+        [FieldDef("JBXX", "X_JXJYBH", "继续教育编号", "CPD number", "text", None, False, "school", True, 20)],
+        version="v1",
+    )
     f = ext.group("JBXX").field("X_JXJYBH")
     assert f.custom and not f.core
     assert "JBXX.X_JXJYBH" in ext.withheld_field_codes()

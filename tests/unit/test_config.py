@@ -24,19 +24,22 @@ def test_postgres_url_gets_the_psycopg_driver():
     assert cfg.database.url.startswith("postgresql+psycopg://")
 
 
-@pytest.mark.parametrize(("env", "variable", "reason"), [
-    ({"TMIS_PROVINCE_CODE": "99"}, "TMIS_PROVINCE_CODE", "unknown province code"),
-    ({"TMIS_PROVINCE_CODE": "../44"}, "TMIS_PROVINCE_CODE", "unknown province code"),
-    ({"TMIS_BIND": "localhost:99999"}, "TMIS_BIND", "not host:port"),
-    ({"TMIS_BIND": "nonsense"}, "TMIS_BIND", "not host:port"),
-    ({"TMIS_SYNC_SCHEDULE_MINUTES": "often"}, "TMIS_SYNC_SCHEDULE_MINUTES", "not an integer"),
-    ({"TMIS_SYNC_SCHEDULE_MINUTES": "-5"}, "TMIS_SYNC_SCHEDULE_MINUTES", "out of range"),
-    ({"TMIS_DATABASE_URL": "mysql://x/y"}, "TMIS_DATABASE_URL", "unsupported database scheme"),
-    ({"TMIS_SQL_ECHO": "maybe"}, "TMIS_SQL_ECHO", "not a boolean"),
-    ({"TMIS_LOG_LEVEL": "LOUD"}, "TMIS_LOG_LEVEL", "unknown level"),
-    ({"TMIS_SYNC_PUSH_WINDOW": "0"}, "TMIS_SYNC_PUSH_WINDOW", "out of range"),
-    ({"TMIS_SYNC_PUSH_WINDOW": "9"}, "TMIS_SYNC_PUSH_WINDOW", "out of range"),
-])
+@pytest.mark.parametrize(
+    ("env", "variable", "reason"),
+    [
+        ({"TMIS_PROVINCE_CODE": "99"}, "TMIS_PROVINCE_CODE", "unknown province code"),
+        ({"TMIS_PROVINCE_CODE": "../44"}, "TMIS_PROVINCE_CODE", "unknown province code"),
+        ({"TMIS_BIND": "localhost:99999"}, "TMIS_BIND", "not host:port"),
+        ({"TMIS_BIND": "nonsense"}, "TMIS_BIND", "not host:port"),
+        ({"TMIS_SYNC_SCHEDULE_MINUTES": "often"}, "TMIS_SYNC_SCHEDULE_MINUTES", "not an integer"),
+        ({"TMIS_SYNC_SCHEDULE_MINUTES": "-5"}, "TMIS_SYNC_SCHEDULE_MINUTES", "out of range"),
+        ({"TMIS_DATABASE_URL": "mysql://x/y"}, "TMIS_DATABASE_URL", "unsupported database scheme"),
+        ({"TMIS_SQL_ECHO": "maybe"}, "TMIS_SQL_ECHO", "not a boolean"),
+        ({"TMIS_LOG_LEVEL": "LOUD"}, "TMIS_LOG_LEVEL", "unknown level"),
+        ({"TMIS_SYNC_PUSH_WINDOW": "0"}, "TMIS_SYNC_PUSH_WINDOW", "out of range"),
+        ({"TMIS_SYNC_PUSH_WINDOW": "9"}, "TMIS_SYNC_PUSH_WINDOW", "out of range"),
+    ],
+)
 def test_bad_values_name_the_variable(env, variable, reason):
     with pytest.raises(ConfigError) as exc:
         provincial_config_from_env(env)

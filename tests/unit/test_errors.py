@@ -10,8 +10,12 @@ from tests.conftest import REPO
 
 def test_body_shape():
     body = ValidationError("bad", errors=[{"field": "XM"}]).to_body()
-    assert body == {"code": "validation_failed", "error": "Unprocessable Entity", "message": "bad",
-                    "details": {"errors": [{"field": "XM"}]}}
+    assert body == {
+        "code": "validation_failed",
+        "error": "Unprocessable Entity",
+        "message": "bad",
+        "details": {"errors": [{"field": "XM"}]},
+    }
     assert StorageConflictError("dup").to_body()["error"] == "Conflict"
 
 

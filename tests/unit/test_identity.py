@@ -16,8 +16,15 @@ def test_check_character_matches_the_standards_worked_example():
     assert validate_identity("1", "11010519491231002x").number == "11010519491231002X"
 
 
-@pytest.mark.parametrize("number", [resident_id(), resident_id("110105", "20000229", "002"),
-                                    resident_id("650102", "19700101", "999"), "11010519491231002X"])
+@pytest.mark.parametrize(
+    "number",
+    [
+        resident_id(),
+        resident_id("110105", "20000229", "002"),
+        resident_id("650102", "19700101", "999"),
+        "11010519491231002X",
+    ],
+)
 def test_real_format_numbers_are_accepted(number):
     info = validate_identity("1", number, today=dt.date(2026, 11, 22))
     assert info.number == number
@@ -41,8 +48,9 @@ def test_impossible_birth_dates_are_refused(birth):
         validate_identity("1", first17 + check_character(first17), today=dt.date(2026, 11, 22))
 
 
-@pytest.mark.parametrize("number", ["44010619880315123", "4401061988031512345", "44010619880315123Y",
-                                    "4401061988031512A4", ""])
+@pytest.mark.parametrize(
+    "number", ["44010619880315123", "4401061988031512345", "44010619880315123Y", "4401061988031512A4", ""]
+)
 def test_wrong_lengths_and_characters_are_refused(number):
     with pytest.raises(IdentityError):
         validate_identity("1", number)

@@ -9,17 +9,20 @@ from common.divisions import DivisionCodeError, derive, lookup, validate_divisio
 from common.orgcodes import OrgCodeError, parse_credit_code, parse_school_id
 
 
-@pytest.mark.parametrize(("code", "province", "city", "county"), [
-    ("440106", "440000", "440100", "440106"),   # 广州市天河区
-    ("440100", "440000", "440100", None),       # 广州市
-    ("110105", "110000", None, "110105"),       # 北京市朝阳区: municipality, no prefecture level
-    ("500101", "500000", None, "500101"),       # 重庆市万州区
-    ("429004", "420000", None, "429004"),       # 仙桃市: 省直辖县级行政单位
-    ("659001", "650000", None, "659001"),       # 石河子市 (兵团)
-    ("441900", "440000", "441900", None),       # 东莞市: no county level
-    ("442000", "440000", "442000", None),       # 中山市
-    ("440000", "440000", None, None),
-])
+@pytest.mark.parametrize(
+    ("code", "province", "city", "county"),
+    [
+        ("440106", "440000", "440100", "440106"),  # 广州市天河区
+        ("440100", "440000", "440100", None),  # 广州市
+        ("110105", "110000", None, "110105"),  # 北京市朝阳区: municipality, no prefecture level
+        ("500101", "500000", None, "500101"),  # 重庆市万州区
+        ("429004", "420000", None, "429004"),  # 仙桃市: 省直辖县级行政单位
+        ("659001", "650000", None, "659001"),  # 石河子市 (兵团)
+        ("441900", "440000", "441900", None),  # 东莞市: no county level
+        ("442000", "440000", "442000", None),  # 中山市
+        ("440000", "440000", None, None),
+    ],
+)
 def test_derive(code, province, city, county):
     path = derive(code)
     assert (path.province, path.city, path.county) == (province, city, county)

@@ -55,25 +55,40 @@ def test_errors_are_bilingual_and_name_group_and_label():
 BASE = GOOD_RECORDS["JBXX"]
 
 
-@pytest.mark.parametrize(("name", "changes", "field", "fragment"), [
-    ("民族 only when 国籍 is 156", {"GJDQM": "840", "SFZJLXM": "A", "SFZJH": "E1234567", "ZZMMM": None},
-     "MZM", "only when"),
-    ("政治面貌 only when 国籍 is 156", {"GJDQM": "840", "SFZJLXM": "A", "SFZJH": "E1234567", "MZM": None},
-     "ZZMMM", "only when"),
-    ("民族 required for Chinese nationals", {"MZM": None}, "MZM", "required when"),
-    ("参加工作年月 after 出生日期", {"CJGZNY": "1988-03"}, "CJGZNY", "after"),
-    ("进本校年月 not before 参加工作年月", {"JBXNY": "2011-01"}, "JBXNY", "not before"),
-    ("政治面貌 13 is exclusive", {"ZZMMM": ["01", "13"]}, "ZZMMM", "cannot be combined"),
-    ("用人形式 required when not 在编", {"SFZB": "0"}, "YRXSM", "required when"),
-    ("岗位等级 cascades from 岗位类别", {"XRGWDJM": "301"}, "XRGWDJM", "not valid under"),
-    ("no degree means no degree name", {"ZGXWCCM": "0"}, "ZGXWM", "must be empty"),
-    ("birth date must match the ID number", {"CSRQ": "1988-03-16"}, "CSRQ", "birth date"),
-    ("gender must match the ID number", {"XBM": "2"}, "XBM", "gender"),
-    ("ID number check character", {"SFZJH": resident_id()[:17] + ("0" if resident_id()[17] != "0" else "1")},
-     "SFZJH", "check character"),
-    ("grassroots dates required when 参加", {"JCFWXMKSNY": None}, "JCFWXMKSNY", "required when"),
-    ("unknown field", {"NOPE": "1"}, "NOPE", "not a field"),
-])
+@pytest.mark.parametrize(
+    ("name", "changes", "field", "fragment"),
+    [
+        (
+            "民族 only when 国籍 is 156",
+            {"GJDQM": "840", "SFZJLXM": "A", "SFZJH": "E1234567", "ZZMMM": None},
+            "MZM",
+            "only when",
+        ),
+        (
+            "政治面貌 only when 国籍 is 156",
+            {"GJDQM": "840", "SFZJLXM": "A", "SFZJH": "E1234567", "MZM": None},
+            "ZZMMM",
+            "only when",
+        ),
+        ("民族 required for Chinese nationals", {"MZM": None}, "MZM", "required when"),
+        ("参加工作年月 after 出生日期", {"CJGZNY": "1988-03"}, "CJGZNY", "after"),
+        ("进本校年月 not before 参加工作年月", {"JBXNY": "2011-01"}, "JBXNY", "not before"),
+        ("政治面貌 13 is exclusive", {"ZZMMM": ["01", "13"]}, "ZZMMM", "cannot be combined"),
+        ("用人形式 required when not 在编", {"SFZB": "0"}, "YRXSM", "required when"),
+        ("岗位等级 cascades from 岗位类别", {"XRGWDJM": "301"}, "XRGWDJM", "not valid under"),
+        ("no degree means no degree name", {"ZGXWCCM": "0"}, "ZGXWM", "must be empty"),
+        ("birth date must match the ID number", {"CSRQ": "1988-03-16"}, "CSRQ", "birth date"),
+        ("gender must match the ID number", {"XBM": "2"}, "XBM", "gender"),
+        (
+            "ID number check character",
+            {"SFZJH": resident_id()[:17] + ("0" if resident_id()[17] != "0" else "1")},
+            "SFZJH",
+            "check character",
+        ),
+        ("grassroots dates required when 参加", {"JCFWXMKSNY": None}, "JCFWXMKSNY", "required when"),
+        ("unknown field", {"NOPE": "1"}, "NOPE", "not a field"),
+    ],
+)
 def test_cross_field_rules_name_the_field(name, changes, field, fragment):
     record = {k: v for k, v in {**BASE, **changes}.items() if v is not None}
     errors = failing("JBXX", record)
@@ -81,20 +96,23 @@ def test_cross_field_rules_name_the_field(name, changes, field, fragment):
     assert any(fragment in e["reason_en"] for e in errors[field]), errors[field]
 
 
-@pytest.mark.parametrize(("group", "changes", "field", "fragment"), [
-    ("GWPR", {"JRGWLBM": "1", "JRGWDJM": "101", "SFJRQTGW": "1"}, "JRGWLBM", "must differ"),
-    ("GWPR", {"SFJRQTGW": "1"}, "JRGWLBM", "required when"),
-    ("GWPR", {"XJZWM": ["00", "01"]}, "XJZWM", "cannot be combined"),
-    ("JBDY", {"ND": THIS_YEAR}, "ND", "only completed years"),
-    ("NDKH", {"KHND": THIS_YEAR + 1}, "KHND", "after the current year"),
-    ("HWYX", {"SFYHWYXJL": "0"}, "KSRQ", "must be empty"),
-    ("JLLG", {"JLLGLXM": "0"}, "KSNY", "must be empty"),
-    ("ZYJSZWPR", {"PRKSNY": None}, "PRKSNY", "required when"),
-    ("SDXX", {"CFLBM": "1"}, "CFYY", "required when"),
-    ("JYJX", {"RKZKM": "9"}, "RKZKSM", "required when"),
-    ("JNZS", {"YYZSMCM": "9"}, "ZSMC", "required when"),
-    ("XXJL", {"XWCCM": "2"}, "XWMCM", "not valid under"),
-])
+@pytest.mark.parametrize(
+    ("group", "changes", "field", "fragment"),
+    [
+        ("GWPR", {"JRGWLBM": "1", "JRGWDJM": "101", "SFJRQTGW": "1"}, "JRGWLBM", "must differ"),
+        ("GWPR", {"SFJRQTGW": "1"}, "JRGWLBM", "required when"),
+        ("GWPR", {"XJZWM": ["00", "01"]}, "XJZWM", "cannot be combined"),
+        ("JBDY", {"ND": THIS_YEAR}, "ND", "only completed years"),
+        ("NDKH", {"KHND": THIS_YEAR + 1}, "KHND", "after the current year"),
+        ("HWYX", {"SFYHWYXJL": "0"}, "KSRQ", "must be empty"),
+        ("JLLG", {"JLLGLXM": "0"}, "KSNY", "must be empty"),
+        ("ZYJSZWPR", {"PRKSNY": None}, "PRKSNY", "required when"),
+        ("SDXX", {"CFLBM": "1"}, "CFYY", "required when"),
+        ("JYJX", {"RKZKM": "9"}, "RKZKSM", "required when"),
+        ("JNZS", {"YYZSMCM": "9"}, "ZSMC", "required when"),
+        ("XXJL", {"XWCCM": "2"}, "XWMCM", "not valid under"),
+    ],
+)
 def test_rules_of_other_groups(group, changes, field, fragment):
     record = {k: v for k, v in {**GOOD_RECORDS[group], **changes}.items() if v is not None}
     errors = failing(group, record)
@@ -128,12 +146,24 @@ def test_stage_restriction():
 
 
 def test_custom_indicator_validates_like_catalogue_fields():
-    ext = CAT.with_custom_fields([
-        FieldDef("JBXX", "X_GGJSLX", "骨干教师类型", "key-teacher type", "code", "RYJB", False, "school", False),
-        FieldDef("JBXX", "X_JXJYBH", "继续教育编号", "CPD number", "text", None, False, "school", False, 8),
-        FieldDef("JBXX", "X_YEYONLY", "幼儿园专用", "kindergarten only", "text", None, False, "school", False,
-                 stages=frozenset({"kindergarten"})),
-    ])
+    ext = CAT.with_custom_fields(
+        [
+            FieldDef("JBXX", "X_GGJSLX", "骨干教师类型", "key-teacher type", "code", "RYJB", False, "school", False),
+            FieldDef("JBXX", "X_JXJYBH", "继续教育编号", "CPD number", "text", None, False, "school", False, 8),
+            FieldDef(
+                "JBXX",
+                "X_YEYONLY",
+                "幼儿园专用",
+                "kindergarten only",
+                "text",
+                None,
+                False,
+                "school",
+                False,
+                stages=frozenset({"kindergarten"}),
+            ),
+        ]
+    )
     v = build_validator(ext, "JBXX", school_type="342")
     ok = v.validate({**BASE, "X_GGJSLX": "3", "X_JXJYBH": "BJ123"}).data
     assert ok["X_GGJSLX"] == "3"

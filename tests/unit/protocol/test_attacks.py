@@ -39,18 +39,18 @@ def _header_obj(data: bytes) -> dict:
 
 @dataclass
 class Case:
-    make: Callable[[SimFederation], tuple[str, bytes]]   # returns (province, batch bytes) to submit last
-    error: type[E.ProtocolError] | None                  # None = accepted
-    before: int = 0                                      # batches of 44 accepted before the attack
+    make: Callable[[SimFederation], tuple[str, bytes]]  # returns (province, batch bytes) to submit last
+    error: type[E.ProtocolError] | None  # None = accepted
+    before: int = 0  # batches of 44 accepted before the attack
     now: dt.datetime = NOW
     limits: Limits = DEFAULT_LIMITS
-    lookup_none: bool = False                            # the national store lost the stored hashes
+    lookup_none: bool = False  # the national store lost the stored hashes
 
 
 def flip_record_byte(f):
     data = f.provinces["44"].next_batch(3).data
     i = data.index(b'"XM":"') + 7
-    return "44", data[:i] + bytes([data[i] ^ 1]) + data[i + 1:]
+    return "44", data[:i] + bytes([data[i] ^ 1]) + data[i + 1 :]
 
 
 def flip_header_byte(f):
@@ -78,6 +78,7 @@ def malformed_header(mutate):
         data = f.provinces["44"].next_batch(3).data
         env = parse_envelope(data.split(b"\n", 1)[0])
         return "44", _resign(data, mutate(env.payload), [f.provinces["44"].signer])
+
     return make
 
 
@@ -97,8 +98,9 @@ def scope_mismatch(f):
 
 def threshold_two(f):
     second = fixed_signer("province-44-second")
-    doc = f.publish_trust(province_keys={"11": [f.provinces["11"].signer], "44": [f.provinces["44"].signer, second]},
-                          thresholds={"44": 2})
+    doc = f.publish_trust(
+        province_keys={"11": [f.provinces["11"].signer], "44": [f.provinces["44"].signer, second]}, thresholds={"44": 2}
+    )
     f.rotate_trust(doc, NOW)
     return second
 
@@ -141,9 +143,16 @@ def replay(f):
 def equivocation(f):
     p = f.provinces["44"]
     first = p.batches[0]
-    other = build_batch(province="44", seq=1, prev_batch_hash=None, created_at=first.header.created_at,
-                        schema_version="x", log_origin=LOG_ORIGIN, records=[sample_record("44", 1, 999)],
-                        signer=p.signer)
+    other = build_batch(
+        province="44",
+        seq=1,
+        prev_batch_hash=None,
+        created_at=first.header.created_at,
+        schema_version="x",
+        log_origin=LOG_ORIGIN,
+        records=[sample_record("44", 1, 999)],
+        signer=p.signer,
+    )
     return "44", other.data
 
 
@@ -203,6 +212,7 @@ def rotated_key_overlap(f):
 def clock(delta):
     def make(f):
         return "44", f.provinces["44"].next_batch(1, created_at=NOW + delta).data
+
     return make
 
 
@@ -216,13 +226,16 @@ CASES: dict[str, Case] = {
     "02 swapped payload type": Case(swapped_payload_type, E.SignatureError),
     "02 re-signed under another payload type": Case(resigned_as_other_type, E.SignatureError),
     "03 duplicate JSON keys (signed)": Case(
-        malformed_header(lambda p: p.replace(b'{"created_at"', b'{"seq":1,"created_at"')), E.MalformedError),
-    "03 big integer (signed)": Case(malformed_header(lambda p: p.replace(b'"seq":1', b'"seq":9007199254740993')),
-                                    E.MalformedError),
+        malformed_header(lambda p: p.replace(b'{"created_at"', b'{"seq":1,"created_at"')), E.MalformedError
+    ),
+    "03 big integer (signed)": Case(
+        malformed_header(lambda p: p.replace(b'"seq":1', b'"seq":9007199254740993')), E.MalformedError
+    ),
     "03 float (signed)": Case(malformed_header(lambda p: p.replace(b'"seq":1', b'"seq":1.0')), E.MalformedError),
     "03 NaN (signed)": Case(malformed_header(lambda p: p.replace(b'"seq":1', b'"seq":NaN')), E.MalformedError),
     "03 non-canonical payload (signed)": Case(
-        malformed_header(lambda p: p.replace(b'{"created_at"', b'{ "created_at"')), E.MalformedError),
+        malformed_header(lambda p: p.replace(b'{"created_at"', b'{ "created_at"')), E.MalformedError
+    ),
     "04 province B signs for A": Case(other_province_signs, E.SignatureError),
     "04 province B claims A's batch on its own channel": Case(scope_mismatch, E.KeyUntrustedError),
     "05 duplicated signature to fake a threshold": Case(duplicated_signature, E.SignatureError),
@@ -240,14 +253,17 @@ CASES: dict[str, Case] = {
     "15 wrong log origin": Case(wrong_log_origin, E.MalformedError),
     "16 revoked key, backdated created_at": Case(revoked_key_backdated, E.SignatureError, before=1),
     "16 rotation overlap: old then new key": Case(rotated_key_overlap, None, before=1),
-    "18 expired trust refuses new batches": Case(lambda f: ("44", f.provinces["44"].next_batch(1).data),
-                                                  E.KeyUntrustedError, now=EPOCH + dt.timedelta(days=400)),
+    "18 expired trust refuses new batches": Case(
+        lambda f: ("44", f.provinces["44"].next_batch(1).data), E.KeyUntrustedError, now=EPOCH + dt.timedelta(days=400)
+    ),
     "27 clock skew beyond tolerance": Case(clock(dt.timedelta(minutes=6)), E.ClockSkewError),
     "28 clock skew within tolerance": Case(clock(dt.timedelta(minutes=4)), None),
-    "31 oversized input refused before parsing": Case(lambda f: ("44", f.provinces["44"].next_batch(3).data),
-                                                      E.LimitExceededError, limits=Limits(max_batch_bytes=100)),
-    "31 too many records": Case(lambda f: ("44", f.provinces["44"].next_batch(3).data), E.LimitExceededError,
-                                limits=Limits(max_records=2)),
+    "31 oversized input refused before parsing": Case(
+        lambda f: ("44", f.provinces["44"].next_batch(3).data), E.LimitExceededError, limits=Limits(max_batch_bytes=100)
+    ),
+    "31 too many records": Case(
+        lambda f: ("44", f.provinces["44"].next_batch(3).data), E.LimitExceededError, limits=Limits(max_records=2)
+    ),
     "32 path-like province code": Case(path_like_province, E.MalformedError),
 }
 
@@ -263,13 +279,27 @@ def test_attack(name):
     before = (state, len(f.log.leaves))
     lookup = (lambda s: None) if case.lookup_none else (lambda s: f.accepted.get((province, s)))
     if case.error is None:
-        acc = accept_batch(data, province=province, trust=f.trust, state=state, stored_batch_hash=lookup,
-                           now=case.now, limits=case.limits)
+        acc = accept_batch(
+            data,
+            province=province,
+            trust=f.trust,
+            state=state,
+            stored_batch_hash=lookup,
+            now=case.now,
+            limits=case.limits,
+        )
         assert acc.new_state.last_seq == state.last_seq + 1
         return
     with pytest.raises(case.error) as exc:
-        accept_batch(data, province=province, trust=f.trust, state=state, stored_batch_hash=lookup,
-                     now=case.now, limits=case.limits)
+        accept_batch(
+            data,
+            province=province,
+            trust=f.trust,
+            state=state,
+            stored_batch_hash=lookup,
+            now=case.now,
+            limits=case.limits,
+        )
     assert exc.value.code.startswith("protocol_")
     assert (f.state.get(province, ProvinceState("44")), len(f.log.leaves)) == before  # nothing accepted
 
@@ -301,10 +331,18 @@ def test_reserialised_envelope_keeps_the_batch_identity():
     b = f.provinces["44"].next_batch(2)
     env_line, rest = b.data.split(b"\n", 1)
     obj = json.loads(env_line)
-    pretty = json.dumps({"signatures": obj["signatures"], "payloadType": obj["payloadType"],
-                         "payload": obj["payload"]}, separators=(", ", ": ")).encode()
-    acc = accept_batch(pretty + b"\n" + rest, province="44", trust=f.trust, state=ProvinceState("44"),
-                       stored_batch_hash=lambda s: None, now=NOW)
+    pretty = json.dumps(
+        {"signatures": obj["signatures"], "payloadType": obj["payloadType"], "payload": obj["payload"]},
+        separators=(", ", ": "),
+    ).encode()
+    acc = accept_batch(
+        pretty + b"\n" + rest,
+        province="44",
+        trust=f.trust,
+        state=ProvinceState("44"),
+        stored_batch_hash=lambda s: None,
+        now=NOW,
+    )
     assert acc.batch.batch_hash == b.batch_hash
 
 
@@ -357,7 +395,7 @@ def test_receipt_mutations_fail():
     keys = f.trust.log_keys
     verify_receipt(r.to_bytes(), origin=LOG_ORIGIN, log_keys=keys)
     rewritten = json.loads(r.to_bytes())
-    rewritten["leaf"]["accepted_at"] = "2026-01-05T00:00:00Z"   # case 25: leaf rewritten
+    rewritten["leaf"]["accepted_at"] = "2026-01-05T00:00:00Z"  # case 25: leaf rewritten
     with pytest.raises(E.ProofError):
         verify_receipt(canonical_bytes(rewritten), origin=LOG_ORIGIN, log_keys=keys)
     other = json.loads(r.to_bytes())
@@ -374,8 +412,14 @@ def test_accept_never_mutates_the_state_it_was_given():
     # case 33: a crash between verify and persist leaves nothing half-trusted: the verifier has no side effects
     f = SimFederation()
     state = ProvinceState("44")
-    acc = accept_batch(f.provinces["44"].next_batch(2).data, province="44", trust=f.trust, state=state,
-                       stored_batch_hash=lambda s: None, now=NOW)
+    acc = accept_batch(
+        f.provinces["44"].next_batch(2).data,
+        province="44",
+        trust=f.trust,
+        state=state,
+        stored_batch_hash=lambda s: None,
+        now=NOW,
+    )
     assert state == ProvinceState("44")
     assert acc.new_state.last_seq == 1
 
@@ -406,8 +450,13 @@ def test_a_receipt_exposes_a_rewritten_log():
     with pytest.raises(E.ProofError):
         verify_checkpoint_consistency(kept, forged, merkle.consistency_proof(kept.size, rewritten))
     with pytest.raises(E.ProofError):  # and the leaf the province holds is not in the forged tree
-        merkle.verify_inclusion(leaf_hash_of(receipt.leaf), receipt.leaf_index, forged.size,
-                                merkle.inclusion_proof(receipt.leaf_index, rewritten), forged.root)
+        merkle.verify_inclusion(
+            leaf_hash_of(receipt.leaf),
+            receipt.leaf_index,
+            forged.size,
+            merkle.inclusion_proof(receipt.leaf_index, rewritten),
+            forged.root,
+        )
 
 
 def test_parallel_audit_reports_exactly_what_the_sequential_audit_reports(tmp_path, monkeypatch):

@@ -19,22 +19,27 @@ PTYPE = "application/vnd.tmis.batch-header.v1+json"
 
 def test_rfc8785_output():
     # key order by UTF-16 code units: U+1F600 (surrogates D83D…) sorts before U+FB33
-    assert canonical_bytes({"\ufb33": 1, "\U0001f600": 2, "a": [True, None, "é"]}) == \
-        '{"a":[true,null,"é"],"\U0001f600":2,"\ufb33":1}'.encode()
+    assert (
+        canonical_bytes({"\ufb33": 1, "\U0001f600": 2, "a": [True, None, "é"]})
+        == '{"a":[true,null,"é"],"\U0001f600":2,"\ufb33":1}'.encode()
+    )
 
 
-@pytest.mark.parametrize(("raw", "fragment"), [
-    (b'{"a":1,"a":2}', "duplicate"),
-    (b'{"a":1.5}', "float"),
-    (b'{"a":1e3}', "float"),
-    (b'{"a":NaN}', "NaN"),
-    (b'{"a":Infinity}', "Infinity"),
-    (b'{"a":9007199254740992}', r"2\^53"),
-    (b'{"a":-9007199254740992}', r"2\^53"),
-    (b'\xff\xfe{}', "UTF-8"),
-    (b'{"a":', "not JSON"),
-    (b"[" * 40 + b"]" * 40, "deeper"),
-])
+@pytest.mark.parametrize(
+    ("raw", "fragment"),
+    [
+        (b'{"a":1,"a":2}', "duplicate"),
+        (b'{"a":1.5}', "float"),
+        (b'{"a":1e3}', "float"),
+        (b'{"a":NaN}', "NaN"),
+        (b'{"a":Infinity}', "Infinity"),
+        (b'{"a":9007199254740992}', r"2\^53"),
+        (b'{"a":-9007199254740992}', r"2\^53"),
+        (b"\xff\xfe{}", "UTF-8"),
+        (b'{"a":', "not JSON"),
+        (b"[" * 40 + b"]" * 40, "deeper"),
+    ],
+)
 def test_strict_parser_refuses(raw, fragment):
     with pytest.raises(E.MalformedError, match=fragment):
         parse_json(raw)
@@ -105,10 +110,14 @@ def test_threshold_counts_unique_trusted_keys():
 
 
 _json = st.recursive(
-    st.none() | st.booleans() | st.integers(min_value=-(2**53 - 1), max_value=2**53 - 1)
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**53 - 1), max_value=2**53 - 1)
     | st.text(alphabet=st.characters(codec="utf-8"), max_size=12),
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(st.text(alphabet=st.characters(codec="utf-8"), max_size=6), children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(st.text(alphabet=st.characters(codec="utf-8"), max_size=6), children, max_size=4)
+    ),
     max_leaves=20,
 )
 
@@ -125,5 +134,5 @@ def test_canonical_fast_path_equals_rfc8785(value):
 def test_control_characters_and_non_bmp_keys():
     import rfc8785
 
-    for value in ({"a": "\x00\x1f\x7f\u2028\b\f\n\r\t\"\\"}, {"\U0001f600": 1, "\ufb33": 2, "z": 3}, ["é", {"é": "ü"}]):
+    for value in ({"a": '\x00\x1f\x7f\u2028\b\f\n\r\t"\\'}, {"\U0001f600": 1, "\ufb33": 2, "z": 3}, ["é", {"é": "ü"}]):
         assert canonical_bytes(value) == rfc8785.dumps(value)

@@ -28,17 +28,19 @@ def _proof(case):
 
 def _run(kind: str, case: dict) -> None:
     if kind == "inclusion":
-        merkle.verify_inclusion(_b64(case["leafHash"]), case["leafIdx"], case["treeSize"], _proof(case),
-                                _b64(case["root"]))
+        merkle.verify_inclusion(
+            _b64(case["leafHash"]), case["leafIdx"], case["treeSize"], _proof(case), _b64(case["root"])
+        )
     elif kind == "consistency":
-        merkle.verify_consistency(case["size1"], case["size2"], _proof(case), _b64(case["root1"]),
-                                  _b64(case["root2"]))
+        merkle.verify_consistency(case["size1"], case["size2"], _proof(case), _b64(case["root1"]), _b64(case["root2"]))
     elif kind == "subtreeinclusion":
-        merkle.verify_subtree_inclusion(_b64(case["leafHash"]), case["leafIdx"], case["start"], case["end"],
-                                        _proof(case), _b64(case["root"]))
+        merkle.verify_subtree_inclusion(
+            _b64(case["leafHash"]), case["leafIdx"], case["start"], case["end"], _proof(case), _b64(case["root"])
+        )
     else:
-        merkle.verify_subtree_consistency(case["start"], case["end"], case["size"], _proof(case),
-                                          _b64(case["root1"]), _b64(case["root2"]))
+        merkle.verify_subtree_consistency(
+            case["start"], case["end"], case["size"], _proof(case), _b64(case["root1"]), _b64(case["root2"])
+        )
 
 
 def _cases() -> list:

@@ -20,13 +20,14 @@ NOW = EPOCH + dt.timedelta(days=1)
 
 def _flip(data: bytes, bit: int) -> bytes:
     i, b = divmod(bit, 8)
-    return data[:i] + bytes([data[i] ^ (1 << b)]) + data[i + 1:]
+    return data[:i] + bytes([data[i] ^ (1 << b)]) + data[i + 1 :]
 
 
 def _batch_verifies(data: bytes) -> bool:
     try:
-        accept_batch(data, province="44", trust=FED.trust, state=ProvinceState("44"),
-                     stored_batch_hash=lambda s: None, now=NOW)
+        accept_batch(
+            data, province="44", trust=FED.trust, state=ProvinceState("44"), stored_batch_hash=lambda s: None, now=NOW
+        )
         return True
     except ProtocolError:
         return False

@@ -13,11 +13,20 @@ from sync_protocol.keys import Signer
 from sync_protocol.simulator import EPOCH, SimFederation
 
 T1 = make_teacher_number("44", 7)
-REQUEST = {"transfer_id": "11-1-abcd", "kind": "transfer", "teacher_number": T1,
-           "identity": {"doc_type": "1", "doc_number": "440106198803151234"}, "from_province": "44",
-           "to_province": "11", "from_school": None, "receiving_school": {"code": "2111000001", "name": "实验小学"},
-           "rotation": None, "reason": "夫妻团聚", "requested_at": "2026-03-01T00:00:00Z",
-           "expires_at": "2026-04-01T00:00:00Z"}
+REQUEST = {
+    "transfer_id": "11-1-abcd",
+    "kind": "transfer",
+    "teacher_number": T1,
+    "identity": {"doc_type": "1", "doc_number": "440106198803151234"},
+    "from_province": "44",
+    "to_province": "11",
+    "from_school": None,
+    "receiving_school": {"code": "2111000001", "name": "实验小学"},
+    "rotation": None,
+    "reason": "夫妻团聚",
+    "requested_at": "2026-03-01T00:00:00Z",
+    "expires_at": "2026-04-01T00:00:00Z",
+}
 FILE = {"groups": {"JBXX": {"XM": "李明"}}, "history": [{"at": "2026-01-01T00:00:00Z", "action": "register"}]}
 
 
@@ -26,12 +35,22 @@ def msg(province, kind, body, at=EPOCH):
 
 
 def answer(step, decision="approve", reason=None):
-    return {"transfer_id": "11-1-abcd", "step": step, "decision": decision, "reason": reason,
-            "answered_at": "2026-03-02T00:00:00Z"}
+    return {
+        "transfer_id": "11-1-abcd",
+        "step": step,
+        "decision": decision,
+        "reason": reason,
+        "answered_at": "2026-03-02T00:00:00Z",
+    }
 
 
-FILE_BODY = {"transfer_id": "11-1-abcd", "teacher_number": T1, "file": FILE, "file_hash": tr.file_hash(FILE),
-             "sent_at": "2026-03-03T00:00:00Z"}
+FILE_BODY = {
+    "transfer_id": "11-1-abcd",
+    "teacher_number": T1,
+    "file": FILE,
+    "file_hash": tr.file_hash(FILE),
+    "sent_at": "2026-03-03T00:00:00Z",
+}
 NOW = dt.datetime(2026, 3, 2, tzinfo=dt.UTC)
 
 
@@ -51,15 +70,18 @@ def test_signed_by_the_sending_province_only():
         tr.verify_transfer_message(stranger, f.trust, "11")
 
 
-@pytest.mark.parametrize(("kind", "body"), [
-    ("transfer_request", {**REQUEST, "to_province": "44"}),
-    ("transfer_request", {**REQUEST, "kind": "secondment"}),
-    ("transfer_request", {**REQUEST, "transfer_id": "-bad"}),
-    ("transfer_answer", answer("sending_school", "reject", None)),
-    ("transfer_file", {**FILE_BODY, "file_hash": "00" * 32}),
-    ("transfer_file", {**FILE_BODY, "file": {"groups": {}, "history": []}}),
-    ("transfer_withdrawal", {"transfer_id": "11-1-abcd", "withdrawn_at": "2026-03-02T00:00:00Z"}),
-])
+@pytest.mark.parametrize(
+    ("kind", "body"),
+    [
+        ("transfer_request", {**REQUEST, "to_province": "44"}),
+        ("transfer_request", {**REQUEST, "kind": "secondment"}),
+        ("transfer_request", {**REQUEST, "transfer_id": "-bad"}),
+        ("transfer_answer", answer("sending_school", "reject", None)),
+        ("transfer_file", {**FILE_BODY, "file_hash": "00" * 32}),
+        ("transfer_file", {**FILE_BODY, "file": {"groups": {}, "history": []}}),
+        ("transfer_withdrawal", {"transfer_id": "11-1-abcd", "withdrawn_at": "2026-03-02T00:00:00Z"}),
+    ],
+)
 def test_bad_bodies_are_refused(kind, body):
     with pytest.raises(E.MalformedError):
         tr.transfer_payload(province="11", kind=kind, created_at=EPOCH, body=body)
@@ -110,8 +132,12 @@ def test_withdrawal_only_by_the_starter_before_the_last_step_and_expiry():
 
 
 def test_rotation_flow_is_started_by_the_sending_province():
-    rot = {**REQUEST, "kind": "rotation_transfer", "from_school": {"code": "2144000001", "name": "实验小学"},
-           "rotation": {"type": "1", "start_month": "2026-09", "end_month": None}}
+    rot = {
+        **REQUEST,
+        "kind": "rotation_transfer",
+        "from_school": {"code": "2144000001", "name": "实验小学"},
+        "rotation": {"type": "1", "start_month": "2026-09", "end_month": None},
+    }
     s = tr.start(msg("44", "transfer_request", rot))
     assert (s.starter, s.decider, s.next_step) == ("44", "11", "receiving_school")
     s = tr.advance(s, msg("11", "transfer_answer", answer("receiving_school")), NOW)

@@ -17,8 +17,8 @@ N = [fixed_signer(f"new-root-{i}") for i in range(3)]
 
 @dataclass
 class Rotation:
-    roots: list           # root keys of version 2
-    signers: list         # who signs version 2
+    roots: list  # root keys of version 2
+    signers: list  # who signs version 2
     threshold: int = 2
     version: int = 2
     error: type[E.ProtocolError] | None = None
@@ -43,8 +43,7 @@ def test_root_rotation(name):
     case = ROTATIONS[name]
     f = SimFederation()
     v1 = f.trust
-    doc = f.publish_trust(roots=case.roots, signers=case.signers, version=case.version,
-                          root_threshold=case.threshold)
+    doc = f.publish_trust(roots=case.roots, signers=case.signers, version=case.version, root_threshold=case.threshold)
     if case.error:
         with pytest.raises(case.error):
             update_trust(v1, doc)

@@ -37,14 +37,30 @@ def test_audit_cli_accepts_the_vectors():
     run_tmis("audit", "series", str(VECTORS / "batches/44"), *trust)
     run_tmis("audit", "receipt", str(VECTORS / "receipts/44/00000002.receipt.json"), *trust)
     run_tmis("audit", "record", str(VECTORS / "proofs/record.json"), *trust)
-    run_tmis("audit", "consistency", "--old", str(VECTORS / "checkpoints/old.checkpoint"),
-             "--new", str(VECTORS / "checkpoints/new.checkpoint"), "--proof", str(VECTORS / "proofs/consistency.json"),
-             *trust)
+    run_tmis(
+        "audit",
+        "consistency",
+        "--old",
+        str(VECTORS / "checkpoints/old.checkpoint"),
+        "--new",
+        str(VECTORS / "checkpoints/new.checkpoint"),
+        "--proof",
+        str(VECTORS / "proofs/consistency.json"),
+        *trust,
+    )
 
 
 def test_a_batch_signed_by_a_key_not_yet_trusted_fails_at_that_trust_version():
-    proc = run_tmis("audit", "batch", str(VECTORS / "batches/44/00000003.batch"), "--trust", str(VECTORS / "trust"),
-                    "--trust-version", "1", check=False)
+    proc = run_tmis(
+        "audit",
+        "batch",
+        str(VECTORS / "batches/44/00000003.batch"),
+        "--trust",
+        str(VECTORS / "trust"),
+        "--trust-version",
+        "1",
+        check=False,
+    )
     assert proc.returncode == 1
     assert "province 44 seq 3" in proc.stdout
 
@@ -62,15 +78,19 @@ def test_tampered_record_names_batch_record_and_reason(tmp_path):
     assert report["ok"] is False
     assert report["spec"] == "docs/protocol.md"
     failed = [f for f in report["findings"] if not f["ok"]]
-    assert any("00000002.batch" in f["subject"] and "seq 2" in f["subject"] and "records_root" in f["reason"]
-               for f in failed), failed
+    assert any(
+        "00000002.batch" in f["subject"] and "seq 2" in f["subject"] and "records_root" in f["reason"] for f in failed
+    ), failed
 
 
-@pytest.mark.parametrize(("victim", "mutate", "expect"), [
-    ("log/leaves.jsonl", lambda b: b.replace(b'"seq":2', b'"seq":3', 1), "checkpoint"),
-    ("batches/44/00000001.batch", lambda b: b"", "batch"),
-    ("receipts/11/00000001.receipt.json", lambda b: b.replace(b'"leaf_index":2', b'"leaf_index":1'), "receipt"),
-])
+@pytest.mark.parametrize(
+    ("victim", "mutate", "expect"),
+    [
+        ("log/leaves.jsonl", lambda b: b.replace(b'"seq":2', b'"seq":3', 1), "checkpoint"),
+        ("batches/44/00000001.batch", lambda b: b"", "batch"),
+        ("receipts/11/00000001.receipt.json", lambda b: b.replace(b'"leaf_index":2', b'"leaf_index":1'), "receipt"),
+    ],
+)
 def test_other_tampering_is_reported(tmp_path, victim, mutate, expect):
     bundle = tmp_path / "bundle"
     shutil.copytree(VECTORS, bundle)
