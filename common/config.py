@@ -1,11 +1,13 @@
 """Typed, frozen configuration built from the environment in one place.
 
-Nothing else in tmis reads ``os.environ``: entry points call :func:`provincial_config_from_env` or
-:func:`national_config_from_env` with a mapping (``os.environ`` in production, a dict in tests) and pass
-the resulting object down. Every malformed value raises :class:`~common.errors.ConfigError` naming the
-variable and the reason, before anything is started or written.
+Nothing else in tmis reads ``os.environ``: entry points call a node's ``config_from_env``
+(``provincial_node.config``, ``national_node.config``) with a mapping (``os.environ`` in production, a dict
+in tests) and pass the resulting object down. This module holds what both nodes share: the reader, the
+database and bind settings, the base :class:`NodeConfig`. Every malformed value raises
+:class:`~common.errors.ConfigError` naming the variable and the reason, before anything is started or
+written.
 
-Environment variables (all optional unless marked):
+Environment variables both nodes read (each node's config module lists its own):
 
 ==============================  ==========================================================  ================
 variable                        meaning                                                     default
@@ -13,15 +15,8 @@ variable                        meaning                                         
 TMIS_DATABASE_URL               SQLAlchemy URL (``sqlite:///path`` or                       ``sqlite:///`` +
                                 ``postgresql+psycopg://user@host/db``)                       data dir file
 TMIS_DATA_DIR                   directory for SQLite files, keys and exports                ``./var/<node>``
-TMIS_PROVINCE_CODE              2-digit province code of a provincial node (required there) —
 TMIS_BIND                       ``host:port`` the WSGI server listens on                    127.0.0.1:8000/8100
-TMIS_NATIONAL_URL               base URL of the national node (provincial node)             —
 TMIS_SIGNING_KEY_PATH           node signing key (Ed25519 PEM, mode 0600)                   <data dir>/node.key
-TMIS_SYNC_SCHEDULE_MINUTES      sync round period; 0 disables the scheduler                 15
-TMIS_SYNC_BATCH_SIZE            records per batch (provincial node)                         1000
-TMIS_SYNC_PUSH_WINDOW           batch requests in flight during a push (provincial node)    2
-TMIS_LOG_ORIGIN                 the national acceptance log's origin (national node)         tmis.moe.edu.cn/…
-TMIS_MAX_BATCH_BYTES            largest batch the national node accepts                      64 MiB
 TMIS_LOG_LEVEL                  Python logging level name                                   INFO
 TMIS_SQL_ECHO                   log SQL statements (``true``/``false``)                      false
 ==============================  ==========================================================  ================
@@ -170,26 +165,11 @@ class NodeConfig:
     bind_port: int
     signing_key_path: Path
     log_level: str = "INFO"
-    sync_schedule_minutes: int = 15
     testing: bool = False
 
 
-@dataclass(frozen=True)
-class ProvincialConfig(NodeConfig):
-    province_code: str = ""
-    national_url: str | None = None
-    sync_batch_size: int = 1000
-    sync_push_window: int = 2
-    transfer_expiry_days: int = 60
-
-
-@dataclass(frozen=True)
-class NationalConfig(NodeConfig):
-    log_origin: str = "tmis.moe.edu.cn/acceptance-log/v1"
-    max_batch_bytes: int = 64 * 1024 * 1024
-
-
-def _common(env: Mapping[str, str], node: str, default_port: int) -> dict:
+def node_values(env: Mapping[str, str], node: str, default_port: int) -> dict:
+    """The :class:`NodeConfig` fields from the environment (each node's config module adds its own)."""
     r = EnvReader(env)
     data_dir = Path(r.str("TMIS_DATA_DIR", f"var/{node}")).resolve()
     url = r.str("TMIS_DATABASE_URL") or f"sqlite:///{data_dir / (node + '.sqlite')}"
@@ -208,7 +188,6 @@ def _common(env: Mapping[str, str], node: str, default_port: int) -> dict:
         "bind_port": port,
         "signing_key_path": Path(r.str("TMIS_SIGNING_KEY_PATH", str(data_dir / "node.key"))),
         "log_level": level,
-        "sync_schedule_minutes": r.int("TMIS_SYNC_SCHEDULE_MINUTES", 15, minimum=0, maximum=24 * 60),
     }
 
 
@@ -219,33 +198,3 @@ def validate_province_code(name: str, code: str) -> str:
             details={"variable": name, "value": code, "reason": "unknown province code"},
         )
     return code
-
-
-def provincial_config_from_env(env: Mapping[str, str], **overrides: object) -> ProvincialConfig:
-    r = EnvReader(env)
-    values = _common(env, "province", 8100)
-    raw_code = r.str("TMIS_PROVINCE_CODE")
-    values["province_code"] = validate_province_code("TMIS_PROVINCE_CODE", raw_code) if raw_code else ""
-    values["national_url"] = r.str("TMIS_NATIONAL_URL")
-    values["sync_batch_size"] = r.int("TMIS_SYNC_BATCH_SIZE", 1000, minimum=1, maximum=10_000)
-    values["sync_push_window"] = r.int("TMIS_SYNC_PUSH_WINDOW", 2, minimum=1, maximum=8)
-    values["transfer_expiry_days"] = r.int("TMIS_TRANSFER_EXPIRY_DAYS", 60, minimum=1, maximum=366)
-    values.update(overrides)
-    return ProvincialConfig(**values)
-
-
-def national_config_from_env(env: Mapping[str, str], **overrides: object) -> NationalConfig:
-    r = EnvReader(env)
-    values = _common(env, "national", 8000)
-    origin = r.str("TMIS_LOG_ORIGIN", "tmis.moe.edu.cn/acceptance-log/v1") or ""
-    if not re.fullmatch(r"[\x21-\x7e]{1,200}", origin):
-        raise ConfigError(
-            "TMIS_LOG_ORIGIN must be 1–200 printable ASCII characters without spaces",
-            details={"variable": "TMIS_LOG_ORIGIN", "value": origin, "reason": "not a log origin"},
-        )
-    values["log_origin"] = origin
-    values["max_batch_bytes"] = r.int(
-        "TMIS_MAX_BATCH_BYTES", 64 * 1024 * 1024, minimum=1024, maximum=1024 * 1024 * 1024
-    )
-    values.update(overrides)
-    return NationalConfig(**values)

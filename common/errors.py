@@ -12,7 +12,7 @@ Rules of this module:
   ``error``    the HTTP reason phrase of the status (``"Unprocessable Entity"``);
   ``message``  one human sentence (English, with the Chinese term where a user would search for it);
   ``details``  a JSON object; for validation errors ``{"errors": [{group, field, label, reason_zh,
-               reason_en, value}]}``.
+               reason_en, value}]}`` — each entry a :class:`FieldError`, written by ``FieldError.to_json``.
 
 The table of codes is ``docs/errors.md``; a test keeps the two in step.
 """
@@ -20,6 +20,8 @@ The table of codes is ``docs/errors.md``; a test keeps the two in step.
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
 from http import HTTPStatus
 from typing import Any
 
@@ -79,10 +81,14 @@ class TmisError(Exception):
         details: dict[str, Any] | None = None,
         code: ErrorCode | None = None,
         http_status: int | None = None,
+        field_errors: Iterable[FieldError] = (),
     ) -> None:
         super().__init__(message)
         self.message = message
-        self.details: dict[str, Any] = details or {}
+        self.details: dict[str, Any] = dict(details or {})
+        self.field_errors: tuple[FieldError, ...] = tuple(field_errors)
+        if self.field_errors:
+            self.details["errors"] = [e.to_json() for e in self.field_errors]
         if code is not None:
             self.code = code
         if http_status is not None:
@@ -113,42 +119,65 @@ class BadRequestError(TmisError):
     http_status = 400
 
 
+@dataclass(frozen=True)
+class FieldError:
+    """One failing field, the single shape every layer uses: the catalogue validator, the services, the JSON
+    API (``details.errors``) and the forms, which show ``reason_zh`` next to the field.
+
+    ``index`` is the record of a multi-record group; ``row`` and ``column`` locate a cell of an import file.
+    """
+
+    group: str
+    field: str
+    reason_zh: str
+    reason_en: str
+    value: Any = None
+    label: str | None = None
+    group_label: str | None = None
+    index: int | None = None
+    row: int | None = None
+    column: str | None = None
+
+    def at(self, **where: Any) -> FieldError:
+        """The same error placed elsewhere (``index=``, ``row=``, ``column=``)."""
+        return replace(self, **where)
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "group": self.group,
+            "field": self.field,
+            "label": self.label if self.label is not None else self.field,
+            "reason_zh": self.reason_zh,
+            "reason_en": self.reason_en,
+            "value": self.value,
+        }
+        for key in ("group_label", "index", "row", "column"):
+            if getattr(self, key) is not None:
+                out[key] = getattr(self, key)
+        return out
+
+
 class ValidationError(TmisError):
-    """Input failed validation. ``details.errors`` lists every failing field, never just the first."""
+    """Input failed validation. ``field_errors`` lists every failing field, never just the first; the JSON
+    body carries them as ``details.errors``."""
 
     code = ErrorCode.VALIDATION_FAILED
     http_status = 422
 
-    def __init__(self, message: str, errors: list[dict[str, Any]] | None = None, **kw: Any) -> None:
-        details = kw.pop("details", None) or {}
-        details.setdefault("errors", errors or [])
-        super().__init__(message, details=details, **kw)
+    def __init__(self, message: str, errors: Iterable[FieldError] = (), **kw: Any) -> None:
+        errors = tuple(errors)
+        if not errors:
+            raise TypeError("a ValidationError names at least one field (common.errors.FieldError)")
+        super().__init__(message, field_errors=errors, **kw)
 
     @property
-    def errors(self) -> list[dict[str, Any]]:
-        return self.details["errors"]
-
-
-def field_error(
-    group: str, field: str, reason_zh: str, reason_en: str, value: Any = None, **extra: Any
-) -> dict[str, Any]:
-    """One entry of ``ValidationError.details.errors`` (the label defaults to the field code)."""
-    return {
-        "group": group,
-        "field": field,
-        "label": extra.pop("label", field),
-        "reason_zh": reason_zh,
-        "reason_en": reason_en,
-        "value": value,
-        **extra,
-    }
+    def errors(self) -> tuple[FieldError, ...]:
+        return self.field_errors
 
 
 def invalid(group: str, field: str, reason_zh: str, reason_en: str, value: Any = None) -> ValidationError:
     """A ValidationError about one field."""
-    return ValidationError(
-        f"{group}.{field}: {reason_en}", errors=[field_error(group, field, reason_zh, reason_en, value)]
-    )
+    return ValidationError(f"{group}.{field}: {reason_en}", [FieldError(group, field, reason_zh, reason_en, value)])
 
 
 class NotFoundError(TmisError):
@@ -196,4 +225,10 @@ class TransportError(TmisError):
     """A call to another node failed (network, timeout, 5xx)."""
 
     code = ErrorCode.TRANSPORT_FAILED
+    http_status = 502
+
+
+class SyncError(TmisError):
+    """The national node answered a province's call with an error (its code and details are kept)."""
+
     http_status = 502

@@ -4,22 +4,26 @@
   ``{code, error, message, details}``; HTTP errors raised by Flask/werkzeug (404, 405, 413 …) and
   unexpected exceptions get the same shape, so a client never has to parse HTML.
 * :func:`init_db_session` gives each request one SQLAlchemy session (``get_session()``): committed after a
-  successful response (status < 400), rolled back otherwise, always closed. Services receive the session
-  and never commit.
+  successful response (status < 400), rolled back otherwise (unless the view called
+  :func:`keep_writes_on_error`), always closed. Services receive the session and never commit.
+* :class:`NodeRuntime` is what a node's app holds for its lifetime; :func:`runtime_of` finds it.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from flask import Flask, current_app, g, jsonify
+from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 from werkzeug.exceptions import HTTPException
 
-from common.errors import ErrorCode, StorageConflictError, StorageError, TmisError, error_body
+from common.catalogue import Catalogue
+from common.errors import ErrorCode, FieldError, StorageConflictError, StorageError, TmisError, error_body
 
 logger = logging.getLogger(__name__)
 
@@ -70,15 +74,31 @@ def register_error_handlers(app: Flask) -> None:
         return json_error(ErrorCode.INTERNAL, 500, "internal error; the operator log has the details")
 
 
-def init_db_session(app: Flask, factory: sessionmaker[Session]) -> None:
-    app.extensions["tmis_session_factory"] = factory
+@dataclass(frozen=True)
+class NodeRuntime:
+    """What a node's app holds for its lifetime (each node subclasses it with its own parts). It lives in
+    ``app.extensions``; :func:`runtime_of` is the one place that looks it up."""
 
+    config: Any
+    engine: Engine
+    session_factory: sessionmaker[Session]
+    catalogue: Catalogue
+
+
+_RUNTIME = "tmis"
+
+
+def runtime_of(app: Flask) -> NodeRuntime:
+    return app.extensions[_RUNTIME]
+
+
+def init_db_session(app: Flask) -> None:
     @app.after_request
     def _finish(response: Any) -> Any:
         session: Session | None = g.pop("tmis_db", None)
         if session is not None:
             try:
-                if response.status_code < 400:
+                if response.status_code < 400 or g.pop("tmis_keep_writes", False):
                     session.commit()
                 else:
                     session.rollback()
@@ -97,10 +117,16 @@ def init_db_session(app: Flask, factory: sessionmaker[Session]) -> None:
             session.close()
 
 
+def keep_writes_on_error() -> None:
+    """Commit this request's writes even though it answers with an error: a failed login's count, the
+    evidence of an equivocation. The one exception to "an error rolls back"; say why where it is used."""
+    g.tmis_keep_writes = True
+
+
 def get_session() -> Session:
     """The request's session (created on first use)."""
     if "tmis_db" not in g:
-        g.tmis_db = current_app.extensions["tmis_session_factory"]()
+        g.tmis_db = runtime_of(current_app).session_factory()
     return g.tmis_db
 
 
@@ -108,30 +134,25 @@ def create_base_app(
     import_name: str,
     *,
     node: str,
-    config: Any,
+    runtime: NodeRuntime,
     migrations_dir: Any,
     extra_health: Callable[[], dict[str, Any]] | None = None,
 ) -> Flask:
-    """The Flask app both node factories start from: config, engine, session per request, errors, health.
+    """The Flask app both node factories start from: the node's runtime, session per request, errors, health.
 
-    Nothing is created at import time; the engine belongs to the app (``app.extensions["tmis_engine"]``).
+    Nothing is created at import time; the engine belongs to the runtime the caller built.
     """
     from common import migrations
-    from common.catalogue import load_catalogue
-    from common.db import create_db_engine, make_session_factory
 
     app = Flask(import_name)
-    app.config["TESTING"] = config.testing
+    app.config["TESTING"] = runtime.config.testing
     app.config["MAX_CONTENT_LENGTH"] = 64 * 1024 * 1024
     app.config["JSON_AS_ASCII"] = False
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
-    app.extensions["tmis_config"] = config
-    engine = create_db_engine(config.database)
-    app.extensions["tmis_engine"] = engine
-    init_db_session(app, make_session_factory(engine))
+    app.extensions[_RUNTIME] = runtime
+    init_db_session(app)
     register_error_handlers(app)
-    catalogue = load_catalogue()
-    app.extensions["tmis_catalogue"] = catalogue
+    engine, catalogue = runtime.engine, runtime.catalogue
 
     @app.get("/health")
     def health() -> Any:
@@ -180,16 +201,7 @@ def make_api(app: Flask, title: str, version: str = "v1") -> Any:
                 for location, fields in messages.items():
                     for field, msgs in fields.items() if isinstance(fields, dict) else [("", fields)]:
                         for m in msgs if isinstance(msgs, list) else [msgs]:
-                            entries.append(
-                                {
-                                    "group": location,
-                                    "field": field,
-                                    "label": field,
-                                    "reason_zh": str(m),
-                                    "reason_en": str(m),
-                                    "value": None,
-                                }
-                            )
+                            entries.append(FieldError(location, field, str(m), str(m)).to_json())
                 details["errors"] = entries
             return json_error(
                 _HTTP_CODES.get(status, ErrorCode.INTERNAL),

@@ -1,19 +1,31 @@
-"""Application factory of the national node."""
+"""Application factory of the national node. Nothing is created at import time and nothing is started
+(the scheduler is started by ``serve``)."""
 
 from __future__ import annotations
 
 from flask import Flask
+from sqlalchemy.engine import Engine
 
-from common.config import NationalConfig
-from common.http import create_base_app, make_api
-from national_node import MIGRATIONS_DIR, api
-from national_node.services import ledger
+from common.catalogue import load_catalogue
+from common.db import create_db_engine, make_session_factory
+from common.http import create_base_app
+from national_node import MIGRATIONS_DIR, areas
+from national_node.api import register_api
+from national_node.config import NationalConfig
+from national_node.runtime import NationalRuntime
 
 
-def create_app(config: NationalConfig) -> Flask:
-    """Build the national node's Flask app from a typed config (nothing is created at import time)."""
-    app = create_base_app(__name__, node="national", config=config, migrations_dir=MIGRATIONS_DIR)
+def build_runtime(config: NationalConfig, engine: Engine | None = None) -> NationalRuntime:
+    engine = engine or create_db_engine(config.database)
+    return NationalRuntime(
+        config=config, engine=engine, session_factory=make_session_factory(engine), catalogue=load_catalogue()
+    )
+
+
+def create_app(config: NationalConfig, runtime: NationalRuntime | None = None) -> Flask:
+    """Build the national node's Flask app from a typed config."""
+    rt = runtime or build_runtime(config)
+    app = create_base_app(__name__, node="national", runtime=rt, migrations_dir=MIGRATIONS_DIR)
     app.config["MAX_CONTENT_LENGTH"] = config.max_batch_bytes + 1024
-    app.extensions["tmis_keys"] = lambda: ledger.load_keys(config.data_dir / "keys")
-    api.register(app, make_api(app, "tmis national node"))
+    register_api(app, areas.blueprints())
     return app

@@ -1,26 +1,47 @@
-"""Application factory of the provincial node."""
+"""Application factory of the provincial node: builds the runtime from the config, the API from the areas.
+Nothing is created at import time and nothing is started (the scheduler is started by ``serve``)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from flask import Flask
+from sqlalchemy.engine import Engine
 
-from common.config import ProvincialConfig
-from common.http import create_base_app, make_api
-from provincial_node import MIGRATIONS_DIR, api
-from provincial_node.jobs import start_scheduler
+from common.catalogue import load_catalogue
+from common.db import create_db_engine, make_session_factory
+from common.http import create_base_app
+from provincial_node import MIGRATIONS_DIR, areas
+from provincial_node.api import register_api
+from provincial_node.config import ProvincialConfig
+from provincial_node.context import ProvinceRuntime, Settings
+from provincial_node.teacher_files.custom_fields import catalogue_for
 
 
-def create_app(config: ProvincialConfig) -> Flask:
-    """Build the provincial node's Flask app from a typed config (nothing is created at import time)."""
+def build_runtime(config: ProvincialConfig, engine: Engine | None = None) -> ProvinceRuntime:
+    """The node for its lifetime (the app, a CLI command and tests share this): engine, sessions, catalogue,
+    the custom-indicator extension and the areas' inbox handlers."""
+    engine = engine or create_db_engine(config.database)
+    return ProvinceRuntime(
+        config=config,
+        engine=engine,
+        session_factory=make_session_factory(engine),
+        catalogue=load_catalogue(),
+        extend_catalogue=catalogue_for,
+        inbox=areas.inbox_dispatch(),
+        settings=Settings.from_config(config),
+    )
+
+
+def create_app(config: ProvincialConfig, runtime: ProvinceRuntime | None = None) -> Flask:
+    """Build the provincial node's Flask app from a typed config."""
+    rt = runtime or build_runtime(config)
 
     def health_extra() -> dict[str, Any]:
         return {"province_code": config.province_code}
 
     app = create_base_app(
-        __name__, node="province", config=config, migrations_dir=MIGRATIONS_DIR, extra_health=health_extra
+        __name__, node="province", runtime=rt, migrations_dir=MIGRATIONS_DIR, extra_health=health_extra
     )
-    api.register(app, make_api(app, f"tmis provincial node {config.province_code}"))
-    start_scheduler(app)
+    register_api(app, areas.blueprints(), f"tmis provincial node {config.province_code}")
     return app

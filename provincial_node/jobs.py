@@ -1,76 +1,87 @@
-"""Scheduled jobs of the provincial node (APScheduler; never started in tests): the sync round every
-TMIS_SYNC_SCHEDULE_MINUTES (default 15; 0 disables it), one at a time (max_instances=1, coalesce), and the
-hourly expiry of transfer and rotation requests past their deadline."""
+"""Scheduled jobs of the provincial node (APScheduler, started only by ``tmis province serve``).
+
+The sync round runs every ``TMIS_SYNC_SCHEDULE_MINUTES`` (default 15; 0 disables it), one at a time
+(``max_instances=1``, coalesced). Areas contribute their own jobs (:mod:`provincial_node.areas`), e.g. the
+hourly expiry of transfer requests; each runs in its own transaction with a context of the node itself.
+A job logs its failure and never kills the scheduler.
+"""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
-from flask import Flask
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from common.db import session_scope
+from common.keyfile import read_private_key
+from common.transport import RequestsTransport, Transport
+from provincial_node.context import ProvinceContext, ProvinceRuntime
+from provincial_node.sync.round import SyncClient, SyncSettings
+from sync_protocol.keys import Signer
 
 logger = logging.getLogger(__name__)
 
 
-def make_sync_client(app: Flask) -> Any:
-    from common.db import make_session_factory
-    from common.keyfile import read_private_key
-    from common.transport import RequestsTransport
-    from provincial_node.sync import SyncClient, SyncSettings
-    from sync_protocol.keys import Signer
+@dataclass(frozen=True)
+class Job:
+    """A job an area contributes: ``run(ctx)`` in one transaction, every ``minutes``."""
 
-    config = app.extensions["tmis_config"]
-    factory = make_session_factory(app.extensions["tmis_engine"])
+    id: str
+    minutes: int
+    run: Callable[[ProvinceContext], Any]
+    description: str = ""
+
+
+def make_sync_client(runtime: ProvinceRuntime, transport: Transport | None = None, **settings: Any) -> SyncClient:
+    """The node's sync client: its signing key, the national node's URL, the configured batch settings
+    (``settings`` overrides them, e.g. in tests)."""
+    config = runtime.config
     signer = Signer.from_pem(read_private_key(config.signing_key_path))
-    return SyncClient(
-        factory,
-        RequestsTransport(config.national_url),
-        signer,
-        app.extensions["tmis_catalogue"],
-        SyncSettings(config.province_code, batch_size=config.sync_batch_size, push_window=config.sync_push_window),
-    )
+    base = SyncSettings(config.province_code, batch_size=config.sync_batch_size, push_window=config.sync_push_window)
+    return SyncClient(runtime, transport or RequestsTransport(config.national_url), signer, replace(base, **settings))
 
 
-def sync_job(app: Flask) -> None:
+def sync_job(runtime: ProvinceRuntime) -> None:
     try:
-        rnd = make_sync_client(app).run_round("schedule")
+        rnd = make_sync_client(runtime).run_round("schedule")
         logger.info("sync round %s: %s (%s batches, %s records)", rnd.id, rnd.status, rnd.batches, rnd.records)
     except Exception:  # a scheduled job must log, never kill the scheduler
         logger.exception("sync round failed")
 
 
-def expiry_job(app: Flask) -> None:
-    from common.db import make_session_factory, session_scope
-    from provincial_node.services import transfers
-
+def run_job(runtime: ProvinceRuntime, job: Job) -> Any:
+    """Run one area job now, in its own transaction, as the node itself."""
     try:
-        with session_scope(make_session_factory(app.extensions["tmis_engine"])) as s:
-            n = transfers.expire_due(s)
-        if n:
-            logger.info("%s transfer/rotation request(s) expired", n)
+        with session_scope(runtime.session_factory) as s:
+            result = job.run(runtime.context(s))
+        if result:
+            logger.info("job %s: %s", job.id, result)
+        return result
     except Exception:  # a scheduled job must log, never kill the scheduler
-        logger.exception("expiring transfer requests failed")
-
-
-def start_scheduler(app: Flask) -> Any | None:
-    config = app.extensions["tmis_config"]
-    if config.testing:
+        logger.exception("job %s failed", job.id)
         return None
-    from apscheduler.schedulers.background import BackgroundScheduler
 
+
+def start_scheduler(runtime: ProvinceRuntime, jobs: Sequence[Job]) -> BackgroundScheduler:
     scheduler = BackgroundScheduler(timezone="UTC")
-    scheduler.add_job(expiry_job, "interval", hours=1, args=[app], id="expiry", max_instances=1, coalesce=True)
+    for job in jobs:
+        scheduler.add_job(
+            run_job, "interval", minutes=job.minutes, args=[runtime, job], id=job.id, max_instances=1, coalesce=True
+        )
+    config = runtime.config
     if config.sync_schedule_minutes and config.national_url:
         scheduler.add_job(
             sync_job,
             "interval",
             minutes=config.sync_schedule_minutes,
-            args=[app],
+            args=[runtime],
             id="sync",
             max_instances=1,
             coalesce=True,
         )
         logger.info("sync rounds scheduled every %s minutes", config.sync_schedule_minutes)
     scheduler.start()
-    app.extensions["tmis_scheduler"] = scheduler
     return scheduler

@@ -170,7 +170,7 @@ class Scenario:
 def core_rows(n: int, start_version: int = 1) -> list[dict]:
     """N effective teachers' core views (synthetic.py), as the outbox would hold them."""
     from common.catalogue import load_catalogue
-    from provincial_node.services.outbox import core_view
+    from provincial_node.sync.outbox import core_view
     from sync_protocol.identifiers import make_teacher_number
 
     cat = load_catalogue()
@@ -194,7 +194,10 @@ def seed_province(url: str, rows: list[dict]) -> None:
     """Teachers and their outbox entries, written directly (setup is not timed)."""
     from common.config import DatabaseConfig
     from common.db import create_db_engine, make_session_factory
-    from provincial_node.models import Counter, OutboxEntry, Teacher, Unit
+    from provincial_node.accounts.models import Unit
+    from provincial_node.db import Counter
+    from provincial_node.sync.models import OutboxEntry
+    from provincial_node.teacher_files.models import Teacher
 
     engine = create_db_engine(DatabaseConfig(url))
     with make_session_factory(engine).begin() as s:
@@ -260,7 +263,8 @@ def add_delta(url: str, rows: list[dict], d: int) -> None:
     """D changed records (the first D teachers get a new 最高学历) appended to the outbox."""
     from common.config import DatabaseConfig
     from common.db import create_db_engine, make_session_factory
-    from provincial_node.models import Counter, OutboxEntry
+    from provincial_node.db import Counter
+    from provincial_node.sync.models import OutboxEntry
 
     engine = create_db_engine(DatabaseConfig(url))
     with make_session_factory(engine).begin() as s:
@@ -350,8 +354,8 @@ def store_rps(sc: Scenario, rows: list[dict], batch: int = 1000) -> float:
 
     from common.config import DatabaseConfig
     from common.db import RawJSON, bulk_insert, create_db_engine, make_session_factory
-    from national_node.models import TeacherCore, TeacherCoreHistory
-    from national_node.services.intake import identity_key
+    from national_node.intake.intake import identity_key
+    from national_node.intake.models import TeacherCore, TeacherCoreHistory
 
     now = dt.datetime.now(dt.UTC)
     core = [

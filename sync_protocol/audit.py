@@ -9,15 +9,7 @@ Trust: the auditor is given trust documents; the lowest version is the pinned ro
 is named. Which trust version judges a batch comes from its log position (the ``trust_version`` in its
 log leaf or receipt); without one the newest version is used and the report says so.
 
-**Audit bundle** (what ``tmis national export`` writes, docs/protocol.md §8)::
-
-    trust/<version>.trust.json                       DSSE envelopes of every trust version
-    batches/<province>/<seq:08d>.batch                batch files
-    receipts/<province>/<seq:08d>.receipt.json        receipts
-    messages/<province>/<leaf index:08d>.msg          province-signed transfer messages (one per message leaf)
-    inbox/<province>/<seq:08d>.msg                    inbox messages routed to each province
-    log/leaves.jsonl                                  every log leaf, canonical, in log order
-    log/checkpoint                                    the newest signed checkpoint
+The **audit bundle** (what ``tmis national export`` writes) is laid out as :mod:`sync_protocol.bundle` says.
 """
 
 from __future__ import annotations
@@ -31,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sync_protocol import PROTOCOL, merkle
+from sync_protocol import PROTOCOL, bundle, merkle
 from sync_protocol._schema import exact_keys, integer
 from sync_protocol.batch import DEFAULT_LIMITS, BatchHeader, read_header, verify_batch
 from sync_protocol.canonical import canonical_bytes, format_time, parse_json, parse_time
@@ -399,15 +391,15 @@ def _verified_log(
 ) -> tuple[list[TrustMetadata], list[dict]] | None:
     """The bundle's trust chain and its logged leaves (up to the signed checkpoint), or None after reporting why
     they cannot be trusted."""
-    trust_docs = [p.read_bytes() for p in sorted((root / "trust").glob("*.trust.json"))]
+    trust_docs = [p.read_bytes() for p in sorted((root / "trust").glob(bundle.TRUST_GLOB))]
     chain, tr = load_trust(trust_docs, pinned)
     report.extend(tr)
     if not chain:
         return None
     try:
-        leaves = leaves_from_lines((root / "log" / "leaves.jsonl").read_bytes().splitlines())
+        leaves = leaves_from_lines(bundle.leaves_file(root).read_bytes().splitlines())
         cp = verify_checkpoint(
-            (root / "log" / "checkpoint").read_text(encoding="utf-8"),
+            bundle.checkpoint_file(root).read_text(encoding="utf-8"),
             origin=chain[-1].log_origin,
             keys=_all_log_keys(chain),
         )
@@ -460,7 +452,7 @@ def audit_bundle(root: Path, *, pinned: bytes | None = None) -> AuditReport:
         if province_dir.name not in PROVINCE_CODES:
             report.bad("bundle", str(province_dir), "not a province code directory")
             continue
-        for f in sorted(province_dir.glob("*.batch")):
+        for f in sorted(province_dir.glob(bundle.BATCH_GLOB)):
             batch_files.append((f"batches/{province_dir.name}/{f.name}", f))  # read where it is verified
             try:
                 env, h = _head(f)
@@ -482,7 +474,7 @@ def audit_bundle(root: Path, *, pinned: bytes | None = None) -> AuditReport:
     for province, seq in missing:
         report.bad("bundle", f"province {province} seq {seq}", "logged batch missing from the bundle")
     report.extend(audit_series(batch_files, chain, trust_versions))
-    for f in sorted((root / "receipts").glob("*/*.receipt.json")):
+    for f in sorted((root / "receipts").glob(bundle.RECEIPT_GLOB)):
         report.extend(audit_receipt(f.read_bytes(), chain, name=str(f.relative_to(root))))
     report.extend(audit_messages(root, leaves, chain))
     return report
@@ -493,7 +485,7 @@ def audit_bundle(root: Path, *, pinned: bytes | None = None) -> AuditReport:
 
 def _message_files(root: Path, leaves: Sequence[dict]) -> list[tuple[int, dict, Path]]:
     return [
-        (i, leaf, root / "messages" / leaf["province"] / f"{i:08d}.msg")
+        (i, leaf, bundle.message_file(root, leaf["province"], i))
         for i, leaf in enumerate(leaves)
         if leaf["type"] == "message"
     ]
@@ -502,7 +494,7 @@ def _message_files(root: Path, leaves: Sequence[dict]) -> list[tuple[int, dict, 
 def _inbox_files(root: Path) -> list[tuple[str, int, Path]]:
     out = []
     for d in sorted(p for p in (root / "inbox").glob("*") if p.is_dir()):
-        for f in sorted(d.glob("*.msg")):
+        for f in sorted(d.glob(bundle.MESSAGE_GLOB)):
             if d.name in PROVINCE_CODES and f.stem.isdigit():
                 out.append((d.name, int(f.stem), f))
     return out

@@ -21,6 +21,7 @@ The record hash is the RFC 6962 leaf hash of the record's canonical bytes.
 
 from __future__ import annotations
 
+import enum
 import operator
 import re
 from collections.abc import Sequence
@@ -41,7 +42,22 @@ from sync_protocol.canonical import (
 from sync_protocol.errors import LimitExceededError, MalformedError
 from sync_protocol.identifiers import PROVINCE_CODES, check_characters, check_province, check_teacher_number
 
-OPS = frozenset({"upsert", "status_change", "transfer_out"})
+
+class RecordOp(enum.StrEnum):
+    """What a record does to the teacher's core record at the national node."""
+
+    UPSERT = "upsert"
+    STATUS_CHANGE = "status_change"
+    TRANSFER_OUT = "transfer_out"
+
+    @property
+    def label(self) -> str:
+        """The Chinese name (pages and reports)."""
+        return _OP_LABELS[self]
+
+
+_OP_LABELS = {RecordOp.UPSERT: "新增或更新", RecordOp.STATUS_CHANGE: "人员状态变动", RecordOp.TRANSFER_OUT: "跨省调出"}
+OPS = frozenset(op.value for op in RecordOp)
 _CODE = re.compile(r"^[A-Z][A-Z0-9_]{0,39}\Z")
 _QUALIFIED = re.compile(r"^[A-Z][A-Z0-9_]{0,39}\.[A-Z][A-Z0-9_]{0,39}\Z")
 MAX_RECORD_BYTES = 256 * 1024

@@ -39,6 +39,7 @@ no longer expires: only the automatic file step remains.
 from __future__ import annotations
 
 import datetime as dt
+import enum
 import hashlib
 import re
 from dataclasses import dataclass, replace
@@ -80,8 +81,22 @@ REQUEST_KEYS = frozenset(
     }
 )
 UPWARD_KINDS = frozenset({"transfer_request", "transfer_answer", "transfer_withdrawal", "transfer_file"})
-OPEN, AWAITING_FILE, COMPLETED = "open", "awaiting_file", "completed"
-CLOSED = frozenset({"rejected", "withdrawn", "expired", COMPLETED})
+
+
+class State(enum.StrEnum):
+    """States of a cross-province transfer at the national node."""
+
+    OPEN = "open"
+    AWAITING_FILE = "awaiting_file"
+    COMPLETED = "completed"
+    REJECTED = "rejected"
+    WITHDRAWN = "withdrawn"
+    EXPIRED = "expired"
+
+
+OPEN, AWAITING_FILE, COMPLETED = State.OPEN, State.AWAITING_FILE, State.COMPLETED
+CLOSED = frozenset({State.REJECTED, State.WITHDRAWN, State.EXPIRED, State.COMPLETED})
+IN_FLIGHT = (State.OPEN, State.AWAITING_FILE)
 
 
 class TransferStateError(ProtocolError):
@@ -339,7 +354,7 @@ def advance(state: TransferState, msg: TransferMessage, now: dt.datetime) -> Tra
         if msg.province != state.decider:
             raise TransferStateError(f"step {b['step']} is decided by province {state.decider}", sender=msg.province)
         if b["decision"] == "reject":
-            return replace(state, state="rejected", next_step=None)
+            return replace(state, state=State.REJECTED, next_step=None)
         i = steps.index(b["step"])
         if i + 1 < len(steps):
             return replace(state, next_step=steps[i + 1])
@@ -352,7 +367,7 @@ def advance(state: TransferState, msg: TransferMessage, now: dt.datetime) -> Tra
                 "the request waits for its last step and can no longer be withdrawn",
                 next_step=state.next_step or state.state,
             )
-        return replace(state, state="withdrawn", next_step=None)
+        return replace(state, state=State.WITHDRAWN, next_step=None)
     # transfer_file
     if msg.province != state.from_province:
         raise TransferStateError("the file is sent by the province that holds it", sender=msg.province)

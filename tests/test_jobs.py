@@ -1,11 +1,18 @@
-"""The schedulers `serve` starts: which jobs each node registers (started, inspected, shut down; no job runs)."""
+"""The schedulers `serve` starts: which jobs each node registers (started, inspected, shut down; no job runs),
+and that building an app starts none."""
 
 from __future__ import annotations
 
+import threading
 from types import SimpleNamespace
 
 from national_node import jobs as national_jobs
+from national_node.app import create_app as create_national_app
+from national_node.config import config_from_env as national_config
+from provincial_node import areas
 from provincial_node import jobs as provincial_jobs
+from provincial_node.app import create_app as create_provincial_app
+from provincial_node.config import config_from_env as provincial_config
 
 
 def _ids(scheduler) -> set[str]:
@@ -16,17 +23,27 @@ def _ids(scheduler) -> set[str]:
 
 
 def test_provincial_node_expires_requests_hourly_and_syncs_only_when_configured():
-    config = SimpleNamespace(testing=False, sync_schedule_minutes=0, national_url=None)
-    assert _ids(provincial_jobs.start_scheduler(SimpleNamespace(extensions={"tmis_config": config}))) == {"expiry"}
-    config = SimpleNamespace(testing=False, sync_schedule_minutes=15, national_url="http://127.0.0.1:1")
-    app = SimpleNamespace(extensions={"tmis_config": config})
-    assert _ids(provincial_jobs.start_scheduler(app)) == {"expiry", "sync"}
-    testing = SimpleNamespace(extensions={"tmis_config": SimpleNamespace(testing=True)})
-    assert provincial_jobs.start_scheduler(testing) is None
+    runtime = SimpleNamespace(config=SimpleNamespace(sync_schedule_minutes=0, national_url=None))
+    scheduler = provincial_jobs.start_scheduler(runtime, areas.jobs())
+    assert scheduler.get_job("expiry").trigger.interval.total_seconds() == 3600
+    assert _ids(scheduler) == {"expiry"}
+    runtime = SimpleNamespace(config=SimpleNamespace(sync_schedule_minutes=15, national_url="http://127.0.0.1:1"))
+    assert _ids(provincial_jobs.start_scheduler(runtime, areas.jobs())) == {"expiry", "sync"}
 
 
 def test_national_node_expires_cross_province_requests_hourly():
-    scheduler = national_jobs.start_scheduler(SimpleNamespace(extensions={}))
+    scheduler = national_jobs.start_scheduler(SimpleNamespace())
     job = scheduler.get_job("expiry")
     assert job.trigger.interval.total_seconds() == 3600
     assert _ids(scheduler) == {"expiry"}
+
+
+def test_building_an_app_starts_no_scheduler(tmp_path):
+    """Only `serve` starts the schedulers: an app built by a test, a script or a WSGI host runs no jobs."""
+    before = {t.name for t in threading.enumerate()}
+    env = {"TMIS_DATA_DIR": str(tmp_path), "TMIS_PROVINCE_CODE": "44", "TMIS_NATIONAL_URL": "http://127.0.0.1:1"}
+    apps = [create_provincial_app(provincial_config(env)), create_national_app(national_config(env))]
+    started = {t.name for t in threading.enumerate()} - before
+    assert not [n for n in started if "APScheduler" in n or "scheduler" in n.lower()], started
+    for app in apps:
+        app.extensions["tmis"].engine.dispose()

@@ -29,7 +29,7 @@ from marshmallow import ValidationError as MarshmallowError
 
 from common.catalogue import Catalogue, CodeTable, FieldDef, RecordGroup, Rule, rule_field_names
 from common.divisions import DivisionCodeError, derive
-from common.errors import ValidationError
+from common.errors import FieldError, ValidationError
 from common.identity import IdentityError, validate_identity
 
 # ------------------------------------------------------------------------------------ bilingual reasons
@@ -499,20 +499,12 @@ class GroupValidator:
             data[k] = v
         return ValidatedRecord(dict(sorted(data.items())), list(schema._tmis_state["warnings"]))  # type: ignore[attr-defined]
 
-    def _entry(self, fcode: str, _key: str, zh: str, en: str, value: Any) -> dict[str, Any]:
+    def _entry(self, fcode: str, _key: str, zh: str, en: str, value: Any) -> FieldError:
         label = self.group.field(fcode).label if fcode and self.group.has_field(fcode) else fcode
-        return {
-            "group": self.group.code,
-            "group_label": self.group.label,
-            "field": fcode,
-            "label": label,
-            "reason_zh": zh,
-            "reason_en": en,
-            "value": value,
-        }
+        return FieldError(self.group.code, fcode, zh, en, value, label=label, group_label=self.group.label)
 
     def _error(self, messages: Any, record: Mapping[str, Any]) -> ValidationError:
-        entries: list[dict[str, Any]] = []
+        entries: list[FieldError] = []
         for fcode, msgs in sorted((messages or {}).items()):
             if isinstance(msgs, dict):  # a list field reports per index
                 msgs = [m for sub in msgs.values() for m in (sub if isinstance(sub, list) else [sub])]
@@ -520,8 +512,8 @@ class GroupValidator:
                 value = record.get(fcode)
                 zh, en = _translate(str(m), value)
                 entries.append(self._entry(fcode, "", zh, en, value))
-        summary = "; ".join(f"{e['group']}.{e['field']} {e['label']}: {e['reason_en']}" for e in entries[:5])
-        return ValidationError(f"{self.group.code} {self.group.label} failed validation: {summary}", errors=entries)
+        summary = "; ".join(f"{e.group}.{e.field} {e.label}: {e.reason_en}" for e in entries[:5])
+        return ValidationError(f"{self.group.code} {self.group.label} failed validation: {summary}", entries)
 
 
 def _field_errors(schema: Schema, data: Mapping[str, Any]) -> dict[str, Any]:
@@ -554,16 +546,16 @@ def build_validator(catalogue: Catalogue, group_code: str, *, school_type: str |
         if not group.applies_to(stage):
             raise ValidationError(
                 f"record group {group.code} {group.label} is not collected for school type {school_type}",
-                errors=[
-                    {
-                        "group": group.code,
-                        "group_label": group.label,
-                        "field": "",
-                        "label": "",
-                        "reason_zh": "本学校类型不采集此信息集",
-                        "reason_en": "not collected for this school type",
-                        "value": school_type,
-                    }
+                [
+                    FieldError(
+                        group.code,
+                        "",
+                        "本学校类型不采集此信息集",
+                        "not collected for this school type",
+                        school_type,
+                        label="",
+                        group_label=group.label,
+                    )
                 ],
             )
     key = (catalogue.version, catalogue.custom_version, group_code, stage)

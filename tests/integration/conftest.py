@@ -14,8 +14,8 @@ import pytest
 import requests
 from sqlalchemy import create_engine
 
-from common.config import provincial_config_from_env
 from common.db import create_db_engine, make_session_factory
+from provincial_node.config import config_from_env as provincial_config_from_env
 from tests.conftest import run_tmis
 from tests.integration.federation import ProvinceNode, _seed_units, province_init_args
 

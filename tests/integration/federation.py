@@ -9,19 +9,23 @@ from typing import Any
 
 from click.testing import CliRunner
 
-from common.catalogue import load_catalogue
 from common.cli import tmis
-from common.config import national_config_from_env, provincial_config_from_env
-from common.db import create_db_engine, make_session_factory, session_scope
+from common.db import make_session_factory, session_scope
 from common.errors import TransportError
-from common.keyfile import read_private_key
+from common.http import runtime_of
 from common.transport import Response
-from provincial_node.models import Unit
-from provincial_node.services import accounts, files, units
-from provincial_node.services.access import Actor
-from provincial_node.sync import SyncClient, SyncSettings
-from sync_protocol.keys import Signer
+from national_node.config import config_from_env as national_config_from_env
+from provincial_node.accounts import accounts, units
+from provincial_node.accounts.access import actor_for
+from provincial_node.accounts.models import Unit
+from provincial_node.app import build_runtime
+from provincial_node.config import config_from_env as provincial_config_from_env
+from provincial_node.context import Actor
+from provincial_node.jobs import make_sync_client
+from provincial_node.sync.round import SyncClient
+from provincial_node.teacher_files import files, review
 from tests.factories import GOOD_RECORDS, resident_id
+from tests.helpers import ctx
 
 PASSWORD = "Init-pass-2026"
 WORKFLOW = ("XRGWLBM", "XRGWDJM", "XRZYJSZWM", "RYZTM")
@@ -64,9 +68,9 @@ class FlaskTransport:
 
         from sqlalchemy import select
 
-        from national_node.models import InboxMessage
+        from national_node.inbox.models import InboxMessage
 
-        with make_session_factory(self.app.extensions["tmis_engine"])() as s:
+        with make_session_factory(runtime_of(self.app).engine)() as s:
             envs = s.scalars(
                 select(InboxMessage.envelope).where(InboxMessage.province_code == province).order_by(InboxMessage.seq)
             )
@@ -111,12 +115,9 @@ def make_national(tmp: Path, url: str) -> tuple[Any, dict[str, str]]:
 def make_province(tmp: Path, url: str, code: str, transport: Any, national_env: dict[str, str]) -> ProvinceNode:
     env = {"TMIS_DATA_DIR": str(tmp / f"province-{code}"), "TMIS_DATABASE_URL": url, "TMIS_PROVINCE_CODE": code}
     cli(env, *province_init_args(code))
-    config = provincial_config_from_env(env)
-    factory = make_session_factory(create_db_engine(config.database))
-    signer = Signer.from_pem(read_private_key(config.signing_key_path))
-    client = SyncClient(
-        factory, transport, signer, load_catalogue(), SyncSettings(code, batch_size=50, sleep=lambda s: None)
-    )
+    runtime = build_runtime(provincial_config_from_env(env))
+    factory = runtime.session_factory
+    client = make_sync_client(runtime, transport, batch_size=50, sleep=lambda s: None)
     token = cli(national_env, "national", "enrol-token", "--province", code).strip()
     client.enrol(token)
     node = ProvinceNode(code, env, factory, client)
@@ -125,7 +126,6 @@ def make_province(tmp: Path, url: str, code: str, transport: Any, national_env: 
 
 
 def _seed_units(node: ProvinceNode) -> None:
-    cat = load_catalogue()
     p = node.code
     county = {"11": "110105", "44": "440106"}[p]
     school = f"21{p}000001"
@@ -135,28 +135,25 @@ def _seed_units(node: ProvinceNode) -> None:
             rows.insert(0, "440100,广州市教育局,city,440000,,,,,")
             rows[1] = rows[1].replace(",440000,", ",440100,")
         units.import_units_csv(
-            s,
-            cat,
+            ctx(s, None),
             "code,name,level,parent_code,division_code,school_type,urban_rural_type,"
             "sponsor_type,supervisor_code\n" + "\n".join(rows) + "\n",
         )
         for name, code, role in (("school_info", school, "infoadmin"), ("county_info", county, "infoadmin")):
             acc = accounts.create_account(
-                s,
-                None,
+                ctx(s, None),
                 username=f"{name}{p}",
                 real_name=name,
                 unit=units.get_unit_by_code(s, code),
                 role=role,
                 password=PASSWORD,
             )
-            node.actors[name] = Actor.of(s, acc)
+            node.actors[name] = actor_for(s, acc)
         node.school_id = s.query(Unit).filter(Unit.code == school).one().id
 
 
 def effective_teacher(node: ProvinceNode, seq: str, region: str = "440106") -> str:
     """Register, fill and review a teacher to effective; returns the teacher number."""
-    cat = load_catalogue()
     rid = resident_id(region, "19880315", seq)
     basic = {
         **{k: v for k, v in GOOD_RECORDS["JBXX"].items() if k not in WORKFLOW},
@@ -167,11 +164,11 @@ def effective_teacher(node: ProvinceNode, seq: str, region: str = "440106") -> s
     with session_scope(node.factory) as s:
         school, county = node.actors["school_info"], node.actors["county_info"]
         t = files.register_teacher(
-            s, school, cat, node.code, node.school_id, {k: basic[k] for k in ("XM", "SFZJLXM", "SFZJH")}
+            ctx(s, school, province=node.code), node.school_id, {k: basic[k] for k in ("XM", "SFZJLXM", "SFZJH")}
         )
-        files.update_group(s, school, cat, t.id, "JBXX", basic)
-        files.update_group(s, school, cat, t.id, "JBDY", [GOOD_RECORDS["JBDY"]])
-        files.submit(s, school, cat, t.id)
-        files.review(s, school, cat, node.code, t.id, "approve")
-        files.review(s, county, cat, node.code, t.id, "approve")
+        files.update_group(ctx(s, school), t.id, "JBXX", basic)
+        files.update_group(ctx(s, school), t.id, "JBDY", [GOOD_RECORDS["JBDY"]])
+        files.submit(ctx(s, school), t.id)
+        review.review(ctx(s, school, province=node.code), t.id, "approve")
+        review.review(ctx(s, county, province=node.code), t.id, "approve")
         return t.teacher_number

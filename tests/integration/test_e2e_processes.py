@@ -15,10 +15,12 @@ import pytest
 import requests
 from sqlalchemy import func, select
 
-from common.config import provincial_config_from_env
 from common.keyfile import read_private_key
-from national_node.models import Batch, DuplicateIdentity, LogLeaf, Province, TeacherCore
-from provincial_node.models import InboxReceived, SyncBatch
+from national_node.intake.models import Batch, DuplicateIdentity, TeacherCore
+from national_node.ledger.models import LogLeaf
+from national_node.provinces.models import Province
+from provincial_node.config import config_from_env as provincial_config_from_env
+from provincial_node.sync.models import InboxReceived, SyncBatch
 from sync_protocol.keys import Signer
 from sync_protocol.request_auth import sign_request
 from tests.conftest import run_tmis

@@ -16,13 +16,17 @@ from sqlalchemy import select
 
 from common.catalogue import load_catalogue
 from common.db import session_scope
-from national_node.models import TeacherCore, TransferMessage
-from national_node.models import Transfer as NatTransfer
-from provincial_node.models import Teacher, Transfer, UpwardMessage
-from provincial_node.services import transfers
+from national_node.intake.models import TeacherCore
+from national_node.transfers.models import Transfer as NatTransfer
+from national_node.transfers.models import TransferMessage
+from provincial_node.sync.models import UpwardMessage
+from provincial_node.teacher_files.models import Teacher
+from provincial_node.transfers import local as transfers
+from provincial_node.transfers.models import Transfer
 from sync_protocol.identifiers import make_teacher_number
 from tests.conftest import run_tmis
 from tests.factories import resident_id
+from tests.helpers import ctx
 from tests.integration.conftest import TMIS
 from tests.integration.federation import effective_teacher
 
@@ -37,13 +41,18 @@ def sync(node, check=True):
 def start(b, number, doc, expiry=None):
     with session_scope(b.factory) as s:
         return transfers.start_transfer(
-            s, b.actors["school_info"], number, doc[0], doc[1], b.school_id, "夫妻团聚", province=b.code, expiry=expiry
+            ctx(s, b.actors["school_info"], province=b.code, expiry=expiry),
+            number,
+            doc[0],
+            doc[1],
+            b.school_id,
+            "夫妻团聚",
         ).id
 
 
 def decide(node, who, tid, decision="approve", reason=None):
     with session_scope(node.factory) as s:
-        transfers.decide(s, node.actors[who], CAT, node.code, tid, decision, reason)
+        transfers.decide(ctx(s, node.actors[who], province=node.code), tid, decision, reason)
 
 
 def local(node, tid=None, uid=None):
@@ -144,7 +153,7 @@ def test_rejections_withdrawal_expiry_and_refusal_over_http(fed):
     decide(a, "school_info", local(a, uid=uid[t2]).id)
     decide(a, "county_info", local(a, uid=uid[t2]).id, "reject", "编制不能调出")
     with session_scope(b.factory) as s:
-        transfers.withdraw(s, b.actors["school_info"], t3, "已另行安排")
+        transfers.withdraw(ctx(s, b.actors["school_info"]), t3, "已另行安排")
     # a request that reaches the national node and then outlives its deadline
     t4 = start(b, n4, doc_of(a, n4), expiry=dt.timedelta(seconds=10))
     decide(b, "county_info", t4)

@@ -7,9 +7,12 @@ import pytest
 from sqlalchemy import func, select
 
 from common.db import make_session_factory, utcnow
-from national_node.models import Batch, DuplicateIdentity, LogLeaf, Province, TeacherCore, TeacherCoreHistory
-from national_node.services.intake import record_at
-from provincial_node.models import InboxReceived, SyncBatch
+from common.http import runtime_of
+from national_node.intake.intake import record_at
+from national_node.intake.models import Batch, DuplicateIdentity, TeacherCore, TeacherCoreHistory
+from national_node.ledger.models import LogLeaf
+from national_node.provinces.models import Province
+from provincial_node.sync.models import InboxReceived, SyncBatch
 from sync_protocol.batch import build_batch, read_header
 from sync_protocol.records import CoreRecord, parse_record
 from tests.integration.federation import FlaskTransport, cli, effective_teacher, make_national, make_province
@@ -18,13 +21,13 @@ from tests.integration.federation import FlaskTransport, cli, effective_teacher,
 @pytest.fixture
 def federation(tmp_path, database_url_factory):
     app, env = make_national(tmp_path, database_url_factory("nat"))
-    app.extensions["tmis_test_env"] = env  # for tests that run `tmis national …`
+    app.extensions["test_env"] = env  # for tests that run `tmis national …`
     transport = FlaskTransport(app)
     p44 = make_province(tmp_path, database_url_factory("p44"), "44", transport, env)
     p11 = make_province(tmp_path, database_url_factory("p11"), "11", transport, env)
-    national = make_session_factory(app.extensions["tmis_engine"])
+    national = make_session_factory(runtime_of(app).engine)
     yield app, transport, p44, p11, national
-    app.extensions["tmis_engine"].dispose()
+    runtime_of(app).engine.dispose()
     for node in (p44, p11):
         node.factory.kw["bind"].dispose()
 
@@ -102,8 +105,9 @@ def test_an_offline_province_catches_up(federation):
 
 
 def test_a_refused_record_is_parked_and_does_not_block(federation):
-    from provincial_node.models import OutboxEntry, ParkedRecord, Teacher
-    from provincial_node.services import outbox
+    from provincial_node.db import next_value
+    from provincial_node.sync.models import OutboxEntry, ParkedRecord
+    from provincial_node.teacher_files.models import Teacher
     from sync_protocol.records import CoreRecord
 
     app, transport, p44, p11, national = federation
@@ -113,7 +117,7 @@ def test_a_refused_record_is_parked_and_does_not_block(federation):
     effective_teacher(p11, "041", region="110105")
     with p11.factory.begin() as s:
         t = s.scalar(select(Teacher))
-        v = outbox.next_value(s, "outbox")
+        v = next_value(s, "outbox")
         rec = CoreRecord(number44, "11", v, "upsert", {"JBXX": {"XM": "冒用"}}, (), None)
         s.add(OutboxEntry(version=v, teacher_id=t.id, teacher_number=number44, op="upsert", record=rec.to_json()))
     assert p11.client.run_round().status == "ok"
@@ -132,11 +136,12 @@ def test_a_refused_record_is_parked_and_does_not_block(federation):
 def test_operator_key_rotation_with_overlap(federation):
     import base64
 
-    from national_node.services import ledger, registry
+    from national_node.ledger import ledger
+    from national_node.registry import registry
     from sync_protocol.keys import Signer
 
     app, transport, p44, p11, national = federation
-    keys = app.extensions["tmis_keys"]()
+    keys = runtime_of(app).keys()
     new = Signer.generate()
     with national.begin() as s:
         trust = registry.add_key(s, keys, "test.tmis/log/v1", "44", base64.b64encode(new.public.raw).decode())
@@ -155,7 +160,7 @@ def test_operator_key_rotation_with_overlap(federation):
         assert s.get(Province, "44").last_version == 3
         latest = ledger.current_trust(s).version
     # every new trust version reached the provinces as a signed trust_update and extends their chain
-    from provincial_node import sync as sync_mod
+    from provincial_node.sync import status as sync_mod
 
     for node in (p44, p11):
         node.client.run_round()
@@ -164,13 +169,14 @@ def test_operator_key_rotation_with_overlap(federation):
 
 
 def test_trust_renewal_reaches_the_provinces(federation):
-    from national_node.services import ledger, registry
-    from provincial_node import sync as sync_mod
+    from national_node.ledger import ledger
+    from national_node.registry import registry
+    from provincial_node.sync import status as sync_mod
 
     app, transport, p44, p11, national = federation
     with national.begin() as s:
         before = ledger.current_trust(s)
-        renewed = registry.renew(s, app.extensions["tmis_keys"](), "test.tmis/log/v1", "yearly renewal")
+        renewed = registry.renew(s, runtime_of(app).keys(), "test.tmis/log/v1", "yearly renewal")
     assert renewed.version == before.version + 1
     assert renewed.expires >= before.expires
     assert set(renewed.provinces) == set(before.provinces)
@@ -226,7 +232,7 @@ def test_status_change_and_transfer_out_keep_the_stored_fields_and_history_point
         assert parse_record(record_at(s, number, status.version)) == status
         assert parse_record(record_at(s, number, out.version)) == out
         assert record_at(s, number, out.version + 1) is None
-    env = app.extensions["tmis_test_env"]
+    env = app.extensions["test_env"]
     shown = cli(env, "national", "teacher", number)
     assert f"province 44  version {out.version}  transfer_out" in shown
     assert f"version {status.version:>8}  44  status_change  batch 44#{seq + 1}" in shown
@@ -290,7 +296,7 @@ def test_a_pipelined_push_applies_in_order_when_batches_overtake_each_other(fede
             seq for (seq,) in s.execute(select(Batch.seq).where(Batch.province_code == "44").order_by(Batch.leaf_index))
         ] == list(range(1, len(built) + 1))
     gaps = [a for a in wire.answers if a[2] == "protocol_sequence_gap"]
-    if app.extensions["tmis_engine"].dialect.name == "postgresql":
+    if runtime_of(app).engine.dialect.name == "postgresql":
         assert not gaps  # a batch that arrives early waits for its predecessor's commit
     else:
         assert gaps  # SQLite: refused as a gap, then sent again once its predecessor was accepted

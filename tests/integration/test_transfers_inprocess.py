@@ -12,18 +12,26 @@ from sqlalchemy import func, select
 
 from common.catalogue import load_catalogue
 from common.cli import tmis
-from common.config import national_config_from_env
 from common.db import make_session_factory, session_scope, utcnow
 from common.errors import ConflictError
-from national_node.models import InboxMessage, LogLeaf, TeacherCore, TransferMessage
-from national_node.models import Transfer as NatTransfer
-from national_node.services import ledger
-from national_node.services import transfers as nat_transfers
-from provincial_node.models import ParkedRecord, Teacher, TeacherHistory, Transfer, UpwardMessage
-from provincial_node.services import files, transfers
+from common.http import runtime_of
+from national_node.config import config_from_env as national_config_from_env
+from national_node.inbox.models import InboxMessage
+from national_node.intake.models import TeacherCore
+from national_node.keys import load_keys
+from national_node.ledger.models import LogLeaf
+from national_node.transfers import broker as nat_transfers
+from national_node.transfers.models import Transfer as NatTransfer
+from national_node.transfers.models import TransferMessage
+from provincial_node.sync.models import ParkedRecord, UpwardMessage
+from provincial_node.teacher_files import files
+from provincial_node.teacher_files.models import Teacher, TeacherHistory
+from provincial_node.transfers import local as transfers
+from provincial_node.transfers.models import Transfer
 from sync_protocol.audit import audit_bundle, audit_transfer
 from sync_protocol.identifiers import make_teacher_number
 from tests.factories import resident_id
+from tests.helpers import ctx
 from tests.integration.federation import FlaskTransport, effective_teacher, make_national, make_province
 
 CAT = load_catalogue()
@@ -35,9 +43,9 @@ def fed(tmp_path, database_url_factory):
     transport = FlaskTransport(app)
     a = make_province(tmp_path, database_url_factory("p44"), "44", transport, env)  # holds the teachers
     b = make_province(tmp_path, database_url_factory("p11"), "11", transport, env)  # receives
-    national = make_session_factory(app.extensions["tmis_engine"])
+    national = make_session_factory(runtime_of(app).engine)
     yield {"app": app, "env": env, "transport": transport, "a": a, "b": b, "national": national, "tmp": tmp_path}
-    app.extensions["tmis_engine"].dispose()
+    runtime_of(app).engine.dispose()
     for node in (a, b):
         node.factory.kw["bind"].dispose()
 
@@ -60,23 +68,20 @@ def request(f, number, doc=None, from_province=None, expiry=None):
     doc_type, doc_number = doc or doc_of(f["a"], number)
     with session_scope(b.factory) as s:
         t = transfers.start_transfer(
-            s,
-            b.actors["school_info"],
+            ctx(s, b.actors["school_info"], province=b.code, expiry=expiry),
             number,
             doc_type,
             doc_number,
             b.school_id,
             "夫妻团聚",
-            province=b.code,
             from_province=from_province,
-            expiry=expiry,
         )
         return t.id
 
 
 def decide(node, who, tid, decision="approve", reason=None):
     with session_scope(node.factory) as s:
-        return transfers.decide(s, node.actors[who], CAT, node.code, tid, decision, reason).status
+        return transfers.decide(ctx(s, node.actors[who], province=node.code), tid, decision, reason).status
 
 
 def local(node, uid=None, tid=None) -> Transfer:
@@ -114,7 +119,7 @@ def test_cross_province_transfer_completes_with_ownership_moved(fed):
     at_a = local(a, tid=aid)
     assert (at_a.role, at_a.next_step, at_a.status) == ("from", "sending_school", "open")
     with a.factory() as s:  # A's school sees it waiting; B's steps are not listed at A
-        assert [t.id for t in transfers.pending(s, a.actors["school_info"])] == [aid]
+        assert [t.id for t in transfers.pending(ctx(s, a.actors["school_info"]))] == [aid]
     assert national_row(f, uid).next_step == "sending_school"
     decide(a, "school_info", aid)
     decide(a, "county_info", aid)
@@ -139,7 +144,7 @@ def test_cross_province_transfer_completes_with_ownership_moved(fed):
         assert t.status == "transferred_out" and t.data["JBXX"]["RYZTM"] == "304"
         assert s.scalar(select(func.count()).select_from(ParkedRecord)) == 0  # A's transfer_out was accepted
     with session_scope(a.factory) as s, pytest.raises(ConflictError):  # read-only at A
-        files.update_group(s, a.actors["school_info"], CAT, t.id, "JBXX", t.data["JBXX"])
+        files.update_group(ctx(s, a.actors["school_info"]), t.id, "JBXX", t.data["JBXX"])
     # the audit bundle holds the whole signed trail
     bundle = f["tmp"] / "bundle"
     CliRunner().invoke(tmis, ["national", "export", "-o", str(bundle)], obj={"env": f["env"]}, catch_exceptions=False)
@@ -182,7 +187,7 @@ def test_withdrawal_before_the_last_step_only(fed):
     rounds(a)
     tid, uid, aid = requested_at_a(f, n1)
     with session_scope(b.factory) as s:
-        transfers.withdraw(s, b.actors["school_info"], tid, "已另行安排")
+        transfers.withdraw(ctx(s, b.actors["school_info"]), tid, "已另行安排")
     assert local(b, tid=tid).status == "open"  # closed when the national node confirms
     rounds(b, a, b)
     assert national_row(f, uid).state == "withdrawn"
@@ -194,7 +199,7 @@ def test_withdrawal_before_the_last_step_only(fed):
     decide(a, "school_info", aid)
     rounds(a, b)
     with session_scope(b.factory) as s, pytest.raises(ConflictError):
-        transfers.withdraw(s, b.actors["school_info"], tid, "x")
+        transfers.withdraw(ctx(s, b.actors["school_info"]), tid, "x")
 
 
 def test_expiry_is_decided_by_the_national_node(fed):
@@ -207,8 +212,8 @@ def test_expiry_is_decided_by_the_national_node(fed):
     uid = uid_of(b, tid)
     later = utcnow() + dt.timedelta(days=4)
     with session_scope(b.factory) as s:
-        assert transfers.expire_due(s, later) == 0  # sent: only the national node expires it
-    keys = ledger.load_keys(national_config_from_env(f["env"]).data_dir / "keys")
+        assert transfers.expire_due(ctx(s, None, now=later)) == 0  # sent: only the national node expires it
+    keys = load_keys(national_config_from_env(f["env"]).data_dir / "keys")
     with session_scope(f["national"]) as s:
         assert nat_transfers.expire_due(s, keys, later) == [uid]
         assert nat_transfers.expire_due(s, keys, later) == []
@@ -280,19 +285,19 @@ def test_lost_answers_and_redelivered_messages_have_no_double_effect(fed):
 def test_restarting_every_node_between_steps_converges(fed):
     """Between every step the national app and both sync clients are rebuilt from their databases."""
     from national_node.app import create_app
-    from provincial_node.sync import SyncClient
+    from provincial_node.sync.round import SyncClient
 
     f, a, b = fed, fed["a"], fed["b"]
 
     def restart():
         old = f["transport"].app
         if old is not f["app"]:
-            old.extensions["tmis_engine"].dispose()
+            runtime_of(old).engine.dispose()
         app = create_app(national_config_from_env(f["env"], testing=True))
         f["transport"].app, f["transport"].client = app, app.test_client()
         for node in (a, b):
             c = node.client
-            node.client = SyncClient(node.factory, f["transport"], c.signer, c.catalogue, c.settings)
+            node.client = SyncClient(c.runtime, f["transport"], c.signer, c.settings)
 
     number = effective_teacher(a, "361")
     rounds(a)
@@ -318,7 +323,7 @@ def test_restarting_every_node_between_steps_converges(fed):
     assert national_row(f, uid_of(b, tid)).state == "completed"
     with f["national"]() as s:
         assert s.get(TeacherCore, number).province_code == "11"
-    f["transport"].app.extensions["tmis_engine"].dispose()
+    runtime_of(f["transport"].app).engine.dispose()
 
 
 def test_cross_province_rotation_with_personnel_change(fed):
@@ -328,9 +333,7 @@ def test_cross_province_rotation_with_personnel_change(fed):
     with session_scope(a.factory) as s:
         tid = s.scalar(select(Teacher.id).where(Teacher.teacher_number == number))
         t = transfers.start_rotation(
-            s,
-            a.actors["school_info"],
-            CAT,
+            ctx(s, a.actors["school_info"], province="44"),
             tid,
             with_transfer=True,
             rotation_type="1",
@@ -340,7 +343,6 @@ def test_cross_province_rotation_with_personnel_change(fed):
             to_province="11",
             to_school_code="2111000001",
             to_unit_name="实验小学",
-            province="44",
         )
         aid = t.id
     decide(a, "county_info", aid)  # A's bureau: the request leaves A
@@ -376,7 +378,9 @@ def test_a_teacher_comes_back_to_the_province_they_left(fed):
         old = s.scalar(select(Teacher).where(Teacher.teacher_number == number))
         old_id, doc = old.id, (old.doc_type, old.doc_number)
     with session_scope(a.factory) as s:  # 44 asks for them back; from_province defaults to 11
-        back = transfers.start_transfer(s, a.actors["school_info"], number, *doc, a.school_id, "回原籍", province="44")
+        back = transfers.start_transfer(
+            ctx(s, a.actors["school_info"], province="44"), number, *doc, a.school_id, "回原籍"
+        )
         back_id = back.id
         assert back.remote_province == "11"
     decide(a, "county_info", back_id)
@@ -403,20 +407,23 @@ def test_bad_input_is_refused_with_the_field_and_nothing_is_kept(fed):
     number = effective_teacher(a, "391")
     with session_scope(b.factory) as s, pytest.raises(ValidationError) as e:
         transfers.start_transfer(
-            s,
-            b.actors["school_info"],
+            ctx(s, b.actors["school_info"], province="11"),
             number[:-1] + "0",
             "1",
             doc_of(a, number)[1],
             b.school_id,
             "x",
-            province="11",
             from_province="44",
         )
     assert "teacher_number" in str(e.value.details["errors"])
     with session_scope(b.factory) as s, pytest.raises(ValidationError) as e:
         transfers.start_transfer(
-            s, b.actors["school_info"], number, *doc_of(a, number), b.school_id, "x", province="11", from_province="99"
+            ctx(s, b.actors["school_info"], province="11"),
+            number,
+            *doc_of(a, number),
+            b.school_id,
+            "x",
+            from_province="99",
         )
     assert "from_province" in str(e.value.details["errors"])
     tid = request(f, number)

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 
 import pytest
 from sqlalchemy.orm import Session
 
 from common.catalogue import load_catalogue
-from provincial_node.services import accounts, units
-from provincial_node.services.access import Actor
+from provincial_node.accounts import accounts, units
+from provincial_node.accounts.access import actor_for
+from provincial_node.context import Actor, ProvinceContext
+from tests.helpers import ctx
 
 PASSWORD = "Tmis-test-2026"
 UNITS_CSV = """code,name,level,parent_code,division_code,school_type,urban_rural_type,sponsor_type,supervisor_code
@@ -46,11 +49,23 @@ class Province:
     def actor(self, name: str) -> Actor:
         return self.actors[name]
 
+    def ctx(
+        self,
+        who: str | Actor | None = None,
+        *,
+        province: str = "44",
+        now: dt.datetime | None = None,
+        expiry: dt.timedelta | None = None,
+    ) -> ProvinceContext:
+        """The context of a request by ``who`` (a name of :data:`people`, an Actor, or None for the node)."""
+        actor = self.actors[who] if isinstance(who, str) else who
+        return ctx(self.session, actor, province=province, now=now, expiry=expiry)
+
 
 @pytest.fixture
 def province(db_session: Session) -> Province:
     cat = load_catalogue()
-    units.import_units_csv(db_session, cat, UNITS_CSV)
+    units.import_units_csv(ctx(db_session), UNITS_CSV)
     u = {
         code: units.get_unit_by_code(db_session, code)
         for code in ("440000", "440100", "440106", "440105", "2144000001", "2144000002", "3444000003")
@@ -72,8 +87,8 @@ def province(db_session: Session) -> Province:
     actors = {}
     for name, (code, role) in people.items():
         acc = accounts.create_account(
-            db_session, None, username=name, real_name=name, unit=u[code], role=role, password=PASSWORD
+            ctx(db_session), username=name, real_name=name, unit=u[code], role=role, password=PASSWORD
         )
-        actors[name] = Actor.of(db_session, acc)
+        actors[name] = actor_for(db_session, acc)
     db_session.flush()
     return Province(db_session, cat, u, actors)

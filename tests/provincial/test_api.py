@@ -5,12 +5,14 @@ from __future__ import annotations
 import pytest
 
 from common import migrations
-from common.config import provincial_config_from_env
 from common.db import make_session_factory, session_scope
+from common.http import runtime_of
 from provincial_node import MIGRATIONS_DIR
+from provincial_node.accounts import accounts, units
 from provincial_node.app import create_app
-from provincial_node.services import accounts, units
+from provincial_node.config import config_from_env as provincial_config_from_env
 from tests.factories import GOOD_RECORDS, resident_id
+from tests.helpers import ctx
 from tests.provincial.conftest import PASSWORD, UNITS_CSV
 
 NEW_PASSWORD = "Changed-pass-2026"
@@ -27,13 +29,13 @@ def app(database_url_factory, tmp_path_factory):
         testing=True,
     )
     app = create_app(config)
-    engine = app.extensions["tmis_engine"]
+    engine = runtime_of(app).engine
     migrations.upgrade(engine, MIGRATIONS_DIR)
     from argon2 import PasswordHasher
 
     accounts.use_password_hasher(PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
     with session_scope(make_session_factory(engine)) as s:
-        units.import_units_csv(s, app.extensions["tmis_catalogue"], UNITS_CSV)
+        units.import_units_csv(ctx(s, None), UNITS_CSV)
         for name, code, role in (
             ("p_admin", "440000", "sysadmin"),
             ("th_info", "440106", "infoadmin"),
@@ -44,8 +46,7 @@ def app(database_url_factory, tmp_path_factory):
             ("s3_info", "3444000003", "infoadmin"),
         ):
             accounts.create_account(
-                s,
-                None,
+                ctx(s, None),
                 username=name,
                 real_name=name,
                 unit=units.get_unit_by_code(s, code),

@@ -6,12 +6,17 @@ import pytest
 from sqlalchemy import select
 
 from common.errors import ConflictError, NotFoundError, PermissionDeniedError, ValidationError
-from provincial_node.models import OutboxEntry, TeacherHistory
-from provincial_node.services import accounts, change_requests, custom_fields, files, outbox, units
-from provincial_node.services.access import Actor
+from provincial_node.accounts import units
+from provincial_node.accounts.access import actor_for
+from provincial_node.context import Actor
+from provincial_node.sync import outbox
+from provincial_node.sync.models import OutboxEntry
+from provincial_node.teacher_files import change_requests, custom_fields, files, review, self_service
+from provincial_node.teacher_files.models import TeacherHistory
 from sync_protocol.identifiers import check_teacher_number
 from sync_protocol.records import record_from_json
 from tests.factories import GOOD_RECORDS, resident_id
+from tests.helpers import ctx
 from tests.provincial.conftest import PASSWORD
 
 P = "44"
@@ -27,36 +32,32 @@ def _basic(seq: str = "123", **over):
 
 def _new_file(p, school="2144000001", actor="school1_info", seq="123", **over):
     t = files.register_teacher(
-        p.session,
-        p.actor(actor),
-        p.catalogue,
-        P,
+        p.ctx(actor, province=P),
         p.units[school].id,
         {"XM": f"教师{seq}", "SFZJLXM": "1", "SFZJH": resident_id("440106", "19880315", seq)},
     )
-    files.update_group(p.session, p.actor(actor), p.catalogue, t.id, "JBXX", _basic(seq, **over))
+    files.update_group(p.ctx(actor), t.id, "JBXX", _basic(seq, **over))
     return t
 
 
 def _to_effective(p, t, school_actor="school1_info", county_actor="tianhe_info"):
-    files.submit(p.session, p.actor(school_actor), p.catalogue, t.id)
-    files.review(p.session, p.actor(school_actor), p.catalogue, P, t.id, "approve")
-    files.review(p.session, p.actor(county_actor), p.catalogue, P, t.id, "approve")
+    files.submit(p.ctx(school_actor), t.id)
+    review.review(p.ctx(school_actor, province=P), t.id, "approve")
+    review.review(p.ctx(county_actor, province=P), t.id, "approve")
     return t
 
 
 def _teacher_actor(p, t) -> Actor:
-    acc = accounts.create_teacher_account(
-        p.session,
-        p.actor("school1_admin"),
-        t,
+    acc = self_service.create_teacher_account(
+        p.ctx("school1_admin"),
+        t.id,
         name=t.name,
         gender=t.draft["JBXX"]["XBM"],
         birth_date="1988-03-15",
         id_number=t.doc_number,
         initial_password=PASSWORD,
     )
-    return Actor.of(p.session, acc)
+    return actor_for(p.session, acc)
 
 
 def _outbox(p):
@@ -68,10 +69,7 @@ def test_registration_assigns_a_valid_teacher_number_and_refuses_duplicates(prov
     assert check_teacher_number(t.teacher_number).startswith("44")
     with pytest.raises(ConflictError) as exc:
         files.register_teacher(
-            province.session,
-            province.actor("school2_info"),
-            province.catalogue,
-            P,
+            province.ctx("school2_info", province=P),
             province.units["2144000002"].id,
             {"XM": "重复", "SFZJLXM": "1", "SFZJH": t.doc_number.lower()},
         )
@@ -81,24 +79,22 @@ def test_registration_assigns_a_valid_teacher_number_and_refuses_duplicates(prov
 
 def test_full_review_chain_to_effective_and_outbox(province):
     t = _new_file(province)
-    files.update_group(
-        province.session, province.actor("school1_info"), province.catalogue, t.id, "JBDY", [GOOD_RECORDS["JBDY"]]
-    )
+    files.update_group(province.ctx("school1_info"), t.id, "JBDY", [GOOD_RECORDS["JBDY"]])
     assert _outbox(province) == []  # drafts never enter the outbox
-    files.submit(province.session, province.actor("school1_info"), province.catalogue, t.id)
+    files.submit(province.ctx("school1_info"), t.id)
     assert t.status == "submitted"
     with pytest.raises(PermissionDeniedError):  # the county cannot skip the school
-        files.review(province.session, province.actor("tianhe_info"), province.catalogue, P, t.id, "approve")
-    files.review(province.session, province.actor("school1_info"), province.catalogue, P, t.id, "approve")
+        review.review(province.ctx("tianhe_info", province=P), t.id, "approve")
+    review.review(province.ctx("school1_info", province=P), t.id, "approve")
     assert t.status == "school_approved" and _outbox(province) == []
-    files.review(province.session, province.actor("tianhe_info"), province.catalogue, P, t.id, "approve")
+    review.review(province.ctx("tianhe_info", province=P), t.id, "approve")
     assert t.status == "effective" and t.file_version == 1
     (entry,) = _outbox(province)
     rec = record_from_json(entry.record)
     assert rec.teacher_number == t.teacher_number and rec.version == 1
     assert "JBDY" not in rec.fields and "JBDY.JBGZ" in rec.withheld  # wages never leave the province
     assert rec.fields["JBXX"]["XM"] == t.name
-    assert [h.action for h in files.history(province.session, province.actor("tianhe_info"), t.id)] == [
+    assert [h.action for h in files.history(province.ctx("tianhe_info"), t.id)] == [
         "register",
         "edit",
         "edit",
@@ -109,60 +105,48 @@ def test_full_review_chain_to_effective_and_outbox(province):
 
 
 def test_city_review_when_the_province_configures_it(province):
-    units.set_review_chain(province.session, province.catalogue, "primary_secondary", "county,city")
+    units.set_review_chain(province.ctx(None), "primary_secondary", "county,city")
     t = _new_file(province)
     _to_effective(province, t)
     assert t.status == "county_approved"
-    files.review(province.session, province.actor("city_info"), province.catalogue, P, t.id, "approve")
+    review.review(province.ctx("city_info", province=P), t.id, "approve")
     assert t.status == "effective"
     # a setting for one 办学类型 code wins over its stage's
-    units.set_review_chain(province.session, province.catalogue, "211", "county")
+    units.set_review_chain(province.ctx(None), "211", "county")
     t2 = _to_effective(province, _new_file(province, seq="124"))
     assert t2.status == "effective"
     with pytest.raises(ValidationError):
-        units.set_review_chain(province.session, province.catalogue, "999", "county")
+        units.set_review_chain(province.ctx(None), "999", "county")
 
 
 def test_rejection_returns_the_file_with_its_reason(province):
     t = _new_file(province)
-    files.submit(province.session, province.actor("school1_info"), province.catalogue, t.id)
-    files.review(province.session, province.actor("school1_info"), province.catalogue, P, t.id, "approve")
+    files.submit(province.ctx("school1_info"), t.id)
+    review.review(province.ctx("school1_info", province=P), t.id, "approve")
     with pytest.raises(ValidationError):
-        files.review(province.session, province.actor("tianhe_info"), province.catalogue, P, t.id, "reject")
-    files.review(
-        province.session, province.actor("tianhe_info"), province.catalogue, P, t.id, "reject", "最高学历与学习经历不符"
-    )
+        review.review(province.ctx("tianhe_info", province=P), t.id, "reject")
+    review.review(province.ctx("tianhe_info", province=P), t.id, "reject", "最高学历与学习经历不符")
     assert t.status == "rejected" and t.rejection_reason == "最高学历与学习经历不符"
-    files.update_group(
-        province.session,
-        province.actor("school1_info"),
-        province.catalogue,
-        t.id,
-        "JBXX",
-        _basic(ZGXLM="21", ZGXWCCM="4", ZGXWM="404"),
-    )
-    files.submit(province.session, province.actor("school1_info"), province.catalogue, t.id)
+    files.update_group(province.ctx("school1_info"), t.id, "JBXX", _basic(ZGXLM="21", ZGXWCCM="4", ZGXWM="404"))
+    files.submit(province.ctx("school1_info"), t.id)
     assert t.status == "submitted" and t.rejection_reason is None
 
 
 def test_submission_runs_the_completeness_check(province):
     t = files.register_teacher(
-        province.session,
-        province.actor("school1_info"),
-        province.catalogue,
-        P,
+        province.ctx("school1_info", province=P),
         province.units["2144000001"].id,
         {"XM": "张三", "SFZJLXM": "1", "SFZJH": resident_id("440106", "19880315", "555")},
     )
     with pytest.raises(ValidationError) as exc:
-        files.submit(province.session, province.actor("school1_info"), province.catalogue, t.id)
-    assert {"XBM", "CSRQ", "JZGLBM"} <= {e["field"] for e in exc.value.errors}
+        files.submit(province.ctx("school1_info"), t.id)
+    assert {"XBM", "CSRQ", "JZGLBM"} <= {e["field"] for e in exc.value.details["errors"]}
 
 
 def test_scope_county_and_school_users_cannot_see_other_files(province):
     t = _new_file(province)
     other = _new_file(province, school="3444000003", actor="school3_info", seq="777")
-    assert files.get_teacher(province.session, province.actor("tianhe_query"), t.id)
+    assert files.get_teacher(province.ctx("tianhe_query"), t.id)
     for actor, tid in (
         ("haizhu_info", t.id),
         ("school2_info", t.id),
@@ -170,70 +154,53 @@ def test_scope_county_and_school_users_cannot_see_other_files(province):
         ("school1_info", other.id),
     ):
         with pytest.raises(NotFoundError):
-            files.get_teacher(province.session, province.actor(actor), tid)
+            files.get_teacher(province.ctx(actor), tid)
         with pytest.raises(NotFoundError):
-            files.update_group(
-                province.session, province.actor(actor), province.catalogue, tid, "LXFS", GOOD_RECORDS["LXFS"]
-            )
-    assert [x.id for x in files.list_teachers(province.session, province.actor("haizhu_info"))] == [other.id]
-    assert files.list_teachers(province.session, province.actor("school2_info")) == []
+            files.update_group(province.ctx(actor), tid, "LXFS", GOOD_RECORDS["LXFS"])
+    assert [x.id for x in files.list_teachers(province.ctx("haizhu_info"))] == [other.id]
+    assert files.list_teachers(province.ctx("school2_info")) == []
 
 
 def test_teacher_self_service_rights(province):
     t = _new_file(province)
     me = _teacher_actor(province, t)
-    files.update_group(province.session, me, province.catalogue, t.id, "LXFS", GOOD_RECORDS["LXFS"])
+    files.update_group(ctx(province.session, me), t.id, "LXFS", GOOD_RECORDS["LXFS"])
     with pytest.raises(PermissionDeniedError) as exc:  # 考核结果 is the school's
-        files.update_group(province.session, me, province.catalogue, t.id, "NDKH", [GOOD_RECORDS["NDKH"]])
+        files.update_group(ctx(province.session, me), t.id, "NDKH", [GOOD_RECORDS["NDKH"]])
     assert {e["field"] for e in exc.value.details["errors"]} == {"KHND", "KHJGM", "KHDWMC"}
     with pytest.raises(PermissionDeniedError):
-        files.update_group(province.session, me, province.catalogue, t.id, "JBDY", [GOOD_RECORDS["JBDY"]])
+        files.update_group(ctx(province.session, me), t.id, "JBDY", [GOOD_RECORDS["JBDY"]])
     other = _new_file(province, seq="779")
     with pytest.raises(NotFoundError):  # only their own file
-        files.get_teacher(province.session, me, other.id)
-    files.submit(province.session, me, province.catalogue, t.id)
+        files.get_teacher(ctx(province.session, me), other.id)
+    files.submit(ctx(province.session, me), t.id)
     with pytest.raises(ConflictError):  # after submission: no edits until sent back
-        files.update_group(
-            province.session, me, province.catalogue, t.id, "LXFS", {**GOOD_RECORDS["LXFS"], "SJ": "13900139000"}
-        )
+        files.update_group(ctx(province.session, me), t.id, "LXFS", {**GOOD_RECORDS["LXFS"], "SJ": "13900139000"})
 
 
 def test_after_effective_new_information_is_reviewed_and_changes_need_a_request(province):
     t = _to_effective(province, _new_file(province))
     me = _teacher_actor(province, t)
     # new information: a training record appended → draft → review again; effective data untouched
-    files.update_group(province.session, me, province.catalogue, t.id, "GNPX", [GOOD_RECORDS["GNPX"]])
+    files.update_group(ctx(province.session, me), t.id, "GNPX", [GOOD_RECORDS["GNPX"]])
     assert t.status == "draft" and "GNPX" not in t.data
     # changing effective information directly is refused, for the teacher and for the school
     for actor in (me, province.actor("school1_info")):
         with pytest.raises(ConflictError, match="change request"):
-            files.update_group(
-                province.session, actor, province.catalogue, t.id, "JBXX", {**t.data["JBXX"], "XM": "改名"}
-            )
+            files.update_group(ctx(province.session, actor), t.id, "JBXX", {**t.data["JBXX"], "XM": "改名"})
     _to_effective(province, t)
     assert t.data["GNPX"] == [{k: v for k, v in GOOD_RECORDS["GNPX"].items()}]
     assert len(_outbox(province)) == 1  # training hours are not core: nothing new to send
     # a change request by the school, approved by the supervising bureau
     cr = change_requests.request_change(
-        province.session,
-        province.actor("school1_info"),
-        province.catalogue,
-        t.id,
-        [{"group": "JBXX", "field": "ZGXLM", "new": "11"}],
-        "取得博士学位",
+        province.ctx("school1_info"), t.id, [{"group": "JBXX", "field": "ZGXLM", "new": "11"}], "取得博士学位"
     )
     assert t.data["JBXX"]["ZGXLM"] == "14"  # not applied before approval
     with pytest.raises(PermissionDeniedError):
-        change_requests.decide(
-            province.session, province.actor("school1_info"), province.catalogue, P, cr.id, "approve", "ok"
-        )
+        change_requests.decide(province.ctx("school1_info", province=P), cr.id, "approve", "ok")
     with pytest.raises(NotFoundError):  # another county cannot even see it
-        change_requests.decide(
-            province.session, province.actor("haizhu_info"), province.catalogue, P, cr.id, "approve", "ok"
-        )
-    change_requests.decide(
-        province.session, province.actor("tianhe_info"), province.catalogue, P, cr.id, "approve", "核实无误"
-    )
+        change_requests.decide(province.ctx("haizhu_info", province=P), cr.id, "approve", "ok")
+    change_requests.decide(province.ctx("tianhe_info", province=P), cr.id, "approve", "核实无误")
     assert t.data["JBXX"]["ZGXLM"] == "11" and t.file_version == 3
     assert [e.version for e in _outbox(province)] == [1, 2]
     assert record_from_json(_outbox(province)[-1].record).fields["JBXX"]["ZGXLM"] == "11"
@@ -243,12 +210,7 @@ def test_a_change_request_that_would_break_the_file_is_refused(province):
     t = _to_effective(province, _new_file(province))
     with pytest.raises(ValidationError):
         change_requests.request_change(
-            province.session,
-            province.actor("school1_info"),
-            province.catalogue,
-            t.id,
-            [{"group": "JBXX", "field": "JBXNY", "new": "1990-01"}],
-            "录入错误",
+            province.ctx("school1_info"), t.id, [{"group": "JBXX", "field": "JBXNY", "new": "1990-01"}], "录入错误"
         )
 
 
@@ -256,19 +218,15 @@ def test_custom_indicator_validates_is_stored_and_never_synced(province):
     s, cat = province.session, province.catalogue
     with pytest.raises(PermissionDeniedError):
         custom_fields.define(
-            s, province.actor("tianhe_info"), cat, {"group_code": "JBXX", "code": "X_A", "label": "x", "type": "text"}
+            ctx(s, province.actor("tianhe_info")), {"group_code": "JBXX", "code": "X_A", "label": "x", "type": "text"}
         )
     with pytest.raises(ValidationError):
         custom_fields.define(
-            s,
-            province.actor("province_info"),
-            cat,
+            ctx(s, province.actor("province_info")),
             {"group_code": "JBXX", "code": "bad", "label": "", "type": "colour"},
         )
     f = custom_fields.define(
-        s,
-        province.actor("province_info"),
-        cat,
+        ctx(s, province.actor("province_info")),
         {
             "group_code": "JBXX",
             "code": "X_GGJSLX",
@@ -280,15 +238,15 @@ def test_custom_indicator_validates_is_stored_and_never_synced(province):
     )
     t = _new_file(province, X_GGJSLX="2")
     with pytest.raises(ValidationError):
-        files.update_group(s, province.actor("school1_info"), cat, t.id, "JBXX", _basic(X_GGJSLX="9"))
+        files.update_group(ctx(s, province.actor("school1_info")), t.id, "JBXX", _basic(X_GGJSLX="9"))
     _to_effective(province, t)
     assert t.data["JBXX"]["X_GGJSLX"] == "2"
     rec = record_from_json(_outbox(province)[-1].record)
     assert "X_GGJSLX" not in rec.fields["JBXX"] and "JBXX.X_GGJSLX" in rec.withheld
-    custom_fields.retire(s, province.actor("province_info"), f.id, "指标调整")
+    custom_fields.retire(ctx(s, province.actor("province_info")), f.id, "指标调整")
     full = custom_fields.catalogue_for(s, cat)
     assert full.group("JBXX").field("X_GGJSLX").retired
-    assert files.get_teacher(s, province.actor("tianhe_info"), t.id).data["JBXX"]["X_GGJSLX"] == "2"
+    assert files.get_teacher(ctx(s, province.actor("tianhe_info")), t.id).data["JBXX"]["X_GGJSLX"] == "2"
 
 
 def test_outbox_versions_are_gapless_and_records_are_protocol_valid(province):

@@ -9,9 +9,11 @@ import pytest
 from openpyxl import load_workbook
 
 from common.errors import ValidationError
-from provincial_node.models import Teacher
-from provincial_node.services import audit, files, importexport
+from provincial_node.audit_trail import trail
+from provincial_node.teacher_files import files, importexport, review
+from provincial_node.teacher_files.models import Teacher
 from tests.factories import GOOD_RECORDS, resident_id
+from tests.helpers import ctx
 
 P = "44"
 WORKFLOW = ("XRGWLBM", "XRGWDJM", "XRZYJSZWM", "RYZTM")
@@ -44,32 +46,28 @@ def _jbxx_rows(province, seqs, bad=()):
 
 
 def test_templates_have_chinese_headers_and_code_lists(province):
-    xlsx = importexport.template(province.session, province.catalogue, "JBXX", "xlsx")
+    xlsx = importexport.template(province.ctx(None), "JBXX", "xlsx")
     wb = load_workbook(io.BytesIO(xlsx))
     headers = [c.value for c in wb.worksheets[0][1]]
     assert "姓名(XM)*" in headers and "民族(MZM)" in headers
     assert not any("RYZTM" in h for h in headers)  # workflow fields are not imported
     codes = {(r[1], r[2]) for r in wb["代码表"].iter_rows(min_row=2, values_only=True)}
     assert ("MZ", "01") in codes and ("XB", "2") in codes
-    text = importexport.template(province.session, province.catalogue, "GNPX", "csv").decode("utf-8-sig")
+    text = importexport.template(province.ctx(None), "GNPX", "csv").decode("utf-8-sig")
     assert text.startswith("教师编号(JSBH),培训年度(PXND)*")
 
 
 def test_import_reports_bad_rows_writes_good_ones_and_is_idempotent(province):
     s, school = province.session, province.units["2144000001"].id
     data = _csv(_jbxx_rows(province, ["401", "402", "403", "404"], bad={"402", "404"}))
-    result = importexport.import_file(
-        s, province.actor("school1_info"), province.catalogue, P, school, "JBXX", data, "csv"
-    )
+    result = importexport.import_file(ctx(s, province.actor("school1_info"), province=P), school, "JBXX", data, "csv")
     assert (result["created"], result["failed"]) == (2, 2)
     assert {(e["row"], e["column"]) for e in result["errors"]} == {(3, "性别(XBM)*"), (5, "性别(XBM)*")}
     assert all(e["reason_zh"] and e["reason_en"] and e["value"] == "7" for e in result["errors"])
     assert s.query(Teacher).count() == 2  # nothing of the bad rows was written
     t = s.query(Teacher).filter(Teacher.name == "教师401").one()
     assert t.draft["JBXX"]["MZM"] == "01"  # "汉族" became its code
-    again = importexport.import_file(
-        s, province.actor("school1_info"), province.catalogue, P, school, "JBXX", data, "csv"
-    )
+    again = importexport.import_file(ctx(s, province.actor("school1_info"), province=P), school, "JBXX", data, "csv")
     assert (again["created"], again["updated"], again["unchanged"], again["failed"]) == (0, 0, 2, 2)
     assert s.query(Teacher).count() == 2
 
@@ -77,14 +75,7 @@ def test_import_reports_bad_rows_writes_good_ones_and_is_idempotent(province):
 def test_multi_record_group_import_by_teacher_number_via_xlsx(province):
     s, school = province.session, province.units["2144000001"].id
     importexport.import_file(
-        s,
-        province.actor("school1_info"),
-        province.catalogue,
-        P,
-        school,
-        "JBXX",
-        _csv(_jbxx_rows(province, ["411"])),
-        "csv",
+        ctx(s, province.actor("school1_info"), province=P), school, "JBXX", _csv(_jbxx_rows(province, ["411"])), "csv"
     )
     t = s.query(Teacher).one()
     from openpyxl import Workbook
@@ -98,7 +89,7 @@ def test_multi_record_group_import_by_teacher_number_via_xlsx(province):
     buf = io.BytesIO()
     wb.save(buf)
     result = importexport.import_file(
-        s, province.actor("school1_info"), province.catalogue, P, school, "GNPX", buf.getvalue(), "xlsx"
+        ctx(s, province.actor("school1_info"), province=P), school, "GNPX", buf.getvalue(), "xlsx"
     )
     assert (result["updated"], result["failed"]) == (1, 1)
     assert result["errors"][0]["row"] == 4 and result["errors"][0]["column"] == "教师编号(JSBH)"
@@ -109,16 +100,9 @@ def test_bad_headers_refuse_the_whole_file(province):
     data = _csv([["姓名", "身份证件号(SFZJH)"], ["x", "y"]])
     with pytest.raises(ValidationError) as exc:
         importexport.import_file(
-            province.session,
-            province.actor("school1_info"),
-            province.catalogue,
-            P,
-            province.units["2144000001"].id,
-            "JBXX",
-            data,
-            "csv",
+            province.ctx("school1_info", province=P), province.units["2144000001"].id, "JBXX", data, "csv"
         )
-    assert {e["column"] for e in exc.value.errors} >= {"姓名", "SFZJLXM"}
+    assert {e["column"] for e in exc.value.details["errors"]} >= {"姓名", "SFZJLXM"}
 
 
 def test_import_respects_scope_and_fill_rights(province):
@@ -126,10 +110,7 @@ def test_import_respects_scope_and_fill_rights(province):
 
     with pytest.raises(NotFoundError):
         importexport.import_file(
-            province.session,
-            province.actor("school2_info"),
-            province.catalogue,
-            P,
+            province.ctx("school2_info", province=P),
             province.units["2144000001"].id,
             "JBXX",
             _csv(_jbxx_rows(province, ["421"])),
@@ -140,38 +121,28 @@ def test_import_respects_scope_and_fill_rights(province):
 def test_export_is_audited_and_needs_a_reason(province):
     s = province.session
     importexport.import_file(
-        s,
-        province.actor("school1_info"),
-        province.catalogue,
-        P,
+        ctx(s, province.actor("school1_info"), province=P),
         province.units["2144000001"].id,
         "JBXX",
         _csv(_jbxx_rows(province, ["431", "432"])),
         "csv",
     )
     for t in s.query(Teacher).all():
-        files.submit(s, province.actor("school1_info"), province.catalogue, t.id)
-    files.bulk_approve(s, province.actor("school1_info"), province.catalogue, P)
-    files.bulk_approve(s, province.actor("tianhe_info"), province.catalogue, P)
+        files.submit(ctx(s, province.actor("school1_info")), t.id)
+    review.bulk_approve(ctx(s, province.actor("school1_info"), province=P))
+    review.bulk_approve(ctx(s, province.actor("tianhe_info"), province=P))
     with pytest.raises(ValidationError):
-        importexport.export_unit(s, province.actor("tianhe_query"), province.catalogue, province.units["440106"].id, "")
+        importexport.export_unit(ctx(s, province.actor("tianhe_query")), province.units["440106"].id, "")
     data = importexport.export_unit(
-        s,
-        province.actor("tianhe_query"),
-        province.catalogue,
-        province.units["440106"].id,
-        "年度统计核对",
-        groups=["JBXX"],
-        fmt="csv",
+        ctx(s, province.actor("tianhe_query")), province.units["440106"].id, "年度统计核对", groups=["JBXX"], fmt="csv"
     )
     rows = list(csv.reader(io.StringIO(data.decode("utf-8-sig"))))
     assert rows[0][0] == "教师编号(JSBH)" and len(rows) == 3
-    (event,) = audit.query(s, province.actor("tianhe_admin"), action="files.export")
+    (event,) = trail.query(ctx(s, province.actor("tianhe_admin")), action="files.export")
     assert event.reason == "年度统计核对" and event.details["teachers"] == 2
 
 
 def test_a_thousand_rows(province):
-    s = province.session
     seqs = [f"{n:03d}" for n in range(1000)]
     rows = _jbxx_rows(province, seqs)
     for i, r in enumerate(rows[1:]):  # distinct birth dates keep the ID numbers unique
@@ -186,10 +157,7 @@ def test_a_thousand_rows(province):
         )
     seen = []
     result = importexport.import_file(
-        s,
-        province.actor("school1_info"),
-        province.catalogue,
-        P,
+        province.ctx("school1_info"),
         province.units["2144000001"].id,
         "JBXX",
         _csv(rows),

@@ -10,8 +10,10 @@ from common import migrations
 from common.config import DatabaseConfig
 from common.db import create_db_engine, make_session_factory
 from provincial_node import MIGRATIONS_DIR
-from provincial_node.models import OutboxEntry, Teacher, Unit
-from provincial_node.services import outbox
+from provincial_node.accounts.models import Unit
+from provincial_node.db import next_value
+from provincial_node.sync.models import OutboxEntry
+from provincial_node.teacher_files.models import Teacher
 from sync_protocol.identifiers import make_teacher_number
 
 WRITERS, PER_WRITER = 8, 15
@@ -49,7 +51,7 @@ def test_outbox_versions_are_gapless_under_concurrent_writers(database_url_facto
             for i in range(PER_WRITER):
                 with factory() as s:
                     s.begin()
-                    v = outbox.next_value(s, "outbox")
+                    v = next_value(s, "outbox")
                     s.add(
                         OutboxEntry(
                             version=v,

@@ -8,9 +8,11 @@ import pytest
 
 from common.db import utcnow
 from common.errors import AuthError, ConflictError, NotFoundError, PermissionDeniedError, ValidationError
-from provincial_node.models import Unit
-from provincial_node.services import accounts, audit, units
-from provincial_node.services.access import Actor
+from provincial_node.accounts import accounts, units
+from provincial_node.accounts.access import actor_for
+from provincial_node.accounts.models import Unit
+from provincial_node.audit_trail import trail
+from tests.helpers import ctx
 from tests.provincial.conftest import PASSWORD, UNITS_CSV
 
 
@@ -22,7 +24,7 @@ def test_tree_paths_and_supervisors(province):
 
 
 def test_reimport_changes_nothing(province):
-    assert units.import_units_csv(province.session, province.catalogue, UNITS_CSV) == {"created": 0, "unchanged": 7}
+    assert units.import_units_csv(province.ctx(None), UNITS_CSV) == {"created": 0, "unchanged": 7}
 
 
 def test_bad_rows_are_reported_and_nothing_is_written(province):
@@ -34,8 +36,8 @@ def test_bad_rows_are_reported_and_nothing_is_written(province):
         "440113,番禺区教育局,city,440000,,,,,\n"
     )  # a county code given as a city
     with pytest.raises(ValidationError) as exc:
-        units.import_units_csv(province.session, province.catalogue, bad)
-    rows = {(e["row"], e["column"]) for e in exc.value.errors}
+        units.import_units_csv(province.ctx(None), bad)
+    rows = {(e["row"], e["column"]) for e in exc.value.details["errors"]}
     assert (3, "code") in rows and (4, "division_code") in rows and (5, "division_code") in rows
     assert province.session.query(Unit).filter(Unit.code == "440111").count() == 0
 
@@ -50,8 +52,7 @@ def test_password_strength():
 def test_one_system_administrator_per_unit(province):
     with pytest.raises(ConflictError):
         accounts.create_account(
-            province.session,
-            province.actor("tianhe_admin"),
+            province.ctx("tianhe_admin"),
             username="second_admin",
             real_name="二号",
             unit=province.units["440106"],
@@ -63,8 +64,7 @@ def test_one_system_administrator_per_unit(province):
 def test_who_may_create_accounts(province):
     s, u = province.session, province.units
     accounts.create_account(
-        s,
-        province.actor("tianhe_admin"),
+        ctx(s, province.actor("tianhe_admin")),
         username="school2_admin",
         real_name="校管理员",
         unit=u["2144000002"],
@@ -73,8 +73,7 @@ def test_who_may_create_accounts(province):
     )
     with pytest.raises(PermissionDeniedError):  # not the school's query users: that is the school's own admin
         accounts.create_account(
-            s,
-            province.actor("tianhe_admin"),
+            ctx(s, province.actor("tianhe_admin")),
             username="query_user",
             real_name="查询",
             unit=u["2144000002"],
@@ -83,8 +82,7 @@ def test_who_may_create_accounts(province):
         )
     with pytest.raises(PermissionDeniedError):  # another county's units
         accounts.create_account(
-            s,
-            province.actor("tianhe_admin"),
+            ctx(s, province.actor("tianhe_admin")),
             username="haizhu_x",
             real_name="海珠",
             unit=u["3444000003"],
@@ -95,28 +93,28 @@ def test_who_may_create_accounts(province):
 
 def test_login_lockout_unlock_and_tokens(province):
     s = province.session
-    token, acc = accounts.login(s, "school1_info", PASSWORD)
+    token, acc = accounts.login(ctx(s, None), "school1_info", PASSWORD)
     assert accounts.authenticate(s, token).id == acc.id
     for _ in range(accounts.MAX_FAILURES):
         with pytest.raises(AuthError):
-            accounts.login(s, "school1_info", "wrong-Pass1")
+            accounts.login(ctx(s, None), "school1_info", "wrong-Pass1")
     with pytest.raises(accounts.AccountLockedError):
-        accounts.login(s, "school1_info", PASSWORD)  # even the right password, while locked
+        accounts.login(ctx(s, None), "school1_info", PASSWORD)  # even the right password, while locked
     # the school's own sysadmin (or the one above) unlocks, with a reason in the audit trail
-    accounts.set_account_state(s, province.actor("school1_admin"), acc.id, "unlock", "忘记密码后多次尝试")
-    accounts.login(s, "school1_info", PASSWORD)
+    accounts.set_account_state(ctx(s, province.actor("school1_admin")), acc.id, "unlock", "忘记密码后多次尝试")
+    accounts.login(ctx(s, None), "school1_info", PASSWORD)
     later = utcnow() + accounts.LOCK_FOR + dt.timedelta(minutes=1)
-    accounts.set_account_state(s, province.actor("school1_admin"), acc.id, "disable", "离职")
+    accounts.set_account_state(ctx(s, province.actor("school1_admin")), acc.id, "disable", "离职")
     with pytest.raises(AuthError):
         accounts.authenticate(s, token)  # disabling revokes tokens
-    accounts.set_account_state(s, province.actor("school1_admin"), acc.id, "restore", "误操作")
-    token2, _ = accounts.login(s, "school1_info", PASSWORD, now=later)
+    accounts.set_account_state(ctx(s, province.actor("school1_admin")), acc.id, "restore", "误操作")
+    token2, _ = accounts.login(ctx(s, None, now=later), "school1_info", PASSWORD)
     with pytest.raises(AuthError):  # expired
         accounts.authenticate(s, token2, now=later + accounts.TOKEN_TTL + dt.timedelta(seconds=1))
     accounts.logout(s, token2)
     with pytest.raises(AuthError):
         accounts.authenticate(s, token2, now=later)
-    actions = [e.action for e in audit.query(s, province.actor("tianhe_admin"))]
+    actions = [e.action for e in trail.query(ctx(s, province.actor("tianhe_admin")))]
     assert {"account.locked", "account.unlock", "account.disable", "account.restore"} <= set(actions)
 
 
@@ -124,39 +122,38 @@ def test_lockout_expires_by_itself(province):
     s = province.session
     for _ in range(accounts.MAX_FAILURES):
         with pytest.raises(AuthError):
-            accounts.login(s, "school2_info", "wrong-Pass1")
-    accounts.login(s, "school2_info", PASSWORD, now=utcnow() + accounts.LOCK_FOR + dt.timedelta(seconds=5))
+            accounts.login(ctx(s, None), "school2_info", "wrong-Pass1")
+    accounts.login(ctx(s, None, now=utcnow() + accounts.LOCK_FOR + dt.timedelta(seconds=5)), "school2_info", PASSWORD)
 
 
 def test_unlock_only_by_own_unit_or_the_unit_above(province):
     s = province.session
     target = province.actor("school3_info").account_id
     with pytest.raises(NotFoundError):  # another county's admin cannot even see the account
-        accounts.set_account_state(s, province.actor("tianhe_admin"), target, "unlock", "x")
+        accounts.set_account_state(ctx(s, province.actor("tianhe_admin")), target, "unlock", "x")
     with pytest.raises(PermissionDeniedError):  # two levels up is not "the unit above"
-        accounts.set_account_state(s, province.actor("province_admin"), target, "unlock", "x")
+        accounts.set_account_state(ctx(s, province.actor("province_admin")), target, "unlock", "x")
 
 
 def test_password_change_clears_first_login_flag(province):
     s = province.session
-    _t, acc = accounts.login(s, "school1_info", PASSWORD)
+    _t, acc = accounts.login(ctx(s, None), "school1_info", PASSWORD)
     assert acc.must_change_password
     with pytest.raises(ValidationError):
-        accounts.change_password(s, acc, PASSWORD, "weak")
-    accounts.change_password(s, acc, PASSWORD, "Another-Pass9")
+        accounts.change_password(province.ctx("school1_info"), PASSWORD, "weak")
+    accounts.change_password(province.ctx("school1_info"), PASSWORD, "Another-Pass9")
     assert not acc.must_change_password
 
 
 def test_audit_trail_is_scoped(province):
     s = province.session
     accounts.set_account_state(
-        s, province.actor("tianhe_admin"), province.actor("school1_admin").account_id, "unlock", "测试"
+        ctx(s, province.actor("tianhe_admin")), province.actor("school1_admin").account_id, "unlock", "测试"
     )
-    haizhu = Actor.of(
+    haizhu = actor_for(
         s,
         accounts.create_account(
-            s,
-            province.actor("city_admin"),
+            ctx(s, province.actor("city_admin")),
             username="haizhu_admin",
             real_name="海珠管理员",
             unit=province.units["440105"],
@@ -164,5 +161,5 @@ def test_audit_trail_is_scoped(province):
             password=PASSWORD,
         ),
     )
-    assert any(e.action == "account.unlock" for e in audit.query(s, province.actor("tianhe_admin")))
-    assert not any(e.action == "account.unlock" for e in audit.query(s, haizhu))
+    assert any(e.action == "account.unlock" for e in trail.query(ctx(s, province.actor("tianhe_admin"))))
+    assert not any(e.action == "account.unlock" for e in trail.query(ctx(s, haizhu)))

@@ -10,14 +10,17 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from common import migrations
-from common.config import DatabaseConfig, national_config_from_env, provincial_config_from_env
+from common.config import DatabaseConfig
 from common.db import create_db_engine, make_base, make_session_factory, session_scope
 from common.errors import StorageConflictError
+from common.http import runtime_of
+from national_node.config import config_from_env as national_config_from_env
+from provincial_node.config import config_from_env as provincial_config_from_env
 from tests.conftest import NODES
 
 
 def _models(node: str):
-    return importlib.import_module(f"{NODES[node]}.models")
+    return importlib.import_module(f"{NODES[node]}.db")
 
 
 def test_migrations_build_the_schema_at_head(node_engine, node):
@@ -55,7 +58,7 @@ def test_batch_files_are_compressed_with_lz4_on_postgresql(node_engine, node):
 
 def test_drift_is_detected(database_url_factory):
     from provincial_node import MIGRATIONS_DIR
-    from provincial_node.models import Base
+    from provincial_node.db import Base
 
     engine = create_db_engine(DatabaseConfig(database_url_factory("drift")))
     migrations.upgrade(engine, MIGRATIONS_DIR)
@@ -142,12 +145,12 @@ def test_health_endpoint_reports_schema_state(database_url_factory, kind, tmp_pa
     client = app.test_client()
     before = client.get("/health")
     assert before.status_code == 503 and before.json["status"] == "migrations_pending"
-    migrations.upgrade(app.extensions["tmis_engine"], MIGRATIONS_DIR)
+    migrations.upgrade(runtime_of(app).engine, MIGRATIONS_DIR)
     after = client.get("/health")
     assert after.status_code == 200 and after.json["status"] == "ok" and after.json["node"] == kind
     missing = client.get("/no/such/thing")
     assert missing.status_code == 404 and missing.json["code"] == "not_found"
-    app.extensions["tmis_engine"].dispose()
+    runtime_of(app).engine.dispose()
 
 
 def test_bulk_insert_writes_json_and_aware_datetimes(db_session: Session, node):
@@ -157,7 +160,7 @@ def test_bulk_insert_writes_json_and_aware_datetimes(db_session: Session, node):
     at = dt.datetime(2026, 3, 1, 8, 0, tzinfo=dt.timezone(dt.timedelta(hours=8)))
     doc = [{"JBXX": {"XM": "李明", "N": i, "L": ["a", "é", 'q"\\']}} for i in range(3)]
     if node == "national":
-        from national_node.models import TeacherCoreHistory as model
+        from national_node.intake.models import TeacherCoreHistory as model
 
         rows = [
             {
@@ -174,7 +177,7 @@ def test_bulk_insert_writes_json_and_aware_datetimes(db_session: Session, node):
         read = lambda r: (r.version, r.fields, r.applied_at)  # noqa: E731
         order, when = model.version, "applied_at"
     else:
-        from provincial_node.models import AuditEvent as model
+        from provincial_node.audit_trail.models import AuditEvent as model
 
         rows = [
             {
@@ -238,7 +241,7 @@ def _round_trip(db_session: Session) -> None:
     import random
 
     from common.db import bulk_insert, one_of
-    from provincial_node.models import AuditEvent
+    from provincial_node.audit_trail.models import AuditEvent
 
     rnd = random.Random(7)
     alphabet = "ab\t\n\r\\N.\"'中\u2028😀{}[]:,"

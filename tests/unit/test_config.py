@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from common.config import national_config_from_env, provincial_config_from_env
 from common.errors import ConfigError
+from national_node.config import config_from_env as national_config_from_env
+from provincial_node.config import config_from_env as provincial_config_from_env
 
 
 def test_defaults(tmp_path):

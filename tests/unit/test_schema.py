@@ -19,7 +19,7 @@ def failing(group: str, record: dict, *, school_type: str | None = None, partial
     with pytest.raises(ValidationError) as exc:
         build_validator(CAT, group, school_type=school_type).validate(record, partial=partial)
     out: dict[str, list] = {}
-    for e in exc.value.errors:
+    for e in exc.value.details["errors"]:
         assert e["group"] == group and e["reason_zh"] and e["reason_en"] and e["label"] is not None
         out.setdefault(e["field"], []).append(e)
     return out
@@ -169,5 +169,5 @@ def test_custom_indicator_validates_like_catalogue_fields():
     assert ok["X_GGJSLX"] == "3"
     with pytest.raises(ValidationError) as exc:
         v.validate({**BASE, "X_GGJSLX": "7", "X_JXJYBH": "BJ1234567", "X_YEYONLY": "x"})
-    fields = {e["field"] for e in exc.value.errors}
+    fields = {e["field"] for e in exc.value.details["errors"]}
     assert fields == {"X_GGJSLX", "X_JXJYBH", "X_YEYONLY"}

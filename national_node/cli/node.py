@@ -1,0 +1,72 @@
+"""``tmis national init`` and ``tmis national serve``."""
+
+from __future__ import annotations
+
+import click
+
+from common import migrations
+from common.cli import configure_logging, serve_wsgi
+from common.db import redact_url, session_scope
+from common.errors import ConfigError
+from national_node import MIGRATIONS_DIR
+from national_node.app import create_app
+from national_node.cli import _runtime
+from national_node.db import NodeSetting
+from national_node.jobs import start_scheduler
+from national_node.keys import generate_keys, key_files
+from national_node.ledger import ledger
+
+
+@click.command("serve")
+@click.option("--threads", default=8, show_default=True, type=click.IntRange(1, 64))
+@click.pass_context
+def serve(ctx: click.Context, threads: int) -> None:
+    """Serve the node's API with waitress on TMIS_BIND (default 127.0.0.1:8000); expire overdue transfer
+    requests hourly."""
+    rt = _runtime.runtime(ctx)
+    configure_logging(rt.config.log_level)
+    app = create_app(rt.config, rt)
+    scheduler = start_scheduler(rt)
+    try:
+        serve_wsgi(app, rt.config.bind_host, rt.config.bind_port, threads)
+    finally:
+        scheduler.shutdown(wait=False)
+
+
+@click.command("init")
+@click.pass_context
+def init(ctx: click.Context) -> None:
+    """Create the national node: database, root keys (3, threshold 2), log key and message key (files
+    0600 under <data dir>/keys), trust version 1, and the acceptance log's first leaf."""
+    rt = _runtime.runtime(ctx)
+    config = rt.config
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    migrations.upgrade(rt.engine, MIGRATIONS_DIR)
+    with rt.session_factory() as s:
+        if s.get(NodeSetting, "log_origin") is not None:
+            raise ConfigError(
+                "this database already holds an initialised national node",
+                details={
+                    "variable": "TMIS_DATABASE_URL",
+                    "value": redact_url(config.database.url),
+                    "reason": "initialised",
+                },
+            )
+    if any(p.exists() for p in key_files(rt.keys_dir).values()):
+        raise ConfigError(
+            f"key files already exist in {rt.keys_dir}; refusing to overwrite them",
+            details={"variable": "TMIS_DATA_DIR", "value": str(rt.keys_dir), "reason": "exists"},
+        )
+    keys = generate_keys(rt.keys_dir)
+    with session_scope(rt.session_factory) as s:
+        s.add(NodeSetting(key="log_origin", value=config.log_origin))
+        s.add(NodeSetting(key="log_head", value="0"))
+        s.flush()
+        trust = ledger.publish_trust(s, keys, config.log_origin, "national node initialised")
+    click.echo(f"initialised national node, log origin {config.log_origin}")
+    click.echo(f"  database   {redact_url(config.database.url)}")
+    click.echo(f"  keys       {rt.keys_dir} (0600): root-1..3 (threshold 2), log, messages")
+    click.echo(f"  trust      version {trust.version}, root key ids " + ", ".join(k[:16] for k in trust.root.keys))
+
+
+COMMANDS = (serve, init)

@@ -1,0 +1,1 @@
+"""The audit bundle an auditor verifies offline with ``tmis audit``."""

@@ -1,0 +1,158 @@
+"""``/api/v1/auth``, ``/me``, ``/units``, ``/review-chains``, ``/accounts``: login and the five-level tree."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import request
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from common.errors import AuthError, BadRequestError
+from common.http import keep_writes_on_error
+from provincial_node.accounts import accounts, units
+from provincial_node.accounts.access import unit_in_scope
+from provincial_node.accounts.models import Account, Unit
+from provincial_node.accounts.schemas import (
+    AccountActionIn,
+    AccountIn,
+    AccountOut,
+    AccountsOut,
+    ChangedOut,
+    LoginIn,
+    MeOut,
+    PasswordIn,
+    ReviewChainIn,
+    ReviewChainOut,
+    RevokedOut,
+    TokenOut,
+    UnitImportOut,
+    UnitIn,
+    UnitOut,
+    UnitsOut,
+)
+from provincial_node.context import current_context
+
+auth_bp = Blueprint("auth", __name__, url_prefix="/api/v1", description="Login, tokens, passwords")
+units_bp = Blueprint("units", __name__, url_prefix="/api/v1", description="Unit tree and review chains")
+accounts_bp = Blueprint("accounts", __name__, url_prefix="/api/v1", description="Accounts (five-level use)")
+
+# endpoints the API shell lets through without a token, or before the initial password is changed
+PUBLIC_ENDPOINTS = frozenset({"auth.Login"})
+ALLOWED_BEFORE_PASSWORD_CHANGE = frozenset({"auth.Password", "auth.Me", "auth.Logout"})
+
+
+@auth_bp.route("/auth/login")
+class Login(MethodView):
+    @auth_bp.arguments(LoginIn)
+    @auth_bp.response(200, TokenOut)
+    def post(self, body: dict[str, Any]) -> Any:
+        """Exchange username and password for a bearer token (lock-out after 5 failures)."""
+        try:
+            token, account = accounts.login(current_context(), body["username"], body["password"])
+        except AuthError:
+            keep_writes_on_error()  # the failure count must survive the failed request
+            raise
+        return {
+            "token": token,
+            "token_type": "Bearer",
+            "must_change_password": account.must_change_password,
+            "account": account,
+        }
+
+
+@auth_bp.route("/auth/logout")
+class Logout(MethodView):
+    @auth_bp.response(200, RevokedOut)
+    def post(self) -> Any:
+        """Revoke the token used for this request."""
+        accounts.logout(current_context().session, accounts.bearer_token(request.headers) or "")
+        return {"revoked": True}
+
+
+@auth_bp.route("/auth/password")
+class Password(MethodView):
+    @auth_bp.arguments(PasswordIn)
+    @auth_bp.response(200, ChangedOut)
+    def post(self, body: dict[str, Any]) -> Any:
+        """Change the password (required at first login)."""
+        accounts.change_password(current_context(), body["old_password"], body["new_password"])
+        return {"changed": True}
+
+
+@auth_bp.route("/me")
+class Me(MethodView):
+    @auth_bp.response(200, MeOut)
+    def get(self) -> Any:
+        """The calling account and its unit."""
+        ctx = current_context()
+        return {
+            "account": ctx.session.get(Account, ctx.user.account_id),
+            "unit": ctx.session.get(Unit, ctx.user.unit_id),
+        }
+
+
+@units_bp.route("/units")
+class Units(MethodView):
+    @units_bp.response(200, UnitsOut)
+    def get(self) -> Any:
+        """Units in the caller's subtree."""
+        return {"units": units.in_scope(current_context())}
+
+    @units_bp.arguments(UnitIn)
+    @units_bp.response(201, UnitOut)
+    def post(self, body: dict[str, Any]) -> Any:
+        """Create one unit below the caller's unit (system administrators)."""
+        return units.create_unit(current_context(), body)
+
+
+@units_bp.route("/units/import")
+class UnitsImport(MethodView):
+    @units_bp.response(200, UnitImportOut)
+    def post(self) -> Any:
+        """Import a unit tree from CSV (body: text/csv, UTF-8); all rows valid or nothing imported."""
+        try:
+            text = request.get_data().decode("utf-8")
+        except UnicodeDecodeError:
+            raise BadRequestError("the CSV must be UTF-8") from None
+        return units.import_units_csv(current_context(), text)
+
+
+@units_bp.route("/review-chains/<stage>")
+class ReviewChains(MethodView):
+    @units_bp.arguments(ReviewChainIn)
+    @units_bp.response(200, ReviewChainOut)
+    def put(self, body: dict[str, Any], stage: str) -> Any:
+        """Set the review levels after the school for a school stage or a 办学类型 code (province administrators)."""
+        units.set_review_chain(current_context(), stage, body["levels"])
+        return {"stage": stage, "levels": body["levels"]}
+
+
+@accounts_bp.route("/accounts")
+class Accounts(MethodView):
+    @accounts_bp.response(200, AccountsOut)
+    def get(self) -> Any:
+        """Accounts of the caller's subtree (administrators)."""
+        return {"accounts": accounts.in_scope(current_context())}
+
+    @accounts_bp.arguments(AccountIn)
+    @accounts_bp.response(201, AccountOut)
+    def post(self, body: dict[str, Any]) -> Any:
+        """Create an account (the unit's system administrator, or the one above for administrators)."""
+        ctx = current_context()
+        unit = unit_in_scope(ctx, body.pop("unit_id"))
+        return accounts.create_account(ctx, unit=unit, **body)
+
+
+@accounts_bp.route("/accounts/<int:account_id>/actions")
+class AccountActions(MethodView):
+    @accounts_bp.arguments(AccountActionIn)
+    @accounts_bp.response(200, AccountOut)
+    def post(self, body: dict[str, Any], account_id: int) -> Any:
+        """unlock | reset_password | disable | restore (with a reason; audited)."""
+        return accounts.set_account_state(
+            current_context(), account_id, body["action"], body["reason"], body["new_password"]
+        )
+
+
+BLUEPRINTS = (auth_bp, units_bp, accounts_bp)

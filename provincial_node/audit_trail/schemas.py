@@ -1,0 +1,28 @@
+"""Response schemas of the audit trail (操作日志)."""
+
+from __future__ import annotations
+
+import marshmallow as ma
+
+from common.schemas import Out, Query
+
+
+class AuditQuery(Query):
+    action = ma.fields.String(load_default=None)
+    limit = ma.fields.Integer(load_default=100, validate=ma.validate.Range(1, 1000))
+    offset = ma.fields.Integer(load_default=0, validate=ma.validate.Range(0))
+
+
+class AuditEventOut(Out):
+    id = ma.fields.Integer()
+    at = ma.fields.DateTime()
+    actor_id = ma.fields.Integer(allow_none=True)
+    action = ma.fields.String()
+    target_type = ma.fields.String()
+    target_id = ma.fields.String()
+    reason = ma.fields.String(allow_none=True)
+    details = ma.fields.Dict()
+
+
+class AuditEventsOut(Out):
+    events = ma.fields.List(ma.fields.Nested(AuditEventOut))

@@ -1,0 +1,45 @@
+"""Configuration of a provincial node, from the environment (the rules and shared variables are in
+:mod:`common.config`; nothing else reads ``os.environ``).
+
+==============================  ==========================================================  ================
+variable                        meaning                                                     default
+==============================  ==========================================================  ================
+TMIS_PROVINCE_CODE              2-digit province code (required to serve and sync)           —
+TMIS_NATIONAL_URL               base URL of the national node                                —
+TMIS_SYNC_SCHEDULE_MINUTES      sync round period; 0 disables the scheduled round            15
+TMIS_SYNC_BATCH_SIZE            records per batch                                            1000
+TMIS_SYNC_PUSH_WINDOW           batch requests in flight during a push (1–8)                 2
+TMIS_TRANSFER_EXPIRY_DAYS       days a transfer or rotation request stays open               60
+==============================  ==========================================================  ================
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from common.config import EnvReader, NodeConfig, node_values, validate_province_code
+
+
+@dataclass(frozen=True)
+class ProvincialConfig(NodeConfig):
+    province_code: str = ""
+    national_url: str | None = None
+    sync_schedule_minutes: int = 15
+    sync_batch_size: int = 1000
+    sync_push_window: int = 2
+    transfer_expiry_days: int = 60
+
+
+def config_from_env(env: Mapping[str, str], **overrides: object) -> ProvincialConfig:
+    r = EnvReader(env)
+    values = node_values(env, "province", 8100)
+    raw_code = r.str("TMIS_PROVINCE_CODE")
+    values["province_code"] = validate_province_code("TMIS_PROVINCE_CODE", raw_code) if raw_code else ""
+    values["national_url"] = r.str("TMIS_NATIONAL_URL")
+    values["sync_schedule_minutes"] = r.int("TMIS_SYNC_SCHEDULE_MINUTES", 15, minimum=0, maximum=24 * 60)
+    values["sync_batch_size"] = r.int("TMIS_SYNC_BATCH_SIZE", 1000, minimum=1, maximum=10_000)
+    values["sync_push_window"] = r.int("TMIS_SYNC_PUSH_WINDOW", 2, minimum=1, maximum=8)
+    values["transfer_expiry_days"] = r.int("TMIS_TRANSFER_EXPIRY_DAYS", 60, minimum=1, maximum=366)
+    values.update(overrides)
+    return ProvincialConfig(**values)

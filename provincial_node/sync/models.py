@@ -1,0 +1,150 @@
+"""Tables of this province's side of tmis-sync/1: the outbox (change capture), batches, rounds, trust,
+inbox, parked records, and the upward messages areas queue for the national node (transactional outboxes:
+written in the transaction of the change that causes them)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import JSON, ForeignKey, Integer, LargeBinary, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from common.db import utcnow
+from common.enums import LabelledStrEnum
+from provincial_node.db import Base
+
+
+class BatchStatus(LabelledStrEnum):
+    BUILT = "built", "已生成，待推送"
+    ACCEPTED = "accepted", "国家节点已接收"
+
+
+class MessageStatus(LabelledStrEnum):
+    PENDING = "pending", "待推送"
+    ACCEPTED = "accepted", "国家节点已接收"
+    REFUSED = "refused", "国家节点拒收"
+
+
+class RoundStatus(LabelledStrEnum):
+    RUNNING = "running", "进行中"
+    OK = "ok", "成功"
+    PARTIAL = "partial", "部分成功"
+    FAILED = "failed", "失败"
+
+
+class RoundTrigger(LabelledStrEnum):
+    SCHEDULE = "schedule", "定时"
+    CLI = "cli", "命令行"
+    API = "api", "接口/页面"
+
+
+class OutboxEntry(Base):
+    """Change capture: one entry per core change of an effective file, version gapless per province."""
+
+    __tablename__ = "outbox"
+
+    version: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    teacher_id: Mapped[int] = mapped_column(ForeignKey("teacher.id"), index=True)
+    teacher_number: Mapped[str] = mapped_column(String(13))
+    op: Mapped[str] = mapped_column(String(16))
+    record: Mapped[dict[str, Any]] = mapped_column(JSON)  # the tmis-sync/1 core record
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    batch_seq: Mapped[int | None] = mapped_column(Integer, index=True)  # set when a sync round batches it
+
+
+class TrustDoc(Base):
+    """Trust versions received from the national node (verified as a chain before they are stored)."""
+
+    __tablename__ = "trust_doc"
+
+    version: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    envelope: Mapped[bytes] = mapped_column(LargeBinary)
+    received_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class SyncBatch(Base):
+    """A batch built from the outbox: kept until the national node's receipt for it verified."""
+
+    __tablename__ = "sync_batch"
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    batch_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    version_from: Mapped[int] = mapped_column(Integer)
+    version_to: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    status: Mapped[str] = mapped_column(String(16), default="built", index=True)  # built | accepted
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    receipt: Mapped[bytes | None] = mapped_column(LargeBinary)
+    accepted_at: Mapped[dt.datetime | None] = mapped_column()
+
+
+class SyncRound(Base):
+    """One sync round: what it did, how long each phase took, what went wrong."""
+
+    __tablename__ = "sync_round"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    trigger: Mapped[str] = mapped_column(String(16))  # schedule | cli | api
+    started_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[dt.datetime | None] = mapped_column()
+    status: Mapped[str] = mapped_column(String(16), default="running")  # running | ok | partial | failed
+    batches: Mapped[int] = mapped_column(Integer, default=0)
+    records: Mapped[int] = mapped_column(Integer, default=0)
+    bytes_sent: Mapped[int] = mapped_column(Integer, default=0)
+    messages: Mapped[int] = mapped_column(Integer, default=0)
+    timings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    errors: Mapped[list[Any]] = mapped_column(JSON, default=list)
+
+
+class InboxReceived(Base):
+    """Messages pulled from the national node, verified, in sequence; processed by business modules."""
+
+    __tablename__ = "inbox_received"
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    kind: Mapped[str] = mapped_column(String(32), index=True)
+    message_hash: Mapped[str] = mapped_column(String(64))
+    envelope: Mapped[bytes] = mapped_column(LargeBinary)
+    body: Mapped[dict[str, Any]] = mapped_column(JSON)
+    received_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    processed_at: Mapped[dt.datetime | None] = mapped_column()
+    error: Mapped[str | None] = mapped_column(Text)  # why processing failed (the message is kept; see sync status)
+
+
+class ParkedRecord(Base):
+    """A record the national node refused: parked and reported, never blocking later batches."""
+
+    __tablename__ = "parked_record"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    batch_seq: Mapped[int] = mapped_column(Integer)
+    version: Mapped[int] = mapped_column(Integer)
+    teacher_number: Mapped[str] = mapped_column(String(13), index=True)
+    reason: Mapped[str] = mapped_column(String(64))
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    parked_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    resolved_at: Mapped[dt.datetime | None] = mapped_column()
+
+
+class UpwardMessage(Base):
+    """A province-signed transfer message waiting to be pushed to the national node (transactional outbox:
+    written in the transaction of the step that causes it; the payload is signed when sent, and Ed25519
+    signs it identically every time, so a resend after a crash is recognised as the same message)."""
+
+    __tablename__ = "upward_message"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    transfer_id: Mapped[int] = mapped_column(ForeignKey("transfer.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    payload: Mapped[bytes] = mapped_column(LargeBinary)  # canonical, unsigned
+    message_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)  # pending | accepted | refused
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    error_code: Mapped[str | None] = mapped_column(String(64))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    receipt: Mapped[bytes | None] = mapped_column(LargeBinary)
+    sent_at: Mapped[dt.datetime | None] = mapped_column()

@@ -1,0 +1,410 @@
+"""Sync rounds of a provincial node (DESIGN §6.7): build batches from the outbox, push them in order,
+verify the receipts, then pull and process the inbox.
+
+Resumable after a crash at any point, with nothing lost or applied twice:
+
+* building a batch marks its outbox entries and stores the batch file in one transaction; a crash before
+  the commit leaves the entries for the next round, a crash after leaves a built batch that will be sent;
+* pushing is idempotent: the national node answers an identical resend with the same receipt, so a batch
+  whose receipt was lost is simply sent again; a batch is marked accepted only after its receipt verified
+  (signed checkpoint of the trusted log key, inclusion of a leaf naming exactly this batch hash);
+* upward messages (areas queue them: transfer messages, :mod:`provincial_node.transfers.cross_province`) are
+  pushed after the batches, in the order they were written, and marked sent only after their receipt verified;
+* inbox messages are stored only after verification, strictly in sequence, then acknowledged; a message
+  pulled twice is recognised and skipped. A message is applied by the handler its area registered
+  (:mod:`.inbox_handlers`) in the transaction that stores it, so its effect happens exactly once.
+
+Network errors and 5xx are retried with exponential backoff and jitter; a record the national node refuses
+is parked and reported (``parked_record``) and never blocks the following batches. Every round is recorded
+(start, end, status, batches, records, bytes, per-phase timings, errors).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import random
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from common.db import utcnow
+from common.errors import ErrorCode, SyncError, TmisError, TransportError
+from common.transport import Transport
+from provincial_node.context import ProvinceRuntime
+from provincial_node.sync import outbox
+from provincial_node.sync.inbox_handlers import InboxDispatch
+from provincial_node.sync.models import (
+    BatchStatus,
+    InboxReceived,
+    MessageStatus,
+    ParkedRecord,
+    RoundStatus,
+    SyncBatch,
+    SyncRound,
+    TrustDoc,
+    UpwardMessage,
+)
+from provincial_node.sync.receipts import verified_receipt
+from provincial_node.sync.trust import store_trust, trust_chain
+from sync_protocol.batch import build_batch
+from sync_protocol.dsse import encode_envelope, envelope_from_json
+from sync_protocol.errors import AlreadyAcceptedError, ProtocolError
+from sync_protocol.inbox import InboxMessage, accept_inbox_message
+from sync_protocol.keys import Signer
+from sync_protocol.records import record_from_json
+from sync_protocol.request_auth import sign_request
+from sync_protocol.transfer import sign_transfer_message
+from sync_protocol.trust import TrustMetadata
+
+logger = logging.getLogger(__name__)
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass(frozen=True)
+class SyncSettings:
+    province: str
+    batch_size: int = 1000
+    push_window: int = 2  # batch requests in flight during a push (1 = strictly one at a time)
+    max_attempts: int = 5
+    backoff_base: float = 0.5
+    backoff_cap: float = 30.0
+    sleep: Callable[[float], None] = time.sleep
+
+
+@dataclass
+class RoundStats:
+    """What one round did, phase by phase (stored on its ``sync_round`` row)."""
+
+    batches: int = 0
+    records: int = 0
+    bytes_sent: int = 0
+    messages: int = 0
+    timings: dict[str, float] = field(default_factory=dict)
+    errors: list[dict[str, Any]] = field(default_factory=list)
+
+    def error(self, phase: str, e: Exception) -> None:
+        self.errors.append(
+            {
+                "phase": phase,
+                "code": str(getattr(e, "code", "")),
+                "message": str(e),
+                "details": json.loads(json.dumps(getattr(e, "details", {}), default=str)),
+            }
+        )
+
+
+class SyncClient:
+    """Runs sync rounds for one province: ``runtime`` gives the database, the catalogue version (the batches'
+    schema version), and the areas' inbox handlers."""
+
+    def __init__(self, runtime: ProvinceRuntime, transport: Transport, signer: Signer, settings: SyncSettings) -> None:
+        self.runtime = runtime
+        self.factory = runtime.session_factory
+        self.transport = transport
+        self.signer = signer
+        self.settings = settings
+        self.schema_version = runtime.catalogue.version
+        self.dispatch: InboxDispatch = runtime.inbox or InboxDispatch()
+        self._verified: TrustMetadata | None = None
+
+    # ------------------------------------------------------------------------------------------ transport
+    def _call(self, method: str, path: str, body: bytes = b"", signed: bool = True) -> dict[str, Any]:
+        attempt = 0
+        while True:
+            attempt += 1
+            headers = {"Content-Type": "application/json"}
+            if signed:  # signed anew for every attempt: a nonce is used once
+                headers.update(sign_request(self.signer, self.settings.province, method, path, body))
+            try:
+                r = self.transport.request(method, path, body, headers)
+                payload = json.loads(r.body or b"{}")
+                if r.status >= 400:
+                    raise SyncError(
+                        payload.get("message", f"HTTP {r.status}"),
+                        code=payload.get("code") or ErrorCode.TRANSPORT_FAILED,
+                        details={"status": r.status, "code": payload.get("code"), "details": payload.get("details")},
+                    )
+                return payload
+            except TransportError as e:
+                if attempt >= self.settings.max_attempts or not e.details.get("retryable"):
+                    raise
+                delay = min(self.settings.backoff_cap, self.settings.backoff_base * 2 ** (attempt - 1))
+                delay *= random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not security
+                logger.warning("%s %s failed (%s); retry %d in %.1fs", method, path, e, attempt, delay)
+                self.settings.sleep(delay)
+
+    # ----------------------------------------------------------------------------------------------- enrol
+    def enrol(self, token: str) -> TrustMetadata:
+        body = json.dumps(
+            {
+                "province": self.settings.province,
+                "token": token,
+                "public_key": base64.b64encode(self.signer.public.raw).decode(),
+            }
+        ).encode()
+        payload = self._call("POST", "/api/v1/enrol", body, signed=False)
+        docs = [encode_envelope(envelope_from_json(d)) for d in payload["trust"]]
+        with self.factory.begin() as s:
+            trust = store_trust(s, docs)
+        if self.signer.keyid not in trust.province_keys(self.settings.province).keys:
+            raise SyncError("the national node did not list this node's key for the province")
+        return trust
+
+    # ----------------------------------------------------------------------------------------------- round
+    def run_round(self, trigger: str = "cli", progress: Progress | None = None) -> SyncRound:
+        with self.factory.begin() as s:
+            rnd = SyncRound(trigger=trigger)
+            s.add(rnd)
+            s.flush()
+            round_id = rnd.id
+        stats = RoundStats()
+        status = RoundStatus.OK
+        phases = (
+            ("build", self._build),
+            ("push", self._push),
+            ("messages", self._push_messages),
+            ("pull", self._pull),
+            ("answers", self._push_messages),  # what processing the inbox queued (automatic answers, files)
+        )
+        for phase, fn in phases:
+            started = time.monotonic()
+            try:
+                fn(stats, progress)
+            except (TmisError, ProtocolError) as e:
+                stats.error(phase, e)
+                stats.timings[phase] = round(time.monotonic() - started, 3)
+                if phase in ("build", "push"):
+                    status = RoundStatus.FAILED
+                    break
+                status = RoundStatus.PARTIAL
+            stats.timings[phase] = round(time.monotonic() - started, 3)
+        if status == RoundStatus.OK and stats.errors:
+            status = RoundStatus.PARTIAL  # e.g. a transfer message the national node refused (listed in errors)
+        with self.factory.begin() as s:
+            rnd = s.get(SyncRound, round_id)
+            rnd.finished_at, rnd.status = utcnow(), status
+            for k, v in asdict(stats).items():
+                setattr(rnd, k, v)
+        with self.factory() as s:
+            return s.get(SyncRound, round_id)
+
+    def _build(self, stats: RoundStats, progress: Progress | None) -> None:
+        while True:
+            with self.factory.begin() as s:
+                entries = outbox.pending_records(s, self.settings.batch_size)
+                if not entries:
+                    return
+                last = s.scalar(select(SyncBatch).order_by(SyncBatch.seq.desc()).limit(1))
+                seq = (last.seq if last else 0) + 1
+                records = [record_from_json(record) for _version, record in entries]
+                built = build_batch(
+                    province=self.settings.province,
+                    seq=seq,
+                    prev_batch_hash=last.batch_hash if last else None,
+                    created_at=utcnow(),
+                    schema_version=self.schema_version,
+                    log_origin=self._trust(s).log_origin,
+                    records=records,
+                    signer=self.signer,
+                )
+                outbox.mark_batched(s, records[0].version, records[-1].version, seq)
+                s.add(
+                    SyncBatch(
+                        seq=seq,
+                        batch_hash=built.batch_hash,
+                        data=built.data,
+                        version_from=records[0].version,
+                        version_to=records[-1].version,
+                    )
+                )
+
+    def _trust(self, s: Session) -> TrustMetadata:
+        """The newest verified trust version. Stored versions never change (``store_trust`` refuses a
+        different document under a known version), so the chain is verified again only when it grew."""
+        newest = s.scalar(select(func.max(TrustDoc.version)))
+        if self._verified is None or self._verified.version != newest:
+            self._verified = trust_chain(s)[-1]
+        return self._verified
+
+    def _push(self, stats: RoundStats, progress: Progress | None) -> None:
+        """Send the built batches in order, up to ``push_window`` requests in flight: batch n + 1 travels and
+        is verified by the national node while batch n is applied. Receipts are checked and stored strictly
+        in sequence. A batch that reached the national node before its predecessor was accepted is refused
+        as a gap; it is simply sent again once the predecessor's receipt is in."""
+        with self.factory() as s:
+            todo = list(
+                s.scalars(select(SyncBatch.seq).where(SyncBatch.status == BatchStatus.BUILT).order_by(SyncBatch.seq))
+            )
+        if not todo:
+            return
+        window = max(1, self.settings.push_window)
+        pending: deque[tuple[int, bytes, str, int, Future[dict[str, Any]]]] = deque()
+        with ThreadPoolExecutor(max_workers=window, thread_name_prefix="push") as pool:
+            try:
+                for i, seq in enumerate(todo, start=1):
+                    data, batch_hash, count = self._load_batch(seq)
+                    pending.append((seq, data, batch_hash, count, pool.submit(self._send_batch, data)))
+                    while len(pending) >= window or (pending and i == len(todo)):
+                        self._settle(pending.popleft(), stats)
+                        if progress:
+                            progress("push", stats.batches, len(todo))
+            finally:
+                for *_rest, fut in pending:  # a failure stops the round: do not wait for answers we will not use
+                    fut.cancel()
+
+    def _load_batch(self, seq: int) -> tuple[bytes, str, int]:
+        with self.factory() as s:
+            batch = s.get(SyncBatch, seq)
+            return batch.data, batch.batch_hash, batch.version_to - batch.version_from + 1
+
+    def _send_batch(self, data: bytes) -> dict[str, Any]:
+        return self._call("POST", f"/api/v1/provinces/{self.settings.province}/batches", data)
+
+    def _settle(self, item: tuple[int, bytes, str, int, Future[dict[str, Any]]], stats: RoundStats) -> None:
+        """Wait for one batch's answer (in sequence), check its receipt and store it."""
+        seq, data, batch_hash, count, fut = item
+        try:
+            try:
+                payload = fut.result()
+            except SyncError as e:
+                if e.code != ErrorCode.PROTOCOL_SEQUENCE_GAP:
+                    raise
+                payload = self._send_batch(data)  # it overtook its predecessor, which is accepted by now
+        except (TmisError, ProtocolError) as e:
+            with self.factory.begin() as s:
+                b = s.get(SyncBatch, seq)
+                b.attempts += 1
+                b.last_error = str(e)
+            raise
+        with self.factory.begin() as s:
+            receipt = verified_receipt(self._trust(s), payload["receipt"], batch_hash=batch_hash, seq=seq)
+            b = s.get(SyncBatch, seq)
+            b.status, b.receipt, b.accepted_at, b.attempts = BatchStatus.ACCEPTED, receipt, utcnow(), b.attempts + 1
+            for refused in payload.get("refused", []):
+                exists = s.scalar(
+                    select(ParkedRecord.id).where(
+                        ParkedRecord.batch_seq == seq, ParkedRecord.version == refused["version"]
+                    )
+                )
+                if not exists:
+                    s.add(
+                        ParkedRecord(
+                            batch_seq=seq,
+                            version=refused["version"],
+                            teacher_number=refused["teacher_number"],
+                            reason=refused["reason"],
+                            details=refused.get("details") or {},
+                        )
+                    )
+        stats.batches += 1
+        stats.records += count
+        stats.bytes_sent += len(data)
+
+    def _push_messages(self, stats: RoundStats, progress: Progress | None) -> None:
+        """Push pending upward messages in the order they were written. A message the national node refuses
+        (4xx with a protocol code) is marked refused and handed to its area's refusal handler; network errors
+        stop the phase and the message is sent again next round (an identical resend gets the stored receipt)."""
+        with self.factory() as s:
+            todo = list(
+                s.scalars(
+                    select(UpwardMessage.id)
+                    .where(UpwardMessage.status == MessageStatus.PENDING)
+                    .order_by(UpwardMessage.id)
+                )
+            )
+        for i, mid in enumerate(todo, start=1):
+            with self.factory() as s:
+                m = s.get(UpwardMessage, mid)
+                data, message_hash = sign_transfer_message(m.payload, self.signer), m.message_hash
+            try:
+                payload = self._call("POST", f"/api/v1/provinces/{self.settings.province}/transfers", data)
+            except SyncError as e:
+                if not 400 <= int(e.details.get("status", 0)) < 500:
+                    raise
+                with self.factory.begin() as s:
+                    self._refused(s, s.get(UpwardMessage, mid), str(e.code), str(e))
+                stats.errors.append({"phase": "messages", "code": str(e.code), "message": str(e), "details": {}})
+                continue
+            with self.factory.begin() as s:
+                receipt = verified_receipt(self._trust(s), payload["receipt"], message_hash=message_hash)
+                m = s.get(UpwardMessage, mid)
+                m.status, m.receipt, m.sent_at, m.attempts = MessageStatus.ACCEPTED, receipt, utcnow(), m.attempts + 1
+            if progress:
+                progress("messages", i, len(todo))
+
+    def _refused(self, s: Session, m: UpwardMessage, code: str, reason: str) -> None:
+        m.status, m.error_code, m.last_error, m.attempts = MessageStatus.REFUSED, code, reason[:2000], m.attempts + 1
+        handler = self.dispatch.refusals.get(m.kind)
+        if handler is not None:
+            handler(self.runtime.context(s), m, code, reason)
+
+    def _pull(self, stats: RoundStats, progress: Progress | None) -> None:
+        while True:
+            with self.factory() as s:
+                last = s.scalar(select(func.coalesce(func.max(InboxReceived.seq), 0)))
+            payload = self._call("GET", f"/api/v1/provinces/{self.settings.province}/inbox?after={last}")
+            messages = payload.get("messages", [])
+            if not messages:
+                return
+            fresh = 0
+            for m in messages:
+                data = encode_envelope(envelope_from_json(m))
+                with self.factory.begin() as s:
+                    trust = self._trust(s)
+                    seen = s.scalar(select(func.coalesce(func.max(InboxReceived.seq), 0)))
+                    try:
+                        msg = accept_inbox_message(
+                            data,
+                            trust=trust,
+                            province=self.settings.province,
+                            last_seq=seen,
+                            stored_hash=lambda q, s=s: s.scalar(
+                                select(InboxReceived.message_hash).where(InboxReceived.seq == q)
+                            ),
+                        )
+                    except AlreadyAcceptedError:
+                        continue
+                    rec = InboxReceived(
+                        seq=msg.seq, kind=msg.kind, message_hash=msg.message_hash, envelope=data, body=msg.body
+                    )
+                    s.add(rec)
+                    self._process(s, rec, msg)
+                    if rec.error is None:
+                        rec.processed_at = utcnow()
+                stats.messages += 1
+                fresh += 1
+            with self.factory() as s:
+                top = s.scalar(select(func.coalesce(func.max(InboxReceived.seq), 0)))
+            self._call(
+                "POST", f"/api/v1/provinces/{self.settings.province}/inbox/ack", json.dumps({"seq": top}).encode()
+            )
+            if not fresh:
+                return  # only messages processed before (a re-delivery): nothing more to pull
+
+    def _process(self, s: Session, rec: InboxReceived, msg: InboxMessage) -> None:
+        """Apply a message in the transaction that stores it (exactly once): a trust update here, anything else
+        by the handler its area registered. If it cannot be applied, the message is kept with the reason
+        (``sync status`` counts it) and the inbox moves on."""
+        if msg.kind == "trust_update":
+            store_trust(s, [encode_envelope(envelope_from_json(msg.body["envelope"]))])
+            return
+        handler = self.dispatch.handlers.get(msg.kind)
+        if handler is None:
+            rec.error = f"no handler for inbox message kind {msg.kind!r}"
+            logger.error("inbox message %s: %s", msg.seq, rec.error)
+            return
+        try:
+            with s.begin_nested():
+                handler(self.runtime.context(s), msg)
+        except (TmisError, ProtocolError, SQLAlchemyError) as e:
+            rec.error = f"{type(e).__name__}: {e}"[:2000]
+            logger.error("inbox message %s (%s) could not be applied: %s", msg.seq, msg.kind, e)

@@ -1,0 +1,143 @@
+"""Change requests (变更申请): the only way to change information that is already effective.
+
+Requested by an information administrator of the teacher's school with a reason and the changes
+``[{group, index, field, new}]`` (``index`` for multi-record groups, ``new`` null clears); the result must
+validate. Decided by an information administrator of the school's supervising bureau (主管教育行政部门).
+Approval writes the new effective version through
+:func:`~provincial_node.teacher_files.effective.write_effective` — all in the caller's transaction.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from sqlalchemy import select
+
+from common.errors import ConflictError, FieldError, NotFoundError, PermissionDeniedError, ValidationError, invalid
+from provincial_node.accounts.models import Unit
+from provincial_node.audit_trail import trail
+from provincial_node.context import ProvinceContext, Role
+from provincial_node.teacher_files import effective
+from provincial_node.teacher_files.files import get_teacher, require_held, validate_file
+from provincial_node.teacher_files.models import ChangeRequest, Teacher
+from provincial_node.teacher_files.status import ChangeRequestStatus, Decision, HistoryAction
+
+
+def _apply(data: dict[str, Any], changes: list[dict[str, Any]]) -> dict[str, Any]:
+    out = copy.deepcopy(data)
+    for c in changes:
+        group, index, field = c["group"], c.get("index"), c["field"]
+        if isinstance(out.get(group), list):
+            if not isinstance(index, int) or not 0 <= index < len(out[group]):
+                raise ValidationError(
+                    "change names a record that does not exist",
+                    [FieldError(group, field, "记录不存在", "no such record", index, index=index)],
+                )
+            row = out[group][index]
+        else:
+            row = out.setdefault(group, {})
+        if c.get("new") in (None, "", []):
+            row.pop(field, None)
+        else:
+            row[field] = c["new"]
+    return out
+
+
+def _validate(ctx: ProvinceContext, teacher: Teacher, data: dict[str, Any]) -> dict[str, Any]:
+    normalised, errors = validate_file(ctx, teacher, data)
+    if errors:
+        raise ValidationError("the file would be invalid after this change", errors)
+    return normalised
+
+
+def request_change(ctx: ProvinceContext, teacher_id: int, changes: list[dict[str, Any]], reason: str) -> ChangeRequest:
+    actor = ctx.user
+    teacher = get_teacher(ctx, teacher_id)
+    require_held(teacher)
+    actor.require(Role.INFOADMIN)
+    if actor.unit_id != teacher.unit_id:
+        raise PermissionDeniedError("change requests are made by the teacher's school")
+    if not teacher.ever_effective:
+        raise ConflictError("the file has no effective information yet: edit the draft instead")
+    if not (reason or "").strip():
+        raise invalid("change_request", "reason", "须说明变更原因", "a reason is required")
+    if (
+        not isinstance(changes, list)
+        or not changes
+        or not all(isinstance(c, dict) and "group" in c and "field" in c for c in changes)
+    ):
+        raise invalid(
+            "change_request",
+            "changes",
+            "变更内容应为非空列表，每项含 group、field、new",
+            "changes must be a non-empty list of {group, index, field, new}",
+        )
+    catalogue = ctx.catalogue
+    for c in changes:
+        group = catalogue.group(c["group"])
+        if group.has_field(c["field"]) and group.field(c["field"]).filled_by == "workflow":
+            raise PermissionDeniedError(f"{c['group']}.{c['field']} is written by a workflow")
+    if {"SFZJLXM", "SFZJH"} & {c["field"] for c in changes if c["group"] == "JBXX"}:
+        raise ConflictError("the identity document of a file is changed by the identity-correction procedure")
+    _validate(ctx, teacher, _apply(teacher.data, changes))
+    cr = ChangeRequest(teacher_id=teacher.id, requested_by=actor.account_id, reason=reason.strip(), changes=changes)
+    ctx.session.add(cr)
+    ctx.session.flush()
+    school = ctx.session.get(Unit, teacher.unit_id)
+    trail.record(
+        ctx,
+        "change_request.create",
+        "change_request",
+        cr.id,
+        school.path,
+        reason=reason,
+        teacher=teacher.teacher_number,
+    )
+    return cr
+
+
+def decide(ctx: ProvinceContext, request_id: int, decision: str, reason: str) -> ChangeRequest:
+    """Approve or reject (with a reason) a pending request, by the school's supervising bureau."""
+    actor = ctx.user
+    cr = ctx.session.get(ChangeRequest, request_id)
+    if cr is None:
+        raise NotFoundError(f"change request {request_id} not found")
+    teacher = get_teacher(ctx, cr.teacher_id)
+    school = ctx.session.get(Unit, teacher.unit_id)
+    actor.require(Role.INFOADMIN)
+    if actor.unit_id != school.supervisor_id:
+        raise PermissionDeniedError("change requests are decided by the school's supervising bureau")
+    if cr.status != ChangeRequestStatus.PENDING:
+        raise ConflictError(f"change request already {cr.status}")
+    if decision not in tuple(Decision):
+        raise invalid("change_request", "decision", "只能是 approve 或 reject", "approve or reject", decision)
+    if decision == Decision.REJECT and not (reason or "").strip():
+        raise invalid("change_request", "reason", "不批准须说明原因", "a rejection needs a reason")
+    cr.status = ChangeRequestStatus.APPROVED if decision == Decision.APPROVE else ChangeRequestStatus.REJECTED
+    cr.decided_by, cr.decided_at, cr.decision_reason = actor.account_id, ctx.now, reason
+    if decision == Decision.APPROVE:
+        new_data = _validate(ctx, teacher, _apply(teacher.data, cr.changes))
+        effective.write_effective(ctx, teacher, new_data, action=HistoryAction.CHANGE_REQUEST, reason=cr.reason)
+    trail.record(
+        ctx,
+        f"change_request.{decision}",
+        "change_request",
+        cr.id,
+        school.path,
+        reason=reason,
+        teacher=teacher.teacher_number,
+    )
+    return cr
+
+
+def list_requests(ctx: ProvinceContext, status: str | None = ChangeRequestStatus.PENDING) -> list[ChangeRequest]:
+    stmt = (
+        select(ChangeRequest)
+        .join(Teacher, Teacher.id == ChangeRequest.teacher_id)
+        .join(Unit, Unit.id == Teacher.unit_id)
+        .where(Unit.path.startswith(ctx.user.unit_path, autoescape=True))
+    )
+    if status:
+        stmt = stmt.where(ChangeRequest.status == status)
+    return list(ctx.session.scalars(stmt.order_by(ChangeRequest.id)))
