@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
-"""Build the tmis-sync/1 golden vectors in tests/vectors/ from fixed test keys (sync_protocol.simulator).
+"""Build the tmis-sync/1 golden vectors in tests/vectors/ from fixed test keys (tests.protocol.simulator).
 
     python scripts/generate_vectors.py            # (re)write tests/vectors/
     python scripts/generate_vectors.py --check    # exit 1 if the checked-in files differ
 
 Ed25519 signatures are deterministic and every time is fixed, so the output is byte-for-byte stable:
-a format change shows up as a diff (tests/unit/protocol/test_vectors.py runs the check).
+a format change shows up as a diff (tests/protocol/test_vectors.py runs the check).
 The directory is also a complete audit bundle (docs/protocol.md §8): `tmis audit bundle tests/vectors`.
 """
 
@@ -16,10 +16,12 @@ import datetime as dt
 import sys
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the simulator lives in tests/, not in the product
+
 from sync_protocol.audit import build_record_proof
 from sync_protocol.canonical import canonical_bytes
 from sync_protocol.log import consistency_proof_bytes, leaf_bytes, sign_checkpoint
-from sync_protocol.simulator import EPOCH, SimFederation
+from tests.protocol.simulator import EPOCH, SimFederation
 
 OUT = Path(__file__).resolve().parent.parent / "tests" / "vectors"
 
@@ -38,7 +40,7 @@ def build_vectors() -> dict[str, bytes]:
     old = fed.log.checkpoint()
     files["checkpoints/old.checkpoint"] = sign_checkpoint(old, fed.log_signer).encode()
     # trust version 2 rotates province 44 to a new key, keeping the old one (overlap)
-    from sync_protocol.simulator import fixed_signer
+    from tests.protocol.simulator import fixed_signer
 
     new44 = fixed_signer("province-44-2027")
     doc2 = fed.publish_trust(province_keys={"11": [p11.signer], "44": [p44.signer, new44]})

@@ -5,9 +5,12 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 from tests.conftest import REPO
 
 
+@pytest.mark.slow  # multi-process: a national node and two provincial nodes as real servers
 def test_demo_once(tmp_path):
     proc = subprocess.run(
         [sys.executable, str(REPO / "scripts" / "demo.py"), "--once", "--data-dir", str(tmp_path), "--teachers", "5"],

@@ -12,7 +12,7 @@ from securesystemslib.signer import SSlibKey
 from sync_protocol import errors as E
 from sync_protocol.canonical import canonical_bytes, parse_canonical, parse_json
 from sync_protocol.dsse import encode_envelope, parse_envelope, sign_envelope, verify_envelope
-from sync_protocol.simulator import fixed_signer
+from tests.protocol.simulator import fixed_signer
 
 PTYPE = "application/vnd.tmis.batch-header.v1+json"
 

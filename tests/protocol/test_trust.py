@@ -8,8 +8,8 @@ from dataclasses import dataclass
 import pytest
 
 from sync_protocol import errors as E
-from sync_protocol.simulator import EPOCH, SimFederation, fixed_signer
 from sync_protocol.trust import load_pinned_trust, update_trust, verify_trust_chain
+from tests.protocol.simulator import EPOCH, SimFederation, fixed_signer
 
 R = [fixed_signer(f"root-{i}") for i in range(3)]
 N = [fixed_signer(f"new-root-{i}") for i in range(3)]

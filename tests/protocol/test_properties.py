@@ -9,8 +9,8 @@ from hypothesis import strategies as st
 
 from sync_protocol.errors import ProtocolError
 from sync_protocol.log import verify_receipt
-from sync_protocol.simulator import EPOCH, LOG_ORIGIN, SimFederation
 from sync_protocol.verifier import ProvinceState, accept_batch
+from tests.protocol.simulator import EPOCH, LOG_ORIGIN, SimFederation
 
 FED = SimFederation()
 BATCH = FED.provinces["44"].next_batch(3)

@@ -10,7 +10,7 @@ import pytest
 from sync_protocol import errors as E
 from sync_protocol.identifiers import make_teacher_number
 from sync_protocol.inbox import accept_inbox_message, build_inbox_message, verify_inbox_message
-from sync_protocol.simulator import EPOCH, SimFederation, fixed_signer
+from tests.protocol.simulator import EPOCH, SimFederation, fixed_signer
 
 T1, T2 = make_teacher_number("44", 7), make_teacher_number("11", 9)
 BODIES = {

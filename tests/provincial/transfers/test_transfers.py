@@ -15,7 +15,7 @@ from provincial_node.teacher_files import files
 from provincial_node.transfers import local
 from sync_protocol.records import record_from_json
 from tests.helpers import ctx
-from tests.provincial.test_files_review import P, _new_file, _to_effective
+from tests.provincial.teacher_files.test_files_review import P, _new_file, _to_effective
 
 
 def _effective(province, seq="601"):

@@ -19,8 +19,8 @@ from sync_protocol.batch import DEFAULT_LIMITS, Limits, build_batch
 from sync_protocol.canonical import canonical_bytes
 from sync_protocol.dsse import BATCH_PAYLOAD_TYPE, Envelope, encode_envelope, parse_envelope, sign_envelope
 from sync_protocol.log import Checkpoint, sign_checkpoint, verify_checkpoint_consistency, verify_receipt
-from sync_protocol.simulator import EPOCH, LOG_ORIGIN, SimFederation, fixed_signer, sample_record
 from sync_protocol.verifier import ProvinceState, accept_batch
+from tests.protocol.simulator import EPOCH, LOG_ORIGIN, SimFederation, fixed_signer, sample_record
 
 NOW = EPOCH + dt.timedelta(days=1)
 

@@ -10,7 +10,7 @@ from sync_protocol import errors as E
 from sync_protocol import transfer as tr
 from sync_protocol.identifiers import make_teacher_number
 from sync_protocol.keys import Signer
-from sync_protocol.simulator import EPOCH, SimFederation
+from tests.protocol.simulator import EPOCH, SimFederation
 
 T1 = make_teacher_number("44", 7)
 REQUEST = {
