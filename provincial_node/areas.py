@@ -24,7 +24,7 @@ from provincial_node.teacher_files import api as teacher_files_api
 from provincial_node.teacher_files import identity_notices
 from provincial_node.teacher_files import models as teacher_files_models  # noqa: F401 - registers the tables
 from provincial_node.transfers import api as transfers_api
-from provincial_node.transfers import cross_province, local
+from provincial_node.transfers import inbound, local
 from provincial_node.transfers import models as transfers_models  # noqa: F401 - registers the tables
 
 
@@ -47,7 +47,7 @@ AREAS: tuple[Area, ...] = (
     Area(
         "transfers",
         blueprints=transfers_api.BLUEPRINTS,
-        inbox=InboxDispatch(cross_province.INBOX_HANDLERS, cross_province.REFUSAL_HANDLERS),
+        inbox=InboxDispatch(inbound.INBOX_HANDLERS, inbound.REFUSAL_HANDLERS),
         jobs=(Job("expiry", 60, local.expire_due, "expire transfer and rotation requests past their deadline"),),
     ),
 )

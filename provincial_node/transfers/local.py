@@ -31,7 +31,7 @@ from provincial_node.context import ProvinceContext, Role, UnitLevel
 from provincial_node.teacher_files import effective, work_history
 from provincial_node.teacher_files.files import get_teacher
 from provincial_node.teacher_files.models import Teacher
-from provincial_node.teacher_files.status import FileStatus, HistoryAction
+from provincial_node.teacher_files.status import Decision, FileStatus, HistoryAction
 from provincial_node.transfers import cross_province
 from provincial_node.transfers.models import Transfer
 from provincial_node.transfers.steps import (
@@ -257,17 +257,17 @@ def decide(ctx: ProvinceContext, transfer_id: int, decision: str, reason: str | 
         raise PermissionDeniedError(
             f"this request waits for {unit.name} ({t.next_step})", details={"next_step": t.next_step, "unit": unit.code}
         )
-    if decision not in ("approve", "reject"):
+    if decision not in tuple(Decision):
         raise invalid("transfer", "decision", "只能是 approve 或 reject", "approve or reject", decision)
-    if decision == "reject" and not (reason or "").strip():
+    if decision == Decision.REJECT and not (reason or "").strip():
         raise invalid("transfer", "reason", "拒绝须说明原因", "a rejection needs a reason")
     step = t.next_step
     add_step(t, actor, step, decision, reason, now)
-    if decision == "reject":
+    if decision == Decision.REJECT:
         close(t, TransferStatus.REJECTED, now)
     if is_cross(t):
         cross_province.after_local_decision(ctx, t, step, decision, reason)
-    elif decision == "approve":
+    elif decision == Decision.APPROVE:
         advance(t, step)
         if t.next_step == Step.COMPLETION:
             _complete(ctx, t)

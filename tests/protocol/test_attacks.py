@@ -468,7 +468,7 @@ def test_parallel_audit_reports_exactly_what_the_sequential_audit_reports(tmp_pa
     import sync_protocol.audit as A
 
     root = tmp_path / "bundle"
-    shutil.copytree(Path(__file__).resolve().parents[2] / "vectors", root)
+    shutil.copytree(Path(__file__).resolve().parents[1] / "vectors", root)
     victim = root / "batches" / "44" / "00000002.batch"
     victim.write_bytes(victim.read_bytes().replace("教师".encode(), "学生".encode(), 1))
     monkeypatch.setattr(A, "PARALLEL_MIN_BYTES", 10**12)
@@ -489,7 +489,7 @@ def test_audit_series_reads_files_where_it_verifies_them_with_the_same_findings(
     import sync_protocol.audit as A
 
     root = tmp_path / "bundle"
-    shutil.copytree(Path(__file__).resolve().parents[2] / "vectors", root)
+    shutil.copytree(Path(__file__).resolve().parents[1] / "vectors", root)
     files = sorted((root / "batches" / "44").glob("*.batch"))
     files[1].write_bytes(files[1].read_bytes().replace("教师".encode(), "学生".encode(), 1))
     files[2].write_bytes(b"\r\n" + files[2].read_bytes())

@@ -120,6 +120,30 @@ def test_openapi_document_is_served(app):
     assert "/api/v1/teachers/{teacher_id}/review" in doc["paths"]
 
 
+def test_openapi_document_describes_every_json_response(app):
+    """Every JSON operation declares its success response with a schema, so a client knows what comes back."""
+    doc = app.test_client().get("/api/openapi.json").json
+    one = doc["paths"]["/api/v1/teachers/{teacher_id}"]["get"]["responses"]["200"]
+    assert one["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/TeacherOut"}
+    teacher = doc["components"]["schemas"]["TeacherOut"]["properties"]
+    assert {"teacher_number", "status", "file_version", "data", "draft"} <= teacher.keys()
+    undocumented = []
+    for path, ops in doc["paths"].items():
+        for method, op in ops.items():
+            if method not in ("get", "post", "put", "delete", "patch"):
+                continue  # path-level parameters
+            ok = {code: r for code, r in op["responses"].items() if code.startswith("2")}
+            if not ok:
+                undocumented.append((method, path))
+            for code, r in ok.items():
+                content = r.get("content", {})
+                if "application/json" in content and "schema" not in content["application/json"]:
+                    undocumented.append((method, path, code))
+    assert undocumented == []
+    downloads = doc["paths"]["/api/v1/templates/{group}"]["get"]["responses"]["200"]
+    assert "description" in downloads
+
+
 def test_errors_follow_the_contract(app, tokens):
     r = call(app, tokens, None, "GET", "/api/v1/teachers")
     assert r.status_code == 401 and set(r.json) == {"code", "error", "message", "details"}

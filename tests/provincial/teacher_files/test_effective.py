@@ -15,7 +15,7 @@ from provincial_node.sync.models import OutboxEntry
 from provincial_node.teacher_files import change_requests, effective, files, review
 from provincial_node.teacher_files.effective import draft_in_step
 from provincial_node.teacher_files.models import Teacher
-from provincial_node.transfers import cross_province, local
+from provincial_node.transfers import inbound, local
 from provincial_node.transfers.models import Transfer
 from sync_protocol.identifiers import make_teacher_number
 from sync_protocol.inbox import InboxMessage
@@ -110,7 +110,7 @@ def test_every_workflow_writes_the_effective_version_through_the_one_path(provin
     )
     p.session.add(out)
     p.session.flush()
-    cross_province.process(p.ctx(None), _message("transfer_completion", {"transfer_id": "11-1-abcd"}))
+    inbound.process(p.ctx(None), _message("transfer_completion", {"transfer_id": "11-1-abcd"}))
     assert spy[-1] == (t3.teacher_number, "transfer_out") and t3.status == "transferred_out"
     number = make_teacher_number("11", 9)
     into = Transfer(
@@ -136,7 +136,7 @@ def test_every_workflow_writes_the_effective_version_through_the_one_path(provin
     p.session.flush()
     groups = {"JBXX": {**{k: v for k, v in GOOD_RECORDS["JBXX"].items() if k != "RYZTM"}, "XM": "调入教师"}}
     body = {"transfer_id": "44-9-abcd", "teacher_number": number, "file": {"groups": groups, "history": []}}
-    cross_province.process(p.ctx(None), _message("transfer_completion", body))
+    inbound.process(p.ctx(None), _message("transfer_completion", body))
     assert spy[-1] == (number, "transfer_in")
     assert [a for _n, a in spy] == [
         "effective",
