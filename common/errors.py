@@ -82,9 +82,11 @@ class TmisError(Exception):
         code: ErrorCode | None = None,
         http_status: int | None = None,
         field_errors: Iterable[FieldError] = (),
+        message_zh: str | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
+        self.message_zh = message_zh  # the sentence the pages show (the JSON body keeps ``message``)
         self.details: dict[str, Any] = dict(details or {})
         self.field_errors: tuple[FieldError, ...] = tuple(field_errors)
         if self.field_errors:

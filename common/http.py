@@ -45,33 +45,70 @@ def json_error(code: str, status: int, message: str, details: dict[str, Any] | N
     return response
 
 
-def register_error_handlers(app: Flask) -> None:
+def http_error_parts(error: HTTPException) -> tuple[str, int, str, dict[str, Any]]:
+    """(code, status, message, details) of an HTTP error; a request that failed its schema (webargs) lists every
+    failing field as a :class:`FieldError`."""
+    status = error.code or 500
+    data = getattr(error, "data", None) or {}
+    details: dict[str, Any] = {}
+    messages = data.get("messages") or data.get("errors")
+    if messages:  # webargs: {"json": {"field": ["message", …]}}
+        entries = []
+        for location, fields in messages.items():
+            for field, msgs in fields.items() if isinstance(fields, dict) else [("", fields)]:
+                for m in msgs if isinstance(msgs, list) else [msgs]:
+                    entries.append(FieldError(location, field, str(m), str(m)).to_json())
+        details["errors"] = entries
+    message = data.get("message") or error.description or error.name
+    return _HTTP_CODES.get(status, ErrorCode.INTERNAL), status, message, details
+
+
+@dataclass(frozen=True)
+class PageErrors:
+    """How a node with web pages answers errors of page requests: ``wants_page()`` says whether the current
+    request is a page's, ``render(status, code, error, message)`` makes the HTML answer (``error`` is the
+    TmisError when there is one). API requests keep the JSON contract."""
+
+    wants_page: Callable[[], bool]
+    render: Callable[[int, str, TmisError | None, str], Any]
+
+
+def register_error_handlers(app: Flask, pages: PageErrors | None = None) -> None:
+    def answer(code: str, status: int, message: str, details: dict[str, Any] | None = None, error: Any = None) -> Any:
+        if pages is not None and pages.wants_page():
+            return pages.render(status, str(code), error, message)
+        return json_error(code, status, message, details)
+
     @app.errorhandler(TmisError)
     def _tmis(e: TmisError) -> Any:
         if e.http_status >= 500:
             logger.error("request failed: %s", e, exc_info=e)
-        return json_error(e.code, e.http_status, e.message, e.details)
+        return answer(e.code, e.http_status, e.message, e.details, e)
 
     @app.errorhandler(HTTPException)
     def _http(e: HTTPException) -> Any:
-        status = e.code or 500
-        return json_error(_HTTP_CODES.get(status, ErrorCode.INTERNAL), status, e.description or e.name)
+        return answer(*http_error_parts(e))
 
     @app.errorhandler(IntegrityError)
     def _integrity(e: IntegrityError) -> Any:
         err = StorageConflictError("the database refused the write (integrity constraint)")
-        return json_error(err.code, err.http_status, err.message)
+        return answer(err.code, err.http_status, err.message, error=err)
 
     @app.errorhandler(SQLAlchemyError)
     def _storage(e: SQLAlchemyError) -> Any:
         logger.error("database error", exc_info=e)
         err = StorageError("the database is unavailable")
-        return json_error(err.code, err.http_status, err.message)
+        return answer(err.code, err.http_status, err.message, error=err)
 
     @app.errorhandler(Exception)
     def _unexpected(e: Exception) -> Any:
         logger.exception("unhandled error")
-        return json_error(ErrorCode.INTERNAL, 500, "internal error; the operator log has the details")
+        return answer(ErrorCode.INTERNAL, 500, "internal error; the operator log has the details")
+
+
+def use_page_errors(app: Flask, pages: PageErrors) -> None:
+    """Answer errors of page requests with pages (the handlers are registered again, now with ``pages``)."""
+    register_error_handlers(app, pages)
 
 
 @dataclass(frozen=True)
@@ -137,6 +174,7 @@ def create_base_app(
     runtime: NodeRuntime,
     migrations_dir: Any,
     extra_health: Callable[[], dict[str, Any]] | None = None,
+    static_folder: str | None = None,
 ) -> Flask:
     """The Flask app both node factories start from: the node's runtime, session per request, errors, health.
 
@@ -144,7 +182,7 @@ def create_base_app(
     """
     from common import migrations
 
-    app = Flask(import_name)
+    app = Flask(import_name, static_folder=static_folder, static_url_path="/static" if static_folder else None)
     app.config["TESTING"] = runtime.config.testing
     app.config["MAX_CONTENT_LENGTH"] = 64 * 1024 * 1024
     app.config["JSON_AS_ASCII"] = False
@@ -192,23 +230,7 @@ def make_api(app: Flask, title: str, version: str = "v1") -> Any:
         ERROR_SCHEMA = ErrorBody
 
         def handle_http_exception(self, error: HTTPException) -> Any:
-            status = error.code or 500
-            data = getattr(error, "data", None) or {}
-            details: dict[str, Any] = {}
-            messages = data.get("messages") or data.get("errors")
-            if messages:  # webargs: {"json": {"field": ["message", …]}}
-                entries = []
-                for location, fields in messages.items():
-                    for field, msgs in fields.items() if isinstance(fields, dict) else [("", fields)]:
-                        for m in msgs if isinstance(msgs, list) else [msgs]:
-                            entries.append(FieldError(location, field, str(m), str(m)).to_json())
-                details["errors"] = entries
-            return json_error(
-                _HTTP_CODES.get(status, ErrorCode.INTERNAL),
-                status,
-                data.get("message") or error.description or error.name,
-                details,
-            )
+            return json_error(*http_error_parts(error))
 
     app.config.update(
         {

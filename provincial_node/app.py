@@ -3,6 +3,7 @@ Nothing is created at import time and nothing is started (the scheduler is start
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from flask import Flask
@@ -16,6 +17,9 @@ from provincial_node.api import register_api
 from provincial_node.config import ProvincialConfig
 from provincial_node.context import ProvinceRuntime, Settings
 from provincial_node.teacher_files.custom_fields import catalogue_for
+from provincial_node.web import register_web
+
+STATIC = Path(__file__).resolve().parent / "web" / "static"
 
 
 def build_runtime(config: ProvincialConfig, engine: Engine | None = None) -> ProvinceRuntime:
@@ -41,7 +45,13 @@ def create_app(config: ProvincialConfig, runtime: ProvinceRuntime | None = None)
         return {"province_code": config.province_code}
 
     app = create_base_app(
-        __name__, node="province", runtime=rt, migrations_dir=MIGRATIONS_DIR, extra_health=health_extra
+        __name__,
+        node="province",
+        runtime=rt,
+        migrations_dir=MIGRATIONS_DIR,
+        extra_health=health_extra,
+        static_folder=str(STATIC),
     )
     register_api(app, areas.blueprints(), f"tmis provincial node {config.province_code}")
+    register_web(app, rt, areas.pages())
     return app

@@ -10,6 +10,10 @@ TMIS_SYNC_SCHEDULE_MINUTES      sync round period; 0 disables the scheduled roun
 TMIS_SYNC_BATCH_SIZE            records per batch                                            1000
 TMIS_SYNC_PUSH_WINDOW           batch requests in flight during a push (1–8)                 2
 TMIS_TRANSFER_EXPIRY_DAYS       days a transfer or rotation request stays open               60
+TMIS_WEB_IDLE_MINUTES           a page session ends after this long without a request         30
+TMIS_WEB_SESSION_HOURS          a page session ends this long after login, whatever happens   12
+TMIS_WEB_SECURE_COOKIES         page cookies only over HTTPS (set true behind a TLS proxy)    false
+TMIS_WEB_SECRET_KEY_PATH        the key that signs the pages' CSRF tokens (0600; made once)  <data dir>/web.key
 ==============================  ==========================================================  ================
 """
 
@@ -17,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 from common.config import EnvReader, NodeConfig, node_values, validate_province_code
 
@@ -29,6 +34,10 @@ class ProvincialConfig(NodeConfig):
     sync_batch_size: int = 1000
     sync_push_window: int = 2
     transfer_expiry_days: int = 60
+    web_idle_minutes: int = 30
+    web_session_hours: int = 12
+    web_secure_cookies: bool = False
+    web_secret_key_path: Path | None = None
 
 
 def config_from_env(env: Mapping[str, str], **overrides: object) -> ProvincialConfig:
@@ -41,5 +50,11 @@ def config_from_env(env: Mapping[str, str], **overrides: object) -> ProvincialCo
     values["sync_batch_size"] = r.int("TMIS_SYNC_BATCH_SIZE", 1000, minimum=1, maximum=10_000)
     values["sync_push_window"] = r.int("TMIS_SYNC_PUSH_WINDOW", 2, minimum=1, maximum=8)
     values["transfer_expiry_days"] = r.int("TMIS_TRANSFER_EXPIRY_DAYS", 60, minimum=1, maximum=366)
+    values["web_idle_minutes"] = r.int("TMIS_WEB_IDLE_MINUTES", 30, minimum=1, maximum=24 * 60)
+    values["web_session_hours"] = r.int("TMIS_WEB_SESSION_HOURS", 12, minimum=1, maximum=7 * 24)
+    values["web_secure_cookies"] = r.bool("TMIS_WEB_SECURE_COOKIES", False)
+    values["web_secret_key_path"] = Path(
+        r.str("TMIS_WEB_SECRET_KEY_PATH", str(values["data_dir"] / "web.key")) or values["data_dir"] / "web.key"
+    )
     values.update(overrides)
     return ProvincialConfig(**values)

@@ -28,8 +28,10 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from common.chinatime import china_time
 from common.db import utcnow
 from common.errors import AuthError, ConflictError, ErrorCode, NotFoundError, PermissionDeniedError, invalid
+from provincial_node.accounts import sessions
 from provincial_node.accounts.models import Account, ApiToken, Unit
 from provincial_node.audit_trail import trail
 from provincial_node.context import Actor, ProvinceContext, Role
@@ -208,28 +210,31 @@ def set_account_state(
     return account
 
 
-def login(ctx: ProvinceContext, username: str, password: str, *, ttl: dt.timedelta = TOKEN_TTL) -> tuple[str, Account]:
-    """Check the password; return a new bearer token. Failures count towards the lock-out.
+def check_credentials(ctx: ProvinceContext, username: str, password: str) -> Account:
+    """The account, if the password is right and the account may sign in. Failures count towards the
+    lock-out (5 in a row lock the account for 10 minutes and end its tokens and sessions); an unknown user, a
+    disabled account and a wrong password get the same answer.
 
-    The failure counter is written even though the login fails: the caller must commit after an
-    AuthError raised here (the API does so for this endpoint).
-    """
+    The failure counter is written even though the check fails: the caller must commit after an AuthError
+    raised here (the API and the login page do so)."""
     session, now = ctx.session, ctx.now
     account = session.scalar(select(Account).where(Account.username == username))
     if account is None:
         _HASHER.hash(password)  # same cost as a real check: no user enumeration by timing
-        raise AuthError("wrong username or password")
-    if account.disabled:
-        raise AuthError("account disabled")
+        raise AuthError("wrong username or password", message_zh="用户名或密码错误")
     if account.locked_until and account.locked_until > now:
         raise AccountLockedError(
-            "account locked after repeated failed logins", details={"locked_until": account.locked_until.isoformat()}
+            "account locked after repeated failed logins",
+            details={"locked_until": account.locked_until.isoformat()},
+            message_zh=f"连续登录失败次数过多，账号已锁定至 {china_time(account.locked_until, '%H:%M')}（北京时间），"
+            "请稍后再试或请本单位或上级单位系统管理员解锁",
         )
     if not password_matches(account.password_hash, password):
         account.failed_logins += 1
         if account.failed_logins >= MAX_FAILURES:
             account.locked_until = now + LOCK_FOR
             account.failed_logins = 0
+            revoke_all_tokens(session, account.id)
             trail.record(
                 ctx.acting_as(None),
                 "account.locked",
@@ -238,11 +243,19 @@ def login(ctx: ProvinceContext, username: str, password: str, *, ttl: dt.timedel
                 session.get(Unit, account.unit_id).path,
                 username=account.username,
             )
-        raise AuthError("wrong username or password") from None
+        raise AuthError("wrong username or password", message_zh="用户名或密码错误") from None
+    if account.disabled:
+        raise AuthError("wrong username or password", message_zh="用户名或密码错误")
     account.failed_logins, account.locked_until = 0, None
+    return account
+
+
+def login(ctx: ProvinceContext, username: str, password: str, *, ttl: dt.timedelta = TOKEN_TTL) -> tuple[str, Account]:
+    """Check the password; return a new bearer token (see :func:`check_credentials`)."""
+    account = check_credentials(ctx, username, password)
     token = secrets.token_urlsafe(32)
-    session.add(
-        ApiToken(token_hash=hashlib.sha256(token.encode()).hexdigest(), account_id=account.id, expires_at=now + ttl)
+    ctx.session.add(
+        ApiToken(token_hash=hashlib.sha256(token.encode()).hexdigest(), account_id=account.id, expires_at=ctx.now + ttl)
     )
     return token, account
 
@@ -273,11 +286,12 @@ def logout(session: Session, token: str) -> None:
 
 
 def revoke_all_tokens(session: Session, account_id: int) -> None:
+    """End every API token and every browser session of the account."""
+    now = utcnow()
     session.execute(
-        update(ApiToken)
-        .where(ApiToken.account_id == account_id, ApiToken.revoked_at.is_(None))
-        .values(revoked_at=utcnow())
+        update(ApiToken).where(ApiToken.account_id == account_id, ApiToken.revoked_at.is_(None)).values(revoked_at=now)
     )
+    sessions.end_all(session, account_id, now)
 
 
 def change_password(ctx: ProvinceContext, old: str, new: str) -> None:

@@ -81,3 +81,21 @@ class ApiToken(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[dt.datetime] = mapped_column()
     revoked_at: Mapped[dt.datetime | None] = mapped_column()
+
+
+class WebSession(Base):
+    """A signed-in browser (the pages' session; API clients use ``ApiToken``). Only the SHA-256 of the cookie's
+    random value is stored. It ends at logout, after ``TMIS_WEB_IDLE_MINUTES`` without a request, after
+    ``TMIS_WEB_SESSION_HOURS`` in any case, and whenever the account is locked, reset or disabled."""
+
+    __tablename__ = "web_session"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("account.id"), index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    last_seen_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column()
+    revoked_at: Mapped[dt.datetime | None] = mapped_column()
+    address: Mapped[str | None] = mapped_column(String(64))
+    user_agent: Mapped[str | None] = mapped_column(String(200))

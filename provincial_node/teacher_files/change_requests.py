@@ -141,3 +141,17 @@ def list_requests(ctx: ProvinceContext, status: str | None = ChangeRequestStatus
     if status:
         stmt = stmt.where(ChangeRequest.status == status)
     return list(ctx.session.scalars(stmt.order_by(ChangeRequest.id)))
+
+
+def waiting_for(ctx: ProvinceContext) -> list[ChangeRequest]:
+    """Pending requests the actor's unit decides: those of the schools it supervises."""
+    stmt = (
+        select(ChangeRequest)
+        .join(Teacher, Teacher.id == ChangeRequest.teacher_id)
+        .join(Unit, Unit.id == Teacher.unit_id)
+        .where(ChangeRequest.status == ChangeRequestStatus.PENDING, Unit.supervisor_id == ctx.user.unit_id)
+        .order_by(ChangeRequest.id)
+    )
+    if ctx.user.role != Role.INFOADMIN:
+        return []
+    return list(ctx.session.scalars(stmt))

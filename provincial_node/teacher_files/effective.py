@@ -10,7 +10,8 @@ invariants together:
 * the working copy (``draft``) stays in step: when it holds nothing beyond the effective file it becomes
   the new file; otherwise the effective change is carried into it and the user's pending edits stay
   (see :func:`draft_in_step`);
-* ``teacher.name`` follows 基本信息's 姓名;
+* ``teacher.name`` follows 基本信息's 姓名, and the columns lists filter and count on (人员状态, 现任岗位类别,
+  出生日期) follow the effective file;
 * the outbox decides whether the national node must hear of it (:func:`provincial_node.sync.outbox.record_change`:
   only when the core view changed, always for a transfer out).
 
@@ -52,9 +53,12 @@ def write_effective(
         teacher.status = status
     teacher.ever_effective = True
     teacher.file_version += 1
-    name = (new.get("JBXX") or {}).get("XM")
-    if name:
-        teacher.name = name
+    basic = new.get("JBXX") or {}
+    if basic.get("XM"):
+        teacher.name = basic["XM"]
+    teacher.person_status = basic.get("RYZTM")
+    teacher.post_category = basic.get("XRGWLBM")
+    teacher.birth_date = basic.get("CSRQ")
     record_history(ctx, teacher, action, status_from=old_status, reason=reason, changes=changes)
     outbox.record_change(ctx, teacher, before, op=op, to_province=to_province)
     return changes

@@ -21,9 +21,10 @@ The states of a file are :class:`~provincial_node.teacher_files.status.FileStatu
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from common.catalogue import Catalogue, RecordGroup
 from common.catalogue.codes import PersonStatus
@@ -61,6 +62,7 @@ def require_held(teacher: Teacher) -> None:
         raise ConflictError(
             "the teacher was transferred to another province; the file is read-only here",
             details={"status": teacher.status},
+            message_zh="该教师已跨省调出，档案在本省只读。",
         )
 
 
@@ -86,6 +88,68 @@ def list_teachers(
     if unit_id:
         stmt = stmt.where(Teacher.unit_id == unit_id)
     return list(session.scalars(stmt.order_by(Teacher.id).limit(min(limit, 1000)).offset(offset)))
+
+
+@dataclass(frozen=True)
+class TeacherFilter:
+    """What the teacher list filters on; every field optional."""
+
+    unit_id: int | None = None  # the unit and every unit below it
+    status: str | None = None
+    name: str | None = None  # a part of the name
+    teacher_number: str | None = None  # the number or its beginning
+    id_number: str | None = None  # the whole identity document number
+    school_type: str | None = None  # 办学类型 of the school
+    person_status: str | None = None  # 人员状态 of the effective file
+
+
+def search_teachers(
+    ctx: ProvinceContext, f: TeacherFilter, *, after_id: int = 0, limit: int = 50
+) -> tuple[list[Teacher], int | None, int]:
+    """One page of the actor's files matching ``f``, by id after ``after_id`` (keyset paging: the cost of a page
+    does not grow with how far the user paged), the id to continue after (None: last page), and the count."""
+    actor, session = ctx.user, ctx.session
+    if actor.role == Role.TEACHER:
+        mine = [session.get(Teacher, actor.teacher_id)] if actor.teacher_id else []
+        return mine, None, len(mine)
+    scope = actor.unit_path
+    if f.unit_id:
+        unit = session.get(Unit, f.unit_id)
+        if unit is None or not actor.contains(unit):
+            raise NotFoundError(f"unit {f.unit_id} not found", message_zh="单位不存在或不在本账号管理范围内")
+        scope = unit.path
+    where = [Unit.path.startswith(scope, autoescape=True)]
+    if f.status:
+        where.append(Teacher.status == f.status)
+    if f.name:
+        where.append(Teacher.name.contains(f.name.strip(), autoescape=True))
+    if f.teacher_number:
+        where.append(Teacher.teacher_number.startswith(f.teacher_number.strip().upper(), autoescape=True))
+    if f.id_number:
+        where.append(Teacher.doc_number == f.id_number.strip().upper())
+    if f.school_type:
+        where.append(Unit.school_type == f.school_type)
+    if f.person_status:
+        where.append(Teacher.person_status == f.person_status)
+    base = select(Teacher).join(Unit, Unit.id == Teacher.unit_id).where(*where)
+    total = session.scalar(select(func.count()).select_from(base.subquery()))
+    rows = list(session.scalars(base.where(Teacher.id > after_id).order_by(Teacher.id).limit(limit + 1)))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return rows, (rows[-1].id if more else None), total
+
+
+def count_teachers(ctx: ProvinceContext, *, status: str | None = None, own_unit: bool = False) -> int:
+    """How many files of the actor's subtree (``own_unit``: of the actor's own unit) are in ``status``."""
+    actor = ctx.user
+    stmt = select(func.count()).select_from(Teacher)
+    if own_unit:
+        stmt = stmt.where(Teacher.unit_id == actor.unit_id)
+    else:
+        stmt = stmt.join(Unit, Unit.id == Teacher.unit_id).where(Unit.path.startswith(actor.unit_path, autoescape=True))
+    if status:
+        stmt = stmt.where(Teacher.status == status)
+    return ctx.session.scalar(stmt)
 
 
 def history(ctx: ProvinceContext, teacher_id: int) -> list[TeacherHistory]:
@@ -124,6 +188,7 @@ def register_teacher(ctx: ProvinceContext, school_id: int, basic: dict[str, Any]
         raise ConflictError(
             "this identity document already has a file in the province",
             details={"teacher_number": existing.teacher_number, "unit_code": at.code, "unit_name": at.name},
+            message_zh=f"该证件号在本省已有档案（{at.name}，教师编号 {existing.teacher_number}）。",
         )
     data.setdefault("RYZTM", PersonStatus.IN_POST.value)  # 新教师入职: the workflow sets 人员状态 to 在本单位任职
     number = make_teacher_number(ctx.province, next_value(session, "teacher_number"))
@@ -226,6 +291,8 @@ def _check_only_new_information(group_code: str, effective: Any, proposed: Any) 
             "changing effective information needs a change request by the school's information "
             "administrator, approved by the supervising bureau",
             details={"changed": changed},
+            message_zh="已生效的信息不能直接修改：请由学校信息管理员提交变更申请，经主管教育行政部门审批后生效。"
+            "新增信息（如新的年度考核）可直接填写。",
         )
 
 
@@ -267,6 +334,7 @@ def update_group(ctx: ProvinceContext, teacher_id: int, group_code: str, value: 
         raise ConflictError(
             f"the file is under review ({teacher.status}); it can be edited after it is sent back",
             details={"status": teacher.status},
+            message_zh="档案正在审核中，审核退回后才能修改。",
         )
     catalogue = ctx.catalogue
     group = catalogue.group(group_code)
@@ -280,7 +348,11 @@ def update_group(ctx: ProvinceContext, teacher_id: int, group_code: str, value: 
         teacher.doc_number,
         teacher.doc_type,
     ):
-        raise ConflictError("the identity document of a registered file cannot change here", details={"field": "SFZJH"})
+        raise ConflictError(
+            "the identity document of a registered file cannot change here",
+            details={"field": "SFZJH"},
+            message_zh="已登记档案的身份证件号不能在此修改：请提交变更申请。",
+        )
     draft = copy.deepcopy(teacher.draft)
     draft[group_code] = normalised
     derive_fields(draft)
@@ -339,6 +411,7 @@ def submit(ctx: ProvinceContext, teacher_id: int) -> Teacher:
         raise ConflictError(
             f"only a draft or rejected file can be submitted (it is {teacher.status})",
             details={"status": teacher.status},
+            message_zh=f"只有未报送或被退回的档案可以报送（当前：{FileStatus.label_of(teacher.status)}）。",
         )
     errors = completeness_errors(ctx, teacher)
     if errors:

@@ -29,7 +29,7 @@ class Teacher(Base):
     doc_type: Mapped[str] = mapped_column(String(1))
     doc_number: Mapped[str] = mapped_column(String(30))
     name: Mapped[str] = mapped_column(String(50))
-    status: Mapped[str] = mapped_column(String(24), index=True)  # see provincial_node.services.files
+    status: Mapped[str] = mapped_column(String(24), index=True)  # teacher_files.status.FileStatus
     ever_effective: Mapped[bool] = mapped_column(Boolean, default=False)
     data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # effective file
     draft: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # working copy
@@ -37,6 +37,10 @@ class Teacher(Base):
     rejection_reason: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    # from the effective file, kept in step by the one effective-write path (lists filter and count on them)
+    person_status: Mapped[str | None] = mapped_column(String(3), index=True)  # 人员状态 JBXX.RYZTM
+    post_category: Mapped[str | None] = mapped_column(String(3))  # 现任岗位类别 JBXX.XRGWLBM
+    birth_date: Mapped[str | None] = mapped_column(String(10))  # 出生日期 JBXX.CSRQ
 
 
 class TeacherHistory(Base):

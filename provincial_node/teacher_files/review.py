@@ -9,6 +9,9 @@ file effective through :func:`~provincial_node.teacher_files.effective.write_eff
 
 from __future__ import annotations
 
+from sqlalchemy import select
+from sqlalchemy.sql import Select
+
 from common.errors import ConflictError, PermissionDeniedError, invalid
 from provincial_node.accounts.models import Unit
 from provincial_node.accounts.units import review_levels
@@ -97,3 +100,57 @@ def bulk_approve(ctx: ProvinceContext, unit_id: int | None = None, reason: str |
             review(ctx, t.id, Decision.APPROVE, reason or "bulk approval")
             approved += 1
     return {"approved": approved, "considered": len(candidates)}
+
+
+def waits_for_actor(
+    ctx: ProvinceContext, teacher: Teacher, cache: dict[tuple[int, str], Unit | None] | None = None
+) -> bool:
+    """The file waits for a review by the actor's unit now (``cache``: reviewing unit by school and status)."""
+    if teacher.status not in UNDER_REVIEW:
+        return False
+    key = (teacher.unit_id, teacher.status)
+    if cache is not None and key in cache:
+        unit = cache[key]
+    else:
+        unit = reviewing_unit(ctx, teacher)[1]
+        if cache is not None:
+            cache[key] = unit
+    return unit is not None and unit.id == ctx.user.unit_id
+
+
+def _queue_candidates(ctx: ProvinceContext, unit_id: int | None) -> Select:
+    actor = ctx.user
+    stmt = select(Teacher).join(Unit, Unit.id == Teacher.unit_id)
+    if actor.unit_level in (UnitLevel.SCHOOL, UnitLevel.DEPARTMENT):
+        stmt = stmt.where(Teacher.unit_id == actor.unit_id, Teacher.status == FileStatus.SUBMITTED)
+    else:
+        waiting = [s for s in UNDER_REVIEW if s != FileStatus.SUBMITTED]
+        stmt = stmt.where(Unit.path.startswith(actor.unit_path, autoescape=True), Teacher.status.in_(waiting))
+    if unit_id is not None:
+        scope = ctx.session.get(Unit, unit_id)
+        stmt = stmt.where(Unit.path.startswith(scope.path if scope else "/none/", autoescape=True))
+    return stmt
+
+
+def review_queue(
+    ctx: ProvinceContext, *, unit_id: int | None = None, after_id: int = 0, limit: int = 50
+) -> list[Teacher]:
+    """The files waiting for the actor's review, oldest registration first (keyset paging on the file id)."""
+    if ctx.user.role not in (Role.INFOADMIN, Role.SYSADMIN):
+        return []
+    cache: dict = {}
+    out: list[Teacher] = []
+    stmt = _queue_candidates(ctx, unit_id).where(Teacher.id > after_id).order_by(Teacher.id)
+    for t in ctx.session.scalars(stmt.execution_options(yield_per=500)):
+        if waits_for_actor(ctx, t, cache):
+            out.append(t)
+            if len(out) >= limit:
+                break
+    return out
+
+
+def review_queue_count(ctx: ProvinceContext, unit_id: int | None = None) -> int:
+    if ctx.user.role not in (Role.INFOADMIN, Role.SYSADMIN):
+        return 0
+    cache: dict = {}
+    return sum(1 for t in ctx.session.scalars(_queue_candidates(ctx, unit_id)) if waits_for_actor(ctx, t, cache))

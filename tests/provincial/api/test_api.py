@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import select
 
 from common import migrations
 from common.db import make_session_factory, session_scope
 from common.http import runtime_of
 from provincial_node import MIGRATIONS_DIR
 from provincial_node.accounts import accounts, units
+from provincial_node.accounts.models import Account
 from provincial_node.app import create_app
 from provincial_node.config import config_from_env as provincial_config_from_env
 from tests.factories import GOOD_RECORDS, resident_id
@@ -226,6 +228,14 @@ def test_lockout_through_the_api(app, tokens):
     assert r.status_code == 423 and r.json["code"] == "account_locked"
     events = call(app, tokens, "p_admin", "GET", "/api/v1/audit-events?action=account.locked").json["events"]
     assert events and events[0]["target_type"] == "account"
+    # the lock-out ended the account's open tokens too (whoever holds them is not let in while it is locked)
+    assert call(app, tokens, "s2_info", "GET", "/api/v1/teachers").status_code == 401
+    with session_scope(runtime_of(app).session_factory) as db:  # the lock lapses (as after LOCK_FOR)
+        acc = db.scalar(select(Account).where(Account.username == "s2_info"))
+        acc.locked_until = None
+    r = client.post("/api/v1/auth/login", json={"username": "s2_info", "password": NEW_PASSWORD})
+    assert r.status_code == 200
+    tokens["s2_info"] = r.json["token"]
 
 
 def test_template_import_and_export_through_the_api(app, tokens):

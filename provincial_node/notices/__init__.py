@@ -1,0 +1,1 @@
+"""通知公告: notices the province publishes to the users of its node, shown on every user's home page."""

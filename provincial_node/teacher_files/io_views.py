@@ -1,0 +1,202 @@
+"""Pages of 导入导出 (templates, import with the per-row report, audited export) and 地方拓展指标."""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+from pathlib import Path
+from typing import Any
+
+from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
+
+from common.errors import ConflictError, NotFoundError, PermissionDeniedError, TmisError, ValidationError
+from provincial_node.accounts import units
+from provincial_node.context import SCHOOL_LEVELS, Role, current_context, runtime
+from provincial_node.teacher_files import custom_fields, importexport
+from provincial_node.teacher_files.import_report import error_workbook
+
+bp = Blueprint("io_pages", __name__, template_folder="templates")
+MIME = {"xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", "csv": "text/csv; charset=utf-8"}
+MAX_UPLOAD = 20 * 1024 * 1024
+_TOKEN = re.compile(r"^[A-Za-z0-9_-]{20,64}\Z")
+
+
+def _reports_dir() -> Path:
+    path = runtime().config.data_dir / "import-reports"
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return path
+
+
+def _download(data: bytes, fmt: str, name: str) -> Response:
+    return Response(
+        data, mimetype=MIME[fmt], headers={"Content-Disposition": f"attachment; filename*=UTF-8''{name}.{fmt}"}
+    )
+
+
+@bp.get("/imports-exports")
+def import_export() -> str:
+    ctx = current_context()
+    scope = units.in_scope(ctx)
+    return render_template(
+        "teacher_files/import_export.html",
+        groups=ctx.catalogue.ordered_groups,
+        schools=[u for u in scope if u.level in SCHOOL_LEVELS][:2000],
+        export_units=scope[:2000],
+        can_import=ctx.user.role in (Role.INFOADMIN, Role.SYSADMIN),
+        result=None,
+        errors={},
+    )
+
+
+@bp.get("/templates/<group>.<fmt>")
+def template(group: str, fmt: str) -> Response:
+    """An import template (xlsx with the code lists, or CSV)."""
+    if fmt not in MIME:
+        abort(404)
+    ctx = current_context()
+    if group.upper() not in ctx.catalogue.groups:
+        abort(404)
+    return _download(importexport.template(ctx, group, fmt), fmt, group.upper())
+
+
+@bp.post("/imports")
+def upload() -> Any:
+    """导入: one group's xlsx/csv for a school; good rows are kept, every bad row is reported on screen and in a
+    spreadsheet with the bad cells marked."""
+    ctx = current_context()
+    errors: dict[str, str] = {}
+    upload = request.files.get("file")
+    group = (request.form.get("group") or "").upper()
+    school_raw = request.form.get("school_id") or ""
+    if upload is None or not upload.filename:
+        errors["file"] = "请选择要导入的文件"
+    if group not in ctx.catalogue.groups:
+        errors["group"] = "请选择信息集"
+    if not school_raw.isdigit():
+        errors["school_id"] = "请选择学校"
+    data = upload.read(MAX_UPLOAD + 1) if upload is not None else b""
+    if len(data) > MAX_UPLOAD:
+        errors["file"] = f"文件超过 {MAX_UPLOAD // (1024 * 1024)} MB，请分批导入"
+    fmt = "csv" if ((upload and upload.filename) or "").lower().endswith(".csv") else "xlsx"
+    result = None
+    report = None
+    if not errors:
+        try:
+            result = importexport.import_file(ctx, int(school_raw), group, data, fmt)
+        except ValidationError as e:
+            errors["file"] = "；".join(f"{err.column or err.label or ''} {err.reason_zh}".strip() for err in e.errors)
+        except (NotFoundError, PermissionDeniedError, ConflictError) as e:
+            errors["school_id"] = e.message_zh or "不能为该学校导入"
+        else:
+            if result["errors"]:
+                report = secrets.token_urlsafe(24)
+                _reports_dir().joinpath(f"{report}.xlsx").write_bytes(error_workbook(data, fmt, result["errors"]))
+                _reports_dir().joinpath(f"{report}.json").write_text(
+                    json.dumps({"account_id": ctx.user.account_id}), encoding="utf-8"
+                )
+    scope = units.in_scope(ctx)
+    page = render_template(
+        "teacher_files/import_export.html",
+        groups=ctx.catalogue.ordered_groups,
+        schools=[u for u in scope if u.level in SCHOOL_LEVELS][:2000],
+        export_units=scope[:2000],
+        can_import=True,
+        result=result,
+        report=report,
+        errors=errors,
+        chosen={"group": group, "school_id": school_raw},
+    )
+    return page, (422 if errors else 200)
+
+
+@bp.get("/imports/report/<token>.xlsx")
+def report(token: str) -> Response:
+    """The error report of an import, for the account that imported only."""
+    if not _TOKEN.match(token):
+        abort(404)
+    meta = _reports_dir() / f"{token}.json"
+    if (
+        not meta.is_file()
+        or json.loads(meta.read_text(encoding="utf-8")).get("account_id") != current_context().user.account_id
+    ):
+        abort(404)
+    return _download((_reports_dir() / f"{token}.xlsx").read_bytes(), "xlsx", "导入错误报告")
+
+
+@bp.post("/exports")
+def export() -> Any:
+    """导出: the effective files of a unit's subtree, with the required purpose (recorded in the audit trail)."""
+    ctx = current_context()
+    unit_raw = request.form.get("unit_id") or ""
+    reason = (request.form.get("reason") or "").strip()
+    fmt = request.form.get("format") or "xlsx"
+    groups = request.form.getlist("groups") or None
+    if fmt not in MIME or not unit_raw.isdigit():
+        abort(400)
+    try:
+        data = importexport.export_unit(ctx, int(unit_raw), reason, fmt, groups)
+    except ValidationError as e:
+        flash("导出未完成：" + "；".join(err.reason_zh for err in e.errors), "danger")
+        return redirect(url_for(".import_export") + "#export")
+    return _download(data, fmt, "教师档案导出")
+
+
+@bp.route("/custom-fields", methods=["GET", "POST"])
+def custom_field_list() -> Any:
+    """地方拓展指标: define one (a code table or its own codes), retire one."""
+    ctx = current_context()
+    ctx.user.require(Role.SYSADMIN, Role.INFOADMIN)
+    errors: dict[str, str] = {}
+    if request.method == "POST":
+        spec: dict[str, Any] = {
+            "group_code": request.form.get("group_code") or "",
+            "code": (request.form.get("code") or "").strip().upper(),
+            "label": request.form.get("label") or "",
+            "type": request.form.get("type") or "",
+            "filled_by": request.form.get("filled_by") or "school",
+            "required": request.form.get("required") == "1",
+        }
+        if request.form.get("code_table"):
+            spec["code_table"] = request.form["code_table"]
+        codes_text = (request.form.get("codes") or "").strip()
+        if codes_text:
+            codes = {}
+            for line in codes_text.splitlines():
+                code, _, text = line.strip().partition(" ")
+                if code:
+                    codes[code] = text.strip() or code
+            spec["codes"] = codes
+        try:
+            field = custom_fields.define(ctx, spec)
+        except ValidationError as e:
+            errors = {err.field: err.reason_zh for err in e.errors}
+        except ConflictError:
+            errors = {"code": "该信息集已有同一代码的指标（停用的指标也保留代码）"}
+        else:
+            flash(f"已新增地方拓展指标 {field.label}（{field.code}）。", "success")
+            return redirect(url_for(".custom_field_list"))
+    page = render_template(
+        "teacher_files/custom_fields.html",
+        rows=custom_fields.all_fields(ctx.session),
+        groups=ctx.base_catalogue.ordered_groups,
+        tables=sorted(ctx.base_catalogue.code_tables.values(), key=lambda t: t.id),
+        errors=errors,
+        form=request.form,
+    )
+    return page, (422 if errors else 200)
+
+
+@bp.post("/custom-fields/<int:field_id>/retire")
+def retire(field_id: int) -> Any:
+    ctx = current_context()
+    try:
+        custom_fields.retire(ctx, field_id, (request.form.get("reason") or "").strip() or "停用")
+    except TmisError as e:
+        flash(e.message_zh or "不能停用该指标", "danger")
+    else:
+        flash("已停用；已填写的值仍可查看。", "success")
+    return redirect(url_for(".custom_field_list"))
+
+
+BLUEPRINTS = (bp,)

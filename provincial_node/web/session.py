@@ -1,0 +1,108 @@
+"""Who is at the browser: the page session cookie, resolved before every page request.
+
+Pages are everything outside ``/api/`` and ``/static/``. Public pages (login, help, static files, health)
+need no session; every other page needs a live session (else → the login page, remembering where the user
+was going) and, while the account must change its initial or reset password, only the password page and
+logout are open. The request's :class:`~provincial_node.context.ProvinceContext` is set here, exactly as the
+API shell does for tokens, so an area's view just calls ``current_context()``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from flask import Flask, Response, g, redirect, request, url_for
+from flask_wtf.csrf import CSRFError, CSRFProtect
+
+from common.db import utcnow
+from common.errors import BadRequestError
+from common.http import get_session
+from common.keyfile import read_private_key, write_private_key
+from provincial_node.accounts import sessions
+from provincial_node.accounts.access import actor_for
+from provincial_node.config import ProvincialConfig
+from provincial_node.context import runtime, set_current_context
+
+COOKIE = "tmis_session"
+PUBLIC_ENDPOINTS = frozenset(
+    {"web.login", "web.help", "web.help_index", "web.help_screenshot", "static", "health", "web.static"}
+)
+WHILE_PASSWORD_MUST_CHANGE = frozenset({"web.password", "web.logout", "web.help", "web.help_index"})
+
+
+def secret_key(config: ProvincialConfig) -> bytes:
+    """The key signing the pages' CSRF tokens: a 0600 file made once (``TMIS_WEB_SECRET_KEY_PATH``); tests get a
+    random one."""
+    if config.testing and config.web_secret_key_path is None:
+        return secrets.token_bytes(32)
+    path = Path(config.web_secret_key_path)
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_private_key(path, secrets.token_hex(32).encode())
+    return read_private_key(path)
+
+
+def is_page_request() -> bool:
+    return not request.path.startswith(("/api/", "/static/")) and request.path not in ("/health", "/metrics")
+
+
+def safe_next(target: str | None) -> str | None:
+    """A local path to return to after login (never another site)."""
+    if not target:
+        return None
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+        return None
+    return target
+
+
+def install(app: Flask, csrf: CSRFProtect) -> None:
+    @app.before_request
+    def before_page() -> Response | None:
+        if not is_page_request():
+            return None
+        if request.method == "POST":
+            try:
+                csrf.protect()
+            except CSRFError as e:
+                raise BadRequestError(
+                    f"the form's CSRF token is missing or invalid: {e.description}",
+                    message_zh="页面已过期或表单校验失败（CSRF），请刷新页面后重新提交",
+                ) from None
+        rt = runtime()
+        db = get_session()
+        now = utcnow()
+        account = None
+        token = request.cookies.get(COOKIE)
+        if token:
+            idle = dt.timedelta(minutes=rt.config.web_idle_minutes)
+            account = sessions.resume(db, token, now=now, idle=idle)
+        g.page_account = account
+        set_current_context(rt.context(db, actor_for(db, account) if account else None, now))
+        if request.endpoint in PUBLIC_ENDPOINTS or request.endpoint is None:
+            return None
+        if account is None:
+            nxt = request.full_path.rstrip("?") if request.method == "GET" else None
+            return redirect(url_for("web.login", next=nxt))
+        if account.must_change_password and request.endpoint not in WHILE_PASSWORD_MUST_CHANGE:
+            return redirect(url_for("web.password"))
+        return None
+
+
+def set_cookie(response: Response, token: str, config: ProvincialConfig) -> None:
+    response.set_cookie(
+        COOKIE,
+        token,
+        max_age=config.web_session_hours * 3600,
+        httponly=True,
+        secure=config.web_secure_cookies,
+        samesite="Lax",
+        path="/",
+    )
+
+
+def clear_cookie(response: Response, config: ProvincialConfig) -> None:
+    response.delete_cookie(COOKIE, path="/", secure=config.web_secure_cookies, httponly=True, samesite="Lax")
