@@ -26,6 +26,7 @@ import argparse
 import csv
 import io
 import os
+import random
 import shutil
 import signal
 import socket
@@ -33,6 +34,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import ClassVar
 
 import requests
 
@@ -115,6 +117,16 @@ class Api:
         if r.json()["must_change_password"]:
             self.post("/auth/password", {"old_password": password, "new_password": NEW_PASSWORD})
 
+    _signed_in: ClassVar[dict[tuple[str, str], Api]] = {}
+
+    @classmethod
+    def of(cls, base: str, username: str) -> Api:
+        """The signed-in user ``username`` (signing in, and changing the initial password, the first time)."""
+        key = (base, username)
+        if key not in cls._signed_in:
+            cls._signed_in[key] = cls(base, username, PASSWORD)
+        return cls._signed_in[key]
+
     @staticmethod
     def _check(r: requests.Response) -> requests.Response:
         if r.status_code >= 400:
@@ -124,6 +136,9 @@ class Api:
     def get(self, path: str) -> dict:
         return self._check(requests.get(self.base + path, headers=self.headers, timeout=60)).json()
 
+    def put(self, path: str, body: object) -> dict:
+        return self._check(requests.put(self.base + path, json=body, headers=self.headers, timeout=60)).json()
+
     def post(self, path: str, body: dict | None = None, data: bytes | None = None, content_type: str = "") -> dict:
         headers = {**self.headers, **({"Content-Type": content_type} if content_type else {})}
         r = requests.post(
@@ -132,47 +147,53 @@ class Api:
         return self._check(r).json()
 
 
-def seed_province(code: str, url: str, n: int) -> int:
+ROLE_NAMES = {"sysadmin": "系统管理员", "infoadmin": "信息管理员", "query": "信息查询员", "teacher": "教师"}
+LEVEL_NAMES = {"province": "省级", "city": "地市", "county": "区县", "school": "学校"}
+
+
+def seed_province(code: str, url: str, n: int) -> list[tuple[str, str]]:
+    """Units, accounts and teachers of one province through its API; returns the logins to print
+    (``[(who, username)]``). The first school keeps work in every queue so the pages have something to show:
+    a draft, a file waiting for the school's review, one waiting for the county's, one the county returned,
+    a change request to decide, a teacher account, and a province notice."""
     tree = TREES[code]
-    admin = Api(url, f"admin{code}", PASSWORD)
+    admin = Api.of(url, f"admin{code}")
+    logins = [("省级系统管理员", f"admin{code}")]
     rows = ["code,name,level,parent_code,division_code,school_type,urban_rural_type,sponsor_type,supervisor_code"]
     rows += [
         f"{c},{name},{lvl},{parent},,{st},{'111' if st else ''},,{sup}"
         for c, name, lvl, parent, st, sup in tree["units"]
     ]
     admin.post("/units/import", data=("\n".join(rows) + "\n").encode(), content_type="text/csv")
-    ids = {u["code"]: u["id"] for u in admin.get("/units")["units"]}
+    units = {u["code"]: u for u in admin.get("/units")["units"]}
+    ids = {c: u["id"] for c, u in units.items()}
+
+    def account(creator: Api, username: str, unit: str, role: str, real_name: str, duty: str = "") -> None:
+        creator.post(
+            "/accounts",
+            {"username": username, "real_name": real_name, "unit_id": ids[unit], "role": role, "password": PASSWORD},
+        )
+        level = next(lvl for c, _n, lvl, *_rest in tree["units"] if c == unit)
+        logins.append((f"{LEVEL_NAMES[level]}{ROLE_NAMES[role]}{duty}（{units[unit]['name']}）", username))
+
     creator = admin
     for unit, roles in tree["chain"]:  # each level's administrator creates the next level's
         for role in roles:
-            creator.post(
-                "/accounts",
-                {
-                    "username": f"{role}{unit}",
-                    "real_name": f"{unit}{role}",
-                    "unit_id": ids[unit],
-                    "role": role,
-                    "password": PASSWORD,
-                },
-            )
-        creator = Api(url, f"sysadmin{unit}", PASSWORD)
+            account(creator, f"{role}{unit}", unit, role, f"{unit}{role}")
+        creator = Api.of(url, f"sysadmin{unit}")
+    county_code = tree["county"]
+    account(creator, f"query{county_code}", county_code, "query", f"{county_code}查询员")
     schools = [u for u in tree["units"] if u[2] == "school"]
     for school in schools:
-        creator.post(
-            "/accounts",
-            {
-                "username": f"info{school[0]}",
-                "real_name": f"{school[1]}信息员",
-                "unit_id": ids[school[0]],
-                "role": "infoadmin",
-                "password": PASSWORD,
-            },
-        )
-    county = Api(url, f"infoadmin{tree['county']}", PASSWORD)
-    total = 0
+        account(creator, f"info{school[0]}", school[0], "infoadmin", f"{school[1]}信息员", "·录入")
+    first = schools[0][0]
+    account(creator, f"review{first}", first, "infoadmin", f"{schools[0][1]}审核员", "·审核")
+    account(creator, f"sysadmin{first}", first, "sysadmin", f"{schools[0][1]}管理员")
+    county = Api.of(url, f"infoadmin{county_code}")
+    total, kept = 0, []
     for i, school in enumerate(schools):
-        api = Api(url, f"info{school[0]}", PASSWORD)
-        people = synthetic.teachers(tree["county"], n, seed=int(code) * 100 + i, start=i * 1000)
+        api = Api.of(url, f"info{school[0]}")
+        people = synthetic.teachers(county_code, n, seed=int(code) * 100 + i, start=i * 1000)
         fields = sorted({k for p in people for k in p})
         buf = io.StringIO()
         w = csv.writer(buf)
@@ -186,17 +207,66 @@ def seed_province(code: str, url: str, n: int) -> int:
         )
         if result["failed"]:
             raise RuntimeError(f"import into {school[0]} failed rows: {result['errors'][:3]}")
-        for t in api.get(f"/teachers?unit_id={ids[school[0]]}&status=draft&limit=1000")["teachers"]:
+        drafts = api.get(f"/teachers?unit_id={ids[school[0]]}&status=draft&limit=1000")["teachers"]
+        rng = random.Random(int(code) * 100 + i)  # synthetic data, not security
+        for t in drafts:  # 岗位聘任 and 专业技术职务聘任 (the posts the home page's chart counts)
+            gwpr, zyjs = synthetic.posts(rng)
+            api.put(f"/teachers/{t['id']}/groups/GWPR", gwpr)
+            api.put(f"/teachers/{t['id']}/groups/ZYJSZWPR", zyjs)
+        if school[0] == first and len(drafts) > 4:
+            kept, drafts = drafts[-4:], drafts[:-4]  # left in the queues below
+        for t in drafts:
             api.post(f"/teachers/{t['id']}/submit")
         api.post("/reviews/bulk-approve", {})
         total += result["created"]
     county.post("/reviews/bulk-approve", {"reason": "区县审核通过"})
-    effective = len(admin.get("/teachers?status=effective&limit=1000")["teachers"])
-    print(
-        f"   province {code}: {total} teachers imported at {len(schools)} schools, {effective} effective after "
-        f"school and county review"
+    if kept:
+        clerk = Api.of(url, f"info{first}")
+        reviewer = Api.of(url, f"review{first}")
+        for t in kept[1:]:
+            clerk.post(f"/teachers/{t['id']}/submit")  # kept[0] stays a draft
+        for t in kept[2:]:
+            reviewer.post(f"/teachers/{t['id']}/review", {"decision": "approve"})  # kept[1] waits for the school
+        county.post(f"/teachers/{kept[3]['id']}/review", {"decision": "reject", "reason": "请核对参加工作年月"})
+        # kept[2] waits for the county; kept[3] is back at the school with the county's reason
+        # the newest two effective files (step 8 moves the first one to Beijing)
+        effective = admin.get(f"/teachers?unit_id={ids[first]}&status=effective&limit=1000")["teachers"][-2:]
+        target = clerk.get(f"/teachers/{effective[0]['id']}")
+        clerk.post(
+            f"/teachers/{target['id']}/change-requests",
+            {
+                "changes": [{"group": "JBXX", "field": "XM", "new": target["data"]["JBXX"]["XM"] + "华"}],
+                "reason": "本人已更名",
+            },
+        )
+        school_admin = Api.of(url, f"sysadmin{first}")
+        basics = admin.get(f"/teachers/{effective[1]['id']}")["data"]["JBXX"]
+        teacher_account = school_admin.post(
+            f"/teachers/{effective[1]['id']}/account",
+            {
+                "name": basics["XM"],
+                "gender": basics["XBM"],
+                "birth_date": basics["CSRQ"],
+                "id_number": basics["SFZJH"],
+                "initial_password": PASSWORD,
+            },
+        )
+        Api.of(url, teacher_account["username"])  # the teacher changes the initial password
+        logins.append((f"教师本人（{effective[1]['name']}）", teacher_account["username"]))
+    admin.post(
+        "/notices",
+        {
+            "title": f"关于做好{time.localtime().tm_year}年度教师信息更新工作的通知",
+            "body": "各学校请于本月底前完成本校教师年度考核、培训信息的录入，并提交区县审核。",
+        },
     )
-    return effective
+    effective_n = len(admin.get("/teachers?status=effective&limit=1000")["teachers"])
+    print(
+        f"   province {code}: {total} teachers imported at {len(schools)} schools, {effective_n} effective after "
+        f"school and county review; at {first}: 1 draft, 1 waiting for the school, 1 for the county, 1 returned,"
+        f" 1 change request"
+    )
+    return logins
 
 
 def cross_province_transfer(urls: dict[str, str], nodes: dict[str, dict[str, str]]) -> str:
@@ -331,8 +401,7 @@ def main() -> int:
             print(f"   {code}: " + run(["province", "sync", "enrol", "--token", token], nodes[code]))
 
         step("5. units, accounts and synthetic teachers through each province's API, reviewed to effective")
-        for code in TREES:
-            seed_province(code, urls[code], args.teachers)
+        logins = {code: seed_province(code, urls[code], args.teachers) for code in TREES}
 
         step("6. a sync round per province: outbox → signed batches → national intake → receipts → inbox")
         for code in TREES:
@@ -355,7 +424,11 @@ def main() -> int:
         step("10. the federation is up")
         for name, url in urls.items():
             print(f"   {name:<9} {url}  (health: {url}/health, OpenAPI: {url}/api/openapi.json)")
-        print(f"   province logins: admin11 / admin44 with password {NEW_PASSWORD}")
+        print(f"\n   Open a province's login page and sign in as any of these (password {NEW_PASSWORD} for all):")
+        for code, people in logins.items():
+            print(f"\n   {TREES[code]['name']}（{code}）  {urls[code]}/login")
+            for who, username in people:
+                print(f"     {username:<22} {who}")
         if args.once:
             print("\nall steps succeeded; stopping the nodes (--once)")
             return 0
