@@ -12,6 +12,7 @@ from provincial_node.accounts import accounts, units
 from provincial_node.accounts.access import unit_in_scope
 from provincial_node.accounts.models import Unit
 from provincial_node.context import Role, UnitLevel, current_context
+from provincial_node.rules import Operation, authorize, may
 
 bp = Blueprint("accounts_pages", __name__, template_folder="templates")
 MAX_UNIT_CSV = 5 * 1024 * 1024
@@ -31,6 +32,7 @@ def _tree(rows: list[Unit]) -> list[dict[str, Any]]:
 def unit_tree() -> str:
     """单位: the tree of the user's subtree, with a search (name or code)."""
     ctx = current_context()
+    authorize(ctx, Operation.UNITS_READ)
     q = (request.args.get("q") or "").strip()
     rows = units.in_scope(ctx)
     hits = [u for u in rows if q and (q in u.name or u.code.startswith(q))][:200]
@@ -41,7 +43,7 @@ def unit_tree() -> str:
         hits=hits,
         q=q,
         count=len(rows),
-        can_import=ctx.user.role == Role.SYSADMIN and ctx.user.unit_level == UnitLevel.PROVINCE,
+        can_import=may(ctx.user, Operation.UNITS_IMPORT),
     )
 
 
@@ -49,6 +51,7 @@ def unit_tree() -> str:
 def unit_detail(unit_id: int) -> str:
     """单位详情: codes, 办学类型, supervisor, the review chain of a school."""
     ctx = current_context()
+    authorize(ctx, Operation.UNITS_READ)
     unit = unit_in_scope(ctx, unit_id)
     supervisor = ctx.session.get(Unit, unit.supervisor_id) if unit.supervisor_id else None
     parent = ctx.session.get(Unit, unit.parent_id) if unit.parent_id else None
@@ -66,8 +69,7 @@ def unit_import() -> Any:
     """单位导入 (province system administrators): a CSV of the tree; every bad row reported, nothing written
     unless every row is valid."""
     ctx = current_context()
-    ctx.user.require(Role.SYSADMIN)
-    ctx.user.require_level(UnitLevel.PROVINCE)
+    authorize(ctx, Operation.UNITS_IMPORT)
     result, row_errors, error = None, [], None
     if request.method == "POST":
         upload = request.files.get("file")
@@ -96,6 +98,7 @@ def unit_import() -> Any:
 def account_list() -> str:
     """账号管理: the accounts this system administrator manages (own unit; administrators of units directly below)."""
     ctx = current_context()
+    authorize(ctx, Operation.ACCOUNTS_READ)
     rows = accounts.in_scope(ctx)
     unit_by_id = {u.id: u for u in units.in_scope(ctx)}
     me = ctx.user
@@ -121,7 +124,7 @@ def account_list() -> str:
 @bp.route("/accounts/new", methods=["GET", "POST"])
 def account_new() -> Any:
     ctx = current_context()
-    ctx.user.require(Role.SYSADMIN)
+    authorize(ctx, Operation.ACCOUNT_CREATE)
     me = ctx.user
     choices = [u for u in units.in_scope(ctx) if u.id == me.unit_id or u.parent_id == me.unit_id]
     errors: dict[str, str] = {}
@@ -158,6 +161,7 @@ def account_new() -> Any:
 def account_action(account_id: int) -> Any:
     """解锁 / 重置密码 / 停用 / 恢复, with the reason (audited)."""
     ctx = current_context()
+    authorize(ctx, Operation.ACCOUNT_MANAGE)
     action = request.form.get("action") or ""
     try:
         accounts.set_account_state(

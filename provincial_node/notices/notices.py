@@ -6,15 +6,15 @@ from sqlalchemy import select
 
 from common.errors import FieldError, NotFoundError, ValidationError
 from provincial_node.audit_trail import trail
-from provincial_node.context import ProvinceContext, Role, UnitLevel
+from provincial_node.context import ProvinceContext
 from provincial_node.notices.models import Notice
+from provincial_node.rules import Operation, authorize
 
 MAX_TITLE, MAX_BODY = 100, 5000
 
 
 def _require_publisher(ctx: ProvinceContext) -> None:
-    ctx.user.require(Role.SYSADMIN, Role.INFOADMIN)
-    ctx.user.require_level(UnitLevel.PROVINCE)
+    authorize(ctx, Operation.NOTICES_MANAGE)
 
 
 def current(ctx: ProvinceContext, limit: int = 10) -> list[Notice]:

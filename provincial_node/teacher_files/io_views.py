@@ -12,7 +12,9 @@ from flask import Blueprint, Response, abort, flash, redirect, render_template, 
 
 from common.errors import ConflictError, NotFoundError, PermissionDeniedError, TmisError, ValidationError
 from provincial_node.accounts import units
-from provincial_node.context import SCHOOL_LEVELS, Role, current_context, runtime
+from provincial_node.accounts.models import Unit
+from provincial_node.context import SCHOOL_LEVELS, current_context, runtime
+from provincial_node.rules import Operation, authorize, may
 from provincial_node.teacher_files import custom_fields, importexport
 from provincial_node.teacher_files.import_report import error_workbook
 
@@ -28,6 +30,10 @@ def _reports_dir() -> Path:
     return path
 
 
+def _missing() -> Any:
+    raise NotFoundError("unit not found", message_zh="单位不存在")
+
+
 def _download(data: bytes, fmt: str, name: str) -> Response:
     return Response(
         data, mimetype=MIME[fmt], headers={"Content-Disposition": f"attachment; filename*=UTF-8''{name}.{fmt}"}
@@ -37,13 +43,15 @@ def _download(data: bytes, fmt: str, name: str) -> Response:
 @bp.get("/imports-exports")
 def import_export() -> str:
     ctx = current_context()
+    if not may(ctx.user, Operation.FILES_EXPORT):
+        authorize(ctx, Operation.FILES_IMPORT)  # 403 for a role that may do neither
     scope = units.in_scope(ctx)
     return render_template(
         "teacher_files/import_export.html",
         groups=ctx.catalogue.ordered_groups,
         schools=[u for u in scope if u.level in SCHOOL_LEVELS][:2000],
         export_units=scope[:2000],
-        can_import=ctx.user.role in (Role.INFOADMIN, Role.SYSADMIN),
+        can_import=may(ctx.user, Operation.FILES_IMPORT),
         result=None,
         errors={},
     )
@@ -65,6 +73,7 @@ def upload() -> Any:
     """导入: one group's xlsx/csv for a school; good rows are kept, every bad row is reported on screen and in a
     spreadsheet with the bad cells marked."""
     ctx = current_context()
+    authorize(ctx, Operation.FILES_IMPORT)
     errors: dict[str, str] = {}
     upload = request.files.get("file")
     group = (request.form.get("group") or "").upper()
@@ -82,6 +91,7 @@ def upload() -> Any:
     result = None
     report = None
     if not errors:
+        authorize(ctx, Operation.FILES_IMPORT, ctx.session.get(Unit, int(school_raw)) or _missing())
         try:
             result = importexport.import_file(ctx, int(school_raw), group, data, fmt)
         except ValidationError as e:
@@ -134,6 +144,7 @@ def export() -> Any:
     groups = request.form.getlist("groups") or None
     if fmt not in MIME or not unit_raw.isdigit():
         abort(400)
+    authorize(ctx, Operation.FILES_EXPORT, ctx.session.get(Unit, int(unit_raw)) or _missing())
     try:
         data = importexport.export_unit(ctx, int(unit_raw), reason, fmt, groups)
     except ValidationError as e:
@@ -146,7 +157,7 @@ def export() -> Any:
 def custom_field_list() -> Any:
     """地方拓展指标: define one (a code table or its own codes), retire one."""
     ctx = current_context()
-    ctx.user.require(Role.SYSADMIN, Role.INFOADMIN)
+    authorize(ctx, Operation.CUSTOM_FIELDS_MANAGE)
     errors: dict[str, str] = {}
     if request.method == "POST":
         spec: dict[str, Any] = {
@@ -190,6 +201,7 @@ def custom_field_list() -> Any:
 @bp.post("/custom-fields/<int:field_id>/retire")
 def retire(field_id: int) -> Any:
     ctx = current_context()
+    authorize(ctx, Operation.CUSTOM_FIELDS_MANAGE)
     try:
         custom_fields.retire(ctx, field_id, (request.form.get("reason") or "").strip() or "停用")
     except TmisError as e:

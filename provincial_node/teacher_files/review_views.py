@@ -8,9 +8,11 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 
 from common.errors import ConflictError, NotFoundError, PermissionDeniedError, ValidationError
 from provincial_node.accounts.models import Account, Unit
-from provincial_node.context import current_context
+from provincial_node.context import Role, current_context
+from provincial_node.rules import Operation, authorize
 from provincial_node.teacher_files import change_requests as crs
 from provincial_node.teacher_files import files, review
+from provincial_node.teacher_files.access import file_for
 from provincial_node.teacher_files.history import diff
 from provincial_node.teacher_files.models import ChangeRequest, Teacher
 from provincial_node.teacher_files.status import ChangeRequestStatus, Decision
@@ -23,6 +25,7 @@ PAGE_SIZE = 50
 def review_queue() -> str:
     """审核: the files waiting for my unit's review, oldest first."""
     ctx = current_context()
+    authorize(ctx, Operation.FILE_REVIEW)
     after = request.args.get("after", "")
     after_id = int(after) if after.isdigit() and len(after) < 12 else 0
     rows = review.review_queue(ctx, after_id=after_id, limit=PAGE_SIZE + 1)
@@ -47,8 +50,15 @@ def _unit_names(ctx: Any, ids: set[int]) -> dict[int, str]:
 
 @bp.get("/review/<int:teacher_id>")
 def review_file(teacher_id: int) -> str:
-    """One file to review: the working copy with what changed against the effective version, and the decision."""
+    """One file to review: the working copy with what changed against the effective version, and the decision.
+    Opened by the unit the file waits for (a file not under review has nothing to decide: its file page)."""
     ctx = current_context()
+    teacher = ctx.session.get(Teacher, teacher_id)
+    if teacher is None:
+        abort(404)
+    school = ctx.session.get(Unit, teacher.unit_id)
+    _level, waiting_unit, _chain = review.reviewing_unit(ctx, teacher)
+    authorize(ctx, Operation.FILE_REVIEW, waiting_unit or school, hidden=not ctx.user.contains(school))
     teacher = files.get_teacher(ctx, teacher_id)
     return render_template(
         "teacher_files/review_file.html",
@@ -74,6 +84,7 @@ def _field_label(ctx: Any) -> Any:
 @bp.post("/review/<int:teacher_id>")
 def decide(teacher_id: int) -> Any:
     ctx = current_context()
+    authorize(ctx, Operation.FILE_REVIEW)
     decision = request.form.get("decision", "")
     reason = (request.form.get("reason") or "").strip() or None
     try:
@@ -92,6 +103,7 @@ def decide(teacher_id: int) -> Any:
 def bulk_confirm() -> str:
     """批量审核, step 1: the selected files that wait for me, listed for confirmation (works without JavaScript)."""
     ctx = current_context()
+    authorize(ctx, Operation.FILE_REVIEW)
     ids = [int(x) for x in request.form.getlist("teacher_id") if x.isdigit() and len(x) < 12]
     chosen = [t for t in (ctx.session.get(Teacher, i) for i in ids) if t is not None]
     waiting = [t for t in chosen if _visible(ctx, t) and review.waits_for_actor(ctx, t)]
@@ -115,6 +127,7 @@ def _visible(ctx: Any, teacher: Teacher) -> bool:
 def bulk_approve() -> Any:
     """批量审核, step 2: approve the confirmed files, each as a single approval would (history, audit)."""
     ctx = current_context()
+    authorize(ctx, Operation.FILE_REVIEW)
     approved, skipped = 0, 0
     reason = (request.form.get("reason") or "").strip() or "批量审核通过"
     for raw in request.form.getlist("teacher_id"):
@@ -136,6 +149,9 @@ def bulk_approve() -> Any:
 def change_requests() -> str:
     """变更申请: those waiting for my decision (bureaus) and those of my unit (schools)."""
     ctx = current_context()
+    if ctx.user.role == Role.TEACHER:
+        abort(403)  # the list is the staff's; a teacher sees what is pending on 我的档案
+    authorize(ctx, Operation.CHANGE_REQUESTS_READ)
     status = request.args.get("status") or ChangeRequestStatus.PENDING
     rows = crs.list_requests(ctx, status)
     waiting = {cr.id for cr in crs.waiting_for(ctx)}
@@ -154,6 +170,7 @@ def change_requests() -> str:
 def new_change(teacher_id: int) -> Any:
     """变更申请, new: the effective values of one group beside the inputs for the new ones, with the reason."""
     ctx = current_context()
+    file_for(ctx, Operation.CHANGE_REQUEST_CREATE, teacher_id)
     teacher = files.get_teacher(ctx, teacher_id)
     catalogue = ctx.catalogue
     group_code = (request.values.get("group") or "JBXX").upper()
@@ -216,7 +233,10 @@ def change_detail(request_id: int) -> str:
     cr = ctx.session.get(ChangeRequest, request_id)
     if cr is None:
         abort(404)
-    teacher = files.get_teacher(ctx, cr.teacher_id)  # not in scope → 404
+    if ctx.user.role == Role.TEACHER:
+        abort(403)
+    file_for(ctx, Operation.CHANGE_REQUESTS_READ, cr.teacher_id)  # not in scope → 404
+    teacher = files.get_teacher(ctx, cr.teacher_id)
     field_label = _field_label(ctx)
     lines = []
     for c in cr.changes:
@@ -243,6 +263,7 @@ def change_detail(request_id: int) -> str:
 @bp.post("/changes/<int:request_id>/decision")
 def change_decide(request_id: int) -> Any:
     ctx = current_context()
+    authorize(ctx, Operation.CHANGE_REQUEST_DECIDE)
     decision = request.form.get("decision", "")
     reason = (request.form.get("reason") or "").strip()
     try:

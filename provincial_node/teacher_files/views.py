@@ -13,7 +13,9 @@ from common.errors import ConflictError, PermissionDeniedError, ValidationError
 from provincial_node.accounts import units
 from provincial_node.accounts.models import Account, Unit
 from provincial_node.context import SCHOOL_LEVELS, Role, current_context
+from provincial_node.rules import Operation, authorize, may
 from provincial_node.teacher_files import files, forms
+from provincial_node.teacher_files.access import file_for
 from provincial_node.teacher_files.files import TeacherFilter
 from provincial_node.teacher_files.history import filled
 from provincial_node.teacher_files.models import Teacher
@@ -33,6 +35,9 @@ def _int(name: str) -> int | None:
 def teacher_list() -> str:
     """教师信息: filters, keyset pages of 50, the count, and the bulk actions of the user's role."""
     ctx = current_context()
+    if ctx.user.role == Role.TEACHER:
+        abort(403)  # a teacher's own file is 我的档案; the list is the staff's
+    authorize(ctx, Operation.FILES_LIST)
     args = request.args
     f = TeacherFilter(
         unit_id=_int("unit_id"),
@@ -60,8 +65,8 @@ def teacher_list() -> str:
         statuses=FileStatus.choices(),
         school_types=ctx.base_catalogue.table("BXLX").codes.values(),
         person_statuses=ctx.base_catalogue.table("RYZT").codes.values(),
-        can_submit=ctx.user.role in (Role.INFOADMIN, Role.SYSADMIN) and ctx.user.unit_level in SCHOOL_LEVELS,
-        can_approve=ctx.user.role in (Role.INFOADMIN, Role.SYSADMIN),
+        can_submit=may(ctx.user, Operation.FILE_SUBMIT),
+        can_approve=may(ctx.user, Operation.FILE_REVIEW),
     )
 
 
@@ -69,6 +74,7 @@ def teacher_list() -> str:
 def bulk_submit() -> Any:
     """报送所选: each selected file is checked and submitted; the page says which were not, and why."""
     ctx = current_context()
+    authorize(ctx, Operation.FILE_SUBMIT)
     done, failed = 0, []
     for raw in request.form.getlist("teacher_id"):
         if not raw.isdigit():
@@ -90,6 +96,7 @@ def bulk_submit() -> Any:
 def register() -> Any:
     """新教师入职: the identity fields make the file (and its teacher number); the rest is filled next."""
     ctx = current_context()
+    authorize(ctx, Operation.FILE_REGISTER)
     schools = [u for u in units.in_scope(ctx) if u.level in SCHOOL_LEVELS]
     errors: dict[str, str] = {}
     values = {k: (request.form.get(k) or "").strip() for k in (*IDENTITY, "school_id")}
@@ -160,7 +167,9 @@ def _file_page(teacher: Teacher, mine: bool = False) -> str:
 @bp.get("/teachers/<int:teacher_id>")
 def file(teacher_id: int) -> str:
     """档案: the file by record group (the working copy; changes awaiting review are marked)."""
-    return _file_page(files.get_teacher(current_context(), teacher_id))
+    ctx = current_context()
+    file_for(ctx, Operation.FILE_READ, teacher_id)
+    return _file_page(files.get_teacher(ctx, teacher_id))
 
 
 @bp.get("/me/file")
@@ -176,6 +185,7 @@ def my_file() -> Any:
 def edit_group(teacher_id: int, group: str) -> Any:
     """填报: one record group's form, generated from the catalogue (multi-record groups: add and remove rows)."""
     ctx = current_context()
+    file_for(ctx, Operation.FILE_EDIT, teacher_id)
     teacher = files.get_teacher(ctx, teacher_id)
     catalogue = ctx.catalogue
     code = group.upper()
@@ -219,6 +229,7 @@ def _conflict_text(e: ConflictError) -> str:
 def submit(teacher_id: int) -> Any:
     """报送: the completeness check; what is missing is listed by group and field."""
     ctx = current_context()
+    file_for(ctx, Operation.FILE_SUBMIT, teacher_id)
     try:
         files.submit(ctx, teacher_id)
     except ValidationError as e:
@@ -234,6 +245,7 @@ def submit(teacher_id: int) -> Any:
 def history(teacher_id: int) -> str:
     """变更记录: who, when, what (old → new, by field label), why."""
     ctx = current_context()
+    file_for(ctx, Operation.FILE_HISTORY, teacher_id)
     teacher = files.get_teacher(ctx, teacher_id)
     rows = files.history(ctx, teacher_id)
     catalogue = ctx.catalogue

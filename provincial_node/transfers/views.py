@@ -10,8 +10,10 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from common.errors import ConflictError, NotFoundError, PermissionDeniedError, ValidationError
 from provincial_node.accounts import units
 from provincial_node.accounts.models import Unit
-from provincial_node.context import SCHOOL_LEVELS, current_context
+from provincial_node.context import SCHOOL_LEVELS, Role, current_context
+from provincial_node.rules import Operation, authorize, may
 from provincial_node.teacher_files import files
+from provincial_node.teacher_files.access import file_for
 from provincial_node.transfers import local
 from provincial_node.transfers.models import Transfer
 from provincial_node.transfers.steps import (
@@ -37,6 +39,9 @@ def _names(ctx: Any, rows: list[Transfer]) -> dict[int, str]:
 def transfer_list() -> str:
     """调动与交流轮岗: what waits for my unit, and every request touching my subtree."""
     ctx = current_context()
+    if ctx.user.role == Role.TEACHER:
+        abort(403)  # a teacher sees their own requests from 我的档案
+    authorize(ctx, Operation.TRANSFERS_READ)
     status = request.args.get("status") or None
     pending = local.pending(ctx)
     rows = local.in_scope(ctx, status)
@@ -48,12 +53,14 @@ def transfer_list() -> str:
         status=status,
         statuses=TransferStatus.choices(),
         school=ctx.user.unit_level in SCHOOL_LEVELS,
+        can_start=may(ctx.user, Operation.TRANSFER_START),
     )
 
 
 @bp.get("/teachers/<int:teacher_id>/transfers")
 def for_teacher(teacher_id: int) -> str:
     ctx = current_context()
+    file_for(ctx, Operation.TRANSFERS_READ, teacher_id)
     teacher = files.get_teacher(ctx, teacher_id)
     rows = local.for_teacher(ctx, teacher_id)
     return render_template("transfers/for_teacher.html", t=teacher, rows=rows, names=_names(ctx, rows))
@@ -68,6 +75,7 @@ def start_transfer() -> Any:
     """调入申请 (the receiving school): the teacher is named by teacher number and identity document; a teacher of
     another province is requested through the national node."""
     ctx = current_context()
+    authorize(ctx, Operation.TRANSFER_START)
     form = request.form
     errors: dict[str, str] = {}
     schools = [u for u in units.in_scope(ctx) if u.level in SCHOOL_LEVELS]
@@ -115,8 +123,9 @@ def start_rotation() -> Any:
     ctx = current_context()
     form = request.values
     teacher_raw = form.get("teacher_id") or ""
-    if not teacher_raw.isdigit():
+    if not teacher_raw.isdigit() or len(teacher_raw) > 12:
         abort(404)
+    file_for(ctx, Operation.ROTATION_START, int(teacher_raw))
     teacher = files.get_teacher(ctx, int(teacher_raw))
     errors: dict[str, str] = {}
     if request.method == "POST":
@@ -160,6 +169,7 @@ def start_rotation() -> Any:
 def detail(transfer_id: int) -> str:
     """One request: who decides next (in this province or the other one), the trail of every step."""
     ctx = current_context()
+    authorize(ctx, Operation.TRANSFERS_READ)
     t = local.get_transfer(ctx, transfer_id)
     waits_for_me = any(p.id == t.id for p in local.pending(ctx))
     steps = STEPS[t.kind]
@@ -189,6 +199,7 @@ def detail(transfer_id: int) -> str:
 @bp.post("/transfers/<int:transfer_id>/decision")
 def decide(transfer_id: int) -> Any:
     ctx = current_context()
+    authorize(ctx, Operation.TRANSFER_DECIDE)
     decision = request.form.get("decision") or ""
     try:
         local.decide(ctx, transfer_id, decision, (request.form.get("reason") or "").strip() or None)
@@ -204,6 +215,7 @@ def decide(transfer_id: int) -> Any:
 @bp.post("/transfers/<int:transfer_id>/withdraw")
 def withdraw(transfer_id: int) -> Any:
     ctx = current_context()
+    authorize(ctx, Operation.TRANSFER_WITHDRAW)
     try:
         local.withdraw(ctx, transfer_id, (request.form.get("reason") or "").strip())
     except ValidationError as e:
@@ -218,6 +230,7 @@ def withdraw(transfer_id: int) -> Any:
 @bp.post("/transfers/<int:transfer_id>/end-rotation")
 def end_rotation(transfer_id: int) -> Any:
     ctx = current_context()
+    authorize(ctx, Operation.ROTATION_END)
     try:
         local.end_rotation(ctx, transfer_id)
     except (ConflictError, PermissionDeniedError) as e:

@@ -9,8 +9,9 @@ from typing import Any
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 
 from common.errors import SyncError, TmisError
-from provincial_node.context import Role, UnitLevel, current_context, runtime
+from provincial_node.context import current_context, runtime
 from provincial_node.jobs import make_sync_client
+from provincial_node.rules import Operation, authorize
 from provincial_node.sync import status as sync_status
 from provincial_node.sync.models import RoundStatus, RoundTrigger
 from provincial_node.sync.trust import trust_chain
@@ -24,9 +25,7 @@ REFUSAL_REASONS = {
 
 
 def _operator() -> None:
-    actor = current_context().user
-    actor.require(Role.SYSADMIN, Role.INFOADMIN)
-    actor.require_level(UnitLevel.PROVINCE)
+    authorize(current_context(), Operation.SYNC_OPERATE)
 
 
 @bp.get("/sync")

@@ -24,8 +24,9 @@ from markdown_it import MarkdownIt
 from common.errors import AuthError, ValidationError
 from common.http import keep_writes_on_error
 from provincial_node.accounts import accounts, sessions
-from provincial_node.context import Role, UnitLevel, current_context, runtime
+from provincial_node.context import Role, current_context, runtime
 from provincial_node.notices import notices
+from provincial_node.rules import Operation, may
 from provincial_node.sync import status as sync_status
 from provincial_node.teacher_files import change_requests, files, overview, review
 from provincial_node.teacher_files.status import FileStatus
@@ -119,28 +120,31 @@ def home() -> str:
     if actor.role == Role.TEACHER:
         mine = files.list_teachers(ctx)
         return render_template("home_teacher.html", file=mine[0] if mine else None, notices=notices.current(ctx))
-    if actor.role in (Role.INFOADMIN, Role.SYSADMIN):
+    if may(actor, Operation.FILE_REVIEW):
         n = review.review_queue_count(ctx)
         if n:
             todo.append({"label": "待我审核的教师档案", "count": n, "url": url_for("review_pages.review_queue")})
+    if may(actor, Operation.CHANGE_REQUEST_DECIDE):
         n = len(change_requests.waiting_for(ctx))
         if n:
             url = url_for("review_pages.change_requests")
             todo.append({"label": "待我审批的变更申请", "count": n, "url": url})
+    if may(actor, Operation.TRANSFER_DECIDE):
         n = len(local.pending(ctx))
         if n:
             todo.append(
                 {"label": "待我办理的调动、交流轮岗", "count": n, "url": url_for("transfers_pages.transfer_list")}
             )
+    if may(actor, Operation.FILE_EDIT):
         n = files.count_teachers(ctx, status=FileStatus.REJECTED, own_unit=True)
         if n:
             url = url_for("teacher_files_pages.teacher_list", status=FileStatus.REJECTED)
             todo.append({"label": "被退回待修改的档案", "count": n, "url": url})
-        if actor.unit_level == UnitLevel.PROVINCE:
-            n = sync_status.status(ctx.session)["parked_records"]
-            if n:
-                todo.append({"label": "国家节点拒收、待处理的记录", "count": n, "url": url_for("ops.sync")})
-    charts = overview.composition(ctx) if actor.role != Role.TRAINING else None
+    if may(actor, Operation.SYNC_OPERATE):
+        n = sync_status.status(ctx.session)["parked_records"]
+        if n:
+            todo.append({"label": "国家节点拒收、待处理的记录", "count": n, "url": url_for("ops.sync")})
+    charts = overview.composition(ctx) if may(actor, Operation.FILES_LIST) else None
     return render_template("home.html", todo=todo, notices=notices.current(ctx), charts=charts)
 
 
