@@ -132,8 +132,8 @@ def rows_from_form(form: Mapping[str, Any], views: list[FieldView]) -> tuple[lis
     )
     rows, origin = [], []
     for i in indices:
-        if form.get(f"r.{i}.__keep", "1") != "1":
-            continue
+        if form.get(f"r.{i}.__keep", "1") != "1" or form.get(f"r.{i}.__remove") == "1":
+            continue  # 删除本条 ticked
         rec = record_from_form(form, views, f"r.{i}.")
         if rec:
             rows.append(rec)

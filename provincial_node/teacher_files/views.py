@@ -198,7 +198,8 @@ def edit_group(teacher_id: int, group: str) -> Any:
     if request.method == "POST":
         origin = None
         if g.multiple:
-            value, origin = forms.rows_from_form(request.form, views)
+            value, _inputs = forms.rows_from_form(request.form, views)
+            origin = list(range(len(value)))  # the page is drawn again from the kept rows, in order
         else:
             value = forms.record_from_form(request.form, views, "f.")
         try:

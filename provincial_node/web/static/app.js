@@ -86,12 +86,12 @@
           ev.preventDefault();
         }
       }
-      var remove = ev.target.closest("[data-remove-row]");
-      if (remove) {
-        var row = remove.closest(".record-row");
-        var keep = row && row.querySelector("input[name$='.__keep']");
-        if (keep) { keep.value = "0"; row.classList.add("hidden"); ev.preventDefault(); }
-      }
+    });
+    // 删除本条 is a checkbox (it works without JavaScript); here it only greys the row out.
+    document.addEventListener("change", function (ev) {
+      var remove = ev.target.closest && ev.target.closest("[data-remove-row]");
+      var row = remove && remove.closest(".record-row");
+      if (row) { row.classList.toggle("row-removed", remove.checked); }
     });
   }
 
