@@ -35,12 +35,14 @@
   }
 
   // Code pickers: <input list=…> already searches; a <select data-filter> gets a search box above it.
-  function filterableSelects() {
-    document.querySelectorAll("select[data-filter]").forEach(function (sel) {
+  function filterableSelects(root) {
+    root.querySelectorAll("select[data-filter]").forEach(function (sel) {
+      if (sel.previousElementSibling && sel.previousElementSibling.hasAttribute("data-filter-box")) { return; }
       var box = document.createElement("input");
       box.type = "search";
       box.className = "form-control form-control-sm mb-1";
       box.placeholder = "输入代码或名称筛选";
+      box.setAttribute("data-filter-box", "");
       box.setAttribute("aria-label", "筛选" + (sel.getAttribute("aria-label") || ""));
       sel.parentNode.insertBefore(box, sel);
       box.addEventListener("input", function () {
@@ -53,8 +55,8 @@
   }
 
   // Cascades: <select data-parent="FIELD"> shows only the options whose data-parents contain the parent's value.
-  function cascades() {
-    document.querySelectorAll("select[data-parent]").forEach(function (child) {
+  function cascades(root) {
+    root.querySelectorAll("select[data-parent]").forEach(function (child) {
       var form = child.form;
       var parent = form && form.querySelector("[name='" + child.getAttribute("data-parent") + "']");
       if (!parent) { return; }
@@ -83,6 +85,10 @@
           var n = list.querySelectorAll(".record-row").length;
           var html = tpl.innerHTML.split("__INDEX__").join(String(n));
           tpl.insertAdjacentHTML("beforebegin", html);
+          var added = tpl.previousElementSibling;
+          filterableSelects(added);
+          cascades(added);
+          if (window.htmx) { window.htmx.process(added); }
           ev.preventDefault();
         }
       }
@@ -92,6 +98,19 @@
       var remove = ev.target.closest && ev.target.closest("[data-remove-row]");
       var row = remove && remove.closest(".record-row");
       if (row) { row.classList.toggle("row-removed", remove.checked); }
+    });
+  }
+
+  // 行政区划 suggestions (htmx fragment): a click puts the code into its input.
+  function divisionPicks() {
+    document.addEventListener("click", function (ev) {
+      var pick = ev.target.closest && ev.target.closest("[data-pick-code]");
+      if (!pick) { return; }
+      var input = document.querySelector("[name='" + pick.getAttribute("data-pick-for") + "']");
+      if (input) { input.value = pick.getAttribute("data-pick-code"); input.focus(); }
+      var list = pick.closest("[data-division-list]");
+      if (list) { list.remove(); }
+      ev.preventDefault();
     });
   }
 
@@ -127,9 +146,10 @@
   ready(function () {
     drawCharts();
     confirmations();
-    filterableSelects();
-    cascades();
+    filterableSelects(document);
+    cascades(document);
     recordRows();
+    divisionPicks();
     selectAll();
     taskProgress();
   });
