@@ -44,6 +44,16 @@ def _apply(data: dict[str, Any], changes: list[dict[str, Any]]) -> dict[str, Any
     return out
 
 
+def _current(data: dict[str, Any], change: dict[str, Any]) -> Any:
+    content = data.get(change["group"])
+    index = change.get("index")
+    if isinstance(content, list):
+        row = content[index] if index is not None and 0 <= index < len(content) else {}
+    else:
+        row = content or {}
+    return row.get(change["field"]) if isinstance(row, dict) else None
+
+
 def _validate(ctx: ProvinceContext, teacher: Teacher, data: dict[str, Any]) -> dict[str, Any]:
     normalised, errors = validate_file(ctx, teacher, data)
     if errors:
@@ -81,7 +91,9 @@ def request_change(ctx: ProvinceContext, teacher_id: int, changes: list[dict[str
     if {"SFZJLXM", "SFZJH"} & {c["field"] for c in changes if c["group"] == "JBXX"}:
         raise ConflictError("the identity document of a file is changed by the identity-correction procedure")
     _validate(ctx, teacher, _apply(teacher.data, changes))
-    cr = ChangeRequest(teacher_id=teacher.id, requested_by=actor.account_id, reason=reason.strip(), changes=changes)
+    # each change keeps the effective value it replaces: the request reads the same after it is decided
+    stored = [{**c, "old": _current(teacher.data, c)} for c in changes]
+    cr = ChangeRequest(teacher_id=teacher.id, requested_by=actor.account_id, reason=reason.strip(), changes=stored)
     ctx.session.add(cr)
     ctx.session.flush()
     school = ctx.session.get(Unit, teacher.unit_id)

@@ -246,7 +246,10 @@ def change_detail(request_id: int) -> str:
             {
                 "label": field_label(c["group"], c["field"]),
                 "index": c.get("index"),
-                "old": row.get(c["field"]) if isinstance(row, dict) else None,
+                "group": c["group"],
+                "field": c["field"],
+                # the value replaced, as recorded with the request (older requests: the current one)
+                "old": c["old"] if "old" in c else (row.get(c["field"]) if isinstance(row, dict) else None),
                 "new": c.get("new"),
             }
         )

@@ -69,6 +69,21 @@ def code_label(table: str, code: Any) -> str:
     return found.label if found else str(code)
 
 
+def field_value(group: str, field: str, value: Any) -> str:
+    """A stored value as users read it: coded values as "code label" (several joined by 、), others as they are;
+    empty as 空."""
+    if value is None or value == "" or value == []:
+        return "空"
+    catalogue = current_context().catalogue
+    table = None
+    if group in catalogue.groups and catalogue.group(group).has_field(field):
+        table = catalogue.group(group).field(field).code_table
+    values = value if isinstance(value, list) else [value]
+    if not table:
+        return "、".join(str(v) for v in values)
+    return "、".join(f"{v} {code_label(table, v)}" if code_label(table, v) != str(v) else str(v) for v in values)
+
+
 def code_options(table: str) -> list[Any]:
     """The codes of a catalogue code table, in order (pickers)."""
     try:
@@ -84,7 +99,9 @@ def help_url(topic: str) -> str:
 
 def install_templating(app: Flask) -> None:
     app.jinja_env.filters["china_time"] = china_time
-    app.jinja_env.globals.update(label=label, code_label=code_label, code_options=code_options, help_url=help_url)
+    app.jinja_env.globals.update(
+        label=label, code_label=code_label, code_options=code_options, help_url=help_url, field_value=field_value
+    )
     app.jinja_env.trim_blocks = True
     app.jinja_env.lstrip_blocks = True
 

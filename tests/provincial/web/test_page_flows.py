@@ -146,6 +146,8 @@ def test_a_change_request_is_made_by_the_school_and_decided_by_the_county(site):
     with session_scope(runtime(site.app).session_factory) as db:
         assert db.get(ChangeRequest, rid).status == "approved"
         assert db.get(Teacher, tid).data["JBXX"]["XM"] == "李小明"
+    after = county.get(f"/changes/{rid}").text  # decided: still reads old → new
+    assert re.search(r'class="diff-old">教师503<.*class="diff-new">李小明<', after, re.S)
 
 
 def test_creating_an_account_with_a_weak_password_says_which_field(site):
