@@ -8,6 +8,7 @@ from typing import Any
 from flask import Flask, g, url_for
 
 from common.chinatime import china_time
+from common.divisions import lookup
 from common.errors import CatalogueError
 from provincial_node.context import Role, UnitLevel, current_context
 from provincial_node.sync.models import BatchStatus, MessageStatus, RoundStatus, RoundTrigger
@@ -84,6 +85,21 @@ def field_value(group: str, field: str, value: Any) -> str:
     return "、".join(f"{v} {code_label(table, v)}" if code_label(table, v) != str(v) else str(v) for v in values)
 
 
+def step_actor(username: str | None) -> str:
+    """Who did a step of a request, as the trail records it: an account here, another province's node, the
+    national node, or the system (expiry)."""
+    if not username or username == "system":
+        return "系统"
+    if username == "national node":
+        return "国家级节点"
+    if username.startswith("province "):
+        code = username.removeprefix("province ")
+        division = lookup(f"{code}0000") if code.isdigit() and len(code) == 2 else None
+        name = division.current_name if division and division.current_name else f"{code} 省"
+        return f"{name}（省级节点）"
+    return username
+
+
 def code_options(table: str) -> list[Any]:
     """The codes of a catalogue code table, in order (pickers)."""
     try:
@@ -100,7 +116,12 @@ def help_url(topic: str) -> str:
 def install_templating(app: Flask) -> None:
     app.jinja_env.filters["china_time"] = china_time
     app.jinja_env.globals.update(
-        label=label, code_label=code_label, code_options=code_options, help_url=help_url, field_value=field_value
+        label=label,
+        code_label=code_label,
+        code_options=code_options,
+        help_url=help_url,
+        field_value=field_value,
+        step_actor=step_actor,
     )
     app.jinja_env.trim_blocks = True
     app.jinja_env.lstrip_blocks = True

@@ -8,13 +8,14 @@
   }
 
   // Charts: <div class="chart" data-chart="bar" data-series='[{"label":…,"count":…}]'>; the table beside it
-  // holds the same numbers (shown when ECharts is missing or the user asks for it).
+  // holds the same numbers.
   function drawCharts() {
-    if (!window.echarts) { document.querySelectorAll(".chart-table").forEach(function (t) { t.classList.add("show-table"); }); return; }
+    if (!window.echarts) { return; }  // the table beside each chart holds the same numbers
     document.querySelectorAll(".chart[data-series]").forEach(function (el) {
       var rows = JSON.parse(el.getAttribute("data-series") || "[]");
       var chart = window.echarts.init(el, null, { renderer: "svg" });
       chart.setOption({
+        animation: false,
         grid: { left: 40, right: 10, top: 10, bottom: 60 },
         tooltip: {},
         xAxis: { type: "category", data: rows.map(function (r) { return r.label; }), axisLabel: { interval: 0, rotate: 30 } },
