@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from sqlalchemy import select
 
 from common.divisions import DivisionCodeError, all_divisions, derive, lookup
 from common.errors import ConflictError, PermissionDeniedError, ValidationError
@@ -14,7 +15,7 @@ from provincial_node.accounts import units
 from provincial_node.accounts.models import Account, Unit
 from provincial_node.context import SCHOOL_LEVELS, Role, current_context
 from provincial_node.rules import Operation, authorize, may
-from provincial_node.teacher_files import files, forms
+from provincial_node.teacher_files import files, forms, self_service
 from provincial_node.teacher_files.access import file_for
 from provincial_node.teacher_files.files import TeacherFilter
 from provincial_node.teacher_files.history import filled
@@ -293,3 +294,43 @@ def _division_path(code: str) -> str:
 
 
 BLUEPRINTS = (bp,)
+
+
+@bp.route("/teacher-accounts/new", methods=["GET", "POST"])
+def new_teacher_account() -> Any:
+    """开设教师账号 (the school's system administrator): the teacher is named by teacher number, and the name,
+    gender, birth date and ID number typed here must match the file (the administrator does not read files)."""
+    ctx = current_context()
+    authorize(ctx, Operation.TEACHER_ACCOUNT_CREATE)
+    form = request.form
+    errors: dict[str, str] = {}
+    if request.method == "POST":
+        number = (form.get("teacher_number") or "").strip().upper()
+        teacher = ctx.session.scalar(
+            select(Teacher).where(Teacher.teacher_number == number, Teacher.unit_id == ctx.user.unit_id)
+        )
+        if teacher is None:
+            errors["teacher_number"] = "本校没有该教师编号的档案"
+        else:
+            try:
+                acc = self_service.create_teacher_account(
+                    ctx,
+                    teacher.id,
+                    name=(form.get("name") or "").strip(),
+                    gender=form.get("gender") or "",
+                    birth_date=form.get("birth_date") or "",
+                    id_number=(form.get("id_number") or "").strip(),
+                    initial_password=form.get("initial_password") or "",
+                )
+            except ValidationError as e:
+                errors = {
+                    ("initial_password" if err.field == "password" else err.field): err.reason_zh for err in e.errors
+                }
+            except ConflictError as e:
+                errors = {"teacher_number": e.message_zh or "该教师已有自助账号"}
+            else:
+                flash(f"已开设教师自助账号，用户名为证件号 {acc.username}；首次登录须修改初始密码。", "success")
+                return redirect(url_for("accounts_pages.account_list"))
+    genders = ctx.base_catalogue.table("XB").codes.values()
+    page = render_template("teacher_files/teacher_account_new.html", form=form, errors=errors, genders=genders)
+    return page, (422 if errors else 200)

@@ -36,6 +36,9 @@ MENU: tuple[MenuItem, ...] = (
     MenuItem("调动与交流轮岗", "transfers_pages.transfer_list", (Operation.TRANSFERS_READ,), "业务管理"),
     MenuItem("单位", "accounts_pages.unit_tree", (Operation.UNITS_READ,), "系统管理"),
     MenuItem("账号管理", "accounts_pages.account_list", (Operation.ACCOUNTS_READ,), "系统管理"),
+    MenuItem(
+        "开设教师账号", "teacher_files_pages.new_teacher_account", (Operation.TEACHER_ACCOUNT_CREATE,), "系统管理"
+    ),
     MenuItem("地方拓展指标", "io_pages.custom_field_list", (Operation.CUSTOM_FIELDS_MANAGE,), "系统管理"),
     MenuItem("通知公告", "notices_pages.notice_admin", (Operation.NOTICES_MANAGE,), "系统管理"),
     MenuItem("数据同步", "ops.sync", (Operation.SYNC_OPERATE,), "系统管理"),

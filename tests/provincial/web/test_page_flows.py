@@ -223,3 +223,24 @@ def test_every_form_refuses_a_post_without_its_csrf_token(site, form):
     assert r.status_code == 400 and "页面已过期" in r.text
     with session_scope(runtime(site.app).session_factory) as db:  # and did nothing
         assert db.scalar(select(Teacher.status).where(Teacher.id == site.teachers["draft"])) == "draft"
+
+
+def test_the_school_admin_opens_a_teacher_account_matching_the_file(site):
+    admin = site.client("school_admin")
+    t = _teacher(site, site.teachers["submitted"])
+    form = {
+        "teacher_number": t.teacher_number,
+        "name": t.name,
+        "gender": "1" if basic("502")["XBM"] == "2" else "2",  # wrong: the ID number says otherwise
+        "birth_date": "1988-03-15",
+        "id_number": t.doc_number,
+        "initial_password": "Teacher-pass-2026",
+    }
+    page = "/teacher-accounts/new"
+    r = post(admin, page, form, token_from=page)
+    assert r.status_code == 422 and field_error(r.text, "gender")
+    r = post(admin, page, {**form, "teacher_number": "4400000009999"}, token_from=page)
+    assert r.status_code == 422 and "本校没有" in field_error(r.text, "teacher_number")
+    r = post(admin, page, {**form, "gender": basic("502")["XBM"]}, token_from=page)
+    assert r.status_code == 302
+    assert t.doc_number in admin.get("/accounts").text
