@@ -10,6 +10,10 @@ TMIS_SYNC_SCHEDULE_MINUTES      sync round period; 0 disables the scheduled roun
 TMIS_SYNC_BATCH_SIZE            records per batch                                            1000
 TMIS_SYNC_PUSH_WINDOW           batch requests in flight during a push (1–8)                 2
 TMIS_TRANSFER_EXPIRY_DAYS       days a transfer or rotation request stays open               60
+TMIS_IMPORT_MAX_BYTES           largest import file accepted (bytes)                         16 MiB
+TMIS_IMPORT_MAX_ROWS            most data rows in one import file                            50000
+TMIS_IMPORT_CHUNK_ROWS          rows an import task commits at a time                        200
+TMIS_TASK_WORKERS               background tasks run at once by ``serve`` (0: none)          2
 ==============================  ==========================================================  ================
 """
 
@@ -29,6 +33,10 @@ class ProvincialConfig(NodeConfig):
     sync_batch_size: int = 1000
     sync_push_window: int = 2
     transfer_expiry_days: int = 60
+    import_max_bytes: int = 16 * 1024 * 1024
+    import_max_rows: int = 50_000
+    import_chunk_rows: int = 200
+    task_workers: int = 2
 
 
 def config_from_env(env: Mapping[str, str], **overrides: object) -> ProvincialConfig:
@@ -41,5 +49,11 @@ def config_from_env(env: Mapping[str, str], **overrides: object) -> ProvincialCo
     values["sync_batch_size"] = r.int("TMIS_SYNC_BATCH_SIZE", 1000, minimum=1, maximum=10_000)
     values["sync_push_window"] = r.int("TMIS_SYNC_PUSH_WINDOW", 2, minimum=1, maximum=8)
     values["transfer_expiry_days"] = r.int("TMIS_TRANSFER_EXPIRY_DAYS", 60, minimum=1, maximum=366)
+    values["import_max_bytes"] = r.int(
+        "TMIS_IMPORT_MAX_BYTES", 16 * 1024 * 1024, minimum=1024, maximum=60 * 1024 * 1024
+    )
+    values["import_max_rows"] = r.int("TMIS_IMPORT_MAX_ROWS", 50_000, minimum=1, maximum=1_000_000)
+    values["import_chunk_rows"] = r.int("TMIS_IMPORT_CHUNK_ROWS", 200, minimum=1, maximum=10_000)
+    values["task_workers"] = r.int("TMIS_TASK_WORKERS", 2, minimum=0, maximum=16)
     values.update(overrides)
     return ProvincialConfig(**values)
