@@ -21,9 +21,12 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing import IntegerConverter
+from werkzeug.routing import ValidationError as RouteMismatch
 
 from common.catalogue import Catalogue
 from common.errors import ErrorCode, FieldError, StorageConflictError, StorageError, TmisError, error_body
+from common.schemas import MAX_ID
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +40,21 @@ _HTTP_CODES = {
     413: ErrorCode.PAYLOAD_TOO_LARGE,
     422: ErrorCode.VALIDATION_FAILED,
 }
+
+
+class IdConverter(IntegerConverter):
+    """``<int:…>`` in a URL: an id of an INTEGER column, 0..MAX_ID; a larger number (``2**70``) matches no route,
+    so it answers 404 like any id that does not exist, never a database error."""
+
+    def __init__(
+        self, map: Any, fixed_digits: int = 0, min: int | None = None, max: int | None = None, signed: bool = False
+    ) -> None:
+        super().__init__(map, fixed_digits, min, MAX_ID if max is None else max, signed)
+
+    def to_python(self, value: str) -> Any:
+        if len(value) > len(str(MAX_ID)):  # before int(): a 5000-digit number is refused by int() itself
+            raise RouteMismatch()
+        return super().to_python(value)
 
 
 def json_error(code: str, status: int, message: str, details: dict[str, Any] | None = None) -> Any:
@@ -145,6 +163,7 @@ def create_base_app(
     from common import migrations
 
     app = Flask(import_name)
+    app.url_map.converters["int"] = IdConverter
     app.config["TESTING"] = runtime.config.testing
     app.config["MAX_CONTENT_LENGTH"] = 64 * 1024 * 1024
     app.config["JSON_AS_ASCII"] = False

@@ -17,6 +17,23 @@ def test_catalogue_show_json():
     data = json.loads(run_tmis("catalogue", "show", "--json").stdout)
     assert len(data["groups"]) == 17
     assert data["code_tables"]["BXLX"]["codes"] >= 50
+    ndkh = next(g for g in data["groups"] if g["code"] == "NDKH")
+    assert ndkh["key"] == ["KHND"]
+    khnd = next(f for f in ndkh["fields"] if f["code"] == "KHND")
+    assert khnd == {**khnd, "label": "考核年度", "type": "year", "required": True, "core": True, "key": True}
+    assert {"code": "XM", "label": "姓名"} in data["groups"][0]["core_fields"]
+
+
+def test_catalogue_show_lists_fields_as_the_readme_says():
+    out = run_tmis("catalogue", "show").stdout
+    assert "166 fields" in out and "47 core" in out
+    assert "NDKH 年度考核 (multi-record, key KHND;" in out
+    assert any(line.split()[:2] == ["*★⚷", "KHND"] and "考核年度" in line for line in out.splitlines())
+    assert "BXLX" in out and "code tables" in out
+    one = run_tmis("catalogue", "show", "--group", "gnpx").stdout
+    assert "培训项目名称" in one and "JBXX" not in one
+    bad = run_tmis("catalogue", "show", "--group", "NOPE", check=False)
+    assert bad.returncode == 2 and "no record group" in bad.stderr
 
 
 def test_db_upgrade_current_and_check(tmp_path):

@@ -28,7 +28,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from common.errors import CatalogueError
+from common.errors import CatalogueError, NotFoundError
 
 FIELD_TYPES = frozenset(
     {
@@ -185,10 +185,13 @@ class Catalogue:
     _extra: Mapping[str, Any] = field(default_factory=dict)
 
     def group(self, code: str) -> RecordGroup:
+        """The record group ``code``; an unknown code is *not found* (404 in a URL), a caller's mistake, not a
+        defect of the catalogue."""
         try:
             return self.groups[code]
         except KeyError:
-            raise CatalogueError(f"unknown record group {code!r}", details={"group": code}) from None
+            shown = code if isinstance(code, str) and code.isascii() and code.isprintable() else repr(code)
+            raise NotFoundError(f"record group {shown[:40]} not found", details={"group": shown[:40]}) from None
 
     def table(self, table_id: str) -> CodeTable:
         try:

@@ -358,3 +358,60 @@ def test_a_row_for_another_school_is_refused(province):
         province.ctx("school1_info"), province.units["2144000001"].id, "NDKH", data, "csv"
     )
     assert result["failed"] == 1 and result["errors"][0]["column"] == "学校标识码(XXBSM)"
+
+
+# ------------------------------------------------------------------------------ input hygiene (issue 16)
+
+
+def test_the_same_id_number_twice_in_one_file_is_an_error_of_the_later_row(province):
+    rows = _jbxx_rows(province, ["531", "532"])
+    dup = list(rows[1])
+    dup[rows[0].index("姓名(XM)*")] = "另一个人"
+    rows.append(dup)  # row 4 repeats row 2's ID number
+    result = importexport.import_file(
+        province.ctx("school1_info"), province.units["2144000001"].id, "JBXX", _csv(rows), "csv"
+    )
+    assert (result["created"], result["failed"]) == (2, 1)
+    (err,) = result["errors"]
+    assert (err["row"], err["column"]) == (4, "身份证件号(SFZJH)*") and "第 2 行" in err["reason_zh"]
+    assert province.session.query(Teacher).filter(Teacher.name == "另一个人").count() == 0
+    assert province.session.query(Teacher).filter(Teacher.name == "教师531").one().draft["JBXX"]["XM"] == "教师531"
+
+
+def test_imports_are_bounded_in_bytes_and_rows(province):
+    import dataclasses
+
+    from common.errors import TmisError
+
+    rows = _jbxx_rows(province, ["541", "542", "543"])
+    small = dataclasses.replace(province.ctx("school1_info").settings, import_max_rows=2, import_max_bytes=4096)
+    clerk = dataclasses.replace(province.ctx("school1_info"), settings=small)
+    with pytest.raises(ValidationError) as exc:
+        importexport.import_file(clerk, province.units["2144000001"].id, "JBXX", _csv(rows), "csv")
+    assert "超过 2 行" in exc.value.errors[0].reason_zh
+    with pytest.raises(TmisError) as exc:
+        importexport.import_file(clerk, province.units["2144000001"].id, "JBXX", b"x" * 5000, "csv")
+    assert (exc.value.code, exc.value.http_status) == ("payload_too_large", 413)
+    bomb = io.BytesIO()  # an xlsx (zip) that would unpack far beyond the limit
+    import zipfile
+
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("xl/worksheets/sheet1.xml", "0" * 200_000)
+    with pytest.raises(TmisError) as exc:
+        importexport.import_file(clerk, province.units["2144000001"].id, "JBXX", bomb.getvalue(), "xlsx")
+    assert exc.value.code == "payload_too_large"
+    assert province.session.query(Teacher).count() == 0
+
+
+def test_an_export_survives_a_control_character_stored_before_the_rule(province):
+    """A control character in one effective name used to make every xlsx export above that school fail."""
+    t = _effective_teacher(province)
+    t.data = {**t.data, "JBXX": {**t.data["JBXX"], "XM": "李\x07明"}}  # as stored by an older version
+    province.session.flush()
+    data = importexport.export_unit(province.ctx("city_info"), province.units["440100"].id, "统计", groups=["JBXX"])
+    ws = load_workbook(io.BytesIO(data)).worksheets[0]
+    header = [c.value for c in ws[1]]
+    assert [r[header.index("姓名(XM)")] for r in ws.iter_rows(min_row=2, values_only=True)] == ["李\ufffd明"]
+    with pytest.raises(ValidationError) as exc:  # and no new one gets in
+        files.update_group(province.ctx("school1_info"), t.id, "LXFS", {"TXDZ": "广州\x1b市"})
+    assert exc.value.errors[0].field == "TXDZ" and "U+001B" in exc.value.errors[0].reason_zh
