@@ -16,16 +16,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from flask import Flask, current_app, g, jsonify
+from flask import Flask, current_app, g, jsonify, request
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import IntegerConverter
 from werkzeug.routing import ValidationError as RouteMismatch
 
 from common.catalogue import Catalogue
-from common.errors import ErrorCode, FieldError, StorageConflictError, StorageError, TmisError, error_body
+from common.db import begin_write, storage_error
+from common.errors import ErrorCode, FieldError, StorageBusyError, TmisError, error_body
 from common.schemas import MAX_ID
 
 logger = logging.getLogger(__name__)
@@ -63,28 +64,35 @@ def json_error(code: str, status: int, message: str, details: dict[str, Any] | N
     return response
 
 
+def tmis_error_response(e: TmisError) -> Any:
+    """The JSON answer of a tmis error; a busy database also says when to retry (``Retry-After``)."""
+    response = json_error(e.code, e.http_status, e.message, e.details)
+    if isinstance(e, StorageBusyError):
+        response.headers["Retry-After"] = str(e.retry_after)
+    return response
+
+
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(TmisError)
     def _tmis(e: TmisError) -> Any:
-        if e.http_status >= 500:
+        if e.http_status >= 500 and not isinstance(e, StorageBusyError):
             logger.error("request failed: %s", e, exc_info=e)
-        return json_error(e.code, e.http_status, e.message, e.details)
+        return tmis_error_response(e)
 
     @app.errorhandler(HTTPException)
     def _http(e: HTTPException) -> Any:
         status = e.code or 500
         return json_error(_HTTP_CODES.get(status, ErrorCode.INTERNAL), status, e.description or e.name)
 
-    @app.errorhandler(IntegrityError)
-    def _integrity(e: IntegrityError) -> Any:
-        err = StorageConflictError("the database refused the write (integrity constraint)")
-        return json_error(err.code, err.http_status, err.message)
-
     @app.errorhandler(SQLAlchemyError)
     def _storage(e: SQLAlchemyError) -> Any:
-        logger.error("database error", exc_info=e)
-        err = StorageError("the database is unavailable")
-        return json_error(err.code, err.http_status, err.message)
+        err = storage_error(e)
+        if isinstance(err, StorageBusyError):
+            logger.warning("database busy: %s", e.orig if hasattr(e, "orig") else e)
+        elif err.http_status >= 500:
+            logger.error("database error", exc_info=e)
+        err.details.pop("reason", None)  # the operator log has it; the client gets the code
+        return tmis_error_response(err)
 
     @app.errorhandler(Exception)
     def _unexpected(e: Exception) -> Any:
@@ -120,10 +128,13 @@ def init_db_session(app: Flask) -> None:
                     session.commit()
                 else:
                     session.rollback()
-            except SQLAlchemyError:
+            except SQLAlchemyError as e:  # the commit failed: nothing was written, say so (never a 500)
                 session.rollback()
                 session.close()
-                raise
+                err = storage_error(e)
+                logger.warning("commit failed: %s", e)
+                err.details.pop("reason", None)
+                return tmis_error_response(err)
             session.close()
         return response
 
@@ -141,10 +152,26 @@ def keep_writes_on_error() -> None:
     g.tmis_keep_writes = True
 
 
+def end_request_transaction() -> None:
+    """Commit what this request wrote so far and end its transaction (on SQLite: release the write lock), for a
+    view that goes on with long work in transactions of its own (a sync round run on demand); holding the
+    request's lock meanwhile would make that work wait for itself."""
+    session: Session | None = g.get("tmis_db")
+    if session is not None:
+        session.commit()
+
+
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
 def get_session() -> Session:
-    """The request's session (created on first use)."""
+    """The request's session (created on first use). A request that may write (any method but GET, HEAD and
+    OPTIONS) declares it when its transaction begins (:func:`common.db.begin_write`: on SQLite it waits for the
+    write lock up front, and a busy database answers 503 ``storage_busy`` with ``Retry-After``)."""
     if "tmis_db" not in g:
-        g.tmis_db = runtime_of(current_app).session_factory()
+        session = g.tmis_db = runtime_of(current_app).session_factory()
+        if request.method not in READ_METHODS:
+            begin_write(session)
     return g.tmis_db
 
 
