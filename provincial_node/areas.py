@@ -20,8 +20,11 @@ from provincial_node.audit_trail import models as audit_trail_models  # noqa: F4
 from provincial_node.jobs import Job
 from provincial_node.sync import models as sync_models  # noqa: F401 - registers the tables
 from provincial_node.sync.inbox_handlers import InboxDispatch
+from provincial_node.tasks import api as tasks_api
+from provincial_node.tasks import models as tasks_models  # noqa: F401 - registers the tables
+from provincial_node.tasks.service import TaskHandler, TaskHandlers
 from provincial_node.teacher_files import api as teacher_files_api
-from provincial_node.teacher_files import identity_notices
+from provincial_node.teacher_files import identity_notices, importexport
 from provincial_node.teacher_files import models as teacher_files_models  # noqa: F401 - registers the tables
 from provincial_node.transfers import api as transfers_api
 from provincial_node.transfers import inbound, local
@@ -34,15 +37,18 @@ class Area:
     blueprints: tuple[Blueprint, ...] = ()
     inbox: InboxDispatch = field(default_factory=InboxDispatch)
     jobs: tuple[Job, ...] = ()
+    tasks: tuple[TaskHandler, ...] = ()  # kinds of background work (后台任务) the area runs
 
 
 AREAS: tuple[Area, ...] = (
     Area("accounts", blueprints=accounts_api.BLUEPRINTS),
     Area("audit_trail", blueprints=audit_trail_api.BLUEPRINTS),
+    Area("tasks", blueprints=tasks_api.BLUEPRINTS),
     Area(
         "teacher_files",
         blueprints=teacher_files_api.BLUEPRINTS,
         inbox=InboxDispatch(handlers=identity_notices.INBOX_HANDLERS),
+        tasks=(importexport.IMPORT_TASK,),
     ),
     Area(
         "transfers",
@@ -63,3 +69,7 @@ def inbox_dispatch() -> InboxDispatch:
 
 def jobs() -> list[Job]:
     return [job for area in AREAS for job in area.jobs]
+
+
+def task_handlers() -> TaskHandlers:
+    return TaskHandlers.of(h for area in AREAS for h in area.tasks)

@@ -159,6 +159,7 @@ class ProvinceRuntime(NodeRuntime):
     config: ProvincialConfig
     extend_catalogue: CatalogueExtender | None = None
     inbox: Any = None  # provincial_node.sync.inbox_handlers.InboxDispatch (built by the app from the areas)
+    tasks: Any = None  # provincial_node.tasks.service.TaskHandlers (the areas' kinds of background work)
     settings: Settings = field(default_factory=Settings)
     extras: Mapping[str, Any] = field(default_factory=dict)
 

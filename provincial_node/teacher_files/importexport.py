@@ -77,6 +77,9 @@ from provincial_node.accounts.access import unit_in_scope
 from provincial_node.accounts.models import Unit
 from provincial_node.audit_trail import trail
 from provincial_node.context import ProvinceContext, Role
+from provincial_node.tasks import service as tasks
+from provincial_node.tasks.models import Task
+from provincial_node.tasks.runner import TaskCancelled, TaskWork
 from provincial_node.teacher_files import files
 from provincial_node.teacher_files.models import Teacher
 
@@ -559,6 +562,65 @@ def import_file(
         progress(0, 0)
     finish_import(ctx, plan, result)
     return result
+
+
+IMPORT_KIND = "files.import"
+
+
+def start_import_task(ctx: ProvinceContext, school_id: int, group_code: str, data: bytes, fmt: str) -> Task:
+    """Queue an import as a background task (批量导入). What can be checked at once is (who imports which group
+    where, the file's size and format); reading the rows is the task's work, and a problem of the whole file
+    (encoding, headers) ends the task ``failed`` with the field errors in its result."""
+    full, actor = ctx.catalogue, ctx.user
+    group = full.group(group_code.upper())
+    school = unit_in_scope(ctx, school_id)
+    actor.require(Role.INFOADMIN, Role.SYSADMIN)
+    if actor.unit_id != school.id:
+        raise PermissionDeniedError("files are imported by their school (谁填报谁负责)")
+    build_validator(full, group.code, school_type=school.school_type)
+    if fmt not in ("xlsx", "csv"):
+        raise ValidationError(
+            "format must be xlsx or csv", [_bad("format", fmt, "格式只能是 xlsx 或 csv", "format must be xlsx or csv")]
+        )
+    if len(data) > ctx.settings.import_max_bytes:
+        raise _too_large("bytes", len(data), ctx.settings.import_max_bytes)
+    if not data:
+        raise ValidationError("the file is empty", [_bad("", None, "文件为空", "the file is empty")])
+    params = {
+        "school_id": school.id,
+        "school_code": school.code,
+        "group": group.code,
+        "format": fmt,
+        "bytes": len(data),
+    }
+    return tasks.start(ctx, IMPORT_KIND, school, params, payload=data)
+
+
+def run_import_task(work: TaskWork) -> dict[str, Any]:
+    """The import task: read and check the file (one step), then the rows, ``TMIS_IMPORT_CHUNK_ROWS`` per step
+    (each step commits; a cancel stops between steps), then the audit-trail line."""
+    p = work.params
+    with work.step() as ctx:
+        plan = prepare_import(ctx, p["school_id"], p["group"], work.payload or b"", p["format"])
+        step = max(1, ctx.settings.import_chunk_rows)
+    result = plan.new_result()
+    total = len(plan.rows)
+    work.report(0, total, result)
+    try:
+        for start in range(0, total, step):
+            with work.step() as ctx:
+                apply_rows(ctx, plan, plan.rows[start : start + step], result)
+                work.report(min(start + step, total), total, result)
+    except TaskCancelled:
+        with work.final() as ctx:  # the rows imported so far are in the audit trail too
+            finish_import(ctx, plan, result, task=work.task_id, cancelled=True)
+        raise
+    with work.step() as ctx:
+        finish_import(ctx, plan, result, task=work.task_id)
+    return result
+
+
+IMPORT_TASK = tasks.TaskHandler(IMPORT_KIND, "批量导入", run_import_task)
 
 
 def _import_row(ctx: ProvinceContext, plan: ImportPlan, school: Unit, group: RecordGroup, row: ImportRow) -> str:
