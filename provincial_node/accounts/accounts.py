@@ -214,6 +214,17 @@ def login(ctx: ProvinceContext, username: str, password: str, *, ttl: dt.timedel
     The failure counter is written even though the login fails: the caller must commit after an
     AuthError raised here (the API does so for this endpoint).
     """
+    account = check_credentials(ctx, username, password)
+    token = secrets.token_urlsafe(32)
+    ctx.session.add(
+        ApiToken(token_hash=hashlib.sha256(token.encode()).hexdigest(), account_id=account.id, expires_at=ctx.now + ttl)
+    )
+    return token, account
+
+
+def check_credentials(ctx: ProvinceContext, username: str, password: str) -> Account:
+    """The account, if ``password`` is its password and it may log in (not disabled, not locked). Failures count
+    towards the lock-out exactly as a login's do (the caller commits after an AuthError)."""
     session, now = ctx.session, ctx.now
     account = session.scalar(select(Account).where(Account.username == username))
     if account is None:
@@ -240,11 +251,7 @@ def login(ctx: ProvinceContext, username: str, password: str, *, ttl: dt.timedel
             )
         raise AuthError("wrong username or password") from None
     account.failed_logins, account.locked_until = 0, None
-    token = secrets.token_urlsafe(32)
-    session.add(
-        ApiToken(token_hash=hashlib.sha256(token.encode()).hexdigest(), account_id=account.id, expires_at=now + ttl)
-    )
-    return token, account
+    return account
 
 
 def bearer_token(headers: Any) -> str | None:

@@ -34,10 +34,11 @@ def template_cmd(ctx: click.Context, group_code: str, fmt: str, output: str) -> 
 @click.option("--group", "group_code", required=True, help="record group of the file, e.g. JBXX")
 @click.option("--school", "school_code", required=True, help="学校标识码 of the school the rows belong to")
 @click.option("--as", "username", required=True, help="the account the import is done as (audited)")
+@_runtime.password_option
 @click.option("--report", type=click.Path(dir_okay=False, writable=True), help="write the row errors as CSV")
 @click.pass_context
 def import_cmd(
-    ctx: click.Context, file: str, group_code: str, school_code: str, username: str, report: str | None
+    ctx: click.Context, file: str, group_code: str, school_code: str, username: str, password: str, report: str | None
 ) -> None:
     """Import an xlsx/csv file of one record group for a school: bad rows are reported, good rows kept. Runs as a
     background task in this process (committed every TMIS_IMPORT_CHUNK_ROWS rows, visible in GET /api/v1/tasks);
@@ -46,6 +47,7 @@ def import_cmd(
     rt = _runtime.runtime(ctx, _runtime.config(ctx, require_code=True))
     with open(file, "rb") as f:
         data = f.read()
+    _runtime.check_user(rt, username, password)
     with session_scope(rt.session_factory, write=True) as s:
         pctx = _runtime.acting_as(rt, s, username)
         school = units.get_unit_by_code(s, school_code)
@@ -91,16 +93,25 @@ def import_cmd(
 @click.command("export")
 @click.option("--unit", "unit_code", required=True, help="unit whose subtree is exported")
 @click.option("--as", "username", required=True, help="the account the export is done as (audited)")
+@_runtime.password_option
 @click.option("--reason", required=True, help="why the data is exported (数据导出有据可查)")
 @click.option("--group", "groups", multiple=True, help="only these record groups (default: all)")
 @click.option("--format", "fmt", type=click.Choice(["xlsx", "csv"]), default="xlsx", show_default=True)
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), required=True)
 @click.pass_context
 def export_cmd(
-    ctx: click.Context, unit_code: str, username: str, reason: str, groups: tuple[str, ...], fmt: str, output: str
+    ctx: click.Context,
+    unit_code: str,
+    username: str,
+    password: str,
+    reason: str,
+    groups: tuple[str, ...],
+    fmt: str,
+    output: str,
 ) -> None:
     """Export the effective files of a unit's subtree (recorded in the audit trail)."""
     rt = _runtime.runtime(ctx, _runtime.config(ctx, require_code=True))
+    _runtime.check_user(rt, username, password)
     with session_scope(rt.session_factory) as s:
         pctx = _runtime.acting_as(rt, s, username)
         unit = units.get_unit_by_code(s, unit_code)
