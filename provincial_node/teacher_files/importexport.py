@@ -137,9 +137,37 @@ def template(ctx: ProvinceContext, group_code: str, fmt: str) -> bytes:
         if f.code_table:
             for c in full.table(f.code_table).codes.values():
                 codes.append([_head(f.code, f.label), f.code_table, c.code, c.label])
+    _dropdowns(wb, ws, group, full, offset=len(headers) - len(_columns(group)))
     out = io.BytesIO()
     wb.save(out)
     return out.getvalue()
+
+
+TEMPLATE_ROWS = 5000  # rows of the template that offer the dropdowns
+
+
+def _dropdowns(wb: Any, ws: Any, group: RecordGroup, full: Catalogue, offset: int) -> None:
+    """A dropdown (data validation list of ``code label``) on every single-code column, from a hidden sheet
+    ``选项``; typing a code or a label by hand stays allowed (the import accepts all three forms)."""
+    from openpyxl.utils import get_column_letter
+    from openpyxl.worksheet.datavalidation import DataValidation
+
+    options = wb.create_sheet("选项")
+    options.sheet_state = "hidden"
+    used: dict[str, str] = {}
+    for i, f in enumerate(_columns(group), start=offset + 1):
+        if f.type != "code" or not f.code_table:
+            continue
+        if f.code_table not in used:
+            col = get_column_letter(len(used) + 1)
+            values = [f"{c.code} {c.label}" for c in full.table(f.code_table).codes.values()]
+            for r, v in enumerate(values, start=1):
+                options[f"{col}{r}"] = v
+            used[f.code_table] = f"'选项'!${col}$1:${col}${len(values)}"
+        dv = DataValidation(type="list", formula1=used[f.code_table], allow_blank=True, showErrorMessage=False)
+        letter = get_column_letter(i)
+        dv.add(f"{letter}2:{letter}{TEMPLATE_ROWS}")
+        ws.add_data_validation(dv)
 
 
 def _bad(column: str, value: Any, zh: str, en: str, row: int | None = None, field: str = "") -> FieldError:

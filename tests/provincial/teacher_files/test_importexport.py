@@ -54,6 +54,12 @@ def test_templates_have_chinese_headers_and_code_lists(province):
     assert not any("RYZTM" in h for h in headers)  # workflow fields are not imported
     codes = {(r[1], r[2]) for r in wb["代码表"].iter_rows(min_row=2, values_only=True)}
     assert ("MZ", "01") in codes and ("XB", "2") in codes
+    ws = wb.worksheets[0]
+    mz = headers.index("民族(MZM)") + 1
+    letter = ws.cell(2, mz).column_letter
+    (dv,) = [d for d in ws.data_validations.dataValidation if str(d.sqref) == f"{letter}2:{letter}5000"]
+    options = [v for r in wb["选项"].iter_rows(values_only=True) for v in r if v]
+    assert dv.type == "list" and "01 汉族" in options and wb["选项"].sheet_state == "hidden"
     text = importexport.template(province.ctx(None), "GNPX", "csv").decode("utf-8-sig")
     assert text.startswith("教师编号(JSBH),培训年度(PXND)*")
 
