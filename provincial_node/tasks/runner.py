@@ -137,6 +137,11 @@ def claim_next(runtime: ProvinceRuntime, runner: str, task_id: int | None = None
     """Fail the tasks whose runner is gone, then claim the oldest queued task (or ``task_id``) for ``runner``
     (None: nothing to claim)."""
     now = utcnow()
+    if task_id is None:  # a read first: most ticks of an idle node find nothing, and take no write lock
+        with session_scope(runtime.session_factory) as s:
+            due = (Task.state == TaskState.QUEUED) | ((Task.state == TaskState.RUNNING) & (Task.lease_until < now))
+            if s.scalar(select(Task.id).where(due).limit(1)) is None:
+                return None
     with session_scope(runtime.session_factory, write=True) as s:
         fail_lost(s, now)
         stmt = select(Task.id).where(Task.state == TaskState.QUEUED)
@@ -260,6 +265,8 @@ class TaskRunner:
         self._stopping = threading.Event()
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="tmis-task")
         self._busy = threading.Semaphore(workers)
+        self._running = 0  # tasks of this runner in its workers (only the dispatcher thread changes it upward)
+        self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._loop, name="tmis-task-dispatch", daemon=True)
 
     def start(self) -> TaskRunner:
@@ -270,12 +277,15 @@ class TaskRunner:
     def _loop(self) -> None:
         while not self._stopping.is_set():
             try:
-                renew_leases(self.runtime, self.id)
+                if self._running:
+                    renew_leases(self.runtime, self.id)
                 while self._busy.acquire(blocking=False):
                     task_id = claim_next(self.runtime, self.id)
                     if task_id is None:
                         self._busy.release()
                         break
+                    with self._lock:
+                        self._running += 1
                     self._pool.submit(self._run, task_id)
             except Exception:  # the dispatcher logs and carries on; a busy database is retried next tick
                 logger.exception("task dispatcher")
@@ -285,6 +295,8 @@ class TaskRunner:
         try:
             run_task(self.runtime, task_id, self.id, stopping=self._stopping)
         finally:
+            with self._lock:
+                self._running -= 1
             self._busy.release()
 
     def stop(self, timeout: float = 10.0) -> None:

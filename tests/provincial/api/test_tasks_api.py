@@ -145,3 +145,21 @@ def test_a_task_whose_process_stopped_is_failed_with_the_reason(app, tokens):
             raise AssertionError("a lost task must not run a step")
     except task_runner.TaskLost:
         pass
+
+
+def test_the_background_runner_of_serve_runs_queued_tasks(app, tokens):
+    """The thread pool `tmis province serve` starts: it claims a queued task and runs it to its end."""
+    import time
+
+    runner = task_runner.TaskRunner(runtime_of(app), workers=1).start()
+    try:
+        task = _start(app, tokens, _jbxx_csv(app, ["741", "742"])).json
+        deadline = time.monotonic() + 60
+        state = task["state"]
+        while state in ("queued", "running") and time.monotonic() < deadline:
+            time.sleep(0.05)  # waiting on the task's state, polled as a page does
+            state = call(app, tokens, "s1_info", "GET", f"/api/v1/tasks/{task['id']}").json["state"]
+    finally:
+        runner.stop()
+    got = call(app, tokens, "s1_info", "GET", f"/api/v1/tasks/{task['id']}").json
+    assert (got["state"], got["result"]["created"]) == ("done", 2), got
