@@ -24,6 +24,7 @@ Rules:
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from functools import partial
@@ -138,7 +139,30 @@ def storage_error(e: SQLAlchemyError) -> StorageError:
     return StorageError("database error", details={"reason": str(e)})
 
 
+class _Writers:
+    """How many transactions of this process wait for SQLite's write lock (per engine). SQLite's busy handler
+    polls with backoff, so a writer that commits and begins again at once (a long task's next chunk) would win
+    the lock every time and starve the waiting requests; :func:`yield_to_writers` lets them in first."""
+
+    def __init__(self) -> None:
+        self.cond = threading.Condition()
+        self.waiting = 0
+
+
+def yield_to_writers(engine: Engine, timeout: float = 5.0) -> None:
+    """Between two steps of long work on SQLite: wait (up to ``timeout``) until no transaction of this process
+    is waiting for the write lock any more. Elsewhere (PostgreSQL, row locks) it returns at once."""
+    writers: _Writers | None = getattr(engine, "tmis_writers", None)
+    if writers is None:
+        return
+    with writers.cond:
+        writers.cond.wait_for(lambda: writers.waiting == 0, timeout)
+
+
 def _sqlite_transactional(engine: Engine, wal: bool, busy_timeout_ms: int = 30_000) -> None:
+    writers = _Writers()
+    engine.tmis_writers = writers  # type: ignore[attr-defined]
+
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         dbapi_conn.isolation_level = None  # stop pysqlite's own BEGIN handling
@@ -151,7 +175,17 @@ def _sqlite_transactional(engine: Engine, wal: bool, busy_timeout_ms: int = 30_0
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(WRITE) else "BEGIN")
+        if not conn.get_execution_options().get(WRITE):
+            conn.exec_driver_sql("BEGIN")
+            return
+        with writers.cond:
+            writers.waiting += 1
+        try:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        finally:
+            with writers.cond:
+                writers.waiting -= 1
+                writers.cond.notify_all()
 
 
 def create_db_engine(config: DatabaseConfig, **kwargs: Any) -> Engine:

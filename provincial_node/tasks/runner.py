@@ -8,7 +8,9 @@ How a task runs:
 * The handler (:class:`~provincial_node.tasks.service.TaskHandler`) does its work in **steps**
   (:meth:`TaskWork.step`): each step is one transaction, acting as the task's owner, that also records the
   progress (``done``/``total``, a summary); so long work holds a database lock only for one step at a time,
-  and other users' writes wait briefly instead of failing. Before each step the task's cancel flag is read:
+  and other users' writes wait briefly instead of failing. On SQLite, requests of this process waiting for
+  the write lock go first between two steps (:func:`common.db.yield_to_writers`): without it the next step,
+  beginning at once, would win the lock every time. Before each step the task's cancel flag is read:
   a cancel request stops the work there (:class:`TaskCancelled`); what earlier steps committed stays.
 * The end is recorded with the handler's result (``done``), the error (``failed``: a tmis error keeps its
   code and field errors in the result) or the partial result (``cancelled``); the uploaded payload is dropped.
@@ -36,7 +38,7 @@ from typing import Any
 
 from sqlalchemy import select, update
 
-from common.db import session_scope, utcnow
+from common.db import session_scope, utcnow, yield_to_writers
 from common.errors import TmisError
 from provincial_node.accounts.access import actor_for
 from provincial_node.accounts.models import Account
@@ -129,6 +131,7 @@ class TaskWork:
             if self._summary is not None:
                 task.result = self._summary
             task.lease_until = now + LEASE
+        yield_to_writers(self.runtime.engine)  # SQLite: requests waiting for the write lock go before the next step
         if self._on_progress:
             self._on_progress(self.done, self.total)
 
