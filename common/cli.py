@@ -54,12 +54,34 @@ def catalogue() -> None:
 
 
 @catalogue.command("show")
+@click.option("--group", "group_code", help="only this record group, e.g. NDKH")
 @click.option("--json", "as_json", is_flag=True, help="machine-readable output")
-def catalogue_show(as_json: bool) -> None:
-    """Load and check the catalogue; print its groups, fields and code tables."""
+def catalogue_show(group_code: str | None, as_json: bool) -> None:
+    """Load and check the catalogue; list its record groups with every field (code, label, type, code table,
+    required, who fills it, core indicator, record key) and its code tables."""
     from common.catalogue import load_catalogue
 
     cat = load_catalogue()
+    if group_code and group_code.upper() not in cat.groups:
+        raise click.BadParameter(
+            f"no record group {group_code!r} (one of {', '.join(cat.groups)})", param_hint="--group"
+        )
+    groups = [cat.group(group_code.upper())] if group_code else cat.ordered_groups
+
+    def field_json(f: Any, key: tuple[str, ...]) -> dict[str, Any]:
+        return {
+            "code": f.code,
+            "label": f.label,
+            "label_en": f.label_en,
+            "type": f.type,
+            "code_table": f.code_table,
+            "required": f.required,
+            "filled_by": f.filled_by,
+            "core": f.core,
+            "key": f.code in key,
+            "max_length": f.max_length,
+        }
+
     summary = {
         "version": cat.version,
         "groups": [
@@ -67,13 +89,16 @@ def catalogue_show(as_json: bool) -> None:
                 "code": g.code,
                 "label": g.label,
                 "multiple": g.multiple,
-                "fields": len(g.fields),
-                "core_fields": [f.code for f in g.core_fields],
+                "key": list(g.key),
+                "stages": sorted(g.stages),
+                "fields": [field_json(f, g.key) for f in g.fields],
+                "core_fields": [{"code": f.code, "label": f.label} for f in g.core_fields],
             }
-            for g in cat.ordered_groups
+            for g in groups
         ],
         "code_tables": {
-            t.id: {"label": t.label, "codes": len(t.codes), "verified": t.verified} for t in cat.code_tables.values()
+            t.id: {"label": t.label, "codes": len(t.codes), "verified": t.verified, "source": t.source}
+            for t in cat.code_tables.values()
         },
     }
     if as_json:
@@ -81,12 +106,24 @@ def catalogue_show(as_json: bool) -> None:
         return
     click.echo(
         f"catalogue {cat.version[:16]}: {len(cat.groups)} record groups, "
-        f"{sum(len(g.fields) for g in cat.groups.values())} fields, {len(cat.code_tables)} code tables"
+        f"{sum(len(g.fields) for g in cat.groups.values())} fields "
+        f"({sum(len(g.core_fields) for g in cat.groups.values())} core), {len(cat.code_tables)} code tables"
     )
+    click.echo("  field marks: * required  ★ core indicator (synced to the national node)  ⚷ record key")
     for g in summary["groups"]:
-        click.echo(f"  {g['code']:<9} {g['label']:<12} fields={g['fields']:<3} core={len(g['core_fields'])}")
-    unverified = [t for t, v in summary["code_tables"].items() if not v["verified"]]
-    click.echo(f"  code tables awaiting confirmation against the ministry code book: {', '.join(unverified)}")
+        kind = f"multi-record, key {'+'.join(g['key'])}" if g["multiple"] else "single record"
+        click.echo(f"\n{g['code']} {g['label']} ({kind}; {len(g['fields'])} fields, {len(g['core_fields'])} core)")
+        for f in g["fields"]:
+            marks = ("*" if f["required"] else " ") + ("★" if f["core"] else " ") + ("⚷" if f["key"] else " ")
+            typ = f["type"] + (f":{f['code_table']}" if f["code_table"] else "")
+            click.echo(f"  {marks} {f['code']:<14} {typ:<16} {f['filled_by']:<8} {f['label']}")
+    if group_code:
+        return
+    click.echo("\ncode tables (tmis catalogue table ID prints one):")
+    for tid, t in summary["code_tables"].items():
+        click.echo(
+            f"  {tid:<8} {t['codes']:>4} codes  {t['label']}" + ("" if t["verified"] else "  (awaiting confirmation)")
+        )
 
 
 @catalogue.command("table")
@@ -95,7 +132,10 @@ def catalogue_table(table_id: str) -> None:
     """Print one code table as CSV (code,label,parent)."""
     from common.catalogue import load_catalogue
 
-    table = load_catalogue().table(table_id.upper())
+    cat = load_catalogue()
+    if table_id.upper() not in cat.code_tables:
+        raise click.BadParameter(f"no code table {table_id!r}", param_hint="TABLE_ID")
+    table = cat.table(table_id.upper())
     click.echo("code,label,parent")
     for c in table.codes.values():
         click.echo(f"{c.code},{c.label},{'|'.join(c.parents)}")

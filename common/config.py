@@ -19,6 +19,8 @@ TMIS_BIND                       ``host:port`` the WSGI server listens on        
 TMIS_SIGNING_KEY_PATH           node signing key (Ed25519 PEM, mode 0600)                   <data dir>/node.key
 TMIS_LOG_LEVEL                  Python logging level name                                   INFO
 TMIS_SQL_ECHO                   log SQL statements (``true``/``false``)                      false
+TMIS_DB_BUSY_TIMEOUT_MS         SQLite: how long a write waits for the database's write      30000
+                                lock before it answers 503 ``storage_busy``
 ==============================  ==========================================================  ================
 """
 
@@ -149,6 +151,7 @@ def validate_database_url(name: str, url: str) -> str:
 class DatabaseConfig:
     url: str
     echo: bool = False
+    busy_timeout_ms: int = 30_000  # SQLite: wait this long for the write lock, then storage_busy (503)
 
     @property
     def is_sqlite(self) -> bool:
@@ -183,7 +186,11 @@ def node_values(env: Mapping[str, str], node: str, default_port: int) -> dict:
         )
     return {
         "data_dir": data_dir,
-        "database": DatabaseConfig(url=url, echo=r.bool("TMIS_SQL_ECHO", False)),
+        "database": DatabaseConfig(
+            url=url,
+            echo=r.bool("TMIS_SQL_ECHO", False),
+            busy_timeout_ms=r.int("TMIS_DB_BUSY_TIMEOUT_MS", 30_000, minimum=0, maximum=600_000),
+        ),
         "bind_host": host,
         "bind_port": port,
         "signing_key_path": Path(r.str("TMIS_SIGNING_KEY_PATH", str(data_dir / "node.key"))),

@@ -10,12 +10,21 @@ Rules:
 * Each node has its own declarative base with :data:`NAMING_CONVENTION`, so every constraint has a name
   (Alembic batch mode on SQLite needs that).
 * Services receive a session and never commit; :func:`session_scope` (jobs, CLI) or the Flask request owns
-  the transaction. SQLAlchemy exceptions are wrapped into :class:`~common.errors.StorageError` here.
+  the transaction. SQLAlchemy exceptions are wrapped into :class:`~common.errors.StorageError` here
+  (:func:`storage_error`): lock contention becomes :class:`~common.errors.StorageBusyError` (503 with a retry
+  hint), never a 500.
+* SQLite has one writer at a time. A transaction that will write says so when it begins
+  (:func:`begin_write`, ``session_scope(…, write=True)``; the API does it for every request that is not a
+  GET): it then starts with ``BEGIN IMMEDIATE`` and waits up to the busy timeout for the write lock. A plain
+  ``BEGIN`` that reads first and writes later cannot wait: once another writer has committed since its read,
+  SQLite fails it at once (``SQLITE_BUSY_SNAPSHOT``). Long work commits in bounded chunks
+  (:mod:`provincial_node.tasks`), so the lock is held briefly and other users' writes wait instead of failing.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from functools import partial
@@ -43,7 +52,7 @@ from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
 from common.config import DatabaseConfig
-from common.errors import StorageConflictError, StorageError
+from common.errors import StorageBusyError, StorageConflictError, StorageError
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -95,20 +104,88 @@ def make_base(name: str) -> type[DeclarativeBase]:
     )
 
 
-def _sqlite_transactional(engine: Engine, wal: bool) -> None:
+WRITE = "tmis_write"  # connection execution option: this transaction will write (SQLite: BEGIN IMMEDIATE)
+
+
+def begin_write(session: Session) -> None:
+    """Declare, before the session's transaction begins, that it will write: on SQLite it begins with
+    ``BEGIN IMMEDIATE`` (waiting up to the busy timeout for the write lock, instead of failing later when
+    a read turns into a write); elsewhere nothing changes."""
+    session.connection(execution_options={WRITE: True})
+
+
+_BUSY_SQLSTATES = frozenset({"40001", "40P01", "55P03"})  # serialization failure, deadlock, lock not available
+
+
+def is_busy(e: BaseException) -> bool:
+    """The database refused because of another transaction's lock, not because of this request."""
+    orig = getattr(e, "orig", e)
+    if getattr(orig, "sqlstate", None) in _BUSY_SQLSTATES:
+        return True
+    text_ = str(orig).lower()
+    return isinstance(e, OperationalError) and ("database is locked" in text_ or "database table is locked" in text_)
+
+
+def storage_error(e: SQLAlchemyError) -> StorageError:
+    """The tmis error for a SQLAlchemy error: busy (503, retry), integrity (409) or unavailable (503)."""
+    if is_busy(e):
+        return StorageBusyError()
+    if isinstance(e, IntegrityError):
+        return StorageConflictError(
+            "the database refused the write (integrity constraint)", details={"reason": str(e.orig)}
+        )
+    if isinstance(e, OperationalError):
+        return StorageError("the database is unavailable", details={"reason": str(e.orig)})
+    return StorageError("database error", details={"reason": str(e)})
+
+
+class _Writers:
+    """How many transactions of this process wait for SQLite's write lock (per engine). SQLite's busy handler
+    polls with backoff, so a writer that commits and begins again at once (a long task's next chunk) would win
+    the lock every time and starve the waiting requests; :func:`yield_to_writers` lets them in first."""
+
+    def __init__(self) -> None:
+        self.cond = threading.Condition()
+        self.waiting = 0
+
+
+def yield_to_writers(engine: Engine, timeout: float = 5.0) -> None:
+    """Between two steps of long work on SQLite: wait (up to ``timeout``) until no transaction of this process
+    is waiting for the write lock any more. Elsewhere (PostgreSQL, row locks) it returns at once."""
+    writers: _Writers | None = getattr(engine, "tmis_writers", None)
+    if writers is None:
+        return
+    with writers.cond:
+        writers.cond.wait_for(lambda: writers.waiting == 0, timeout)
+
+
+def _sqlite_transactional(engine: Engine, wal: bool, busy_timeout_ms: int = 30_000) -> None:
+    writers = _Writers()
+    engine.tmis_writers = writers  # type: ignore[attr-defined]
+
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         dbapi_conn.isolation_level = None  # stop pysqlite's own BEGIN handling
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA foreign_keys=ON")
-        cur.execute("PRAGMA busy_timeout=30000")
+        cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
         if wal:  # readers keep working while a sync round writes
             cur.execute("PRAGMA journal_mode=WAL")
         cur.close()
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN")
+        if not conn.get_execution_options().get(WRITE):
+            conn.exec_driver_sql("BEGIN")
+            return
+        with writers.cond:
+            writers.waiting += 1
+        try:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        finally:
+            with writers.cond:
+                writers.waiting -= 1
+                writers.cond.notify_all()
 
 
 def create_db_engine(config: DatabaseConfig, **kwargs: Any) -> Engine:
@@ -116,7 +193,9 @@ def create_db_engine(config: DatabaseConfig, **kwargs: Any) -> Engine:
     url = config.url
     if config.is_sqlite:
         engine = create_engine(url, echo=config.echo, **kwargs)
-        _sqlite_transactional(engine, wal=url not in ("sqlite://", "sqlite:///:memory:"))
+        _sqlite_transactional(
+            engine, wal=url not in ("sqlite://", "sqlite:///:memory:"), busy_timeout_ms=config.busy_timeout_ms
+        )
         return engine
     kwargs.setdefault("pool_pre_ping", True)
     return create_engine(url, echo=config.echo, **kwargs)
@@ -127,26 +206,22 @@ def make_session_factory(engine: Engine) -> sessionmaker[Session]:
 
 
 @contextmanager
-def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
-    """One transaction: commit on success, roll back on any error, always close.
+def session_scope(factory: sessionmaker[Session], *, write: bool = False) -> Iterator[Session]:
+    """One transaction: commit on success, roll back on any error, always close. ``write=True`` declares a
+    writing transaction (:func:`begin_write`).
 
-    SQLAlchemy errors leave as :class:`StorageError` (or :class:`StorageConflictError`).
+    SQLAlchemy errors leave as :class:`StorageError` (busy: :class:`StorageBusyError`; a constraint:
+    :class:`StorageConflictError`).
     """
     session = factory()
     try:
+        if write:
+            begin_write(session)
         yield session
         session.commit()
-    except IntegrityError as e:
-        session.rollback()
-        raise StorageConflictError(
-            "the database refused the write (integrity constraint)", details={"reason": str(e.orig)}
-        ) from e
-    except OperationalError as e:
-        session.rollback()
-        raise StorageError("the database is unavailable", details={"reason": str(e.orig)}) from e
     except SQLAlchemyError as e:
         session.rollback()
-        raise StorageError("database error", details={"reason": str(e)}) from e
+        raise storage_error(e) from e
     except BaseException:
         session.rollback()
         raise

@@ -25,6 +25,14 @@ MUNICIPALITIES = frozenset({"11", "12", "31", "50"})
 # prefecture-level cities that have no county-level divisions below them
 CITIES_WITHOUT_COUNTIES = frozenset({"441900", "442000", "460400", "620200"})
 
+# Divisions created after python-stdnum's data was compiled (the 2021 Hangzhou reform that retired 330103 下城区
+# and 330104 江干区 is in the data; the two new districts are not). Add a line when a real division is refused
+# as unknown: (code, name, first year).
+SUPPLEMENT: tuple[tuple[str, str, int], ...] = (
+    ("330113", "临平区", 2021),
+    ("330114", "钱塘区", 2021),
+)
+
 _CODE_RE = re.compile(r"^[0-9]{6}\Z")
 _NAME_RE = re.compile(r"^\[([0-9]{4})?-([0-9]{4})?\](.+)\Z")
 
@@ -110,6 +118,9 @@ def all_divisions() -> dict[str, Division]:
             code = prefix + digits
         if len(code) == 6:
             out[code] = Division(code, _parse_names(value))
+    for code, name, since in SUPPLEMENT:
+        if code not in out:
+            out[code] = Division(code, (DivisionName(name, since, None),))
     return out
 
 
@@ -144,6 +155,27 @@ def derive(code: str) -> DivisionPath:
     if city in CITIES_WITHOUT_COUNTIES or code in CITIES_WITHOUT_COUNTIES:
         return DivisionPath(province, city, None)
     return DivisionPath(province, city, code if xx != "00" else None)
+
+
+def check_known(code: str) -> None:
+    """A well-formed code that names a division in force; otherwise :class:`DivisionCodeError` saying why.
+    新疆生产建设兵团 (66) has no GB/T 2260 code: its codes are checked for form only."""
+    derive(code)
+    if code.startswith("66"):
+        return
+    div = lookup(code)
+    if div is None:
+        raise DivisionCodeError(
+            f"行政区划代码 {code} 不在 GB/T 2260 中（请核对；若是新设区划，请联系系统运维补充区划数据）",
+            f"division code {code} is not in GB/T 2260 (check it; a division created recently is added to the data "
+            "by the operator)",
+        )
+    if not div.current:
+        last = div.names[-1]
+        raise DivisionCodeError(
+            f"行政区划代码 {code}（{last.name}）已于 {last.valid_to} 年撤销",
+            f"division code {code} ({last.name}) was retired in {last.valid_to}",
+        )
 
 
 def validate_division(code: str) -> list[str]:

@@ -66,6 +66,8 @@ class ErrorCode(enum.StrEnum):
     PROTOCOL_ALREADY_ACCEPTED = "protocol_already_accepted"
     PROTOCOL_TRANSFER_STATE = "protocol_transfer_state"
     PROTOCOL_TRANSFER_OWNER = "protocol_transfer_owner"
+    # storage (continued)
+    STORAGE_BUSY = "storage_busy"
 
 
 class TmisError(Exception):
@@ -214,6 +216,22 @@ class StorageConflictError(StorageError):
 
     code = ErrorCode.STORAGE_CONFLICT
     http_status = 409
+
+
+class StorageBusyError(StorageError):
+    """Another transaction held the lock longer than this one would wait (SQLite's write lock, a PostgreSQL
+    lock timeout, deadlock or serialization failure). Nothing was written; the same request may simply be sent
+    again: ``details.retry_after`` (and the HTTP ``Retry-After`` header) says after how many seconds."""
+
+    code = ErrorCode.STORAGE_BUSY
+    http_status = 503
+
+    def __init__(
+        self, message: str = "the database is busy; try again shortly", *, retry_after: int = 2, **kw: Any
+    ) -> None:
+        details = {"retry_after": retry_after, **(kw.pop("details", None) or {})}
+        super().__init__(message, details=details, **kw)
+        self.retry_after = retry_after
 
 
 class CatalogueError(TmisError):

@@ -16,14 +16,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from flask import Flask, current_app, g, jsonify
+from flask import Flask, current_app, g, jsonify, request
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing import IntegerConverter
+from werkzeug.routing import ValidationError as RouteMismatch
 
 from common.catalogue import Catalogue
-from common.errors import ErrorCode, FieldError, StorageConflictError, StorageError, TmisError, error_body
+from common.db import begin_write, storage_error
+from common.errors import ErrorCode, FieldError, StorageBusyError, TmisError, error_body
+from common.schemas import MAX_ID
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +41,21 @@ _HTTP_CODES = {
     413: ErrorCode.PAYLOAD_TOO_LARGE,
     422: ErrorCode.VALIDATION_FAILED,
 }
+
+
+class IdConverter(IntegerConverter):
+    """``<int:…>`` in a URL: an id of an INTEGER column, 0..MAX_ID; a larger number (``2**70``) matches no route,
+    so it answers 404 like any id that does not exist, never a database error."""
+
+    def __init__(
+        self, map: Any, fixed_digits: int = 0, min: int | None = None, max: int | None = None, signed: bool = False
+    ) -> None:
+        super().__init__(map, fixed_digits, min, MAX_ID if max is None else max, signed)
+
+    def to_python(self, value: str) -> Any:
+        if len(value) > len(str(MAX_ID)):  # before int(): a 5000-digit number is refused by int() itself
+            raise RouteMismatch()
+        return super().to_python(value)
 
 
 def json_error(code: str, status: int, message: str, details: dict[str, Any] | None = None) -> Any:
@@ -63,6 +82,14 @@ def http_error_parts(error: HTTPException) -> tuple[str, int, str, dict[str, Any
     return _HTTP_CODES.get(status, ErrorCode.INTERNAL), status, message, details
 
 
+def tmis_error_response(e: TmisError) -> Any:
+    """The JSON answer of a tmis error; a busy database also says when to retry (``Retry-After``)."""
+    response = json_error(e.code, e.http_status, e.message, e.details)
+    if isinstance(e, StorageBusyError):
+        response.headers["Retry-After"] = str(e.retry_after)
+    return response
+
+
 @dataclass(frozen=True)
 class PageErrors:
     """How a node with web pages answers errors of page requests: ``wants_page()`` says whether the current
@@ -76,12 +103,17 @@ class PageErrors:
 def register_error_handlers(app: Flask, pages: PageErrors | None = None) -> None:
     def answer(code: str, status: int, message: str, details: dict[str, Any] | None = None, error: Any = None) -> Any:
         if pages is not None and pages.wants_page():
-            return pages.render(status, str(code), error, message)
+            response = app.make_response(pages.render(status, str(code), error, message))
+            if isinstance(error, StorageBusyError):
+                response.headers["Retry-After"] = str(error.retry_after)
+            return response
+        if error is not None:
+            return tmis_error_response(error)
         return json_error(code, status, message, details)
 
     @app.errorhandler(TmisError)
     def _tmis(e: TmisError) -> Any:
-        if e.http_status >= 500:
+        if e.http_status >= 500 and not isinstance(e, StorageBusyError):
             logger.error("request failed: %s", e, exc_info=e)
         return answer(e.code, e.http_status, e.message, e.details, e)
 
@@ -89,16 +121,15 @@ def register_error_handlers(app: Flask, pages: PageErrors | None = None) -> None
     def _http(e: HTTPException) -> Any:
         return answer(*http_error_parts(e))
 
-    @app.errorhandler(IntegrityError)
-    def _integrity(e: IntegrityError) -> Any:
-        err = StorageConflictError("the database refused the write (integrity constraint)")
-        return answer(err.code, err.http_status, err.message, error=err)
-
     @app.errorhandler(SQLAlchemyError)
     def _storage(e: SQLAlchemyError) -> Any:
-        logger.error("database error", exc_info=e)
-        err = StorageError("the database is unavailable")
-        return answer(err.code, err.http_status, err.message, error=err)
+        err = storage_error(e)
+        if isinstance(err, StorageBusyError):
+            logger.warning("database busy: %s", e.orig if hasattr(e, "orig") else e)
+        elif err.http_status >= 500:
+            logger.error("database error", exc_info=e)
+        err.details.pop("reason", None)  # the operator log has it; the client gets the code
+        return answer(err.code, err.http_status, err.message, err.details, err)
 
     @app.errorhandler(Exception)
     def _unexpected(e: Exception) -> Any:
@@ -139,10 +170,13 @@ def init_db_session(app: Flask) -> None:
                     session.commit()
                 else:
                     session.rollback()
-            except SQLAlchemyError:
+            except SQLAlchemyError as e:  # the commit failed: nothing was written, say so (never a 500)
                 session.rollback()
                 session.close()
-                raise
+                err = storage_error(e)
+                logger.warning("commit failed: %s", e)
+                err.details.pop("reason", None)
+                return tmis_error_response(err)
             session.close()
         return response
 
@@ -160,10 +194,26 @@ def keep_writes_on_error() -> None:
     g.tmis_keep_writes = True
 
 
+def end_request_transaction() -> None:
+    """Commit what this request wrote so far and end its transaction (on SQLite: release the write lock), for a
+    view that goes on with long work in transactions of its own (a sync round run on demand); holding the
+    request's lock meanwhile would make that work wait for itself."""
+    session: Session | None = g.get("tmis_db")
+    if session is not None:
+        session.commit()
+
+
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
 def get_session() -> Session:
-    """The request's session (created on first use)."""
+    """The request's session (created on first use). A request that may write (any method but GET, HEAD and
+    OPTIONS) declares it when its transaction begins (:func:`common.db.begin_write`: on SQLite it waits for the
+    write lock up front, and a busy database answers 503 ``storage_busy`` with ``Retry-After``)."""
     if "tmis_db" not in g:
-        g.tmis_db = runtime_of(current_app).session_factory()
+        session = g.tmis_db = runtime_of(current_app).session_factory()
+        if request.method not in READ_METHODS:
+            begin_write(session)
     return g.tmis_db
 
 
@@ -183,6 +233,7 @@ def create_base_app(
     from common import migrations
 
     app = Flask(import_name, static_folder=static_folder, static_url_path="/static" if static_folder else None)
+    app.url_map.converters["int"] = IdConverter
     app.config["TESTING"] = runtime.config.testing
     app.config["MAX_CONTENT_LENGTH"] = 64 * 1024 * 1024
     app.config["JSON_AS_ASCII"] = False

@@ -33,6 +33,7 @@ def build_runtime(config: ProvincialConfig, engine: Engine | None = None) -> Pro
         catalogue=load_catalogue(),
         extend_catalogue=catalogue_for,
         inbox=areas.inbox_dispatch(),
+        tasks=areas.task_handlers(),
         settings=Settings.from_config(config),
     )
 

@@ -25,8 +25,11 @@ from provincial_node.notices import models as notices_models  # noqa: F401 - reg
 from provincial_node.notices import views as notices_views
 from provincial_node.sync import models as sync_models  # noqa: F401 - registers the tables
 from provincial_node.sync.inbox_handlers import InboxDispatch
+from provincial_node.tasks import api as tasks_api
+from provincial_node.tasks import models as tasks_models  # noqa: F401 - registers the tables
+from provincial_node.tasks.service import TaskHandler, TaskHandlers
 from provincial_node.teacher_files import api as teacher_files_api
-from provincial_node.teacher_files import identity_notices, io_views, review_views
+from provincial_node.teacher_files import identity_notices, importexport, io_views, review_views
 from provincial_node.teacher_files import models as teacher_files_models  # noqa: F401 - registers the tables
 from provincial_node.teacher_files import views as teacher_files_views
 from provincial_node.transfers import api as transfers_api
@@ -42,17 +45,20 @@ class Area:
     pages: tuple[FlaskBlueprint, ...] = ()  # the web pages (views.py + templates/<area>/)
     inbox: InboxDispatch = field(default_factory=InboxDispatch)
     jobs: tuple[Job, ...] = ()
+    tasks: tuple[TaskHandler, ...] = ()  # kinds of background work (后台任务) the area runs
 
 
 AREAS: tuple[Area, ...] = (
     Area("accounts", blueprints=accounts_api.BLUEPRINTS, pages=accounts_views.BLUEPRINTS),
     Area("audit_trail", blueprints=audit_trail_api.BLUEPRINTS),
     Area("notices", blueprints=notices_api.BLUEPRINTS, pages=notices_views.BLUEPRINTS),
+    Area("tasks", blueprints=tasks_api.BLUEPRINTS),
     Area(
         "teacher_files",
         blueprints=teacher_files_api.BLUEPRINTS,
         pages=(*teacher_files_views.BLUEPRINTS, *review_views.BLUEPRINTS, *io_views.BLUEPRINTS),
         inbox=InboxDispatch(handlers=identity_notices.INBOX_HANDLERS),
+        tasks=(importexport.IMPORT_TASK,),
     ),
     Area(
         "transfers",
@@ -78,3 +84,7 @@ def inbox_dispatch() -> InboxDispatch:
 
 def jobs() -> list[Job]:
     return [job for area in AREAS for job in area.jobs]
+
+
+def task_handlers() -> TaskHandlers:
+    return TaskHandlers.of(h for area in AREAS for h in area.tasks)

@@ -14,6 +14,10 @@ TMIS_WEB_IDLE_MINUTES           a page session ends after this long without a re
 TMIS_WEB_SESSION_HOURS          a page session ends this long after login, whatever happens   12
 TMIS_WEB_SECURE_COOKIES         page cookies only over HTTPS (set true behind a TLS proxy)    false
 TMIS_WEB_SECRET_KEY_PATH        the key that signs the pages' CSRF tokens (0600; made once)  <data dir>/web.key
+TMIS_IMPORT_MAX_BYTES           largest import file accepted (bytes)                         16 MiB
+TMIS_IMPORT_MAX_ROWS            most data rows in one import file                            50000
+TMIS_IMPORT_CHUNK_ROWS          rows an import task commits at a time                        200
+TMIS_TASK_WORKERS               background tasks run at once by ``serve`` (0: none)          2
 ==============================  ==========================================================  ================
 """
 
@@ -38,6 +42,10 @@ class ProvincialConfig(NodeConfig):
     web_session_hours: int = 12
     web_secure_cookies: bool = False
     web_secret_key_path: Path | None = None
+    import_max_bytes: int = 16 * 1024 * 1024
+    import_max_rows: int = 50_000
+    import_chunk_rows: int = 200
+    task_workers: int = 2
 
 
 def config_from_env(env: Mapping[str, str], **overrides: object) -> ProvincialConfig:
@@ -56,5 +64,11 @@ def config_from_env(env: Mapping[str, str], **overrides: object) -> ProvincialCo
     values["web_secret_key_path"] = Path(
         r.str("TMIS_WEB_SECRET_KEY_PATH", str(values["data_dir"] / "web.key")) or values["data_dir"] / "web.key"
     )
+    values["import_max_bytes"] = r.int(
+        "TMIS_IMPORT_MAX_BYTES", 16 * 1024 * 1024, minimum=1024, maximum=60 * 1024 * 1024
+    )
+    values["import_max_rows"] = r.int("TMIS_IMPORT_MAX_ROWS", 50_000, minimum=1, maximum=1_000_000)
+    values["import_chunk_rows"] = r.int("TMIS_IMPORT_CHUNK_ROWS", 200, minimum=1, maximum=10_000)
+    values["task_workers"] = r.int("TMIS_TASK_WORKERS", 2, minimum=0, maximum=16)
     values.update(overrides)
     return ProvincialConfig(**values)

@@ -96,10 +96,18 @@ class Settings:
     """Node settings services read (from :class:`~provincial_node.config.ProvincialConfig`)."""
 
     transfer_expiry: dt.timedelta = dt.timedelta(days=60)
+    import_max_bytes: int = 16 * 1024 * 1024
+    import_max_rows: int = 50_000
+    import_chunk_rows: int = 200
 
     @classmethod
     def from_config(cls, config: ProvincialConfig) -> Settings:
-        return cls(transfer_expiry=dt.timedelta(days=config.transfer_expiry_days))
+        return cls(
+            transfer_expiry=dt.timedelta(days=config.transfer_expiry_days),
+            import_max_bytes=config.import_max_bytes,
+            import_max_rows=config.import_max_rows,
+            import_chunk_rows=config.import_chunk_rows,
+        )
 
 
 CatalogueExtender = Callable[[Session, Catalogue], Catalogue]
@@ -151,6 +159,7 @@ class ProvinceRuntime(NodeRuntime):
     config: ProvincialConfig
     extend_catalogue: CatalogueExtender | None = None
     inbox: Any = None  # provincial_node.sync.inbox_handlers.InboxDispatch (built by the app from the areas)
+    tasks: Any = None  # provincial_node.tasks.service.TaskHandlers (the areas' kinds of background work)
     settings: Settings = field(default_factory=Settings)
     extras: Mapping[str, Any] = field(default_factory=dict)
 

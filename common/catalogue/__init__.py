@@ -28,7 +28,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from common.errors import CatalogueError
+from common.errors import CatalogueError, NotFoundError
 
 FIELD_TYPES = frozenset(
     {
@@ -131,6 +131,12 @@ class Rule:
         return self.params.get(key, default)
 
 
+def _key_value(v: Any) -> Any:
+    if v in (None, "", []):
+        return None
+    return tuple(v) if isinstance(v, list) else v
+
+
 @dataclass(frozen=True)
 class RecordGroup:
     code: str
@@ -143,6 +149,7 @@ class RecordGroup:
     core_reason: str
     fields: tuple[FieldDef, ...]
     rules: tuple[Rule, ...] = ()
+    key: tuple[str, ...] = ()  # multi-record groups: the fields that identify one record (记录键)
 
     def field(self, code: str) -> FieldDef:
         for f in self.fields:
@@ -160,6 +167,14 @@ class RecordGroup:
     def applies_to(self, stage: str) -> bool:
         return stage in self.stages
 
+    def record_key(self, record: Mapping[str, Any]) -> tuple[Any, ...]:
+        """The key of one record of a multi-record group (empty fields count as None)."""
+        return tuple(_key_value(record.get(k)) for k in self.key)
+
+    def key_labels(self) -> str:
+        """The key fields as a user reads them: ``考核年度`` or ``培训年度+培训项目名称``."""
+        return "+".join(self.field(k).label for k in self.key)
+
 
 @dataclass(frozen=True)
 class Catalogue:
@@ -170,10 +185,13 @@ class Catalogue:
     _extra: Mapping[str, Any] = field(default_factory=dict)
 
     def group(self, code: str) -> RecordGroup:
+        """The record group ``code``; an unknown code is *not found* (404 in a URL), a caller's mistake, not a
+        defect of the catalogue."""
         try:
             return self.groups[code]
         except KeyError:
-            raise CatalogueError(f"unknown record group {code!r}", details={"group": code}) from None
+            shown = code if isinstance(code, str) and code.isascii() and code.isprintable() else repr(code)
+            raise NotFoundError(f"record group {shown[:40]} not found", details={"group": shown[:40]}) from None
 
     def table(self, table_id: str) -> CodeTable:
         try:
@@ -376,7 +394,9 @@ def _load_groups(hasher: Any, tables: Mapping[str, CodeTable]) -> dict[str, Reco
             meta["core_reason"],
             tuple(fields_by_group[gcode]),
             rules,
+            tuple(meta.get("key", ())),
         )
+        _check_key(group)
         _check_rules(group, tables)
         groups[gcode] = group
     return groups
@@ -400,6 +420,24 @@ def rule_field_names(rule: Rule) -> list[str]:
     if "when" in rule.params:
         names.append(rule["when"]["field"])
     return names
+
+
+def _check_key(group: RecordGroup) -> None:
+    """Every multi-record group names its record key (fields of the group); single groups have none."""
+    where = {"file": "groups.toml", "group": group.code}
+    if group.multiple and not group.key:
+        raise CatalogueError(
+            f"group {group.code}: a multi-record group needs a record key (key = [...])", details=where
+        )
+    if not group.multiple and group.key:
+        raise CatalogueError(f"group {group.code}: only multi-record groups have a record key", details=where)
+    for name in group.key:
+        if not group.has_field(name):
+            raise CatalogueError(
+                f"group {group.code}: key names unknown field {name!r}", details={**where, "field": name}
+            )
+    if len(set(group.key)) != len(group.key):
+        raise CatalogueError(f"group {group.code}: key repeats a field", details=where)
 
 
 def _check_rules(group: RecordGroup, tables: Mapping[str, CodeTable]) -> None:

@@ -31,6 +31,7 @@ from common.catalogue import Catalogue, CodeTable, FieldDef, RecordGroup, Rule, 
 from common.divisions import DivisionCodeError, derive
 from common.errors import FieldError, ValidationError
 from common.identity import IdentityError, validate_identity
+from common.text import forbidden_reason, scrub
 
 # ------------------------------------------------------------------------------------ bilingual reasons
 
@@ -39,6 +40,7 @@ REASONS: dict[str, tuple[str, str]] = {
     "null": ("不能为空", "must not be empty"),
     "unknown_field": ("不是本信息集的字段", "is not a field of this record group"),
     "invalid_text": ("应为文本", "must be text"),
+    "forbidden_character": ("{reason_zh}", "{reason_en}"),
     "too_long": ("长度超过 {max} 个字符", "is longer than {max} characters"),
     "not_in_table": ("代码 {value} 不在代码表 {table}（{table_label}）中", "code {value} is not in code table {table}"),
     "not_a_list": ("应为代码列表", "must be a list of codes"),
@@ -124,6 +126,9 @@ class _Text(fields.Field):
         if isinstance(value, bool) or not isinstance(value, str | int):
             raise MarshmallowError(_reason("invalid_text"))
         text = str(value).strip()
+        bad = forbidden_reason(text)
+        if bad is not None:  # control characters, lone surrogates, bidi overrides: refused in every text field
+            raise MarshmallowError(_reason("forbidden_character", reason_zh=bad[0], reason_en=bad[1]))
         if self.max_length is not None and len(text) > self.max_length:
             raise MarshmallowError(_reason("too_long", max=self.max_length))
         if self.pattern is not None and text and not self.pattern.match(text):
@@ -510,8 +515,10 @@ class GroupValidator:
                 msgs = [m for sub in msgs.values() for m in (sub if isinstance(sub, list) else [sub])]
             for m in msgs if isinstance(msgs, list) else [msgs]:
                 value = record.get(fcode)
+                if isinstance(value, str):  # echoed in the answer: never a character JSON or a sheet cannot hold
+                    value = scrub(value)
                 zh, en = _translate(str(m), value)
-                entries.append(self._entry(fcode, "", zh, en, value))
+                entries.append(self._entry(scrub(str(fcode)), "", zh, en, value))
         summary = "; ".join(f"{e.group}.{e.field} {e.label}: {e.reason_en}" for e in entries[:5])
         return ValidationError(f"{self.group.code} {self.group.label} failed validation: {summary}", entries)
 

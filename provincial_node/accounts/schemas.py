@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import marshmallow as ma
 
-from common.schemas import Out, Strict
+from common.schemas import Out, Strict, id_field
 
 
 class LoginIn(Strict):
@@ -36,7 +36,7 @@ class ReviewChainIn(Strict):
 class AccountIn(Strict):
     username = ma.fields.String(required=True)
     real_name = ma.fields.String(required=True)
-    unit_id = ma.fields.Integer(required=True)
+    unit_id = id_field(required=True)
     role = ma.fields.String(required=True, metadata={"description": "sysadmin | infoadmin | query | training"})
     password = ma.fields.String(required=True, metadata={"description": "initial password, changed at first login"})
     phone = ma.fields.String(load_default=None)

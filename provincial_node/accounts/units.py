@@ -20,9 +20,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from common.catalogue import STAGES, Catalogue
-from common.divisions import DivisionCodeError, derive
+from common.divisions import DivisionCodeError, check_known, derive
 from common.errors import ConflictError, FieldError, NotFoundError, PermissionDeniedError, ValidationError
 from common.orgcodes import OrgCodeError, parse_school_id
+from common.text import forbidden_reason
 from provincial_node.accounts.models import ReviewChain, Unit
 from provincial_node.audit_trail import trail
 from provincial_node.context import BUREAU_LEVELS, ProvinceContext, Role, UnitLevel
@@ -60,8 +61,12 @@ def check_unit(
         errors.append(FieldError("unit", "level", "单位层级无效", f"level must be one of {', '.join(LEVELS)}", level))
     if not code:
         errors.append(FieldError("unit", "code", "代码必填", "code is required", code))
-    if not (values.get("name") or "").strip():
+    name = (values.get("name") or "").strip()
+    if not name:
         errors.append(FieldError("unit", "name", "名称必填", "name is required", values.get("name")))
+    elif forbidden_reason(name):
+        zh, en = forbidden_reason(name)  # type: ignore[misc]
+        errors.append(FieldError("unit", "name", zh, en, None))
 
     def find(c: str | None) -> dict[str, Any] | None:
         if not c:
@@ -69,7 +74,26 @@ def check_unit(
         if pending and c in pending:
             return pending[c]
         u = session.scalar(select(Unit).where(Unit.code == c))
-        return {"level": u.level, "code": u.code} if u else None
+        if u is None:
+            return None
+        parent = session.get(Unit, u.parent_id) if u.parent_id else None
+        return {
+            "level": u.level,
+            "code": u.code,
+            "division_code": u.division_code,
+            "parent_code": parent.code if parent else None,
+        }
+
+    def chain(c: str | None) -> list[str]:
+        """``c`` and the codes above it, nearest first (pending rows of the same file included)."""
+        out: list[str] = []
+        while c and c not in out and len(out) < 16:
+            found = find(c)
+            if found is None:
+                break
+            out.append(c)
+            c = found.get("parent_code")
+        return out
 
     parent = find(values.get("parent_code"))
     if level == UnitLevel.PROVINCE:
@@ -97,6 +121,7 @@ def check_unit(
     if level in BUREAU_LEVELS:
         div = values.get("division_code") or code
         try:
+            check_known(div)
             path = derive(div)
             expected = {
                 UnitLevel.PROVINCE: path.province,
@@ -107,6 +132,19 @@ def check_unit(
                 errors.append(
                     FieldError("unit", "division_code", "行政区划代码与层级不符", f"{div} is not a {level} code", div)
                 )
+            elif parent is not None and parent["level"] in BUREAU_LEVELS:
+                above = parent.get("division_code") or parent["code"]
+                inside = path.city == above if parent["level"] == UnitLevel.CITY else path.province == above
+                if not inside:
+                    errors.append(
+                        FieldError(
+                            "unit",
+                            "division_code",
+                            f"行政区划 {div} 不在上级单位的区划 {above} 之内",
+                            f"division {div} does not lie inside the parent's division {above}",
+                            div,
+                        )
+                    )
         except DivisionCodeError as e:
             errors.append(FieldError("unit", "division_code", e.reason_zh, e.reason_en, div))
     if level == UnitLevel.SCHOOL:
@@ -118,7 +156,8 @@ def check_unit(
                 parse_school_id(code, school_classes=catalogue.school_classes, school_type=st)
             except OrgCodeError as e:
                 errors.append(FieldError("unit", "code", e.reason_zh, e.reason_en, code))
-        sup = find(values.get("supervisor_code") or values.get("parent_code"))
+        sup_code = values.get("supervisor_code") or values.get("parent_code")
+        sup = find(sup_code)
         if sup is None or sup["level"] not in BUREAU_LEVELS:
             errors.append(
                 FieldError(
@@ -127,6 +166,16 @@ def check_unit(
                     "主管教育行政部门应为省、市或县级单位",
                     "the supervising bureau must be a province, city or county unit",
                     values.get("supervisor_code"),
+                )
+            )
+        elif sup_code not in chain(values.get("parent_code")):
+            errors.append(
+                FieldError(
+                    "unit",
+                    "supervisor_code",
+                    "主管教育行政部门应为本校的上级单位（所在区县、地市或省）之一",
+                    "the supervising bureau must be one of the school's own parent bureaus (county, city or province)",
+                    sup_code,
                 )
             )
     return errors

@@ -18,12 +18,13 @@ from flask import Flask
 from flask_smorest import Blueprint
 
 from common.http import make_api
-from provincial_node.api import auth, sync
+from provincial_node.api import auth, limits, sync
 
 
 def register_api(app: Flask, blueprints: Iterable[Blueprint], title: str) -> Any:
     """The OpenAPI-documented API: the auth hook, the areas' blueprints, the shell's own."""
     api = make_api(app, title)
+    app.before_request(limits.check_json_body)
     app.before_request(auth.authenticate_request)
     for bp in (*blueprints, *sync.BLUEPRINTS):
         api.register_blueprint(bp)

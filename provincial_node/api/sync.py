@@ -9,6 +9,7 @@ import marshmallow as ma
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
+from common.http import end_request_transaction
 from common.schemas import Out
 from provincial_node.context import Role, UnitLevel, current_context, runtime
 from provincial_node.jobs import make_sync_client
@@ -98,6 +99,7 @@ class SyncRun(MethodView):
     def post(self) -> Any:
         """Run a sync round now (province administrators); answers its summary."""
         _province_operator(Role.SYSADMIN, Role.INFOADMIN)
+        end_request_transaction()  # the round writes in its own transactions
         return make_sync_client(runtime()).run_round(RoundTrigger.API)
 
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import marshmallow as ma
 
-from common.schemas import Out, Query
+from common.schemas import Out, Query, count_field
 
 
 class AuditQuery(Query):
     action = ma.fields.String(load_default=None)
     limit = ma.fields.Integer(load_default=100, validate=ma.validate.Range(1, 1000))
-    offset = ma.fields.Integer(load_default=0, validate=ma.validate.Range(0))
+    offset = count_field(query=True, load_default=0)
 
 
 class AuditEventOut(Out):

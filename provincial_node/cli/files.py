@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import csv
-
 import click
 from tqdm import tqdm
 
 from common.db import session_scope
 from provincial_node.accounts import units
 from provincial_node.cli import _runtime
+from provincial_node.tasks.models import Task
+from provincial_node.tasks.runner import claim_next, new_runner_id, run_task
+from provincial_node.tasks.status import TaskState
 from provincial_node.teacher_files import importexport
 
 
@@ -33,60 +34,84 @@ def template_cmd(ctx: click.Context, group_code: str, fmt: str, output: str) -> 
 @click.option("--group", "group_code", required=True, help="record group of the file, e.g. JBXX")
 @click.option("--school", "school_code", required=True, help="学校标识码 of the school the rows belong to")
 @click.option("--as", "username", required=True, help="the account the import is done as (audited)")
+@_runtime.password_option
 @click.option("--report", type=click.Path(dir_okay=False, writable=True), help="write the row errors as CSV")
 @click.pass_context
 def import_cmd(
-    ctx: click.Context, file: str, group_code: str, school_code: str, username: str, report: str | None
+    ctx: click.Context, file: str, group_code: str, school_code: str, username: str, password: str, report: str | None
 ) -> None:
-    """Import an xlsx/csv file of one record group for a school: bad rows are reported, good rows kept."""
+    """Import an xlsx/csv file of one record group for a school: bad rows are reported, good rows kept. Runs as a
+    background task in this process (committed every TMIS_IMPORT_CHUNK_ROWS rows, visible in GET /api/v1/tasks);
+    Ctrl-C stops it between chunks, keeping the rows before."""
     fmt = "csv" if file.lower().endswith(".csv") else "xlsx"
     rt = _runtime.runtime(ctx, _runtime.config(ctx, require_code=True))
     with open(file, "rb") as f:
         data = f.read()
-    with session_scope(rt.session_factory) as s:
+    _runtime.check_user(rt, username, password)
+    with session_scope(rt.session_factory, write=True) as s:
         pctx = _runtime.acting_as(rt, s, username)
         school = units.get_unit_by_code(s, school_code)
-        with tqdm(total=0, unit="row", desc=f"import {group_code}", disable=None) as bar:
+        task_id = importexport.start_import_task(pctx, school.id, group_code, data, fmt).id
+    runner = new_runner_id()
+    if claim_next(rt, runner, task_id) is None:
+        raise click.ClickException(
+            f"task {task_id} was taken by a running server; follow it with GET /api/v1/tasks/{task_id}"
+        )
+    with tqdm(total=0, unit="row", desc=f"import {group_code}", disable=None) as bar:
 
-            def progress(done: int, total: int) -> None:
-                bar.total = total
-                bar.update(done - bar.n)
+        def progress(done: int, total: int | None) -> None:
+            bar.total = total or 0
+            bar.update(done - bar.n)
 
-            result = importexport.import_file(pctx, school.id, group_code, data, fmt, progress)
-    click.echo(
-        f"{result['rows']} rows: {result['created']} created, {result['updated']} updated, "
-        f"{result['unchanged']} unchanged, {result['failed']} failed"
-    )
-    for e in result["errors"][:20]:
+        run_task(rt, task_id, runner, on_progress=progress)
+    with session_scope(rt.session_factory) as s:
+        task = s.get(Task, task_id)
+        state, result, error = task.state, task.result or {}, task.error
+    errors = result.get("errors", [])
+    if "rows" in result:
         click.echo(
-            f"  row {e['row']} column {e['column']}: {e['reason_zh']} / {e['reason_en']} (value {e['value']!r})",
+            f"{result['rows']} rows: {result['created']} created, {result['updated']} updated, "
+            f"{result['unchanged']} unchanged, {result['failed']} failed (task {task_id}, {state})"
+        )
+    if error:
+        click.echo(f"task {task_id} {state}: {error}", err=True)
+    for e in errors[:20]:
+        click.echo(
+            f"  row {e.get('row')} column {e.get('column')}: {e['reason_zh']} / {e['reason_en']} "
+            f"(value {e.get('value')!r})",
             err=True,
         )
-    if report and result["errors"]:
-        with open(report, "w", newline="", encoding="utf-8-sig") as f:
-            w = csv.DictWriter(
-                f, fieldnames=["row", "column", "value", "reason_zh", "reason_en"], extrasaction="ignore"
-            )
-            w.writeheader()
-            w.writerows(result["errors"])
-        click.echo(f"all {len(result['errors'])} errors written to {report}")
-    if result["failed"]:
+    if report and errors:
+        with open(report, "wb") as f:
+            fields = ["row", "column", "value", "reason_zh", "reason_en"]
+            f.write(importexport.csv_bytes([fields, *([e.get(k) for k in fields] for e in errors)]))
+        click.echo(f"all {len(errors)} errors written to {report}")
+    if state != TaskState.DONE or result.get("failed"):
         ctx.exit(1)
 
 
 @click.command("export")
 @click.option("--unit", "unit_code", required=True, help="unit whose subtree is exported")
 @click.option("--as", "username", required=True, help="the account the export is done as (audited)")
+@_runtime.password_option
 @click.option("--reason", required=True, help="why the data is exported (数据导出有据可查)")
 @click.option("--group", "groups", multiple=True, help="only these record groups (default: all)")
 @click.option("--format", "fmt", type=click.Choice(["xlsx", "csv"]), default="xlsx", show_default=True)
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), required=True)
 @click.pass_context
 def export_cmd(
-    ctx: click.Context, unit_code: str, username: str, reason: str, groups: tuple[str, ...], fmt: str, output: str
+    ctx: click.Context,
+    unit_code: str,
+    username: str,
+    password: str,
+    reason: str,
+    groups: tuple[str, ...],
+    fmt: str,
+    output: str,
 ) -> None:
     """Export the effective files of a unit's subtree (recorded in the audit trail)."""
     rt = _runtime.runtime(ctx, _runtime.config(ctx, require_code=True))
+    _runtime.check_user(rt, username, password)
     with session_scope(rt.session_factory) as s:
         pctx = _runtime.acting_as(rt, s, username)
         unit = units.get_unit_by_code(s, unit_code)

@@ -13,6 +13,7 @@ from provincial_node.accounts import provisioning
 from provincial_node.app import create_app
 from provincial_node.cli import _runtime
 from provincial_node.jobs import start_scheduler
+from provincial_node.tasks.runner import TaskRunner
 
 
 @click.command("serve")
@@ -20,7 +21,7 @@ from provincial_node.jobs import start_scheduler
 @click.pass_context
 def serve(ctx: click.Context, threads: int) -> None:
     """Serve the node's API with waitress on TMIS_BIND (default 127.0.0.1:8100); run the scheduled jobs
-    (sync round, request expiry)."""
+    (sync round, request expiry) and the background tasks (TMIS_TASK_WORKERS at a time)."""
     config = _runtime.config(ctx)
     if not config.province_code:
         raise click.UsageError("TMIS_PROVINCE_CODE is required to serve a provincial node")
@@ -28,10 +29,13 @@ def serve(ctx: click.Context, threads: int) -> None:
     rt = _runtime.runtime(ctx, config)
     app = create_app(config, rt)
     scheduler = start_scheduler(rt, areas.jobs())
+    tasks = TaskRunner(rt, config.task_workers).start() if config.task_workers else None
     try:
         serve_wsgi(app, config.bind_host, config.bind_port, threads)
     finally:
         scheduler.shutdown(wait=False)
+        if tasks is not None:
+            tasks.stop()
 
 
 @click.command("init")

@@ -12,6 +12,8 @@ from flask_smorest import Blueprint
 from common.errors import BadRequestError
 from provincial_node.accounts.schemas import AccountOut
 from provincial_node.context import current_context
+from provincial_node.tasks.api import labelled
+from provincial_node.tasks.schemas import TaskOut
 from provincial_node.teacher_files import (
     change_requests,
     custom_fields,
@@ -212,6 +214,18 @@ class Import(MethodView):
     def post(self, args: dict[str, Any], group: str) -> Any:
         """Import the request body (an xlsx or csv file of one group) for a school; returns counts and row errors."""
         return importexport.import_file(current_context(), args["school_id"], group, request.get_data(), args["format"])
+
+
+@files_bp.route("/imports/<group>/tasks")
+class ImportTask(MethodView):
+    @files_bp.arguments(ImportQuery, location="query")
+    @files_bp.response(202, TaskOut)
+    def post(self, args: dict[str, Any], group: str) -> Any:
+        """Start importing the request body (an xlsx or csv file of one group) for a school as a background task;
+        poll ``GET /api/v1/tasks/<id>`` for progress and the per-row report, cancel with ``POST …/cancel``."""
+        ctx = current_context()
+        task = importexport.start_import_task(ctx, args["school_id"], group, request.get_data(), args["format"])
+        return labelled(task), 202, {"Location": f"/api/v1/tasks/{task.id}"}
 
 
 @files_bp.route("/exports")

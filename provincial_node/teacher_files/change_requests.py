@@ -84,6 +84,20 @@ def request_change(ctx: ProvinceContext, teacher_id: int, changes: list[dict[str
             "changes must be a non-empty list of {group, index, field, new}",
         )
     catalogue = ctx.catalogue
+    unknown = [
+        FieldError(
+            "change_request",
+            "changes",
+            "信息集或字段不存在",
+            "no such record group or field",
+            f"{c['group']}.{c['field']}",
+            index=i,
+        )
+        for i, c in enumerate(changes)
+        if c["group"] not in catalogue.groups or not catalogue.groups[c["group"]].has_field(c["field"])
+    ]
+    if unknown:
+        raise ValidationError("a change names an unknown record group or field", unknown)
     for c in changes:
         group = catalogue.group(c["group"])
         if group.has_field(c["field"]) and group.field(c["field"]).filled_by == "workflow":

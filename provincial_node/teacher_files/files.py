@@ -272,20 +272,29 @@ def derive_fields(draft: dict[str, Any]) -> None:
         del basic[k]
 
 
-def _check_only_new_information(group_code: str, effective: Any, proposed: Any) -> None:
-    """After a file is effective, edits may add information but not change effective values."""
+def _check_only_new_information(ctx: ProvinceContext, group_code: str, effective: Any, proposed: Any) -> None:
+    """After a file is effective, edits may add information but not change effective values; every changed
+    effective record (multi-record groups, with its ``index``) or field is named, in Chinese and English."""
     if effective is None:
         return
-    changed = []
+    group = ctx.catalogue.group(group_code)
+    changed, errors = [], []
+    zh = "已生效的信息不能直接修改，须由学校信息管理员提交变更申请，经主管教育行政部门批准"
+    en = "effective information cannot be edited directly: it needs a change request approved by the supervising bureau"
     if isinstance(effective, list):
         rows = proposed if isinstance(proposed, list) else []
         for i, row in enumerate(effective):
             if i >= len(rows) or rows[i] != row:
                 changed.append({"group": group_code, "index": i})
+                other = rows[i] if i < len(rows) else {}
+                fields = sorted(k for k in set(row) | set(other) if row.get(k) != other.get(k))
+                for f in fields or [""]:
+                    errors.append(_group_error(group, f, zh, en, row.get(f) if f else None).at(index=i))
     else:
         for field, value in effective.items():
             if filled(value) and (proposed or {}).get(field) != value:
                 changed.append({"group": group_code, "field": field})
+                errors.append(_group_error(group, field, zh, en, (proposed or {}).get(field)))
     if changed:
         raise ConflictError(
             "changing effective information needs a change request by the school's information "
@@ -293,6 +302,7 @@ def _check_only_new_information(group_code: str, effective: Any, proposed: Any) 
             details={"changed": changed},
             message_zh="已生效的信息不能直接修改：请由学校信息管理员提交变更申请，经主管教育行政部门审批后生效。"
             "新增信息（如新的年度考核）可直接填写。",
+            field_errors=errors,
         )
 
 
@@ -343,7 +353,7 @@ def update_group(ctx: ProvinceContext, teacher_id: int, group_code: str, value: 
     normalised = _carry_workflow_fields(group, before, normalised)
     _check_fill_rights(actor, catalogue, group_code, before, normalised)
     if teacher.ever_effective:
-        _check_only_new_information(group_code, teacher.data.get(group_code), normalised)
+        _check_only_new_information(ctx, group_code, teacher.data.get(group_code), normalised)
     if group_code == "JBXX" and (normalised.get("SFZJH"), normalised.get("SFZJLXM")) != (
         teacher.doc_number,
         teacher.doc_type,

@@ -4,20 +4,20 @@ from __future__ import annotations
 
 import marshmallow as ma
 
-from common.schemas import Out, Query, Strict
+from common.schemas import Out, Query, Strict, count_field, id_field
 
 FORMATS = ("xlsx", "csv")
 
 
 class TeacherQuery(Query):
     status = ma.fields.String(load_default=None)
-    unit_id = ma.fields.Integer(load_default=None)
+    unit_id = id_field(query=True, load_default=None)
     limit = ma.fields.Integer(load_default=100, validate=ma.validate.Range(1, 1000))
-    offset = ma.fields.Integer(load_default=0, validate=ma.validate.Range(0))
+    offset = count_field(query=True, load_default=0)
 
 
 class TeacherIn(Strict):
-    school_id = ma.fields.Integer(required=True)
+    school_id = id_field(required=True)
     basic = ma.fields.Dict(required=True, metadata={"description": "基本信息 fields; XM, SFZJLXM, SFZJH required"})
 
 
@@ -35,13 +35,13 @@ class ReviewIn(Strict):
 
 
 class BulkApproveIn(Strict):
-    unit_id = ma.fields.Integer(load_default=None)
+    unit_id = id_field(load_default=None, allow_none=True)
     reason = ma.fields.String(load_default=None)
 
 
 class ChangeIn(Strict):
     group = ma.fields.String(required=True)
-    index = ma.fields.Integer(load_default=None)
+    index = count_field(load_default=None, allow_none=True)
     field = ma.fields.String(required=True)
     new = ma.fields.Raw(required=True, allow_none=True)
 
@@ -71,7 +71,7 @@ class CustomFieldIn(Strict):
     required = ma.fields.Boolean(load_default=False)
     filled_by = ma.fields.String(load_default="school")
     stages = ma.fields.List(ma.fields.String(), load_default=None)
-    max_length = ma.fields.Integer(load_default=None)
+    max_length = ma.fields.Integer(strict=True, load_default=None, validate=ma.validate.Range(1, 10_000))
 
 
 class RetireIn(Strict):
@@ -83,11 +83,11 @@ class FormatQuery(Query):
 
 
 class ImportQuery(FormatQuery):
-    school_id = ma.fields.Integer(required=True)
+    school_id = id_field(query=True, required=True)
 
 
 class ExportIn(Strict):
-    unit_id = ma.fields.Integer(required=True)
+    unit_id = id_field(required=True)
     reason = ma.fields.String(required=True)
     groups = ma.fields.List(ma.fields.String(), load_default=None)
     format = ma.fields.String(load_default="xlsx", validate=ma.validate.OneOf(FORMATS))

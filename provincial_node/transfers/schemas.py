@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import marshmallow as ma
 
-from common.schemas import Out, Query, Strict
+from common.schemas import Out, Query, Strict, id_field
 
 MONTH = ma.validate.Regexp(r"^\d{4}-(0[1-9]|1[0-2])$", error="应为 YYYY-MM 格式的年月 (YYYY-MM)")
 
@@ -17,7 +17,7 @@ class TransferIn(Strict):
     teacher_number = ma.fields.String(required=True)
     doc_type = ma.fields.String(required=True)
     doc_number = ma.fields.String(required=True)
-    to_school_id = ma.fields.Integer(required=True)
+    to_school_id = id_field(required=True)
     reason = ma.fields.String(required=True)
     from_province = ma.fields.String(
         load_default=None,
@@ -29,13 +29,13 @@ class TransferIn(Strict):
 
 
 class RotationIn(Strict):
-    teacher_id = ma.fields.Integer(required=True)
+    teacher_id = id_field(required=True)
     with_transfer = ma.fields.Boolean(required=True, metadata={"description": "是否调动人事关系"})
     rotation_type = ma.fields.String(required=True, metadata={"description": "交流轮岗类型 (JLLGLX)"})
     start_month = ma.fields.String(required=True, validate=MONTH)
     end_month = ma.fields.String(load_default=None, validate=MONTH)
     reason = ma.fields.String(required=True)
-    to_school_id = ma.fields.Integer(load_default=None)
+    to_school_id = id_field(load_default=None, allow_none=True)
     to_unit_name = ma.fields.String(load_default=None)
     to_province = ma.fields.String(load_default=None, metadata={"description": "跨省: the receiving province"})
     to_school_code = ma.fields.String(

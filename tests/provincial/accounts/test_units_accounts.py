@@ -42,6 +42,58 @@ def test_bad_rows_are_reported_and_nothing_is_written(province):
     assert province.session.query(Unit).filter(Unit.code == "440111").count() == 0
 
 
+HEADER = "code,name,level,parent_code,division_code,school_type,urban_rural_type,sponsor_type,supervisor_code\n"
+
+
+def _errors_of(province, text):
+    with pytest.raises(ValidationError) as exc:
+        units.import_units_csv(province.ctx(None), HEADER + text)
+    return {(e["row"], e["column"]): e for e in exc.value.details["errors"]}
+
+
+def test_an_unknown_or_retired_division_code_is_refused(province):
+    """The trial's 330199 (a made-up county) was accepted silently; now it and a retired code are refused."""
+    errors = _errors_of(
+        province,
+        "440199,不存在区教育局,county,440100,,,,,\n"  # well-formed, in no division list
+        "440121,撤销县教育局,county,440100,,,,,\n",  # 花县, retired in 1993
+    )
+    assert "不在 GB/T 2260 中" in errors[(2, "division_code")]["reason_zh"]
+    assert "撤销" in errors[(3, "division_code")]["reason_zh"]
+    assert province.session.query(Unit).filter(Unit.code == "440199").count() == 0
+
+
+def test_a_division_outside_its_parent_bureau_is_refused(province):
+    errors = _errors_of(province, "440305,南山区教育局,county,440100,,,,,\n")  # 深圳's district under 广州
+    assert "不在上级单位的区划 440100 之内" in errors[(2, "division_code")]["reason_zh"]
+
+
+def test_a_school_cannot_be_supervised_by_a_bureau_outside_its_own_chain(province):
+    errors = _errors_of(province, "2144000009,新学校,school,440106,,211,111,,440105\n")  # 海珠 supervises 天河's school
+    assert "上级单位" in errors[(2, "supervisor_code")]["reason_zh"]
+    # its own county or the city above it may supervise it (东莞-style city supervision), also within one file
+    ok = units.import_units_csv(
+        province.ctx(None),
+        HEADER + "440111,白云区教育局,county,440100,,,,,\n2144000010,白云小学,school,440111,,211,111,,440100\n",
+    )
+    assert ok["created"] == 2
+
+
+def test_unit_names_refuse_control_characters(province):
+    errors = _errors_of(province, "440111,白云区\x07教育局,county,440100,,,,,\n")
+    assert "控制字符" in errors[(2, "name")]["reason_zh"]
+
+
+def test_division_supplement_and_check_known():
+    from common.divisions import DivisionCodeError, check_known
+
+    check_known("330114")  # 钱塘区 (2021), missing from the bundled data: supplemented
+    check_known("659001")  # 石河子 (兵团 city under 新疆's 90 prefix)
+    for bad in ("330199", "330103", "9999", "990100"):
+        with pytest.raises(DivisionCodeError):
+            check_known(bad)
+
+
 def test_password_strength():
     for weak in ("short1A", "alllowercase1", "NoDigitsHere"):
         with pytest.raises(ValidationError):
