@@ -12,6 +12,7 @@ from common.divisions import lookup
 from common.errors import CatalogueError
 from provincial_node.context import Role, UnitLevel, current_context
 from provincial_node.sync.models import BatchStatus, MessageStatus, RoundStatus, RoundTrigger
+from provincial_node.tasks.status import TaskState
 from provincial_node.teacher_files.status import ChangeRequestStatus, FileStatus, HistoryAction
 from provincial_node.transfers.steps import Side, Step, TransferKind, TransferStatus
 from provincial_node.web.menu import level_role_label, menu_for
@@ -27,6 +28,7 @@ LABELS = {
     "Role": Role,
     "UnitLevel": UnitLevel,
     "RoundStatus": RoundStatus,
+    "TaskState": TaskState,
     "RoundTrigger": RoundTrigger,
     "BatchStatus": BatchStatus,
     "MessageStatus": MessageStatus,

@@ -130,7 +130,9 @@ def test_every_page_of_the_app_is_in_the_table(site):
     by_flow = {
         "/changes/<int:request_id>",
         "/transfers/<int:transfer_id>",
-        "/imports/report/<token>.xlsx",
+        "/imports/<int:task_id>",
+        "/imports/<int:task_id>/status",
+        "/imports/<int:task_id>/report.xlsx",
         "/help/<guide>",
         "/help/screenshots/<name>",
     }

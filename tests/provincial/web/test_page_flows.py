@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from common.db import session_scope
 from provincial_node.context import runtime
+from provincial_node.tasks.runner import run_pending
 from provincial_node.teacher_files.models import ChangeRequest, Teacher
 from tests.factories import GOOD_RECORDS
 from tests.provincial.web.conftest import basic, csrf_of, post
@@ -161,6 +162,8 @@ def test_creating_an_account_with_a_weak_password_says_which_field(site):
 
 
 def test_an_upload_with_one_bad_row_reports_that_row_and_keeps_the_good_ones(site):
+    """The upload becomes a background task; its page shows the progress, then the counts and the bad row (on
+    screen and in the xlsx report, which only the uploader can fetch)."""
     c = site.client("school_info")
     tpl = c.get("/templates/LXFS.csv")
     assert tpl.status_code == 200
@@ -178,15 +181,50 @@ def test_an_upload_with_one_bad_row_reports_that_row_and_keeps_the_good_ones(sit
         },
         content_type="multipart/form-data",
     )
-    assert r.status_code == 200, r.text[:2000]
-    assert re.search(r"<tr><td>3</td><td>教师编号\(JSBH\)</td><td>4400000000999</td><td>[^<]+</td></tr>", r.text)
-    link = re.search(r'href="(/imports/report/[^"]+\.xlsx)"', r.text).group(1)
-    report = c.get(link)
+    assert r.status_code == 302, r.text[:2000]
+    task_page = r.headers["Location"]
+    queued = c.get(task_page)
+    assert "排队中" in queued.text and 'http-equiv="refresh"' in queued.text  # follows itself without JavaScript
+    assert c.get(task_page + "/status").json == {
+        "state": "queued", "state_label": "排队中", "done": 0, "total": None, "finished": False,
+    }  # fmt: skip
+    assert run_pending(runtime(site.app)) != []
+    done = c.get(task_page)
+    assert "http-equiv" not in done.text and "失败 1" in done.text and "新建 0，更新 1" in done.text
+    assert re.search(r"<tr><td>3</td><td>教师编号\(JSBH\)</td><td>4400000000999</td><td>[^<]+</td></tr>", done.text)
+    report = c.get(task_page + "/report.xlsx")
     assert report.status_code == 200
     wb = load_workbook(io.BytesIO(report.data))
     assert any("4400000000999" in str(cell.value) for row in wb.active.iter_rows() for cell in row)
-    assert site.client("school2_info").get(link).status_code == 404  # another account cannot fetch it
+    assert site.client("school2_info").get(task_page).status_code == 404  # another school: not even the page
+    assert site.client("county_info").get(task_page + "/report.xlsx").status_code == 404  # the uploader's only
     assert _teacher(site, site.teachers["draft"]).draft["LXFS"]["SJ"] == "13800138000"
+    assert task_page.rsplit("/", 1)[1] in c.get("/imports-exports").text  # among 最近的导入
+
+
+def test_an_upload_that_is_not_a_table_fails_with_the_reason(site):
+    c = site.client("school_info")
+    page = c.get("/imports-exports")
+    r = c.post(
+        "/imports",
+        data={
+            "group": "LXFS",
+            "school_id": str(site.ids["2144000001"]),
+            "file": (io.BytesIO(b"\x00\x01 not a spreadsheet"), "lxfs.xlsx"),
+            "csrf_token": csrf_of(page.text),
+        },
+        content_type="multipart/form-data",
+    )
+    assert r.status_code == 302
+    run_pending(runtime(site.app))
+    done = c.get(r.headers["Location"])
+    assert "导入未能进行" in done.text and "失败" in done.text
+
+
+def test_an_upload_without_a_file_or_group_says_which(site):
+    c = site.client("school_info")
+    r = post(c, "/imports", {"school_id": str(site.ids["2144000001"])}, token_from="/imports-exports")
+    assert r.status_code == 422 and field_error(r.text, "file") and field_error(r.text, "group")
 
 
 def test_an_export_needs_its_purpose(site):

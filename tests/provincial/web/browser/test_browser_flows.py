@@ -168,8 +168,9 @@ def test_an_upload_with_one_bad_row_shows_that_rows_error(page: Page, province):
     page.select_option("#imp-group", "LXFS")
     page.set_input_files("#imp-file", {"name": "联系方式.csv", "mimeType": "text/csv", "buffer": body})
     page.click("button:has-text('上传并导入')")
+    expect(page).to_have_url(re.compile(r"/imports/\d+$"))  # the import runs as a background task
     errors = page.locator("[data-import-errors] tbody tr")
-    expect(errors).to_have_count(1)
+    expect(errors).to_have_count(1, timeout=30_000)  # the page follows the task and shows its result
     expect(errors.first).to_contain_text("4400000000999")
     expect(errors.first.locator("td").first).to_have_text("3")
     expect(page.locator("[data-import-result] .alert")).to_contain_text("失败 1")
