@@ -96,6 +96,7 @@ def main() -> int:
         body += "4400000009999,广州市天河区,020-1234567,1380013800,a@b,\n".encode()  # refused: no such teacher
         clerk.set_input_files("#imp-file", {"name": "联系方式.csv", "mimeType": "text/csv", "buffer": body})
         clerk.click("button:has-text('上传并导入')")
+        clerk.wait_for_selector("[data-import-result]", timeout=60_000)  # the import runs as a background task
         shot(clerk, args.out, "import_errors")
 
         county = person("infoadmin440106")
