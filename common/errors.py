@@ -66,6 +66,10 @@ class ErrorCode(enum.StrEnum):
     PROTOCOL_ALREADY_ACCEPTED = "protocol_already_accepted"
     PROTOCOL_TRANSFER_STATE = "protocol_transfer_state"
     PROTOCOL_TRANSFER_OWNER = "protocol_transfer_owner"
+    # authentication (continued)
+    LOGIN_THROTTLED = "login_throttled"
+    # data protection
+    PROTECTED_DATA_INVALID = "protected_data_invalid"
 
 
 class TmisError(Exception):

@@ -93,13 +93,33 @@ class Actor:
 
 @dataclass(frozen=True)
 class Settings:
-    """Node settings services read (from :class:`~provincial_node.config.ProvincialConfig`)."""
+    """Node settings services read (from :class:`~provincial_node.config.ProvincialConfig`): the province's
+    choices of request lifetime, token and session lifetimes, password expiry, login throttling, the read alert
+    and the data-sharing review period."""
 
     transfer_expiry: dt.timedelta = dt.timedelta(days=60)
+    token_lifetime: dt.timedelta = dt.timedelta(minutes=480)
+    token_idle: dt.timedelta = dt.timedelta(minutes=30)
+    password_max_age: dt.timedelta | None = dt.timedelta(days=90)
+    login_max_failures: int = 5
+    login_lock: dt.timedelta = dt.timedelta(minutes=15)
+    login_max_per_address: int = 20
+    read_alert_per_hour: int = 100
+    sharing_review_days: int = 5
 
     @classmethod
     def from_config(cls, config: ProvincialConfig) -> Settings:
-        return cls(transfer_expiry=dt.timedelta(days=config.transfer_expiry_days))
+        return cls(
+            transfer_expiry=dt.timedelta(days=config.transfer_expiry_days),
+            token_lifetime=dt.timedelta(minutes=config.token_lifetime_minutes),
+            token_idle=dt.timedelta(minutes=config.token_idle_minutes),
+            password_max_age=dt.timedelta(days=config.password_max_age_days) if config.password_max_age_days else None,
+            login_max_failures=config.login_max_failures,
+            login_lock=dt.timedelta(minutes=config.login_lock_minutes),
+            login_max_per_address=config.login_max_per_address,
+            read_alert_per_hour=config.read_alert_per_hour,
+            sharing_review_days=config.sharing_review_days,
+        )
 
 
 CatalogueExtender = Callable[[Session, Catalogue], Catalogue]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from tests.conftest import run_tmis
+from tests.factories import resident_id
 
 
 def test_groups_are_discovered():
@@ -75,6 +76,9 @@ def test_province_init_import_export_cli(tmp_path):
     assert again.returncode == 2 and "already holds an initialised node" in again.stderr
     run_tmis("province", "template", "--group", "JBXX", "--format", "xlsx", "-o", str(tmp_path / "t.xlsx"), env=env)
     assert (tmp_path / "t.xlsx").stat().st_size > 1000
+    assert ((tmp_path / "p" / "data.key").stat().st_mode & 0o777) == 0o600
+    assert ((tmp_path / "p").stat().st_mode & 0o777) == 0o700  # the data directory, and its files 0600
+    assert all((f.stat().st_mode & 0o777) == 0o600 for f in (tmp_path / "p").iterdir() if f.is_file())
     bad = run_tmis(
         "province",
         "export",
@@ -88,19 +92,48 @@ def test_province_init_import_export_cli(tmp_path):
         str(tmp_path / "e.xlsx"),
         env=env,
         check=False,
+        input="Some-password-1\n",
     )
-    assert bad.returncode == 2 and "nobody" in bad.stderr
+    assert bad.returncode == 2 and "wrong username or password" in bad.stderr  # one answer for unknown users
+    _add_infoadmin(env, "gd_info")
+    export = ["province", "export", "--unit", "440000", "--as", "gd_info", "--reason", "备份核对"]
+    export += ["-o", str(tmp_path / "e.xlsx")]
+    no_credential = run_tmis(*export, env=env, check=False)  # acting as a user needs that user's password
+    assert no_credential.returncode != 0 and not (tmp_path / "e.xlsx").exists()
+    wrong = run_tmis(*export, env=env, check=False, input="Wrong-password-1\n")
+    assert wrong.returncode == 2 and "wrong username or password" in wrong.stderr
+    first = run_tmis(*export, env=env, check=False, input="Init-pass-2026\n")
+    assert first.returncode == 2 and "must change the password" in first.stderr
     run_tmis(
-        "province",
-        "export",
-        "--unit",
-        "440000",
-        "--as",
-        "gd_admin",
-        "--reason",
-        "备份核对",
-        "-o",
-        str(tmp_path / "e.xlsx"),
-        env=env,
+        "province", "password", "--as", "gd_info", env=env, input="Init-pass-2026\nNew-pass-2026x\nNew-pass-2026x\n"
     )
+    run_tmis(*export, env=env, input="New-pass-2026x\n")
     assert (tmp_path / "e.xlsx").stat().st_size > 1000
+    as_sysadmin = run_tmis(*export[:5], "gd_admin", *export[6:], env=env, check=False, input="Init-pass-2026\n")
+    assert as_sysadmin.returncode == 2  # must change the password first, and then: no teacher data for sysadmins
+
+
+def _add_infoadmin(env: dict[str, str], username: str) -> None:
+    """An information administrator of the province unit, created through the services (there is no account
+    command in the CLI): the province's system administrator creates it."""
+    from common.db import session_scope
+    from provincial_node.accounts import accounts, units
+    from provincial_node.accounts.access import actor_for
+    from provincial_node.accounts.models import Account
+    from provincial_node.app import build_runtime
+    from provincial_node.config import config_from_env
+
+    rt = build_runtime(config_from_env(env))
+    with session_scope(rt.session_factory) as s:
+        admin = actor_for(s, s.query(Account).filter_by(username="gd_admin").one())
+        accounts.create_account(
+            rt.context(s, admin),
+            username=username,
+            real_name="信息管理员",
+            unit=units.get_unit_by_code(s, "440000"),
+            role="infoadmin",
+            password="Init-pass-2026",
+            id_number=resident_id("440106", "19800101", "123"),
+            phone="13800138000",
+        )
+    rt.engine.dispose()

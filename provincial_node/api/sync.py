@@ -10,8 +10,9 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from common.schemas import Out
-from provincial_node.context import Role, UnitLevel, current_context, runtime
+from provincial_node.context import current_context, runtime
 from provincial_node.jobs import make_sync_client
+from provincial_node.rules import Operation, authorize
 from provincial_node.sync import outbox
 from provincial_node.sync import status as sync_status
 from provincial_node.sync.models import RoundTrigger
@@ -67,11 +68,8 @@ class OutboxOut(Out):
     entries = ma.fields.List(ma.fields.Nested(OutboxEntryOut))
 
 
-def _province_operator(*roles: Role) -> None:
-    actor = current_context().user
-    if roles:
-        actor.require(*roles)
-    actor.require_level(UnitLevel.PROVINCE)
+def _province_operator(op: Operation = Operation.SYNC_OPERATE) -> None:
+    authorize(current_context(), op)
 
 
 @bp.route("/sync/status")
@@ -97,7 +95,7 @@ class SyncRun(MethodView):
     @bp.response(200, RunOut)
     def post(self) -> Any:
         """Run a sync round now (province administrators); answers its summary."""
-        _province_operator(Role.SYSADMIN, Role.INFOADMIN)
+        _province_operator()
         return make_sync_client(runtime()).run_round(RoundTrigger.API)
 
 
@@ -106,7 +104,7 @@ class Outbox(MethodView):
     @bp.response(200, OutboxOut)
     def get(self) -> Any:
         """Outbox entries not yet batched (province administrators and operators)."""
-        _province_operator(Role.SYSADMIN, Role.INFOADMIN)
+        _province_operator(Operation.OUTBOX_READ)
         return {"entries": outbox.pending(current_context().session)}
 
 

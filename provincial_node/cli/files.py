@@ -8,7 +8,7 @@ import click
 from tqdm import tqdm
 
 from common.db import session_scope
-from provincial_node.accounts import units
+from provincial_node.accounts import accounts, units
 from provincial_node.cli import _runtime
 from provincial_node.teacher_files import importexport
 
@@ -32,11 +32,17 @@ def template_cmd(ctx: click.Context, group_code: str, fmt: str, output: str) -> 
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
 @click.option("--group", "group_code", required=True, help="record group of the file, e.g. JBXX")
 @click.option("--school", "school_code", required=True, help="学校标识码 of the school the rows belong to")
-@click.option("--as", "username", required=True, help="the account the import is done as (audited)")
+@_runtime.credential_options
 @click.option("--report", type=click.Path(dir_okay=False, writable=True), help="write the row errors as CSV")
 @click.pass_context
 def import_cmd(
-    ctx: click.Context, file: str, group_code: str, school_code: str, username: str, report: str | None
+    ctx: click.Context,
+    file: str,
+    group_code: str,
+    school_code: str,
+    username: str,
+    token: str | None,
+    report: str | None,
 ) -> None:
     """Import an xlsx/csv file of one record group for a school: bad rows are reported, good rows kept."""
     fmt = "csv" if file.lower().endswith(".csv") else "xlsx"
@@ -44,7 +50,7 @@ def import_cmd(
     with open(file, "rb") as f:
         data = f.read()
     with session_scope(rt.session_factory) as s:
-        pctx = _runtime.acting_as(rt, s, username)
+        pctx = _runtime.acting_as(rt, s, username, token)
         school = units.get_unit_by_code(s, school_code)
         with tqdm(total=0, unit="row", desc=f"import {group_code}", disable=None) as bar:
 
@@ -76,19 +82,26 @@ def import_cmd(
 
 @click.command("export")
 @click.option("--unit", "unit_code", required=True, help="unit whose subtree is exported")
-@click.option("--as", "username", required=True, help="the account the export is done as (audited)")
+@_runtime.credential_options
 @click.option("--reason", required=True, help="why the data is exported (数据导出有据可查)")
 @click.option("--group", "groups", multiple=True, help="only these record groups (default: all)")
 @click.option("--format", "fmt", type=click.Choice(["xlsx", "csv"]), default="xlsx", show_default=True)
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), required=True)
 @click.pass_context
 def export_cmd(
-    ctx: click.Context, unit_code: str, username: str, reason: str, groups: tuple[str, ...], fmt: str, output: str
+    ctx: click.Context,
+    unit_code: str,
+    username: str,
+    token: str | None,
+    reason: str,
+    groups: tuple[str, ...],
+    fmt: str,
+    output: str,
 ) -> None:
     """Export the effective files of a unit's subtree (recorded in the audit trail)."""
     rt = _runtime.runtime(ctx, _runtime.config(ctx, require_code=True))
     with session_scope(rt.session_factory) as s:
-        pctx = _runtime.acting_as(rt, s, username)
+        pctx = _runtime.acting_as(rt, s, username, token)
         unit = units.get_unit_by_code(s, unit_code)
         data = importexport.export_unit(pctx, unit.id, reason, fmt, groups or None)
     with open(output, "wb") as f:
@@ -96,4 +109,18 @@ def export_cmd(
     click.echo(f"wrote {output}")
 
 
-COMMANDS = (template_cmd, import_cmd, export_cmd)
+@click.command("password")
+@_runtime.credential_options
+@click.pass_context
+def password_cmd(ctx: click.Context, username: str, token: str | None) -> None:
+    """Change the password of USER (asks for the current one unless --token, then the new one twice)."""
+    rt = _runtime.runtime(ctx, _runtime.config(ctx))
+    with session_scope(rt.session_factory) as s:
+        old = click.prompt("current password", hide_input=True, err=True)
+        pctx = _runtime.acting_as(rt, s, username, token, password=None if token else old, allow_initial=True)
+        new = click.prompt("new password", hide_input=True, confirmation_prompt=True, err=True)
+        accounts.change_password(pctx, old, new)
+    click.echo(f"password of {username} changed")
+
+
+COMMANDS = (template_cmd, import_cmd, export_cmd, password_cmd)

@@ -36,7 +36,8 @@ from common.identity import IdentityError, validate_identity
 from provincial_node.accounts.access import unit_in_scope
 from provincial_node.accounts.models import Unit
 from provincial_node.audit_trail import trail
-from provincial_node.context import ProvinceContext, Role
+from provincial_node.context import ProvinceContext
+from provincial_node.rules import BASIC_VIEW, Operation, View, authorize, mask_id_number
 from provincial_node.teacher_files import files
 from provincial_node.teacher_files.models import Teacher
 
@@ -158,6 +159,7 @@ def import_file(
     session, full = ctx.session, ctx.catalogue
     group = full.group(group_code.upper())
     school = unit_in_scope(ctx, school_id)
+    authorize(ctx, Operation.FILES_IMPORT, school)
     headers, rows = read_rows(data, fmt)
     by_code: dict[str, int] = {}
     errors: list[FieldError] = []
@@ -227,6 +229,16 @@ def import_file(
             outcome = _import_one(ctx, school, group, key, records)
             nested.commit()
             result[outcome] += 1
+        except files.DuplicateIdentityError as e:
+            nested.rollback()
+            files.report_duplicate(ctx, e)  # the bureau above sees the detail; the row error says only this:
+            fail(
+                rowno,
+                ValidationError(
+                    e.message,
+                    [FieldError("JBXX", "SFZJH", "该证件号已在本省建档", "already on file in the province")],
+                ),
+            )
         except TmisError as e:
             nested.rollback()
             fail(rowno, e)
@@ -259,26 +271,13 @@ def _import_one(ctx: ProvinceContext, school: Unit, group: RecordGroup, key: str
             raise ValidationError(
                 e.reason_en, [FieldError("JBXX", "SFZJH", e.reason_zh, e.reason_en, rec["SFZJH"])]
             ) from None
-        teacher = session.scalar(
-            select(Teacher).where(Teacher.doc_type == rec["SFZJLXM"], Teacher.doc_number == number)
-        )
+        teacher = files.find_by_identity(ctx, rec["SFZJLXM"], number)
         if teacher is None:
             teacher = files.register_teacher(ctx, school.id, rec)
             files.update_group(ctx, teacher.id, "JBXX", rec)
             return "created"
         if teacher.unit_id != school.id:
-            raise ValidationError(
-                "this identity document belongs to a file of another school",
-                [
-                    FieldError(
-                        "JBXX",
-                        "SFZJH",
-                        f"该证件号已在其他单位建档（教师编号 {teacher.teacher_number}）",
-                        f"already on file elsewhere (teacher number {teacher.teacher_number})",
-                        rec["SFZJH"],
-                    )
-                ],
-            )
+            raise files.duplicate_identity(ctx, teacher, school)
         before = teacher.file_version, dict(teacher.draft)
         files.update_group(ctx, teacher.id, "JBXX", {**teacher.draft.get("JBXX", {}), **rec})
         return "unchanged" if (teacher.file_version, teacher.draft) == before else "updated"
@@ -308,10 +307,13 @@ def export_unit(
             [FieldError("export", "reason", "导出须说明用途", "an export needs a reason")],
         )
     session = ctx.session
-    ctx.user.require(Role.SYSADMIN, Role.INFOADMIN, Role.QUERY)
+    authorize(ctx, Operation.FILES_EXPORT)
     unit = unit_in_scope(ctx, unit_id)
+    rule = authorize(ctx, Operation.FILES_EXPORT, unit)
     full = ctx.catalogue
     wanted = [full.group(g.upper()) for g in groups] if groups else full.ordered_groups
+    if rule.view != View.FULL:  # the basic view: only its groups and fields
+        wanted = [g for g in wanted if g.code in BASIC_VIEW]
     teachers = list(
         session.scalars(
             select(Teacher)
@@ -323,10 +325,14 @@ def export_unit(
     sheets: dict[str, list[list[Any]]] = {}
     for g in wanted:
         cols = [f for f in g.fields if not f.retired or any(_has(t, g, f) for t in teachers)]
+        if rule.view != View.FULL and BASIC_VIEW[g.code] is not None:
+            cols = [f for f in cols if f.code in BASIC_VIEW[g.code]]
         rows = [["教师编号(JSBH)", *[f"{f.label}({f.code})" for f in cols]]]
         for t in teachers:
             content = t.data.get(g.code)
             for rec in content if isinstance(content, list) else [content] if content else []:
+                if g.code == "JBXX" and not rule.full_id:
+                    rec = {**rec, "SFZJH": mask_id_number(rec.get("SFZJH"))}
                 rows.append([t.teacher_number, *[_out(rec.get(f.code)) for f in cols]])
         sheets[g.code] = rows
     trail.record(

@@ -7,10 +7,12 @@ import pytest
 from common import migrations
 from common.db import make_session_factory, session_scope
 from common.http import runtime_of
+from common.protection import DataKeys
 from provincial_node import MIGRATIONS_DIR
 from provincial_node.accounts import accounts, units
 from provincial_node.app import create_app
 from provincial_node.config import config_from_env as provincial_config_from_env
+from provincial_node.context import Settings
 from tests.factories import GOOD_RECORDS, resident_id
 from tests.helpers import ctx
 from tests.provincial.conftest import PASSWORD, UNITS_CSV
@@ -28,6 +30,7 @@ def app(database_url_factory, tmp_path_factory):
         },
         testing=True,
     )
+    DataKeys.generate().save(config.data_key_file)
     app = create_app(config)
     engine = runtime_of(app).engine
     migrations.upgrade(engine, MIGRATIONS_DIR)
@@ -44,6 +47,9 @@ def app(database_url_factory, tmp_path_factory):
             ("s1_admin", "2144000001", "sysadmin"),
             ("s2_info", "2144000002", "infoadmin"),
             ("s3_info", "3444000003", "infoadmin"),
+            ("s1_rev", "2144000001", "infoadmin"),
+            ("p_info", "440000", "infoadmin"),
+            ("lock_me", "3444000003", "infoadmin"),
         ):
             accounts.create_account(
                 ctx(s, None),
@@ -61,7 +67,7 @@ def app(database_url_factory, tmp_path_factory):
 def tokens(app):
     client = app.test_client()
     out = {}
-    for name in ("p_admin", "th_info", "hz_info", "s1_info", "s1_admin", "s2_info", "s3_info"):
+    for name in ("p_admin", "th_info", "hz_info", "s1_info", "s1_admin", "s2_info", "s3_info", "s1_rev", "p_info"):
         t = client.post("/api/v1/auth/login", json={"username": name, "password": PASSWORD}).json["token"]
         r = client.get("/api/v1/teachers", headers={"Authorization": f"Bearer {t}"})
         assert r.status_code == 403 and r.json["details"]["reason"] == "password_change_required"
@@ -156,10 +162,12 @@ def test_effective_file_through_the_api(app, tokens):
     tid = new_file(app, tokens, "301")
     assert call(app, tokens, "s1_info", "POST", f"/api/v1/teachers/{tid}/submit").json["status"] == "submitted"
     r = call(app, tokens, "s1_info", "POST", f"/api/v1/teachers/{tid}/review", json={"decision": "approve"})
+    assert r.status_code == 403 and r.json["details"]["reason"] == "separation_of_duties"  # 谁填报谁负责
+    r = call(app, tokens, "s1_rev", "POST", f"/api/v1/teachers/{tid}/review", json={"decision": "approve"})
     assert r.json["status"] == "school_approved"
     r = call(app, tokens, "th_info", "POST", f"/api/v1/teachers/{tid}/review", json={"decision": "approve"})
     assert r.json["status"] == "effective"
-    outbox = call(app, tokens, "p_admin", "GET", "/api/v1/outbox").json["entries"]
+    outbox = call(app, tokens, "p_info", "GET", "/api/v1/outbox").json["entries"]
     assert any(e["record"]["fields"]["JBXX"]["XM"] == "教师301" for e in outbox)
     history = call(app, tokens, "th_info", "GET", f"/api/v1/teachers/{tid}/history").json["history"]
     assert history[-1]["action"] == "effective"
@@ -217,12 +225,12 @@ def test_teacher_self_service_through_the_api(app, tokens):
 
 def test_lockout_through_the_api(app, tokens):
     client = app.test_client()
-    for _ in range(accounts.MAX_FAILURES):
+    for _ in range(Settings().login_max_failures):
         assert (
-            client.post("/api/v1/auth/login", json={"username": "s2_info", "password": "Wrong-pass-1"}).status_code
+            client.post("/api/v1/auth/login", json={"username": "lock_me", "password": "Wrong-pass-1"}).status_code
             == 401
         )
-    r = client.post("/api/v1/auth/login", json={"username": "s2_info", "password": NEW_PASSWORD})
+    r = client.post("/api/v1/auth/login", json={"username": "lock_me", "password": PASSWORD})
     assert r.status_code == 423 and r.json["code"] == "account_locked"
     events = call(app, tokens, "p_admin", "GET", "/api/v1/audit-events?action=account.locked").json["events"]
     assert events and events[0]["target_type"] == "account"
@@ -256,7 +264,7 @@ def test_template_import_and_export_through_the_api(app, tokens):
 
 def test_transfer_inside_the_province_through_the_api(app, tokens):
     tid = new_file(app, tokens, "309")
-    for who, step in (("s1_info", "submit"), ("s1_info", "review"), ("th_info", "review")):
+    for who, step in (("s1_info", "submit"), ("s1_rev", "review"), ("th_info", "review")):
         call(
             app,
             tokens,

@@ -129,7 +129,7 @@ def test_export_is_audited_and_needs_a_reason(province):
     )
     for t in s.query(Teacher).all():
         files.submit(ctx(s, province.actor("school1_info")), t.id)
-    review.bulk_approve(ctx(s, province.actor("school1_info"), province=P))
+    review.bulk_approve(ctx(s, province.actor("school1_rev"), province=P))
     review.bulk_approve(ctx(s, province.actor("tianhe_info"), province=P))
     with pytest.raises(ValidationError):
         importexport.export_unit(ctx(s, province.actor("tianhe_query")), province.units["440106"].id, "")
