@@ -18,6 +18,8 @@ from provincial_node.accounts import models as accounts_models  # noqa: F401 - r
 from provincial_node.audit_trail import api as audit_trail_api
 from provincial_node.audit_trail import models as audit_trail_models  # noqa: F401 - registers the tables
 from provincial_node.jobs import Job
+from provincial_node.sharing import api as sharing_api
+from provincial_node.sharing import models as sharing_models  # noqa: F401 - registers the tables
 from provincial_node.sync import models as sync_models  # noqa: F401 - registers the tables
 from provincial_node.sync.inbox_handlers import InboxDispatch
 from provincial_node.teacher_files import api as teacher_files_api
@@ -50,6 +52,7 @@ AREAS: tuple[Area, ...] = (
         inbox=InboxDispatch(inbound.INBOX_HANDLERS, inbound.REFUSAL_HANDLERS),
         jobs=(Job("expiry", 60, local.expire_due, "expire transfer and rotation requests past their deadline"),),
     ),
+    Area("sharing", blueprints=sharing_api.BLUEPRINTS),
 )
 
 

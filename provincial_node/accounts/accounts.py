@@ -56,7 +56,7 @@ from provincial_node.accounts.models import Account, ApiToken, PasswordHistory, 
 from provincial_node.audit_trail import trail
 from provincial_node.audit_trail.logins import LoginOutcome, failures_since, record_login
 from provincial_node.context import ProvinceContext, Role, Settings
-from provincial_node.rules import Operation, authorize
+from provincial_node.rules import Operation, authorize, mask_id_number
 
 MIN_PASSWORD, MAX_PASSWORD = 10, 128
 PASSWORD_HISTORY = 5
@@ -392,13 +392,16 @@ def verify_credentials(
     session, now, settings = ctx.session, ctx.now, ctx.settings
     address = (address or "unknown")[:64]
     root = province_unit(session).path
+    account = find_login_account(session, username or "")
+    # the name the login log keeps: the account's username, or what was typed, an ID number masked
+    logged = account.username if account else _loggable(username or "")
 
     def log(outcome: LoginOutcome, account: Account | None) -> None:
         path = session.get(Unit, account.unit_id).path if account else root
         record_login(
             session,
             at=now,
-            username=username or "",
+            username=logged,
             account_id=account.id if account else None,
             address=address,
             channel=channel,
@@ -412,9 +415,8 @@ def verify_credentials(
             "too many failed logins from this address; try again later (登录尝试过于频繁)",
             details={"retry_after_seconds": int(ADDRESS_WINDOW.total_seconds())},
         )
-    account = find_login_account(session, username or "")
     locked_until = account.locked_until if account else None
-    if account is None and failures_since(session, now - settings.login_lock, username=username or "") >= (
+    if account is None and failures_since(session, now - settings.login_lock, username=logged) >= (
         settings.login_max_failures
     ):
         locked_until = now + settings.login_lock  # an unknown username answers like a locked one
@@ -445,6 +447,14 @@ def verify_credentials(
         account.must_change_password = True
     log(LoginOutcome.SUCCESS, account)
     return account
+
+
+_ID_LIKE = re.compile(r"^[0-9]{15}$|^[0-9]{17}[0-9Xx]$")
+
+
+def _loggable(name: str) -> str:
+    """What the login log keeps of a name that matched no account: an ID number masked (前6后4)."""
+    return mask_id_number(name) if _ID_LIKE.match(name) else name
 
 
 def password_expired(account: Account, now: dt.datetime, settings: Settings) -> bool:

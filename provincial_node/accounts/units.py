@@ -146,7 +146,7 @@ def create_unit(ctx: ProvinceContext, values: dict[str, Any]) -> Unit:
     session = ctx.session
     if ctx.actor is not None:
         authorize(ctx, Operation.UNIT_CREATE)
-        parent = session.scalar(select(Unit).where(Unit.code == values.get("parent_code") or ""))
+        parent = session.scalar(select(Unit).where(Unit.code == (values.get("parent_code") or "")))
         if parent is None:
             raise PermissionDeniedError("units are created inside the caller's subtree")
         authorize(ctx, Operation.UNIT_CREATE, parent, hidden=False)

@@ -95,7 +95,7 @@ def record_read(ctx: ProvinceContext, teacher_number: str, unit_path: str, **det
                 actor.account_id,
                 parent_path(actor.unit_path),
                 username=actor.username,
-                unit_path=actor.unit_path,
+                account_unit=actor.unit_path,
                 reads=reads,
                 limit=limit,
                 window="1h",

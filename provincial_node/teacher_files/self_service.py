@@ -1,5 +1,6 @@
 """教师自助: the teacher's own account, created by the school from name, gender, birth date and ID number,
-which must match the file. The login name is the ID number."""
+which must match the file. The teacher logs in with the ID number (found through the account's blind index)
+or the teacher number, which is the account's username — so no ID number is stored in clear as a username."""
 
 from __future__ import annotations
 
@@ -41,7 +42,7 @@ def create_teacher_account(
         raise invalid("account", "gender", "性别与证件号不一致", "gender differs from the ID number", gender)
     return accounts.create_account(
         ctx,
-        username=info.number,
+        username=teacher.teacher_number,
         real_name=name,
         unit=school,
         role=Role.TEACHER,

@@ -1,7 +1,7 @@
 """security: real-name accounts, session generations, password history, login log, the hash-chained
 append-only audit trail, and room for encrypted ID numbers with blind indexes
 
-Revision ID: 0007_security_accounts_audit_protection
+Revision ID: 0007_security_audit_protection
 Revises: 0006
 Create Date: 2026-12-06
 
@@ -15,7 +15,7 @@ from alembic import op
 from common.db import UTCDateTime
 from provincial_node.audit_trail.chain import GENESIS, event_hash
 
-revision = '0007_security_accounts_audit_protection'
+revision = '0007_security_audit_protection'
 down_revision = '0006'
 branch_labels = None
 depends_on = None
