@@ -40,6 +40,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
 import synthetic  # noqa: E402 - scripts/ is not a package
 
+from common.identity import check_character  # noqa: E402
+
 TMIS = str(Path(sys.executable).parent / "tmis")
 PASSWORD = "Demo-pass-2026"  # noqa: S105 - demo only; every account changes it at first login
 NEW_PASSWORD = "Demo-changed-2026"  # noqa: S105 - demo only
@@ -142,32 +144,38 @@ def seed_province(code: str, url: str, n: int) -> int:
     ]
     admin.post("/units/import", data=("\n".join(rows) + "\n").encode(), content_type="text/csv")
     ids = {u["code"]: u["id"] for u in admin.get("/units")["units"]}
-    creator = admin
-    for unit, roles in tree["chain"]:  # each level's administrator creates the next level's
-        for role in roles:
-            creator.post(
-                "/accounts",
-                {
-                    "username": f"{role}{unit}",
-                    "real_name": f"{unit}{role}",
-                    "unit_id": ids[unit],
-                    "role": role,
-                    "password": PASSWORD,
-                },
-            )
-        creator = Api(url, f"sysadmin{unit}", PASSWORD)
-    schools = [u for u in tree["units"] if u[2] == "school"]
-    for school in schools:
+    serial = iter(range(1, 1000))
+
+    def account(creator: Api, username: str, real_name: str, unit: str, role: str) -> None:
+        """A real-name account (ID number and phone), created by the system administrator the access rules name."""
+        first17 = f"{code}0101" + "19800101" + f"{next(serial):03d}"
         creator.post(
             "/accounts",
             {
-                "username": f"info{school[0]}",
-                "real_name": f"{school[1]}信息员",
-                "unit_id": ids[school[0]],
-                "role": "infoadmin",
+                "username": username,
+                "real_name": real_name,
+                "unit_id": ids[unit],
+                "role": role,
                 "password": PASSWORD,
+                "id_number": first17 + check_character(first17),
+                "phone": "13800138000",
             },
         )
+
+    # each system administrator creates its own unit's accounts and the system administrator directly below
+    creator = admin
+    for unit, roles in tree["chain"]:
+        account(creator, f"sysadmin{unit}", f"{unit}系统管理员", unit, "sysadmin")
+        creator = Api(url, f"sysadmin{unit}", PASSWORD)
+        if "infoadmin" in roles:
+            account(creator, f"infoadmin{unit}", f"{unit}信息管理员", unit, "infoadmin")
+    schools = [u for u in tree["units"] if u[2] == "school"]
+    for school in schools:
+        account(creator, f"sysadmin{school[0]}", f"{school[1]}系统管理员", school[0], "sysadmin")
+        school_admin = Api(url, f"sysadmin{school[0]}", PASSWORD)
+        account(school_admin, f"info{school[0]}", f"{school[1]}信息员", school[0], "infoadmin")
+        # the school's reviewer: not the account that enters the files (谁填报谁负责、谁审核谁负责)
+        account(school_admin, f"rev{school[0]}", f"{school[1]}审核员", school[0], "infoadmin")
     county = Api(url, f"infoadmin{tree['county']}", PASSWORD)
     total = 0
     for i, school in enumerate(schools):
@@ -188,10 +196,10 @@ def seed_province(code: str, url: str, n: int) -> int:
             raise RuntimeError(f"import into {school[0]} failed rows: {result['errors'][:3]}")
         for t in api.get(f"/teachers?unit_id={ids[school[0]]}&status=draft&limit=1000")["teachers"]:
             api.post(f"/teachers/{t['id']}/submit")
-        api.post("/reviews/bulk-approve", {})
+        Api(url, f"rev{school[0]}", PASSWORD).post("/reviews/bulk-approve", {})
         total += result["created"]
     county.post("/reviews/bulk-approve", {"reason": "区县审核通过"})
-    effective = len(admin.get("/teachers?status=effective&limit=1000")["teachers"])
+    effective = len(county.get("/teachers?status=effective&limit=1000")["teachers"])
     print(
         f"   province {code}: {total} teachers imported at {len(schools)} schools, {effective} effective after "
         f"school and county review"

@@ -517,6 +517,70 @@ def op_transfer_withdraw(w: World, who: str, unit: str) -> Any:
     return w.call(who, "POST", f"/api/v1/transfers/{xid}/withdraw", json={"reason": "撤回"}), _status()
 
 
+def _application(w: World, applicant: str, units: list[str], *, approve: bool = False) -> int:
+    """A sharing application by an information administrator of ``applicant`` (a school: its entry helper)."""
+    import datetime as dt
+
+    from provincial_node.sharing import applications
+
+    by = ENTRY.get(applicant) or {K1: "h_k1", "440105": "h_k2", C: "h_c"}[applicant]
+    with session_scope(w.factory) as s:
+        app = applications.apply(
+            ctx(s, w.actor(s, by)),
+            purpose="统计",
+            scenario="年报",
+            unit_ids=[w.units[u] for u in units],
+            fields=["JBXX.XBM"],
+            period_from=dt.datetime.now(dt.UTC).date(),
+            period_to=dt.datetime.now(dt.UTC).date() + dt.timedelta(days=30),
+        )
+        if approve:
+            reviewer = {K1: "h_k1", "440105": "h_k2", C: "h_c"}[s.get(Unit, app.reviewer_unit_id).code]
+            applications.decide(ctx(s, w.actor(s, reviewer)), app.id, "approve", "同意")
+        return app.id
+
+
+def op_sharing_read(w: World, who: str, unit: str) -> Any:
+    """The object's unit is the applicant (a school; the owning level is its county)."""
+    school = _school(unit)
+    if school is None or school != unit:
+        return None
+    aid = _application(w, school, [school])
+    return w.call(who, "GET", "/api/v1/sharing/applications"), _listed("applications", aid), school
+
+
+def op_sharing_review(w: World, who: str, unit: str) -> Any:
+    """The object's unit is the owning level that reviews (a county: its schools' data)."""
+    school = {K1: S1, "440105": "2144000003"}.get(unit)
+    if school is None:
+        return None
+    aid = _application(w, school, [school])
+    body = {"decision": "approve"}
+    return w.call(who, "POST", f"/api/v1/sharing/applications/{aid}/decision", json=body), _status()
+
+
+def op_sharing_export(w: World, who: str, unit: str) -> Any:
+    """The object's unit is the applicant unit holding the grant."""
+    if unit not in (S1, "2144000003", K1, "440105"):
+        return None
+    school = _school(unit)
+    aid = _application(w, unit, [school], approve=True)
+    return w.call(who, "POST", f"/api/v1/sharing/applications/{aid}/export?format=csv"), _status()
+
+
+def _sharing_body() -> dict[str, Any]:
+    import datetime as dt
+
+    return {
+        "purpose": "统计",
+        "scenario": "年报",
+        "unit_ids": [1],
+        "fields": ["JBXX.XBM"],
+        "period_from": dt.datetime.now(dt.UTC).date().isoformat(),
+        "period_to": (dt.datetime.now(dt.UTC).date() + dt.timedelta(days=30)).isoformat(),
+    }
+
+
 def op_unitless(method: str, url: str, body: Any = None) -> Callable[..., Any]:
     def op(w: World, who: str, unit: str) -> Any:
         if unit != ACTORS[who][0]:
@@ -564,6 +628,10 @@ OPS: dict[Operation, Callable[..., Any]] = {
     Operation.ROTATION_START: op_rotation_start,
     Operation.TRANSFER_DECIDE: op_transfer_decide,
     Operation.TRANSFER_WITHDRAW: op_transfer_withdraw,
+    Operation.SHARING_READ: op_sharing_read,
+    Operation.SHARING_APPLY: op_unitless("POST", "/api/v1/sharing/applications", _sharing_body),
+    Operation.SHARING_REVIEW: op_sharing_review,
+    Operation.SHARING_EXPORT: op_sharing_export,
     Operation.SYNC_OPERATE: op_unitless("GET", "/api/v1/sync/status"),
     Operation.OUTBOX_READ: op_unitless("GET", "/api/v1/outbox"),
 }
@@ -573,10 +641,6 @@ ELSEWHERE = {
     Operation.UNITS_IMPORT: "test_units_accounts.py (province system administrator only)",
     Operation.ACCOUNT_MANAGE: "the two account-management cases below (by the target's role)",
     Operation.ROTATION_END: "tests/provincial/transfers (a completed rotation; the sending school)",
-    Operation.SHARING_READ: "tests/provincial/sharing",
-    Operation.SHARING_APPLY: "tests/provincial/sharing",
-    Operation.SHARING_REVIEW: "tests/provincial/sharing",
-    Operation.SHARING_EXPORT: "tests/provincial/sharing",
 }
 
 
