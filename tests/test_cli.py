@@ -137,3 +137,37 @@ def _add_infoadmin(env: dict[str, str], username: str) -> None:
             phone="13800138000",
         )
     rt.engine.dispose()
+
+
+def test_audit_verify_and_the_data_key_commands(tmp_path):
+    import sqlite3
+
+    env = {"TMIS_DATA_DIR": str(tmp_path / "p"), "TMIS_PROVINCE_CODE": "44"}
+    run_tmis(
+        "province",
+        "init",
+        "--province-code",
+        "44",
+        "--admin-username",
+        "gd_admin",
+        "--admin-name",
+        "管理员",
+        "--admin-password",
+        "Init-pass-2026",
+        env=env,
+    )
+    assert "OK audit chain intact" in run_tmis("province", "audit", "verify", env=env).stdout
+    db = sqlite3.connect(tmp_path / "p" / "province.sqlite")
+    db.execute("DROP TRIGGER audit_event_no_update")  # what someone with the database file could do
+    db.execute("UPDATE audit_event SET reason = 'nothing to see' WHERE seq = 1")
+    db.commit()
+    db.close()
+    tampered = run_tmis("province", "audit", "verify", env=env, check=False)
+    assert tampered.returncode == 1 and "FAIL seq 1: edited" in tampered.stdout
+    assert "every ID number is encrypted" in run_tmis("province", "keys", "reencrypt", env=env).stdout
+    assert "new current data key k2" in run_tmis("province", "keys", "rotate", env=env).stdout
+    status = run_tmis("province", "keys", "status", env=env).stdout
+    assert "keys k1, k2, current k2" in status and "unprotected rows: 0" in status
+    assert ((tmp_path / "p" / "data.key").stat().st_mode & 0o777) == 0o600
+    again = run_tmis("province", "keys", "init", env=env, check=False)
+    assert again.returncode == 2 and "refusing to overwrite" in again.stderr

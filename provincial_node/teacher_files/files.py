@@ -147,9 +147,12 @@ def list_teachers(
 
 
 def history(ctx: ProvinceContext, teacher_id: int) -> list[TeacherHistory]:
+    """Every change of the file (a read of the whole file's past: audited like a read of the file)."""
     teacher = get_teacher(ctx, teacher_id, Operation.FILE_HISTORY)
     stmt = select(TeacherHistory).where(TeacherHistory.teacher_id == teacher.id).order_by(TeacherHistory.id)
-    return list(ctx.session.scalars(stmt))
+    rows = list(ctx.session.scalars(stmt))
+    trail.record_read(ctx, teacher.teacher_number, ctx.session.get(Unit, teacher.unit_id).path, view="history")
+    return rows
 
 
 def _group_error(group: RecordGroup, field: str, zh: str, en: str, value: Any = None) -> FieldError:

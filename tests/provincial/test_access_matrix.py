@@ -591,6 +591,37 @@ def op_unitless(method: str, url: str, body: Any = None) -> Callable[..., Any]:
     return op
 
 
+def op_units_import(w: World, who: str, unit: str) -> Any:
+    if unit != ACTORS[who][0]:
+        return None
+    body = TREE.splitlines()[0] + "\n" + TREE.splitlines()[1] + "\n"  # the province row again: unchanged
+    r = w.call(who, "POST", "/api/v1/units/import", data=body.encode(), content_type="text/csv")
+    return r, _status()
+
+
+def op_rotation_end(w: World, who: str, unit: str) -> Any:
+    """The object's unit is the sending school of a completed rotation."""
+    school = _school(unit)
+    if school is None or school != unit:
+        return None
+    tid = new_file(w, school, stage="effective")
+    with session_scope(w.factory) as s:
+        x = local.start_rotation(
+            ctx(s, w.actor(s, ENTRY[school])),
+            tid,
+            with_transfer=False,
+            rotation_type="1",
+            start_month="2026-09",
+            end_month="2027-07",
+            reason="交流",
+            to_unit_name="外校",
+        )
+        county = s.get(Unit, s.get(Unit, w.units[school]).supervisor_id).code
+        local.decide(ctx(s, w.actor(s, BUREAU_REVIEWER[county])), x.id, "approve", "同意")
+        xid = x.id
+    return w.call(who, "POST", f"/api/v1/transfers/{xid}/end-rotation"), _status()
+
+
 def _custom_field() -> dict[str, Any]:
     return {"group_code": "JBXX", "code": f"X_M{next(SEQ)}", "label": "矩阵", "type": "text", "filled_by": "school"}
 
@@ -598,6 +629,8 @@ def _custom_field() -> dict[str, Any]:
 OPS: dict[Operation, Callable[..., Any]] = {
     Operation.UNITS_READ: op_units_read,
     Operation.UNIT_CREATE: op_unit_create,
+    Operation.UNITS_IMPORT: op_units_import,
+    Operation.ROTATION_END: op_rotation_end,
     Operation.REVIEW_CHAIN_SET: op_unitless("PUT", "/api/v1/review-chains/211", {"levels": "county,city"}),
     Operation.ACCOUNTS_READ: op_unitless("GET", "/api/v1/accounts"),
     Operation.ACCOUNT_CREATE: op_accounts_create,
@@ -638,9 +671,7 @@ OPS: dict[Operation, Callable[..., Any]] = {
 # operations whose object needs more than a unit: tested in their own tests (named here so that every
 # operation of the table is accounted for)
 ELSEWHERE = {
-    Operation.UNITS_IMPORT: "test_units_accounts.py (province system administrator only)",
     Operation.ACCOUNT_MANAGE: "the two account-management cases below (by the target's role)",
-    Operation.ROTATION_END: "tests/provincial/transfers (a completed rotation; the sending school)",
 }
 
 
