@@ -253,12 +253,13 @@ def tune_gc_for_batches() -> None:
 
 
 def serve_wsgi(app: Any, host: str, port: int, threads: int = 8) -> None:
-    """Serve a Flask app with waitress (production WSGI server; never the Flask development server)."""
+    """Serve a Flask app with waitress (production WSGI server; never the Flask development server). No
+    product banner: ``ident=""`` sends no ``Server`` header."""
     from waitress import serve
 
     tune_gc_for_batches()
     click.echo(f"serving on http://{host}:{port}/ (waitress, {threads} threads); Ctrl-C stops", err=True)
-    serve(app, host=host, port=port, threads=threads, ident="tmis", clear_untrusted_proxy_headers=True)
+    serve(app, host=host, port=port, threads=threads, ident="", clear_untrusted_proxy_headers=True)
 
 
 def main() -> None:

@@ -68,6 +68,10 @@ class ErrorCode(enum.StrEnum):
     PROTOCOL_TRANSFER_OWNER = "protocol_transfer_owner"
     # storage (continued)
     STORAGE_BUSY = "storage_busy"
+    # authentication (continued)
+    LOGIN_THROTTLED = "login_throttled"
+    # data protection
+    PROTECTED_DATA_INVALID = "protected_data_invalid"
 
 
 class TmisError(Exception):

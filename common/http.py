@@ -7,6 +7,9 @@
   successful response (status < 400), rolled back otherwise (unless the view called
   :func:`keep_writes_on_error`), always closed. Services receive the session and never commit.
 * :class:`NodeRuntime` is what a node's app holds for its lifetime; :func:`runtime_of` finds it.
+* :func:`harden` puts the security headers on every answer (a page that needs its own Content-Security-Policy
+  sets it and keeps it) and, behind ``proxy_hops`` TLS-terminating reverse proxies, trusts their
+  ``X-Forwarded-*`` headers (werkzeug's ProxyFix) so the scheme, the client address and Secure cookies are right.
 """
 
 from __future__ import annotations
@@ -217,6 +220,46 @@ def get_session() -> Session:
     return g.tmis_db
 
 
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Cross-Origin-Resource-Policy": "same-origin",
+    "Permissions-Policy": "camera=(), microphone=(), geolocation=(), payment=()",
+}
+# for JSON answers and downloads; a page shell sets its own policy (scripts and styles from 'self')
+DEFAULT_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+
+
+def harden(app: Flask, proxy_hops: int = 0) -> None:
+    """Security headers on every answer; ``Cache-Control: no-store`` unless the view chose caching;
+    HSTS when the request came over TLS; the reverse proxies' headers trusted when there are any."""
+    from flask import request
+
+    if proxy_hops:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=proxy_hops, x_proto=proxy_hops, x_host=proxy_hops, x_port=proxy_hops
+        )
+        app.config["SESSION_COOKIE_SECURE"] = True
+    app.config["SESSION_COOKIE_HTTPONLY"] = True
+    app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
+
+    @app.after_request
+    def _headers(response: Any) -> Any:
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        response.headers.setdefault("Content-Security-Policy", DEFAULT_CSP)
+        if "Cache-Control" not in response.headers:
+            response.headers["Cache-Control"] = "no-store"
+        if request.is_secure:
+            response.headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
+        response.headers.remove("Server")
+        return response
+
+
 def create_base_app(
     import_name: str,
     *,
@@ -225,10 +268,15 @@ def create_base_app(
     migrations_dir: Any,
     extra_health: Callable[[], dict[str, Any]] | None = None,
     static_folder: str | None = None,
+    health_detail: bool = True,
+    proxy_hops: int = 0,
 ) -> Flask:
-    """The Flask app both node factories start from: the node's runtime, session per request, errors, health.
+    """The Flask app both node factories start from: the node's runtime, session per request, errors, health,
+    security headers (:func:`harden`).
 
-    Nothing is created at import time; the engine belongs to the runtime the caller built.
+    ``health_detail=False``: ``/health`` answers only ``{"status": "up"}`` (200) or ``{"status": "down"}``
+    (503) — no versions or revisions for an unauthenticated caller to fingerprint. Nothing is created at import
+    time; the engine belongs to the runtime the caller built.
     """
     from common import migrations
 
@@ -241,6 +289,7 @@ def create_base_app(
     app.extensions[_RUNTIME] = runtime
     init_db_session(app)
     register_error_handlers(app)
+    harden(app, proxy_hops)
     engine, catalogue = runtime.engine, runtime.catalogue
 
     @app.get("/health")
@@ -249,8 +298,12 @@ def create_base_app(
         try:
             current = migrations.current_revision(engine)
         except SQLAlchemyError as e:
+            if not health_detail:
+                return jsonify({"status": "down"}), 503
             return json_error(ErrorCode.STORAGE_UNAVAILABLE, 503, "database unreachable", {"reason": str(e)})
         head = migrations.head_revision(migrations_dir)
+        if not health_detail:
+            return jsonify({"status": "up" if current == head else "down"}), (200 if current == head else 503)
         body = {
             "status": "ok" if current == head else "migrations_pending",
             "node": node,

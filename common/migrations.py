@@ -9,6 +9,7 @@ Schemas are built only by migrations, never by ``create_all``.
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from pathlib import Path
 
 from alembic import command, context
@@ -35,13 +36,36 @@ def alembic_config(migrations_dir: Path, url: str | None = None, connection: Con
 
 
 def upgrade(engine: Engine, migrations_dir: Path, revision: str = "head") -> None:
-    with engine.begin() as conn:
-        command.upgrade(alembic_config(migrations_dir, connection=conn), revision)
+    _run(engine, lambda conn: command.upgrade(alembic_config(migrations_dir, connection=conn), revision))
 
 
 def downgrade(engine: Engine, migrations_dir: Path, revision: str) -> None:
-    with engine.begin() as conn:
-        command.downgrade(alembic_config(migrations_dir, connection=conn), revision)
+    _run(engine, lambda conn: command.downgrade(alembic_config(migrations_dir, connection=conn), revision))
+
+
+def _run(engine: Engine, migrate: Callable[[Connection], None]) -> None:
+    """Run migrations in one transaction. On SQLite, Alembic's batch mode rebuilds an altered table (copy, DROP,
+    rename): with foreign keys enforced, dropping a table that other rows refer to fails, so — as SQLite's own
+    procedure for altering tables says — enforcement is off during the migration (the pragma only takes effect
+    outside a transaction, hence on the driver connection before BEGIN), and ``PRAGMA foreign_key_check`` must
+    find nothing before the transaction commits."""
+    with engine.connect() as conn:
+        sqlite = conn.dialect.name == "sqlite"
+        if sqlite:
+            conn.connection.driver_connection.execute("PRAGMA foreign_keys=OFF")
+        try:
+            with conn.begin():
+                migrate(conn)
+                if sqlite:
+                    broken = conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+                    if broken:
+                        raise StorageError(
+                            "the migration left rows whose references do not hold; nothing was changed",
+                            details={"violations": [list(map(str, row)) for row in broken[:20]]},
+                        )
+        finally:
+            if sqlite:
+                conn.connection.driver_connection.execute("PRAGMA foreign_keys=ON")
 
 
 def current_revision(engine: Engine) -> str | None:

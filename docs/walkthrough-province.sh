@@ -12,6 +12,13 @@ json() { python3 -c "import json,sys; d=json.load(sys.stdin); print(eval(sys.arg
 post() { curl -sS --fail-with-body -X POST "$API$1" -H "Authorization: Bearer ${TOKEN:-}" -H 'Content-Type: application/json' -d "$2"; }
 put()  { curl -sS --fail-with-body -X PUT  "$API$1" -H "Authorization: Bearer ${TOKEN:-}" -H 'Content-Type: application/json' -d "$2"; }
 get()  { curl -sS --fail-with-body "$API$1" -H "Authorization: Bearer ${TOKEN:-}"; }
+# a resident ID number (GB 11643) with its MOD 11-2 check character, for the real-name account data
+rid() { python3 -c "import sys; b=sys.argv[1]; print(b + '10X98765432'[sum(int(c)*(2**(17-i)%11) for i,c in enumerate(b))%11])" "$1"; }
+# create an account: username, real name, unit id, role, ID number base (17 digits)
+account() {
+  post /accounts "{\"username\": \"$1\", \"real_name\": \"$2\", \"unit_id\": $3, \"role\": \"$4\", \"password\": \"Initial-pass-1\",
+   \"id_number\": \"$(rid "$5")\", \"phone\": \"13800138000\"}" > /dev/null
+}
 # log in; at first login change the initial password, then log in again
 login() {
   TOKEN=$(curl -sS --fail-with-body -X POST "$API/auth/login" -H 'Content-Type: application/json' \
@@ -21,7 +28,7 @@ login() {
           -d "{\"username\": \"$1\", \"password\": \"$3\"}" | json 'd["token"]')
 }
 
-echo "1. initialise the node: database, province unit, first system administrator, signing key"
+echo "1. initialise the node: database, province unit, first system administrator, signing key, data key"
 tmis province init --province-code 11 --admin-username bj_admin --admin-name 北京管理员 --admin-password 'Initial-pass-1'
 
 echo "2. serve it (waitress) on $TMIS_BIND"
@@ -38,11 +45,17 @@ echo
 COUNTY=$(get /units | json '[u["id"] for u in d["units"] if u["code"] == "110105"][0]')
 SCHOOL=$(get /units | json '[u["id"] for u in d["units"] if u["code"] == "2111000001"][0]')
 
-echo "4. accounts: the province creates the county's administrators; the county creates the school's"
-post /accounts "{\"username\": \"cy_admin\", \"real_name\": \"朝阳管理员\", \"unit_id\": $COUNTY, \"role\": \"sysadmin\", \"password\": \"Initial-pass-1\"}" > /dev/null
-post /accounts "{\"username\": \"cy_info\", \"real_name\": \"朝阳审核员\", \"unit_id\": $COUNTY, \"role\": \"infoadmin\", \"password\": \"Initial-pass-1\"}" > /dev/null
+echo "4. real-name accounts: each system administrator creates its own unit's accounts and the system"
+echo "   administrator of the unit directly below (docs/security.md, the access table)"
+PROVINCE=$(get /units | json '[u["id"] for u in d["units"] if u["code"] == "110000"][0]')
+account bj_info 北京信息员 "$PROVINCE" infoadmin 11010119800101001
+account cy_admin 朝阳管理员 "$COUNTY" sysadmin 11010519800101002
 login cy_admin 'Initial-pass-1' 'County-pass-2'
-post /accounts "{\"username\": \"sy_info\", \"real_name\": \"实验小学信息员\", \"unit_id\": $SCHOOL, \"role\": \"infoadmin\", \"password\": \"Initial-pass-1\"}" > /dev/null
+account cy_info 朝阳审核员 "$COUNTY" infoadmin 11010519800101003
+account sy_admin 实验小学管理员 "$SCHOOL" sysadmin 11010519800101004
+login sy_admin 'Initial-pass-1' 'School-admin-2'
+account sy_info 实验小学信息员 "$SCHOOL" infoadmin 11010519800101005
+account sy_rev 实验小学审核员 "$SCHOOL" infoadmin 11010519800101006
 
 echo "5. the school registers a new teacher (新教师入职) and fills 基本信息"
 login sy_info 'Initial-pass-1' 'School-pass-2'
@@ -53,14 +66,15 @@ put "/teachers/$TEACHER/groups/JBXX" '{"XM": "李华", "XBM": "1", "GJDQM": "156
  "SFSGTJZYPYPX": "0", "SFYTSJYCYZS": "0", "XXJSYYNLM": "2", "SFSMFSFS": "0", "SFCJJCFWXM": "0", "SFTJJS": "0",
  "SFXJGGJS": "0", "SFXLJKJYJS": "0"}' > /dev/null
 
-echo "6. submit (completeness check), school review, county review"
+echo "6. submit (completeness check); the school's review by another account (谁填报谁负责); county review"
 post "/teachers/$TEACHER/submit" '{}' | json 'd["status"]'
+login sy_rev 'Initial-pass-1' 'School-rev-2'
 post "/teachers/$TEACHER/review" '{"decision": "approve"}' | json 'd["status"]'
 login cy_info 'Initial-pass-1' 'County-info-2'
 post "/teachers/$TEACHER/review" '{"decision": "approve", "reason": "核对无误"}' | json 'd["status"]'
 
 echo "7. the file is effective, and its core indicators wait in the outbox for the next sync round"
 get "/teachers/$TEACHER" | json 'd["teacher_number"] + " " + d["status"]'
-login bj_admin 'Province-pass-2' 'Province-pass-3'
+login bj_info 'Initial-pass-1' 'Province-info-2'
 get /outbox | json 'str(len(d["entries"])) + " outbox entry, version " + str(d["entries"][0]["version"])'
 echo "walk-through complete"

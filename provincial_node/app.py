@@ -4,7 +4,6 @@ Nothing is created at import time and nothing is started (the scheduler is start
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from flask import Flask
 from sqlalchemy.engine import Engine
@@ -12,6 +11,7 @@ from sqlalchemy.engine import Engine
 from common.catalogue import load_catalogue
 from common.db import create_db_engine, make_session_factory
 from common.http import create_base_app
+from common.protection import DataKeys, install
 from provincial_node import MIGRATIONS_DIR, areas
 from provincial_node.api import register_api
 from provincial_node.config import ProvincialConfig
@@ -22,10 +22,14 @@ from provincial_node.web import register_web
 STATIC = Path(__file__).resolve().parent / "web" / "static"
 
 
-def build_runtime(config: ProvincialConfig, engine: Engine | None = None) -> ProvinceRuntime:
-    """The node for its lifetime (the app, a CLI command and tests share this): engine, sessions, catalogue,
-    the custom-indicator extension and the areas' inbox handlers."""
+def build_runtime(
+    config: ProvincialConfig, engine: Engine | None = None, data_keys: DataKeys | None = None
+) -> ProvinceRuntime:
+    """The node for its lifetime (the app, a CLI command and tests share this): engine (carrying the node's data
+    keys, which protect ID numbers at rest: ``data_keys`` or the key file ``TMIS_DATA_KEY_PATH``), sessions,
+    catalogue, the custom-indicator extension and the areas' inbox handlers."""
     engine = engine or create_db_engine(config.database)
+    install(engine, data_keys or DataKeys.load(config.data_key_file))
     return ProvinceRuntime(
         config=config,
         engine=engine,
@@ -41,17 +45,14 @@ def build_runtime(config: ProvincialConfig, engine: Engine | None = None) -> Pro
 def create_app(config: ProvincialConfig, runtime: ProvinceRuntime | None = None) -> Flask:
     """Build the provincial node's Flask app from a typed config."""
     rt = runtime or build_runtime(config)
-
-    def health_extra() -> dict[str, Any]:
-        return {"province_code": config.province_code}
-
     app = create_base_app(
         __name__,
         node="province",
         runtime=rt,
         migrations_dir=MIGRATIONS_DIR,
-        extra_health=health_extra,
         static_folder=str(STATIC),
+        health_detail=False,  # /health says up or down, nothing an unauthenticated caller could fingerprint
+        proxy_hops=config.proxy_hops,
     )
     register_api(app, areas.blueprints(), f"tmis provincial node {config.province_code}")
     register_web(app, rt, areas.pages())

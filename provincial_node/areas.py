@@ -23,6 +23,8 @@ from provincial_node.jobs import Job
 from provincial_node.notices import api as notices_api
 from provincial_node.notices import models as notices_models  # noqa: F401 - registers the tables
 from provincial_node.notices import views as notices_views
+from provincial_node.sharing import api as sharing_api
+from provincial_node.sharing import models as sharing_models  # noqa: F401 - registers the tables
 from provincial_node.sync import models as sync_models  # noqa: F401 - registers the tables
 from provincial_node.sync.inbox_handlers import InboxDispatch
 from provincial_node.tasks import api as tasks_api
@@ -67,6 +69,7 @@ AREAS: tuple[Area, ...] = (
         inbox=InboxDispatch(inbound.INBOX_HANDLERS, inbound.REFUSAL_HANDLERS),
         jobs=(Job("expiry", 60, local.expire_due, "expire transfer and rotation requests past their deadline"),),
     ),
+    Area("sharing", blueprints=sharing_api.BLUEPRINTS),
 )
 
 

@@ -10,14 +10,26 @@ TMIS_SYNC_SCHEDULE_MINUTES      sync round period; 0 disables the scheduled roun
 TMIS_SYNC_BATCH_SIZE            records per batch                                            1000
 TMIS_SYNC_PUSH_WINDOW           batch requests in flight during a push (1–8)                 2
 TMIS_TRANSFER_EXPIRY_DAYS       days a transfer or rotation request stays open               60
-TMIS_WEB_IDLE_MINUTES           a page session ends after this long without a request         30
-TMIS_WEB_SESSION_HOURS          a page session ends this long after login, whatever happens   12
-TMIS_WEB_SECURE_COOKIES         page cookies only over HTTPS (set true behind a TLS proxy)    false
+TMIS_WEB_SECURE_COOKIES         page cookies only over HTTPS (also on with TMIS_PROXY_HOPS)   false
 TMIS_WEB_SECRET_KEY_PATH        the key that signs the pages' CSRF tokens (0600; made once)  <data dir>/web.key
 TMIS_IMPORT_MAX_BYTES           largest import file accepted (bytes)                         16 MiB
 TMIS_IMPORT_MAX_ROWS            most data rows in one import file                            50000
 TMIS_IMPORT_CHUNK_ROWS          rows an import task commits at a time                        200
 TMIS_TASK_WORKERS               background tasks run at once by ``serve`` (0: none)          2
+TMIS_DATA_KEY_PATH              the node data key (ID numbers at rest; JSON, mode 0600)       <data dir>/data.key
+TMIS_TOKEN_LIFETIME_MINUTES     absolute lifetime of an API token (and of a web session)     480
+TMIS_TOKEN_IDLE_MINUTES         an API token (web session) unused this long expires           30
+TMIS_PASSWORD_MAX_AGE_DAYS      a password older than this must be changed (0: never)        90
+TMIS_LOGIN_MAX_FAILURES         failed logins of one username before it is locked            5
+TMIS_LOGIN_LOCK_MINUTES         how long such a lock lasts                                   15
+TMIS_LOGIN_MAX_PER_ADDRESS      failed logins from one address per 15 minutes before         20
+                                every login from it is refused for a while
+TMIS_READ_ALERT_PER_HOUR        whole-file reads by one account in an hour before the        100
+                                unit above is alerted
+TMIS_SHARING_REVIEW_DAYS        working days the owning level has to answer a data-sharing    5
+                                application (信息共享)
+TMIS_PROXY_HOPS                 reverse proxies in front of the node whose X-Forwarded-*      0
+                                headers are trusted (TLS termination; docs/security.md)
 ==============================  ==========================================================  ================
 """
 
@@ -38,14 +50,26 @@ class ProvincialConfig(NodeConfig):
     sync_batch_size: int = 1000
     sync_push_window: int = 2
     transfer_expiry_days: int = 60
-    web_idle_minutes: int = 30
-    web_session_hours: int = 12
     web_secure_cookies: bool = False
     web_secret_key_path: Path | None = None
     import_max_bytes: int = 16 * 1024 * 1024
     import_max_rows: int = 50_000
     import_chunk_rows: int = 200
     task_workers: int = 2
+    data_key_path: Path | None = None
+    token_lifetime_minutes: int = 480
+    token_idle_minutes: int = 30
+    password_max_age_days: int = 90
+    login_max_failures: int = 5
+    login_lock_minutes: int = 15
+    login_max_per_address: int = 20
+    read_alert_per_hour: int = 100
+    sharing_review_days: int = 5
+    proxy_hops: int = 0
+
+    @property
+    def data_key_file(self) -> Path:
+        return self.data_key_path or self.data_dir / "data.key"
 
 
 def config_from_env(env: Mapping[str, str], **overrides: object) -> ProvincialConfig:
@@ -58,8 +82,6 @@ def config_from_env(env: Mapping[str, str], **overrides: object) -> ProvincialCo
     values["sync_batch_size"] = r.int("TMIS_SYNC_BATCH_SIZE", 1000, minimum=1, maximum=10_000)
     values["sync_push_window"] = r.int("TMIS_SYNC_PUSH_WINDOW", 2, minimum=1, maximum=8)
     values["transfer_expiry_days"] = r.int("TMIS_TRANSFER_EXPIRY_DAYS", 60, minimum=1, maximum=366)
-    values["web_idle_minutes"] = r.int("TMIS_WEB_IDLE_MINUTES", 30, minimum=1, maximum=24 * 60)
-    values["web_session_hours"] = r.int("TMIS_WEB_SESSION_HOURS", 12, minimum=1, maximum=7 * 24)
     values["web_secure_cookies"] = r.bool("TMIS_WEB_SECURE_COOKIES", False)
     values["web_secret_key_path"] = Path(
         r.str("TMIS_WEB_SECRET_KEY_PATH", str(values["data_dir"] / "web.key")) or values["data_dir"] / "web.key"
@@ -70,5 +92,16 @@ def config_from_env(env: Mapping[str, str], **overrides: object) -> ProvincialCo
     values["import_max_rows"] = r.int("TMIS_IMPORT_MAX_ROWS", 50_000, minimum=1, maximum=1_000_000)
     values["import_chunk_rows"] = r.int("TMIS_IMPORT_CHUNK_ROWS", 200, minimum=1, maximum=10_000)
     values["task_workers"] = r.int("TMIS_TASK_WORKERS", 2, minimum=0, maximum=16)
+    key_path = r.str("TMIS_DATA_KEY_PATH")
+    values["data_key_path"] = Path(key_path) if key_path else None
+    values["token_lifetime_minutes"] = r.int("TMIS_TOKEN_LIFETIME_MINUTES", 480, minimum=5, maximum=24 * 60)
+    values["token_idle_minutes"] = r.int("TMIS_TOKEN_IDLE_MINUTES", 30, minimum=1, maximum=24 * 60)
+    values["password_max_age_days"] = r.int("TMIS_PASSWORD_MAX_AGE_DAYS", 90, minimum=0, maximum=3650)
+    values["login_max_failures"] = r.int("TMIS_LOGIN_MAX_FAILURES", 5, minimum=3, maximum=20)
+    values["login_lock_minutes"] = r.int("TMIS_LOGIN_LOCK_MINUTES", 15, minimum=1, maximum=24 * 60)
+    values["login_max_per_address"] = r.int("TMIS_LOGIN_MAX_PER_ADDRESS", 20, minimum=5, maximum=10_000)
+    values["read_alert_per_hour"] = r.int("TMIS_READ_ALERT_PER_HOUR", 100, minimum=1, maximum=1_000_000)
+    values["sharing_review_days"] = r.int("TMIS_SHARING_REVIEW_DAYS", 5, minimum=1, maximum=60)
+    values["proxy_hops"] = r.int("TMIS_PROXY_HOPS", 0, minimum=0, maximum=5)
     values.update(overrides)
     return ProvincialConfig(**values)

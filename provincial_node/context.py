@@ -93,12 +93,22 @@ class Actor:
 
 @dataclass(frozen=True)
 class Settings:
-    """Node settings services read (from :class:`~provincial_node.config.ProvincialConfig`)."""
+    """Node settings services read (from :class:`~provincial_node.config.ProvincialConfig`): the province's
+    choices of request lifetime, token and session lifetimes, password expiry, login throttling, the read alert
+    and the data-sharing review period."""
 
     transfer_expiry: dt.timedelta = dt.timedelta(days=60)
     import_max_bytes: int = 16 * 1024 * 1024
     import_max_rows: int = 50_000
     import_chunk_rows: int = 200
+    token_lifetime: dt.timedelta = dt.timedelta(minutes=480)
+    token_idle: dt.timedelta = dt.timedelta(minutes=30)
+    password_max_age: dt.timedelta | None = dt.timedelta(days=90)
+    login_max_failures: int = 5
+    login_lock: dt.timedelta = dt.timedelta(minutes=15)
+    login_max_per_address: int = 20
+    read_alert_per_hour: int = 100
+    sharing_review_days: int = 5
 
     @classmethod
     def from_config(cls, config: ProvincialConfig) -> Settings:
@@ -107,6 +117,14 @@ class Settings:
             import_max_bytes=config.import_max_bytes,
             import_max_rows=config.import_max_rows,
             import_chunk_rows=config.import_chunk_rows,
+            token_lifetime=dt.timedelta(minutes=config.token_lifetime_minutes),
+            token_idle=dt.timedelta(minutes=config.token_idle_minutes),
+            password_max_age=dt.timedelta(days=config.password_max_age_days) if config.password_max_age_days else None,
+            login_max_failures=config.login_max_failures,
+            login_lock=dt.timedelta(minutes=config.login_lock_minutes),
+            login_max_per_address=config.login_max_per_address,
+            read_alert_per_hour=config.read_alert_per_hour,
+            sharing_review_days=config.sharing_review_days,
         )
 
 

@@ -195,8 +195,8 @@ RULES: Mapping[Operation, tuple[Rule, ...]] = {
     Operation.SHARING_APPLY: (_r(IA, Scope.UNIT), _r(QU, Scope.UNIT)),
     Operation.SHARING_REVIEW: (_r(IA, Scope.UNIT, BUREAU_LEVELS, note="the level that owns the data asked for"),),
     Operation.SHARING_EXPORT: (
-        _r(IA, Scope.SUBTREE, note="within an approved grant"),
-        _r(QU, Scope.SUBTREE, note="within an approved grant"),
+        _r(IA, Scope.UNIT, note="the applicant unit, within an approved grant"),
+        _r(QU, Scope.UNIT, note="the applicant unit, within an approved grant"),
     ),
     Operation.NOTICES_MANAGE: (_r(SA, Scope.UNIT, PROVINCE), _r(IA, Scope.UNIT, PROVINCE)),
     Operation.SYNC_OPERATE: (_r(SA, Scope.UNIT, PROVINCE), _r(IA, Scope.UNIT, PROVINCE)),

@@ -149,7 +149,7 @@ class Scenario:
                 "--admin-name",
                 "基准",
                 "--admin-password",
-                "Bench-pass-2026",
+                "Perf-admin-2026",  # must not contain the username (password rules)
             ],
             self.prov_env,
         )
@@ -190,16 +190,18 @@ def core_rows(n: int, start_version: int = 1) -> list[dict]:
     return rows
 
 
-def seed_province(url: str, rows: list[dict]) -> None:
-    """Teachers and their outbox entries, written directly (setup is not timed)."""
+def seed_province(url: str, rows: list[dict], data_dir: str) -> None:
+    """Teachers and their outbox entries, written directly (setup is not timed); ID numbers are encrypted with
+    the province's data key, as the node stores them."""
     from common.config import DatabaseConfig
     from common.db import create_db_engine, make_session_factory
+    from common.protection import DataKeys, install
     from provincial_node.accounts.models import Unit
     from provincial_node.db import Counter
     from provincial_node.sync.models import OutboxEntry
     from provincial_node.teacher_files.models import Teacher
 
-    engine = create_db_engine(DatabaseConfig(url))
+    engine = install(create_db_engine(DatabaseConfig(url)), DataKeys.load(Path(data_dir) / "data.key"))
     with make_session_factory(engine).begin() as s:
         province = s.scalar(sa.select(Unit).where(Unit.code == f"{PROVINCE}0000"))
         school = Unit(
@@ -223,6 +225,7 @@ def seed_province(url: str, rows: list[dict]) -> None:
                     "unit_id": school.id,
                     "doc_type": "1",
                     "doc_number": r["doc"],
+                    "doc_index": r["doc"],
                     "name": r["name"],
                     "status": "effective",
                     "ever_effective": True,
@@ -435,7 +438,7 @@ def main() -> int:
         full.start()
         results["copy_rps"] = round(copy_rps(full, rows), 1)
         results["store_rps"] = round(store_rps(full, rows), 1)
-        seed_province(full.prov_url, rows)
+        seed_province(full.prov_url, rows, full.prov_env["TMIS_DATA_DIR"])
         timings, prov_kb = sync_round(full)
         results["sync_rps"] = round(n / timings["push"], 1)
         results["sync_build_s"] = timings["build"]
@@ -455,7 +458,7 @@ def main() -> int:
         small = Scenario("small", workdir, admin)
         scenarios.append(small)
         small.start()
-        seed_province(small.prov_url, rows[: n // 10])
+        seed_province(small.prov_url, rows[: n // 10], small.prov_env["TMIS_DATA_DIR"])
         sync_round(small)
         add_delta(small.prov_url, rows[: n // 10], d)
         t, _ = sync_round(small)
@@ -465,7 +468,7 @@ def main() -> int:
         quarter = Scenario("quarter", workdir, admin)
         scenarios.append(quarter)
         quarter.start()
-        seed_province(quarter.prov_url, rows[: n // 4])
+        seed_province(quarter.prov_url, rows[: n // 4], quarter.prov_env["TMIS_DATA_DIR"])
         _t, q_kb = sync_round(quarter)
         results["peak_rss_mb_quarter"] = round(max(q_kb, quarter.server_watch.peak_kb) / 1024, 1)
         quarter.close()

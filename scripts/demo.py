@@ -42,6 +42,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
 import synthetic  # noqa: E402 - scripts/ is not a package
 
+from common.identity import check_character  # noqa: E402
+
 TMIS = str(Path(sys.executable).parent / "tmis")
 PASSWORD = "Demo-pass-2026"  # noqa: S105 - demo only; every account changes it at first login
 NEW_PASSWORD = "Demo-changed-2026"  # noqa: S105 - demo only
@@ -153,9 +155,11 @@ LEVEL_NAMES = {"province": "省级", "city": "地市", "county": "区县", "scho
 
 def seed_province(code: str, url: str, n: int) -> list[tuple[str, str]]:
     """Units, accounts and teachers of one province through its API; returns the logins to print
-    (``[(who, username)]``). The first school keeps work in every queue so the pages have something to show:
-    a draft, a file waiting for the school's review, one waiting for the county's, one the county returned,
-    a change request to decide, a teacher account, and a province notice."""
+    (``[(who, username)]``). The accounts follow the access rules: each system administrator creates its own
+    unit's accounts and the system administrator directly below; every account is real-name; each school has an
+    entry clerk and a separate reviewer (谁填报谁负责、谁审核谁负责). The first school keeps work in every queue so
+    the pages have something to show: a draft, a file waiting for the school's review, one waiting for the
+    county's, one the county returned, a change request to decide, a teacher account, and a province notice."""
     tree = TREES[code]
     admin = Api.of(url, f"admin{code}")
     logins = [("省级系统管理员", f"admin{code}")]
@@ -167,28 +171,42 @@ def seed_province(code: str, url: str, n: int) -> list[tuple[str, str]]:
     admin.post("/units/import", data=("\n".join(rows) + "\n").encode(), content_type="text/csv")
     units = {u["code"]: u for u in admin.get("/units")["units"]}
     ids = {c: u["id"] for c, u in units.items()}
+    serial = iter(range(1, 1000))
 
-    def account(creator: Api, username: str, unit: str, role: str, real_name: str, duty: str = "") -> None:
+    def account(creator: Api, username: str, real_name: str, unit: str, role: str, duty: str = "") -> None:
+        """A real-name account (ID number and phone), created by the system administrator the access rules name."""
+        first17 = f"{code}0101" + "19800101" + f"{next(serial):03d}"
         creator.post(
             "/accounts",
-            {"username": username, "real_name": real_name, "unit_id": ids[unit], "role": role, "password": PASSWORD},
+            {
+                "username": username,
+                "real_name": real_name,
+                "unit_id": ids[unit],
+                "role": role,
+                "password": PASSWORD,
+                "id_number": first17 + check_character(first17),
+                "phone": "13800138000",
+            },
         )
         level = next(lvl for c, _n, lvl, *_rest in tree["units"] if c == unit)
         logins.append((f"{LEVEL_NAMES[level]}{ROLE_NAMES[role]}{duty}（{units[unit]['name']}）", username))
 
     creator = admin
-    for unit, roles in tree["chain"]:  # each level's administrator creates the next level's
-        for role in roles:
-            account(creator, f"{role}{unit}", unit, role, f"{unit}{role}")
+    for unit, roles in tree["chain"]:
+        account(creator, f"sysadmin{unit}", f"{unit}系统管理员", unit, "sysadmin")
         creator = Api.of(url, f"sysadmin{unit}")
+        if "infoadmin" in roles:
+            account(creator, f"infoadmin{unit}", f"{unit}信息管理员", unit, "infoadmin", "·审核")
     county_code = tree["county"]
-    account(creator, f"query{county_code}", county_code, "query", f"{county_code}查询员")
+    account(creator, f"query{county_code}", f"{county_code}信息查询员", county_code, "query")
     schools = [u for u in tree["units"] if u[2] == "school"]
     for school in schools:
-        account(creator, f"info{school[0]}", school[0], "infoadmin", f"{school[1]}信息员", "·录入")
+        account(creator, f"sysadmin{school[0]}", f"{school[1]}系统管理员", school[0], "sysadmin")
+        school_admin = Api.of(url, f"sysadmin{school[0]}")
+        account(school_admin, f"info{school[0]}", f"{school[1]}信息员", school[0], "infoadmin", "·录入")
+        # the school's reviewer: not the account that enters the files (谁填报谁负责、谁审核谁负责)
+        account(school_admin, f"rev{school[0]}", f"{school[1]}审核员", school[0], "infoadmin", "·审核")
     first = schools[0][0]
-    account(creator, f"review{first}", first, "infoadmin", f"{schools[0][1]}审核员", "·审核")
-    account(creator, f"sysadmin{first}", first, "sysadmin", f"{schools[0][1]}管理员")
     county = Api.of(url, f"infoadmin{county_code}")
     total, kept = 0, []
     for i, school in enumerate(schools):
@@ -217,12 +235,12 @@ def seed_province(code: str, url: str, n: int) -> list[tuple[str, str]]:
             kept, drafts = drafts[-4:], drafts[:-4]  # left in the queues below
         for t in drafts:
             api.post(f"/teachers/{t['id']}/submit")
-        api.post("/reviews/bulk-approve", {})
+        Api.of(url, f"rev{school[0]}").post("/reviews/bulk-approve", {})
         total += result["created"]
     county.post("/reviews/bulk-approve", {"reason": "区县审核通过"})
     if kept:
         clerk = Api.of(url, f"info{first}")
-        reviewer = Api.of(url, f"review{first}")
+        reviewer = Api.of(url, f"rev{first}")
         for t in kept[1:]:
             clerk.post(f"/teachers/{t['id']}/submit")  # kept[0] stays a draft
         for t in kept[2:]:
@@ -230,7 +248,7 @@ def seed_province(code: str, url: str, n: int) -> list[tuple[str, str]]:
         county.post(f"/teachers/{kept[3]['id']}/review", {"decision": "reject", "reason": "请核对参加工作年月"})
         # kept[2] waits for the county; kept[3] is back at the school with the county's reason
         # the newest two effective files (step 8 moves the first one to Beijing)
-        effective = admin.get(f"/teachers?unit_id={ids[first]}&status=effective&limit=1000")["teachers"][-2:]
+        effective = clerk.get(f"/teachers?unit_id={ids[first]}&status=effective&limit=1000")["teachers"][-2:]
         target = clerk.get(f"/teachers/{effective[0]['id']}")
         clerk.post(
             f"/teachers/{target['id']}/change-requests",
@@ -239,9 +257,8 @@ def seed_province(code: str, url: str, n: int) -> list[tuple[str, str]]:
                 "reason": "本人已更名",
             },
         )
-        school_admin = Api.of(url, f"sysadmin{first}")
-        basics = admin.get(f"/teachers/{effective[1]['id']}")["data"]["JBXX"]
-        teacher_account = school_admin.post(
+        basics = clerk.get(f"/teachers/{effective[1]['id']}")["data"]["JBXX"]  # the person shows their ID card
+        teacher_account = Api.of(url, f"sysadmin{first}").post(
             f"/teachers/{effective[1]['id']}/account",
             {
                 "name": basics["XM"],
@@ -260,7 +277,7 @@ def seed_province(code: str, url: str, n: int) -> list[tuple[str, str]]:
             "body": "各学校请于本月底前完成本校教师年度考核、培训信息的录入，并提交区县审核。",
         },
     )
-    effective_n = len(admin.get("/teachers?status=effective&limit=1000")["teachers"])
+    effective_n = len(county.get("/teachers?status=effective&limit=1000")["teachers"])
     print(
         f"   province {code}: {total} teachers imported at {len(schools)} schools, {effective_n} effective after "
         f"school and county review; at {first}: 1 draft, 1 waiting for the school, 1 for the county, 1 returned,"
@@ -271,10 +288,10 @@ def seed_province(code: str, url: str, n: int) -> list[tuple[str, str]]:
 
 def cross_province_transfer(urls: dict[str, str], nodes: dict[str, dict[str, str]]) -> str:
     """Beijing's 朝阳区实验小学 asks for a teacher of Guangdong's 天河区第一小学; returns the transfer id."""
-    b_school = Api(urls["11"], "info2111000001", NEW_PASSWORD)
-    b_bureau = Api(urls["11"], "infoadmin110105", NEW_PASSWORD)
-    a_school = Api(urls["44"], "info2144000001", NEW_PASSWORD)
-    a_bureau = Api(urls["44"], "infoadmin440106", NEW_PASSWORD)
+    b_school = Api.of(urls["11"], "info2111000001")
+    b_bureau = Api.of(urls["11"], "infoadmin110105")
+    a_school = Api.of(urls["44"], "info2144000001")
+    a_bureau = Api.of(urls["44"], "infoadmin440106")
     a_school_id = {u["code"]: u["id"] for u in a_school.get("/units")["units"]}["2144000001"]
     first = a_school.get(f"/teachers?unit_id={a_school_id}&status=effective&limit=1")["teachers"][0]
     teacher = a_school.get(f"/teachers/{first['id']}")  # the teacher tells the new school number and ID card

@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 from common import migrations
 from common.config import DatabaseConfig
 from common.db import create_db_engine
+from common.protection import DataKeys, install
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"
@@ -126,6 +127,8 @@ def migrated_engines(dialect: str, database_url_factory) -> Iterator[dict[str, E
     for node, package in NODES.items():
         engine = create_db_engine(DatabaseConfig(database_url_factory(node)))
         migrations.upgrade(engine, importlib.import_module(package).MIGRATIONS_DIR)
+        if node == "province":  # the node's data keys: ID numbers are encrypted at rest
+            install(engine, DataKeys.generate())
         engines[node] = engine
     yield engines
     for e in engines.values():
@@ -162,13 +165,18 @@ def shared_dir() -> Path:
     return SHARED
 
 
-def run_tmis(*args: str, env: dict[str, str] | None = None, check: bool = True, timeout: float = 120):
-    """Run the installed ``tmis`` command in a subprocess (the way users run it)."""
+def run_tmis(
+    *args: str, env: dict[str, str] | None = None, check: bool = True, timeout: float = 120, input: str | None = None
+):
+    """Run the installed ``tmis`` command in a subprocess (the way users run it); ``input`` is its standard
+    input (answers to its prompts, e.g. a password)."""
     import subprocess
 
     exe = Path(sys.executable).parent / "tmis"
     full_env = {**os.environ, **(env or {})}
-    proc = subprocess.run([str(exe), *args], env=full_env, capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run(
+        [str(exe), *args], env=full_env, capture_output=True, text=True, timeout=timeout, input=input or ""
+    )
     if check and proc.returncode != 0:
         raise AssertionError(f"tmis {' '.join(args)} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
     return proc

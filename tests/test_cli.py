@@ -7,6 +7,7 @@ import json
 from sqlalchemy import select
 
 from tests.conftest import run_tmis
+from tests.factories import resident_id
 
 
 def test_groups_are_discovered():
@@ -94,21 +95,112 @@ def test_province_init_import_export_cli(tmp_path):
     assert again.returncode == 2 and "already holds an initialised node" in again.stderr
     run_tmis("province", "template", "--group", "JBXX", "--format", "xlsx", "-o", str(tmp_path / "t.xlsx"), env=env)
     assert (tmp_path / "t.xlsx").stat().st_size > 1000
-    export = ("province", "export", "--unit", "440000", "--reason", "备份核对", "-o", str(tmp_path / "e.xlsx"))
-    bad = run_tmis(*export, "--as", "nobody", env={**env, "TMIS_PASSWORD": "x"}, check=False)
-    assert bad.returncode == 2 and "nobody" in bad.stderr and "wrong username or password" in bad.stderr
-    wrong = run_tmis(*export, "--as", "gd_admin", env={**env, "TMIS_PASSWORD": "Not-the-password-1"}, check=False)
-    assert wrong.returncode == 2 and "wrong username or password" in wrong.stderr  # the CLI needs the credentials
-    first = run_tmis(*export, "--as", "gd_admin", env={**env, "TMIS_PASSWORD": "Init-pass-2026"}, check=False)
-    assert first.returncode == 2 and "change the initial password first" in first.stderr
-    _in_process(env, _activate_and_add_a_school)
-    run_tmis(*export, "--as", "gd_admin", env={**env, "TMIS_PASSWORD": NEW_PASSWORD})
+    assert ((tmp_path / "p" / "data.key").stat().st_mode & 0o777) == 0o600
+    assert ((tmp_path / "p").stat().st_mode & 0o777) == 0o700  # the data directory, and its files 0600
+    assert all((f.stat().st_mode & 0o777) == 0o600 for f in (tmp_path / "p").iterdir() if f.is_file())
+    bad = run_tmis(
+        "province",
+        "export",
+        "--unit",
+        "440000",
+        "--as",
+        "nobody",
+        "--reason",
+        "x",
+        "-o",
+        str(tmp_path / "e.xlsx"),
+        env=env,
+        check=False,
+        input="Some-password-1\n",
+    )
+    assert bad.returncode == 2 and "wrong username or password" in bad.stderr  # one answer for unknown users
+    _add_infoadmin(env, "gd_info")
+    export = ["province", "export", "--unit", "440000", "--as", "gd_info", "--reason", "备份核对"]
+    export += ["-o", str(tmp_path / "e.xlsx")]
+    no_credential = run_tmis(*export, env=env, check=False)  # acting as a user needs that user's password
+    assert no_credential.returncode != 0 and not (tmp_path / "e.xlsx").exists()
+    wrong = run_tmis(*export, env=env, check=False, input="Wrong-password-1\n")
+    assert wrong.returncode == 2 and "wrong username or password" in wrong.stderr
+    first = run_tmis(*export, env=env, check=False, input="Init-pass-2026\n")
+    assert first.returncode == 2 and "must change the password" in first.stderr
+    run_tmis(
+        "province", "password", "--as", "gd_info", env=env, input="Init-pass-2026\nNew-pass-2026x\nNew-pass-2026x\n"
+    )
+    run_tmis(*export, env=env, input="New-pass-2026x\n")
     assert (tmp_path / "e.xlsx").stat().st_size > 1000
-    with _in_process(env) as (rt, s):  # a success resets the failure count, as a login does
-        from provincial_node.accounts.models import Account
+    as_sysadmin = run_tmis(*export[:5], "gd_admin", *export[6:], env=env, check=False, input="Init-pass-2026\n")
+    assert as_sysadmin.returncode == 2  # must change the password first, and then: no teacher data for sysadmins
 
-        assert s.scalar(select(Account).where(Account.username == "gd_admin")).failed_logins == 0  # reset by success
-    # a CLI import runs as a background task in the CLI's process, committed in chunks
+
+def _add_infoadmin(env: dict[str, str], username: str) -> None:
+    """An information administrator of the province unit, created through the services (there is no account
+    command in the CLI): the province's system administrator creates it."""
+    from common.db import session_scope
+    from provincial_node.accounts import accounts, units
+    from provincial_node.accounts.access import actor_for
+    from provincial_node.accounts.models import Account
+    from provincial_node.app import build_runtime
+    from provincial_node.config import config_from_env
+
+    rt = build_runtime(config_from_env(env))
+    with session_scope(rt.session_factory) as s:
+        admin = actor_for(s, s.query(Account).filter_by(username="gd_admin").one())
+        accounts.create_account(
+            rt.context(s, admin),
+            username=username,
+            real_name="信息管理员",
+            unit=units.get_unit_by_code(s, "440000"),
+            role="infoadmin",
+            password="Init-pass-2026",
+            id_number=resident_id("440106", "19800101", "123"),
+            phone="13800138000",
+        )
+    rt.engine.dispose()
+
+
+def test_audit_verify_and_the_data_key_commands(tmp_path):
+    import sqlite3
+
+    env = {"TMIS_DATA_DIR": str(tmp_path / "p"), "TMIS_PROVINCE_CODE": "44"}
+    run_tmis(
+        "province",
+        "init",
+        "--province-code",
+        "44",
+        "--admin-username",
+        "gd_admin",
+        "--admin-name",
+        "管理员",
+        "--admin-password",
+        "Init-pass-2026",
+        env=env,
+    )
+    assert "OK audit chain intact" in run_tmis("province", "audit", "verify", env=env).stdout
+    db = sqlite3.connect(tmp_path / "p" / "province.sqlite")
+    db.execute("DROP TRIGGER audit_event_no_update")  # what someone with the database file could do
+    db.execute("UPDATE audit_event SET reason = 'nothing to see' WHERE seq = 1")
+    db.commit()
+    db.close()
+    tampered = run_tmis("province", "audit", "verify", env=env, check=False)
+    assert tampered.returncode == 1 and "FAIL seq 1: edited" in tampered.stdout
+    assert "every ID number is encrypted" in run_tmis("province", "keys", "reencrypt", env=env).stdout
+    assert "new current data key k2" in run_tmis("province", "keys", "rotate", env=env).stdout
+    status = run_tmis("province", "keys", "status", env=env).stdout
+    assert "keys k1, k2, current k2" in status and "unprotected rows: 0" in status
+    assert ((tmp_path / "p" / "data.key").stat().st_mode & 0o777) == 0o600
+    again = run_tmis("province", "keys", "init", env=env, check=False)
+    assert again.returncode == 2 and "refusing to overwrite" in again.stderr
+
+
+def test_a_cli_import_runs_as_a_background_task(tmp_path):
+    """tmis province import runs the import as a task in the CLI's process, committed in chunks; a GBK CSV
+    from Excel is read; the row errors go to --report."""
+    env = {"TMIS_DATA_DIR": str(tmp_path / "p"), "TMIS_PROVINCE_CODE": "44"}
+    run_tmis(
+        "province", "init", "--province-code", "44", "--admin-username", "gd_admin", "--admin-name", "管理员",
+        "--admin-password", "Init-pass-2026", env=env,
+    )  # fmt: skip
+    _in_process(env, _activate_and_add_a_school)
     tpl = tmp_path / "NDKH.csv"
     run_tmis("province", "template", "--group", "JBXX", "--format", "csv", "-o", str(tpl), env=env)
     rows = tpl.read_text(encoding="utf-8-sig") + _jbxx_line("2144000001") + _jbxx_line("2144000001")  # 2nd: a repeat
@@ -152,9 +244,10 @@ class _in_process:
 
 def _activate_and_add_a_school(rt, s):
     from provincial_node.accounts import accounts, units
-
-    admin = accounts.check_credentials(rt.context(s), "gd_admin", "Init-pass-2026")
     from provincial_node.accounts.access import actor_for
+    from provincial_node.accounts.models import Account
+
+    admin = s.scalar(select(Account).where(Account.username == "gd_admin"))
 
     accounts.change_password(rt.context(s, actor_for(s, admin)), "Init-pass-2026", NEW_PASSWORD)
     units.import_units_csv(

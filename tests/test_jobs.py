@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 from types import SimpleNamespace
 
+from common.protection import DataKeys
 from national_node import jobs as national_jobs
 from national_node.app import create_app as create_national_app
 from national_node.config import config_from_env as national_config
@@ -42,6 +43,7 @@ def test_building_an_app_starts_no_scheduler(tmp_path):
     """Only `serve` starts the schedulers: an app built by a test, a script or a WSGI host runs no jobs."""
     before = {t.name for t in threading.enumerate()}
     env = {"TMIS_DATA_DIR": str(tmp_path), "TMIS_PROVINCE_CODE": "44", "TMIS_NATIONAL_URL": "http://127.0.0.1:1"}
+    DataKeys.generate().save(provincial_config(env).data_key_file)
     apps = [create_provincial_app(provincial_config(env)), create_national_app(national_config(env))]
     started = {t.name for t in threading.enumerate()} - before
     assert not [n for n in started if "APScheduler" in n or "scheduler" in n.lower()], started

@@ -1,55 +1,83 @@
-"""Accounts (账号), passwords, lock-out and API tokens.
+"""Accounts (账号), passwords, login, lock-out, API tokens and the end of sessions.
 
-Rules (暂行办法 art. 13, the teacher self-service guides, DESIGN.md §5):
+Rules (暂行办法 art. 13–14, Inner Mongolia's 责任书, DESIGN.md §5, §10):
 
-* Real-name accounts; roles are :class:`~provincial_node.context.Role`; at most one system
-  administrator per unit (a unique partial index enforces it).
-* Who manages whom: a unit's system administrator creates the accounts of its own unit and the
-  administrators (sysadmin/infoadmin) of the units directly below; a school's system administrator creates
-  its teachers' accounts (:mod:`provincial_node.teacher_files.self_service`, which checks them against the
-  file). Unlock, password reset, disable and restore are done by the system administrator
-  of the account's own unit or of the unit above.
-* Passwords: at least 8 characters with 3 of the 4 classes (upper, lower, digit, symbol); hashed with
-  Argon2id (argon2-cffi); new accounts and resets must change the password at first login.
-* Lock-out: 5 consecutive failures lock the account for 10 minutes.
-* Tokens: random 256-bit bearer tokens, stored as SHA-256, expiring (default 8 h) and revocable.
+* Real-name accounts (实名): real name, and for every account a user creates except a teacher's, the ID
+  number and a phone number (e-mail optional); roles are :class:`~provincial_node.context.Role`; at most one
+  system administrator per unit (a unique partial index enforces it).
+* Who manages whom is the access table's (:mod:`provincial_node.rules`): a unit's system administrator
+  creates and manages the accounts of its own unit and the system administrators of the units directly below;
+  a school's system administrator creates its teachers' accounts (:mod:`provincial_node.teacher_files.self_service`).
+* Passwords (:func:`check_password`): 10 to 128 characters, 3 of the 4 classes, not on the common-password list
+  (``data/common-passwords.txt.gz``), not containing the username, not one of the last 5; hashed with Argon2id.
+  New accounts and resets must change the password at first login; a password older than the province's
+  maximum age (``TMIS_PASSWORD_MAX_AGE_DAYS``) must be changed at the next login.
+* A reset by the unit above gives a one-time password (generated here, shown once) that must be changed.
+* Login (:func:`verify_credentials`, which the API's and the pages' logins both call): one answer — "wrong
+  username or password" — for an unknown username, a disabled account and a wrong password; after
+  ``TMIS_LOGIN_MAX_FAILURES`` failures a username (known or not) is locked for ``TMIS_LOGIN_LOCK_MINUTES``; an
+  address with more than ``TMIS_LOGIN_MAX_PER_ADDRESS`` failures in 15 minutes is refused for a while (429).
+  Every attempt goes to the login log (登录日志).
+* Sessions: every API token (and every web session) carries the account's *session generation*; a lock-out,
+  a reset, a disable and a role change raise it, which ends every open token and session of the account at
+  once. Tokens also expire after ``TMIS_TOKEN_IDLE_MINUTES`` unused and ``TMIS_TOKEN_LIFETIME_MINUTES`` in all.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import gzip
 import hashlib
 import re
 import secrets
+from functools import cache
+from importlib import resources
 from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from sqlalchemy import select, update
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session
 
-from common.chinatime import china_time
 from common.db import utcnow
-from common.errors import AuthError, ConflictError, ErrorCode, NotFoundError, PermissionDeniedError, invalid
+from common.errors import (
+    AuthError,
+    ConflictError,
+    ErrorCode,
+    FieldError,
+    NotFoundError,
+    PermissionDeniedError,
+    ValidationError,
+    invalid,
+)
+from common.identity import IdentityError, validate_identity
 from provincial_node.accounts import sessions
-from provincial_node.accounts.models import Account, ApiToken, Unit
+from provincial_node.accounts.access import province_unit
+from provincial_node.accounts.models import Account, ApiToken, PasswordHistory, Unit
 from provincial_node.audit_trail import trail
-from provincial_node.context import Actor, ProvinceContext, Role
+from provincial_node.audit_trail.logins import LoginOutcome, failures_since, record_login
+from provincial_node.context import ProvinceContext, Role, Settings
+from provincial_node.rules import Operation, authorize, mask_id_number
 
-MAX_FAILURES = 5
-LOCK_FOR = dt.timedelta(minutes=10)
-TOKEN_TTL = dt.timedelta(hours=8)
+MIN_PASSWORD, MAX_PASSWORD = 10, 128
+PASSWORD_HISTORY = 5
+ADDRESS_WINDOW = dt.timedelta(minutes=15)
+TOUCH_EVERY = dt.timedelta(minutes=1)  # last_used_at of a token is written at most this often
 _HASHER = PasswordHasher()  # argon2-cffi's RFC 9106 defaults (Argon2id, 64 MiB, 3 passes)
+_DUMMY_HASH = _HASHER.hash("tmis: same cost for unknown usernames")
 
 
 def use_password_hasher(hasher: PasswordHasher) -> None:
     """Replace the hasher (tests use cheaper parameters; existing hashes keep verifying: Argon2 hashes
     carry their own parameters)."""
-    global _HASHER
+    global _HASHER, _DUMMY_HASH
     _HASHER = hasher
+    _DUMMY_HASH = hasher.hash("tmis: same cost for unknown usernames")
 
 
 _USERNAME = re.compile(r"^[A-Za-z0-9_.@\-]{3,64}\Z")
+_PHONE = re.compile(r"^(?:1[3-9][0-9]{9}|0[0-9]{2,3}-?[0-9]{7,8})\Z")
+_EMAIL = re.compile(r"^[A-Za-z0-9._%+\-]{1,64}@[A-Za-z0-9.\-]{1,190}\.[A-Za-z]{2,24}\Z")
 
 
 class AccountLockedError(AuthError):
@@ -57,15 +85,54 @@ class AccountLockedError(AuthError):
     http_status = 423
 
 
-def check_password_strength(password: str) -> None:
+class LoginThrottledError(AuthError):
+    code = ErrorCode.LOGIN_THROTTLED
+    http_status = 429
+
+
+WRONG_CREDENTIALS = "wrong username or password (用户名或密码错误)"
+
+
+@cache
+def common_passwords() -> frozenset[str]:
+    """The vendored common-password list (lower case; see ``data/README.md``)."""
+    raw = resources.files("provincial_node.accounts").joinpath("data/common-passwords.txt.gz").read_bytes()
+    return frozenset(gzip.decompress(raw).decode("utf-8").split())
+
+
+def check_password(password: str, *, username: str | None = None, previous: tuple[str, ...] = ()) -> None:
+    """Every rule a new password must meet; all failures are reported at once (field ``password``).
+    ``previous``: the hashes of the account's last passwords."""
+    password = password or ""
+    reasons: list[tuple[str, str]] = []
+    if len(password) < MIN_PASSWORD or len(password) > MAX_PASSWORD:
+        reasons.append((f"密码长度应为{MIN_PASSWORD}–{MAX_PASSWORD}位", f"{MIN_PASSWORD} to {MAX_PASSWORD} characters"))
     classes = sum(bool(re.search(p, password)) for p in (r"[A-Z]", r"[a-z]", r"\d", r"[^A-Za-z0-9]"))
-    if len(password) < 8 or classes < 3:
-        raise invalid(
-            "account",
-            "password",
-            "密码至少8位，且包含大写字母、小写字母、数字、符号中的至少3类",
-            "at least 8 characters with 3 of: upper case, lower case, digits, symbols",
+    if classes < 3:
+        reasons.append(
+            (
+                "密码应包含大写字母、小写字母、数字、符号中的至少3类",
+                "3 of: upper case, lower case, digits, symbols",
+            )
         )
+    if password.lower() in common_passwords():
+        reasons.append(("密码过于常见，容易被猜中", "a common password, easily guessed"))
+    if username and len(username) >= 3 and username.lower() in password.lower():
+        reasons.append(("密码不能包含用户名", "must not contain the username"))
+    if len(password) <= MAX_PASSWORD and any(password_matches(h, password) for h in previous):
+        reasons.append(
+            (f"不能与最近{PASSWORD_HISTORY}次使用的密码相同", f"must differ from the last {PASSWORD_HISTORY}")
+        )
+    if reasons:
+        raise ValidationError(
+            "the password does not meet the password rules",
+            [FieldError("account", "password", zh, en, label="密码") for zh, en in reasons],
+        )
+
+
+def check_password_strength(password: str, username: str | None = None) -> None:
+    """The rules a password must meet without history (initial passwords, ``tmis province init``)."""
+    check_password(password, username=username)
 
 
 def check_username(username: str) -> None:
@@ -86,13 +153,29 @@ def hash_password(password: str) -> str:
     return _HASHER.hash(password)
 
 
-def _can_manage(actor: Actor, target_unit: Unit, target_role: str) -> bool:
-    if actor.role != Role.SYSADMIN:
-        return False
-    if target_unit.id == actor.unit_id:
-        return True
-    # administrators of the units directly below
-    return target_unit.parent_id == actor.unit_id and target_role in (Role.SYSADMIN, Role.INFOADMIN)
+def _real_name_data(
+    role: str, id_number: str | None, phone: str | None, email: str | None, required: bool
+) -> str | None:
+    """Check the real-name data (ID number, phone, e-mail); returns the normalised ID number."""
+    errors = []
+    number = None
+    if id_number:
+        try:
+            number = validate_identity("1", id_number).number
+        except IdentityError as e:
+            errors.append(FieldError("account", "id_number", e.reason_zh, e.reason_en, label="身份证件号"))
+    elif required:
+        errors.append(FieldError("account", "id_number", "实名账号须填写身份证件号", "the ID number is required"))
+    if phone:
+        if not _PHONE.match(phone):
+            errors.append(FieldError("account", "phone", "手机号或固定电话格式不正确", "not a phone number", phone))
+    elif required:
+        errors.append(FieldError("account", "phone", "实名账号须填写联系电话", "a phone number is required"))
+    if email and not _EMAIL.match(email):
+        errors.append(FieldError("account", "email", "电子邮箱格式不正确", "not an e-mail address", email))
+    if errors:
+        raise ValidationError("the account's real-name data is invalid", errors)
+    return number
 
 
 def create_account(
@@ -105,23 +188,22 @@ def create_account(
     password: str,
     phone: str | None = None,
     id_number: str | None = None,
+    email: str | None = None,
     teacher_id: int | None = None,
 ) -> Account:
-    """Create an account. ``ctx.actor`` None is the node's own bootstrap (``tmis province init``)."""
+    """Create an account. ``ctx.actor`` None is the node's own bootstrap (``tmis province init``, tests)."""
     session, actor = ctx.session, ctx.actor
     if role not in tuple(Role):
         raise invalid("account", "role", "角色无效", f"role must be one of {', '.join(Role)}", role)
     check_username(username)
     if not (real_name or "").strip():
         raise invalid("account", "real_name", "实名必填", "the real name is required", real_name)
-    if actor is not None and not (actor.contains(unit) and _can_manage(actor, unit, role)):
-        raise PermissionDeniedError(
-            "only the unit's system administrator, or the one of the unit above for "
-            "administrators, may create this account"
-        )
+    if actor is not None:
+        authorize(ctx, Operation.ACCOUNT_CREATE, unit, target_role=role, not_found=f"unit {unit.id} not found")
     if role == Role.TEACHER and teacher_id is None:
         raise invalid("account", "teacher", "教师账号须关联教师档案", "a teacher account belongs to a teacher file")
-    check_password_strength(password)
+    number = _real_name_data(role, id_number, phone, email, required=actor is not None and role != Role.TEACHER)
+    check_password(password, username=username)
     if session.scalar(select(Account.id).where(Account.username == username)):
         raise ConflictError(f"username {username} is taken", details={"username": username})
     if role == Role.SYSADMIN and session.scalar(
@@ -135,10 +217,12 @@ def create_account(
         role=role,
         password_hash=hash_password(password),
         must_change_password=True,
+        password_changed_at=ctx.now,
         phone=phone,
-        id_number=id_number,
+        email=email,
         teacher_id=teacher_id,
     )
+    account.set_id_number(number)
     session.add(account)
     session.flush()
     trail.record(ctx, "account.create", "account", account.id, unit.path, username=username, role=role)
@@ -146,52 +230,61 @@ def create_account(
 
 
 def in_scope(ctx: ProvinceContext) -> list[Account]:
-    """The accounts of the caller's subtree (system administrators)."""
-    ctx.user.require(Role.SYSADMIN)
+    """The accounts the caller manages: every account of its own unit and the system administrators of the
+    units directly below (system administrators)."""
+    authorize(ctx, Operation.ACCOUNTS_READ)
+    actor = ctx.user
     stmt = (
         select(Account)
         .join(Unit, Unit.id == Account.unit_id)
-        .where(Unit.path.startswith(ctx.user.unit_path, autoescape=True))
+        .where(
+            or_(
+                Account.unit_id == actor.unit_id,
+                and_(Unit.parent_id == actor.unit_id, Account.role == Role.SYSADMIN),
+            )
+        )
         .order_by(Account.id)
     )
     return list(ctx.session.scalars(stmt))
 
 
-def _managed_account(session: Session, actor: Actor, account_id: int) -> Account:
-    account = session.get(Account, account_id)
+def _managed_account(ctx: ProvinceContext, account_id: int) -> Account:
+    account = ctx.session.get(Account, account_id)
     if account is None:
         raise NotFoundError(f"account {account_id} not found")
-    unit = session.get(Unit, account.unit_id)
-    if not actor.contains(unit):
-        raise NotFoundError(f"account {account_id} not found")
-    if actor.role != Role.SYSADMIN or not (unit.id == actor.unit_id or unit.parent_id == actor.unit_id):
-        raise PermissionDeniedError(
-            "only the system administrator of the account's unit or of the unit above may do this"
-        )
-    if account.id == actor.account_id:
+    unit = ctx.session.get(Unit, account.unit_id)
+    authorize(
+        ctx, Operation.ACCOUNT_MANAGE, unit, target_role=account.role, not_found=f"account {account_id} not found"
+    )
+    if account.id == ctx.user.account_id:
         raise PermissionDeniedError("administrators cannot change their own account this way")
     return account
+
+
+def end_sessions(session: Session, account: Account, now: dt.datetime | None = None) -> None:
+    """End every open API token and web session of the account: the session generation goes up (web sessions
+    compare theirs) and its tokens are revoked."""
+    account.session_generation = (account.session_generation or 0) + 1
+    revoke_all_tokens(session, account.id, now)
 
 
 def set_account_state(
     ctx: ProvinceContext, account_id: int, action: str, reason: str, new_password: str | None = None
 ) -> Account:
-    """unlock | reset_password | disable | restore, by the sysadmin of the account's unit or the one above."""
+    """unlock | disable | restore (| reset_password with a chosen ``new_password``; :func:`reset_password`
+    gives a one-time password instead), by the system administrator the access table names. Disabling ends every
+    session of the account."""
+    if action == "reset_password":
+        return reset_password(ctx, account_id, reason, new_password=new_password)[0]
     session = ctx.session
     if not (reason or "").strip():
         raise invalid("account", "reason", "须说明原因", "a reason is required")
-    account = _managed_account(session, ctx.user, account_id)
+    account = _managed_account(ctx, account_id)
     if action == "unlock":
         account.failed_logins, account.locked_until = 0, None
-    elif action == "reset_password":
-        check_password_strength(new_password or "")
-        account.password_hash = hash_password(new_password or "")
-        account.must_change_password = True
-        account.failed_logins, account.locked_until = 0, None
-        revoke_all_tokens(session, account.id)
     elif action == "disable":
         account.disabled = True
-        revoke_all_tokens(session, account.id)
+        end_sessions(session, account, ctx.now)
     elif action == "restore":
         account.disabled = False
     else:
@@ -210,54 +303,195 @@ def set_account_state(
     return account
 
 
-def check_credentials(ctx: ProvinceContext, username: str, password: str) -> Account:
-    """The account, if the password is right and the account may sign in. Failures count towards the
-    lock-out (5 in a row lock the account for 10 minutes and end its tokens and sessions); an unknown user, a
-    disabled account and a wrong password get the same answer.
+def one_time_password() -> str:
+    """A random password meeting the rules (4 classes, 16 characters), shown once and changed at first use."""
+    while True:
+        candidate = secrets.token_urlsafe(12)[:14] + secrets.choice("23456789") + secrets.choice("#%+=")
+        if re.search(r"[A-Z]", candidate) and re.search(r"[a-z]", candidate):
+            return candidate
 
-    The failure counter is written even though the check fails: the caller must commit after an AuthError
-    raised here (the API and the login page do so)."""
-    session, now = ctx.session, ctx.now
-    account = session.scalar(select(Account).where(Account.username == username))
-    if account is None:
-        _HASHER.hash(password)  # same cost as a real check: no user enumeration by timing
-        raise AuthError("wrong username or password", message_zh="用户名或密码错误")
-    if account.locked_until and account.locked_until > now:
-        raise AccountLockedError(
-            "account locked after repeated failed logins",
-            details={"locked_until": account.locked_until.isoformat()},
-            message_zh=f"连续登录失败次数过多，账号已锁定至 {china_time(account.locked_until, '%H:%M')}（北京时间），"
-            "请稍后再试或请本单位或上级单位系统管理员解锁",
-        )
-    if not password_matches(account.password_hash, password):
-        account.failed_logins += 1
-        if account.failed_logins >= MAX_FAILURES:
-            account.locked_until = now + LOCK_FOR
-            account.failed_logins = 0
-            revoke_all_tokens(session, account.id)
-            trail.record(
-                ctx.acting_as(None),
-                "account.locked",
-                "account",
-                account.id,
-                session.get(Unit, account.unit_id).path,
-                username=account.username,
-            )
-        raise AuthError("wrong username or password", message_zh="用户名或密码错误") from None
-    if account.disabled:
-        raise AuthError("wrong username or password", message_zh="用户名或密码错误")
+
+def reset_password(
+    ctx: ProvinceContext, account_id: int, reason: str, *, new_password: str | None = None
+) -> tuple[Account, str]:
+    """Reset an account's password by the unit above (or the unit's own system administrator): a one-time
+    password (generated unless ``new_password`` is given) that must be changed at the next login; the lock is
+    lifted and every session of the account ends. Returns the account and the one-time password."""
+    session = ctx.session
+    if not (reason or "").strip():
+        raise invalid("account", "reason", "须说明原因", "a reason is required")
+    account = _managed_account(ctx, account_id)
+    password = new_password or one_time_password()
+    if new_password is not None:
+        check_password(password, username=account.username)
+    account.password_hash = hash_password(password)
+    account.must_change_password = True
     account.failed_logins, account.locked_until = 0, None
+    end_sessions(session, account, ctx.now)
+    trail.record(
+        ctx,
+        "account.reset_password",
+        "account",
+        account.id,
+        session.get(Unit, account.unit_id).path,
+        reason=reason,
+        username=account.username,
+    )
+    return account, password
+
+
+def change_role(ctx: ProvinceContext, account_id: int, role: str, reason: str) -> Account:
+    """Change an account's role (not to or from 教师: teacher accounts belong to files); ends its sessions."""
+    session = ctx.session
+    if not (reason or "").strip():
+        raise invalid("account", "reason", "须说明原因", "a reason is required")
+    account = _managed_account(ctx, account_id)
+    unit = session.get(Unit, account.unit_id)
+    if role not in tuple(Role) or Role.TEACHER in (role, account.role):
+        raise invalid("account", "role", "角色无效", "a role other than teacher", role)
+    authorize(ctx, Operation.ACCOUNT_CREATE, unit, target_role=role)
+    if role == Role.SYSADMIN and session.scalar(
+        select(Account.id).where(Account.unit_id == unit.id, Account.role == Role.SYSADMIN, Account.id != account.id)
+    ):
+        raise ConflictError("this unit already has a system administrator", details={"unit": unit.code})
+    old = account.role
+    account.role = role
+    end_sessions(session, account, ctx.now)
+    trail.record(
+        ctx,
+        "account.role",
+        "account",
+        account.id,
+        unit.path,
+        reason=reason,
+        username=account.username,
+        old=old,
+        new=role,
+    )
     return account
 
 
-def login(ctx: ProvinceContext, username: str, password: str, *, ttl: dt.timedelta = TOKEN_TTL) -> tuple[str, Account]:
-    """Check the password; return a new bearer token (see :func:`check_credentials`)."""
-    account = check_credentials(ctx, username, password)
+def find_login_account(session: Session, username: str) -> Account | None:
+    """The account a login name names: its username, or (teachers) its ID number or teacher number."""
+    account = session.scalar(select(Account).where(Account.username == username))
+    if account is None and username and len(username) in (15, 18):
+        account = session.scalar(
+            select(Account).where(Account.id_index == username.upper(), Account.role == Role.TEACHER)
+        )
+    return account
+
+
+def verify_credentials(
+    ctx: ProvinceContext, username: str, password: str, *, address: str = "unknown", channel: str = "api"
+) -> Account:
+    """The one login check (API token, web session, CLI ``--as``): throttling per address and per username, the
+    lock-out, the password; one answer for an unknown username, a disabled account and a wrong password. Every
+    attempt is written to the login log; the caller must keep the writes when this raises (the API does).
+
+    On success the account's ``must_change_password`` is set when its password is older than the province's
+    maximum age."""
+    session, now, settings = ctx.session, ctx.now, ctx.settings
+    address = (address or "unknown")[:64]
+    root = province_unit(session).path
+    account = find_login_account(session, username or "")
+    # the name the login log keeps: the account's username, or what was typed, an ID number masked
+    logged = account.username if account else _loggable(username or "")
+
+    def log(outcome: LoginOutcome, account: Account | None) -> None:
+        path = session.get(Unit, account.unit_id).path if account else root
+        record_login(
+            session,
+            at=now,
+            username=logged,
+            account_id=account.id if account else None,
+            address=address,
+            channel=channel,
+            outcome=outcome,
+            unit_path=path,
+        )
+
+    if failures_since(session, now - ADDRESS_WINDOW, address=address) >= settings.login_max_per_address:
+        log(LoginOutcome.THROTTLED, None)
+        raise LoginThrottledError(
+            "too many failed logins from this address; try again later (登录尝试过于频繁)",
+            details={"retry_after_seconds": int(ADDRESS_WINDOW.total_seconds())},
+            message_zh=f"登录尝试过于频繁，请 {int(ADDRESS_WINDOW.total_seconds() // 60)} 分钟后再试",
+        )
+    locked_until = account.locked_until if account else None
+    if account is None and failures_since(session, now - settings.login_lock, username=logged) >= (
+        settings.login_max_failures
+    ):
+        locked_until = now + settings.login_lock  # an unknown username answers like a locked one
+    if locked_until and locked_until > now:
+        log(LoginOutcome.LOCKED, account)
+        raise AccountLockedError(
+            "account locked after repeated failed logins (账号已锁定)",
+            message_zh=f"连续登录失败次数过多，账号已暂时锁定（{settings.login_lock.seconds // 60} 分钟），"
+            "请稍后再试，或请本单位或上级单位系统管理员解锁",
+        )
+    ok = password_matches(account.password_hash if account else _DUMMY_HASH, password or "")
+    if not ok or account is None or account.disabled:
+        log(LoginOutcome.FAILED, account)
+        if account is not None and not account.disabled and not ok:
+            account.failed_logins += 1
+            if account.failed_logins >= settings.login_max_failures:
+                account.locked_until = now + settings.login_lock
+                account.failed_logins = 0
+                end_sessions(session, account, now)
+                trail.record(
+                    ctx.acting_as(None),
+                    "account.locked",
+                    "account",
+                    account.id,
+                    session.get(Unit, account.unit_id).path,
+                    username=account.username,
+                    address=address,
+                )
+        raise AuthError(WRONG_CREDENTIALS, message_zh="用户名或密码错误") from None
+    account.failed_logins, account.locked_until = 0, None
+    if password_expired(account, now, settings):
+        account.must_change_password = True
+    log(LoginOutcome.SUCCESS, account)
+    return account
+
+
+_ID_LIKE = re.compile(r"^[0-9]{15}$|^[0-9]{17}[0-9Xx]$")
+
+
+def _loggable(name: str) -> str:
+    """What the login log keeps of a name that matched no account: an ID number masked (前6后4)."""
+    return mask_id_number(name) if _ID_LIKE.match(name) else name
+
+
+def password_expired(account: Account, now: dt.datetime, settings: Settings) -> bool:
+    if settings.password_max_age is None:
+        return False
+    changed = account.password_changed_at or account.created_at
+    return changed is not None and changed + settings.password_max_age <= now
+
+
+def issue_token(ctx: ProvinceContext, account: Account) -> str:
+    """A new bearer token for the account (only its SHA-256 is stored), tied to its session generation."""
     token = secrets.token_urlsafe(32)
     ctx.session.add(
-        ApiToken(token_hash=hashlib.sha256(token.encode()).hexdigest(), account_id=account.id, expires_at=ctx.now + ttl)
+        ApiToken(
+            token_hash=_token_hash(token),
+            account_id=account.id,
+            generation=account.session_generation or 0,
+            created_at=ctx.now,
+            last_used_at=ctx.now,
+            expires_at=ctx.now + ctx.settings.token_lifetime,
+        )
     )
-    return token, account
+    return token
+
+
+def login(
+    ctx: ProvinceContext, username: str, password: str, *, address: str = "unknown", channel: str = "api"
+) -> tuple[str, Account]:
+    """Check the credentials (:func:`verify_credentials`) and return a new bearer token."""
+    account = verify_credentials(ctx, username, password, address=address, channel=channel)
+    return issue_token(ctx, account), account
 
 
 def bearer_token(headers: Any) -> str | None:
@@ -266,28 +500,67 @@ def bearer_token(headers: Any) -> str | None:
     return header[7:].strip() if header.startswith("Bearer ") else None
 
 
-def authenticate(session: Session, token: str, *, now: dt.datetime | None = None) -> Account:
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def authenticate(
+    session: Session, token: str, *, now: dt.datetime | None = None, settings: Settings | None = None
+) -> Account:
+    """The account of a bearer token that is neither revoked, expired (absolute lifetime), idle too long, nor
+    from an older session generation of its account (a lock-out, reset, disable or role change since)."""
     now = now or utcnow()
-    row = session.scalar(select(ApiToken).where(ApiToken.token_hash == hashlib.sha256(token.encode()).hexdigest()))
+    settings = settings or Settings()
+    row = session.scalar(select(ApiToken).where(ApiToken.token_hash == _token_hash(token)))
     if row is None or row.revoked_at is not None or row.expires_at <= now:
         raise AuthError("token invalid, expired or revoked")
+    if (row.last_used_at or row.created_at) + settings.token_idle <= now:
+        raise AuthError("token invalid, expired or revoked")
     account = session.get(Account, row.account_id)
-    if account.disabled:
-        raise AuthError("account disabled")
+    if account.disabled or row.generation != (account.session_generation or 0):
+        raise AuthError("token invalid, expired or revoked")
+    if account.locked_until and account.locked_until > now:
+        raise AuthError("token invalid, expired or revoked")
+    if row.last_used_at is None or now - row.last_used_at >= TOUCH_EVERY:
+        row.last_used_at = now
+    return account
+
+
+def session_is_current(
+    session: Session,
+    account_id: int,
+    generation: int,
+    *,
+    started_at: dt.datetime,
+    last_seen: dt.datetime,
+    now: dt.datetime | None = None,
+    settings: Settings | None = None,
+) -> Account:
+    """For the web login: the account of a cookie session if that session is still good — same session
+    generation, within the idle timeout and the absolute lifetime, account not disabled or locked. Raises
+    :class:`AuthError` otherwise (the page shell then asks for a new login)."""
+    now = now or utcnow()
+    settings = settings or Settings()
+    account = session.get(Account, account_id)
+    if (
+        account is None
+        or account.disabled
+        or generation != (account.session_generation or 0)
+        or started_at + settings.token_lifetime <= now
+        or last_seen + settings.token_idle <= now
+        or (account.locked_until is not None and account.locked_until > now)
+    ):
+        raise AuthError("the session has ended; log in again")
     return account
 
 
 def logout(session: Session, token: str) -> None:
-    session.execute(
-        update(ApiToken)
-        .where(ApiToken.token_hash == hashlib.sha256(token.encode()).hexdigest())
-        .values(revoked_at=utcnow())
-    )
+    session.execute(update(ApiToken).where(ApiToken.token_hash == _token_hash(token)).values(revoked_at=utcnow()))
 
 
-def revoke_all_tokens(session: Session, account_id: int) -> None:
+def revoke_all_tokens(session: Session, account_id: int, now: dt.datetime | None = None) -> None:
     """End every API token and every browser session of the account."""
-    now = utcnow()
+    now = now or utcnow()
     session.execute(
         update(ApiToken).where(ApiToken.account_id == account_id, ApiToken.revoked_at.is_(None)).values(revoked_at=now)
     )
@@ -295,13 +568,23 @@ def revoke_all_tokens(session: Session, account_id: int) -> None:
 
 
 def change_password(ctx: ProvinceContext, old: str, new: str) -> None:
-    """The caller changes their own password (required at first login)."""
+    """The caller changes their own password (required at first login, after a reset and on expiry)."""
     account = ctx.session.get(Account, ctx.user.account_id)
     if not password_matches(account.password_hash, old):
         raise AuthError("the current password is wrong") from None
     if old == new:
         raise invalid("account", "new_password", "新密码不能与旧密码相同", "the new password must differ from the old")
-    check_password_strength(new)
+    previous = [account.password_hash] + [
+        h.password_hash
+        for h in ctx.session.scalars(
+            select(PasswordHistory)
+            .where(PasswordHistory.account_id == account.id)
+            .order_by(PasswordHistory.id.desc())
+            .limit(PASSWORD_HISTORY - 1)
+        )
+    ]
+    check_password(new, username=account.username, previous=tuple(previous))
+    ctx.session.add(PasswordHistory(account_id=account.id, password_hash=account.password_hash, created_at=ctx.now))
     account.password_hash = hash_password(new)
     account.must_change_password = False
     account.password_changed_at = ctx.now

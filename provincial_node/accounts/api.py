@@ -15,6 +15,7 @@ from provincial_node.accounts.access import unit_in_scope
 from provincial_node.accounts.models import Account, Unit
 from provincial_node.accounts.schemas import (
     AccountActionIn,
+    AccountActionOut,
     AccountIn,
     AccountOut,
     AccountsOut,
@@ -47,11 +48,15 @@ class Login(MethodView):
     @auth_bp.arguments(LoginIn)
     @auth_bp.response(200, TokenOut)
     def post(self, body: dict[str, Any]) -> Any:
-        """Exchange username and password for a bearer token (lock-out after 5 failures)."""
+        """Exchange username and password for a bearer token. One answer for an unknown username, a disabled
+        account and a wrong password; lock-out and throttling per username and address; every attempt is in the
+        login log (登录日志)."""
         try:
-            token, account = accounts.login(current_context(), body["username"], body["password"])
+            token, account = accounts.login(
+                current_context(), body["username"], body["password"], address=request.remote_addr or "unknown"
+            )
         except AuthError:
-            keep_writes_on_error()  # the failure count must survive the failed request
+            keep_writes_on_error()  # the failure count and the login log must survive the failed request
             raise
         return {
             "token": token,
@@ -147,12 +152,21 @@ class Accounts(MethodView):
 @accounts_bp.route("/accounts/<int:account_id>/actions")
 class AccountActions(MethodView):
     @accounts_bp.arguments(AccountActionIn)
-    @accounts_bp.response(200, AccountOut)
+    @accounts_bp.response(200, AccountActionOut)
     def post(self, body: dict[str, Any], account_id: int) -> Any:
-        """unlock | reset_password | disable | restore (with a reason; audited)."""
-        return accounts.set_account_state(
-            current_context(), account_id, body["action"], body["reason"], body["new_password"]
-        )
+        """unlock | reset_password | disable | restore | set_role (with a reason; audited). A reset answers a
+        one-time password (shown once) that must be changed at the next login; a reset, disable or role change
+        ends every open session of the account."""
+        ctx = current_context()
+        if body["action"] == "reset_password":
+            account, password = accounts.reset_password(ctx, account_id, body["reason"])
+            account.one_time_password = password  # answered once, never stored
+            return account
+        if body["action"] == "set_role":
+            if not body["role"]:
+                raise BadRequestError("set_role needs a role")
+            return accounts.change_role(ctx, account_id, body["role"], body["reason"])
+        return accounts.set_account_state(ctx, account_id, body["action"], body["reason"])
 
 
 BLUEPRINTS = (auth_bp, units_bp, accounts_bp)

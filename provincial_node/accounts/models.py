@@ -8,6 +8,7 @@ from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from common.db import utcnow
+from common.protection import BlindIndex, ProtectedString
 from provincial_node.db import Base
 
 
@@ -56,8 +57,10 @@ class Account(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     username: Mapped[str] = mapped_column(String(64), unique=True)
     real_name: Mapped[str] = mapped_column(String(50))
-    id_number: Mapped[str | None] = mapped_column(String(30))
+    id_number: Mapped[str | None] = mapped_column(ProtectedString(200))  # encrypted at rest
+    id_index: Mapped[str | None] = mapped_column(BlindIndex, index=True)  # keyed blind index of id_number
     phone: Mapped[str | None] = mapped_column(String(20))
+    email: Mapped[str | None] = mapped_column(String(254))
     unit_id: Mapped[int] = mapped_column(ForeignKey("unit.id"), index=True)
     role: Mapped[str] = mapped_column(String(16))  # sysadmin|infoadmin|query|training|teacher
     teacher_id: Mapped[int | None] = mapped_column(ForeignKey("teacher.id"))
@@ -68,10 +71,29 @@ class Account(Base):
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     password_changed_at: Mapped[dt.datetime | None] = mapped_column()
+    # raised by a lock-out, reset, disable or role change: every token and web session of an older generation ends
+    session_generation: Mapped[int] = mapped_column(Integer, default=0)
+
+    def set_id_number(self, number: str | None) -> None:
+        """The ID number (encrypted when stored) and its blind index, together."""
+        self.id_number = number
+        self.id_index = number
+
+
+class PasswordHistory(Base):
+    """The hashes of an account's earlier passwords (a new password may not be one of the last 5)."""
+
+    __tablename__ = "password_history"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("account.id"), index=True)
+    password_hash: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
 class ApiToken(Base):
-    """A bearer token; only its SHA-256 is stored. Expiring and revocable."""
+    """A bearer token; only its SHA-256 is stored. Expiring (idle and absolute), revocable, and ended by a
+    newer session generation of its account."""
 
     __tablename__ = "api_token"
 
@@ -79,8 +101,10 @@ class ApiToken(Base):
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     account_id: Mapped[int] = mapped_column(ForeignKey("account.id"), index=True)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
-    expires_at: Mapped[dt.datetime] = mapped_column()
+    expires_at: Mapped[dt.datetime] = mapped_column()  # the absolute lifetime
     revoked_at: Mapped[dt.datetime | None] = mapped_column()
+    last_used_at: Mapped[dt.datetime | None] = mapped_column()  # the idle timeout counts from here
+    generation: Mapped[int] = mapped_column(Integer, default=0)  # the account's session generation at issue
 
 
 class WebSession(Base):

@@ -10,6 +10,7 @@ from common.db import redact_url, session_scope
 from common.divisions import lookup
 from common.errors import ConfigError
 from common.keyfile import write_private_key
+from common.protection import DataKeys
 from provincial_node.accounts import accounts, units
 from provincial_node.audit_trail import trail
 from provincial_node.context import ProvinceRuntime, Role, UnitLevel
@@ -26,14 +27,21 @@ class Provisioned:
 
 def check_admin(username: str, password: str) -> None:
     """The first administrator's username and password, checked before the database is touched."""
-    accounts.check_password_strength(password)
+    accounts.check_password_strength(password, username)
     accounts.check_username(username)
 
 
 def provision(
-    runtime: ProvinceRuntime, *, admin_username: str, admin_name: str, admin_password: str, unit_name: str | None
+    runtime: ProvinceRuntime,
+    *,
+    admin_username: str,
+    admin_name: str,
+    admin_password: str,
+    unit_name: str | None,
+    data_keys: DataKeys | None = None,
 ) -> Provisioned:
-    """Initialise a migrated, empty database for the runtime's province."""
+    """Initialise a migrated, empty database for the runtime's province (and write ``data_keys``, the keys the
+    runtime's engine carries, to the data key file, beside the signing key, last)."""
     config = runtime.config
     code = config.province_code
     check_admin(admin_username, admin_password)
@@ -51,6 +59,11 @@ def provision(
         raise ConfigError(
             f"key file {config.signing_key_path} already exists; refusing to overwrite it",
             details={"variable": "TMIS_SIGNING_KEY_PATH", "value": str(config.signing_key_path), "reason": "exists"},
+        )
+    if data_keys is not None and config.data_key_file.exists():
+        raise ConfigError(
+            f"data key file {config.data_key_file} already exists; refusing to overwrite it",
+            details={"variable": "TMIS_DATA_KEY_PATH", "value": str(config.data_key_file), "reason": "exists"},
         )
     division = lookup(code + "0000")
     name = unit_name or f"{division.name if division else code}教育厅"
@@ -70,4 +83,6 @@ def provision(
             s.add(NodeSetting(key=key, value=value))
         trail.record(ctx, "node.init", "node", code, unit.path, admin=admin_username, key_id=signer.keyid)
         write_private_key(config.signing_key_path, signer.to_pem())  # last: a failure above rolls back cleanly
+        if data_keys is not None:
+            data_keys.save(config.data_key_file)
     return Provisioned(code, name, signer.keyid)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import marshmallow as ma
 
 from common.schemas import Out, Strict, id_field
+from provincial_node.rules import mask_id_number
 
 
 class LoginIn(Strict):
@@ -39,13 +40,17 @@ class AccountIn(Strict):
     unit_id = id_field(required=True)
     role = ma.fields.String(required=True, metadata={"description": "sysadmin | infoadmin | query | training"})
     password = ma.fields.String(required=True, metadata={"description": "initial password, changed at first login"})
-    phone = ma.fields.String(load_default=None)
+    id_number = ma.fields.String(load_default=None, metadata={"description": "身份证件号 (real-name; required)"})
+    phone = ma.fields.String(load_default=None, metadata={"description": "联系电话 (real-name; required)"})
+    email = ma.fields.String(load_default=None, metadata={"description": "电子邮箱"})
 
 
 class AccountActionIn(Strict):
-    action = ma.fields.String(required=True, metadata={"description": "unlock | reset_password | disable | restore"})
+    action = ma.fields.String(
+        required=True, metadata={"description": "unlock | reset_password | disable | restore | set_role"}
+    )
     reason = ma.fields.String(required=True)
-    new_password = ma.fields.String(load_default=None)
+    role = ma.fields.String(load_default=None, metadata={"description": "the new role (set_role)"})
 
 
 class UnitOut(Out):
@@ -85,6 +90,17 @@ class AccountOut(Out):
     disabled = ma.fields.Boolean()
     must_change_password = ma.fields.Boolean()
     locked_until = ma.fields.DateTime(allow_none=True)
+    id_number = ma.fields.Function(
+        lambda a: mask_id_number(a.id_number), metadata={"description": "身份证件号, masked (前6后4)"}
+    )
+    phone = ma.fields.String(allow_none=True)
+    email = ma.fields.String(allow_none=True)
+
+
+class AccountActionOut(AccountOut):
+    one_time_password = ma.fields.String(
+        metadata={"description": "reset_password only: the one-time password, shown once; changed at next login"}
+    )
 
 
 class AccountsOut(Out):

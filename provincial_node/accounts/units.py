@@ -26,7 +26,8 @@ from common.orgcodes import OrgCodeError, parse_school_id
 from common.text import forbidden_reason
 from provincial_node.accounts.models import ReviewChain, Unit
 from provincial_node.audit_trail import trail
-from provincial_node.context import BUREAU_LEVELS, ProvinceContext, Role, UnitLevel
+from provincial_node.context import BUREAU_LEVELS, ProvinceContext, UnitLevel
+from provincial_node.rules import Operation, authorize
 
 LEVELS = tuple(UnitLevel)
 
@@ -183,6 +184,7 @@ def check_unit(
 
 def in_scope(ctx: ProvinceContext) -> list[Unit]:
     """The units of the actor's subtree, in tree order."""
+    authorize(ctx, Operation.UNITS_READ)
     stmt = select(Unit).where(Unit.path.startswith(ctx.user.unit_path, autoescape=True)).order_by(Unit.path)
     return list(ctx.session.scalars(stmt))
 
@@ -192,10 +194,11 @@ def create_unit(ctx: ProvinceContext, values: dict[str, Any]) -> Unit:
     node's own provisioning)."""
     session = ctx.session
     if ctx.actor is not None:
-        ctx.actor.require(Role.SYSADMIN)
-        parent = get_unit_by_code(session, values["parent_code"]) if values.get("parent_code") else None
-        if parent is None or not ctx.actor.contains(parent):
+        authorize(ctx, Operation.UNIT_CREATE)
+        parent = session.scalar(select(Unit).where(Unit.code == (values.get("parent_code") or "")))
+        if parent is None:
             raise PermissionDeniedError("units are created inside the caller's subtree")
+        authorize(ctx, Operation.UNIT_CREATE, parent, hidden=False)
     errors = check_unit(session, ctx.base_catalogue, values)
     if errors:
         raise ValidationError(f"unit {values.get('code')!r} is invalid", errors)
@@ -239,8 +242,7 @@ def import_units_csv(ctx: ProvinceContext, text: str) -> dict[str, int]:
     """Import a unit tree; all rows valid or nothing written. Returns counts of created/unchanged rows. Done by
     the province's system administrator (``ctx.actor`` None: the node's own provisioning) and audited."""
     if ctx.actor is not None:
-        ctx.actor.require(Role.SYSADMIN)
-        ctx.actor.require_level(UnitLevel.PROVINCE)
+        authorize(ctx, Operation.UNITS_IMPORT)
     session, catalogue = ctx.session, ctx.base_catalogue
     reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
     missing = [c for c in ("code", "name", "level") if c not in (reader.fieldnames or [])]
@@ -293,8 +295,7 @@ def set_review_chain(ctx: ProvinceContext, key: str, levels: str) -> None:
     """Configure the bureau levels after the school for a school stage (``primary_secondary`` …) or for one
     办学类型 code (``342``); a code's setting wins over its stage's. Province administrators only."""
     if ctx.actor is not None:
-        ctx.actor.require(Role.SYSADMIN, Role.INFOADMIN)
-        ctx.actor.require_level(UnitLevel.PROVINCE)
+        authorize(ctx, Operation.REVIEW_CHAIN_SET)
     session, catalogue = ctx.session, ctx.base_catalogue
     if key not in STAGES and key not in catalogue.table("BXLX"):
         raise ValidationError(

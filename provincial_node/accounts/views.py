@@ -106,10 +106,7 @@ def account_list() -> str:
         a.id
         for a in rows
         if a.id != me.account_id
-        and (
-            a.unit_id == me.unit_id
-            or (unit_by_id[a.unit_id].parent_id == me.unit_id and a.role in (Role.SYSADMIN, Role.INFOADMIN))
-        )
+        and (a.unit_id == me.unit_id or (unit_by_id[a.unit_id].parent_id == me.unit_id and a.role == Role.SYSADMIN))
     }
     return render_template(
         "accounts/account_list.html",
@@ -140,13 +137,16 @@ def account_new() -> Any:
                 role=form.get("role") or "",
                 password=form.get("password") or "",
                 phone=(form.get("phone") or "").strip() or None,
+                id_number=(form.get("id_number") or "").strip() or None,
+                email=(form.get("email") or "").strip() or None,
             )
         except ValidationError as e:
-            errors = {err.field: err.reason_zh for err in e.errors}
+            for err in e.errors:  # several reasons for one field (the password rules) are all shown
+                errors[err.field] = "；".join(filter(None, (errors.get(err.field), err.reason_zh)))
         except NotFoundError:
             errors = {"unit_id": "请选择本单位或直属下级单位"}
         except PermissionDeniedError:
-            errors = {"role": "您只能为本单位开设账号，或为直属下级单位开设系统管理员、信息管理员账号"}
+            errors = {"role": "您只能为本单位开设账号，或为直属下级单位开设系统管理员账号"}
         except ConflictError as e:
             errors = {"username": "用户名已被使用" if "username" in e.message else "该单位已有系统管理员"}
         else:
@@ -163,22 +163,31 @@ def account_action(account_id: int) -> Any:
     ctx = current_context()
     authorize(ctx, Operation.ACCOUNT_MANAGE)
     action = request.form.get("action") or ""
+    reason = (request.form.get("reason") or "").strip()
+    one_time = None
     try:
-        accounts.set_account_state(
-            ctx, account_id, action, (request.form.get("reason") or "").strip(), request.form.get("new_password")
-        )
+        if action == "reset_password":
+            account, one_time = accounts.reset_password(ctx, account_id, reason)
+        elif action.startswith("role:"):
+            account = accounts.change_role(ctx, account_id, action.removeprefix("role:"), reason)
+        else:
+            account = accounts.set_account_state(ctx, account_id, action, reason)
     except ValidationError as e:
         flash("未完成：" + "；".join(err.reason_zh for err in e.errors), "danger")
     except (NotFoundError, PermissionDeniedError):
         abort(404)
     else:
-        done = {
-            "unlock": "已解锁",
-            "reset_password": "已重置密码（下次登录须修改）",
-            "disable": "已停用",
-            "restore": "已恢复",
-        }
-        flash(f"{done.get(action, '已完成')}。", "success")
+        done = {"unlock": "已解锁", "disable": "已停用，其已登录的会话已结束", "restore": "已恢复"}
+        if one_time:
+            flash(
+                f"已重置 {account.username} 的密码。一次性密码：{one_time}（只显示这一次，请当面或电话告知本人；"
+                "首次登录须修改）。",
+                "warning",
+            )
+        elif action.startswith("role:"):
+            flash(f"已将 {account.username} 的角色改为{Role.label_of(account.role)}，其已登录的会话已结束。", "success")
+        else:
+            flash(f"{account.username} {done.get(action, '已完成')}。", "success")
     return redirect(url_for(".account_list"))
 
 

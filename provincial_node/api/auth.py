@@ -25,7 +25,7 @@ def authenticate_request() -> None:
     token = accounts.bearer_token(request.headers)
     if not token:
         raise AuthError("missing bearer token (POST /api/v1/auth/login)")
-    account = accounts.authenticate(session, token)
+    account = accounts.authenticate(session, token, settings=rt.settings)
     set_current_context(rt.context(session, actor_for(session, account)))
     if account.must_change_password and request.endpoint not in ALLOWED_BEFORE_PASSWORD_CHANGE:
         raise PermissionDeniedError(

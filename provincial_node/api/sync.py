@@ -11,8 +11,9 @@ from flask_smorest import Blueprint
 
 from common.http import end_request_transaction
 from common.schemas import Out
-from provincial_node.context import Role, UnitLevel, current_context, runtime
+from provincial_node.context import current_context, runtime
 from provincial_node.jobs import make_sync_client
+from provincial_node.rules import Operation, authorize
 from provincial_node.sync import outbox
 from provincial_node.sync import status as sync_status
 from provincial_node.sync.models import RoundTrigger
@@ -68,11 +69,8 @@ class OutboxOut(Out):
     entries = ma.fields.List(ma.fields.Nested(OutboxEntryOut))
 
 
-def _province_operator(*roles: Role) -> None:
-    actor = current_context().user
-    if roles:
-        actor.require(*roles)
-    actor.require_level(UnitLevel.PROVINCE)
+def _province_operator(op: Operation = Operation.SYNC_OPERATE) -> None:
+    authorize(current_context(), op)
 
 
 @bp.route("/sync/status")
@@ -98,7 +96,7 @@ class SyncRun(MethodView):
     @bp.response(200, RunOut)
     def post(self) -> Any:
         """Run a sync round now (province administrators); answers its summary."""
-        _province_operator(Role.SYSADMIN, Role.INFOADMIN)
+        _province_operator()
         end_request_transaction()  # the round writes in its own transactions
         return make_sync_client(runtime()).run_round(RoundTrigger.API)
 
@@ -108,7 +106,7 @@ class Outbox(MethodView):
     @bp.response(200, OutboxOut)
     def get(self) -> Any:
         """Outbox entries not yet batched (province administrators and operators)."""
-        _province_operator(Role.SYSADMIN, Role.INFOADMIN)
+        _province_operator(Operation.OUTBOX_READ)
         return {"entries": outbox.pending(current_context().session)}
 
 

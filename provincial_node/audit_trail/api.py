@@ -7,11 +7,13 @@ from typing import Any
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from provincial_node.audit_trail import trail
-from provincial_node.audit_trail.schemas import AuditEventsOut, AuditQuery
+from provincial_node.audit_trail import logins, trail
+from provincial_node.audit_trail.schemas import AuditEventsOut, AuditQuery, LoginEventsOut, LoginQuery
 from provincial_node.context import current_context
 
-bp = Blueprint("audit_trail", __name__, url_prefix="/api/v1", description="Audit trail (操作日志)")
+bp = Blueprint(
+    "audit_trail", __name__, url_prefix="/api/v1", description="Audit trail (操作日志) and login log (登录日志)"
+)
 
 
 @bp.route("/audit-events")
@@ -21,6 +23,16 @@ class AuditEvents(MethodView):
     def get(self, args: dict[str, Any]) -> Any:
         """The audit trail of the caller's unit and the units below, newest first."""
         return {"events": trail.query(current_context(), **args)}
+
+
+@bp.route("/login-events")
+class LoginEvents(MethodView):
+    @bp.arguments(LoginQuery, location="query")
+    @bp.response(200, LoginEventsOut)
+    def get(self, args: dict[str, Any]) -> Any:
+        """The login log (登录日志): attempts on the accounts of the caller's subtree (system administrators),
+        or the caller's own, newest first."""
+        return {"events": logins.query(current_context(), **args)}
 
 
 BLUEPRINTS = (bp,)

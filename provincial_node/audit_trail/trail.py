@@ -1,15 +1,31 @@
-"""The audit trail (操作日志): account changes, review decisions, change requests, exports — who, when,
-what, why. Queryable by users of the unit concerned and every unit above it."""
+"""The audit trail (操作日志): account changes, review decisions, change requests, reads of whole files,
+imports and exports — who, when, what, why. Queryable by users of the unit concerned and every unit above it,
+as :data:`~provincial_node.rules.Operation.AUDIT_READ` allows.
+
+Every event is appended to the hash chain (:mod:`.chain`) in the caller's transaction: the chain head's row is
+updated first (its row lock serialises appends until the transaction ends), then the event is written with
+its sequence number, the previous hash and its own. Nothing updates or deletes an event (the database refuses
+it: append-only triggers).
+
+Reading a whole file is an event (``file.read``); when one account reads more files in an hour than the
+province allows (``TMIS_READ_ALERT_PER_HOUR``), an ``alert.read_volume`` event is written at the unit above
+the account's unit, where that unit's administrators see it.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
 
-from provincial_node.audit_trail.models import AuditEvent
-from provincial_node.context import ProvinceContext, Role
+from provincial_node.audit_trail import chain
+from provincial_node.audit_trail.models import AuditChain, AuditEvent
+from provincial_node.context import ProvinceContext
+from provincial_node.rules import Operation, authorize
+
+READ_WINDOW = dt.timedelta(hours=1)
 
 
 def record(
@@ -21,8 +37,19 @@ def record(
     reason: str | None = None,
     **details: Any,
 ) -> AuditEvent:
-    """Record an event in the caller's transaction; the actor is the context's (``None``: the node itself)."""
+    """Append an event to the chain in the caller's transaction; the actor is the context's (``None``: the
+    node itself), the time the context's *now*."""
+    session = ctx.session
+    seq, prev = session.execute(
+        update(AuditChain)
+        .where(AuditChain.id == 1)
+        .values(seq=AuditChain.seq + 1)
+        .returning(AuditChain.seq, AuditChain.hash)
+    ).one()
     event = AuditEvent(
+        seq=seq,
+        prev_hash=prev,
+        at=ctx.now,
         actor_id=ctx.actor.account_id if ctx.actor else None,
         action=action,
         target_type=target_type,
@@ -31,8 +58,55 @@ def record(
         reason=reason,
         details=details,
     )
-    ctx.session.add(event)
+    event.hash = chain.hash_of(event)
+    session.execute(update(AuditChain).where(AuditChain.id == 1).values(hash=event.hash))
+    session.add(event)
     return event
+
+
+def record_read(ctx: ProvinceContext, teacher_number: str, unit_path: str, **details: Any) -> AuditEvent:
+    """A whole file was read: the event, and the alert to the unit above when the account's reads in the last
+    hour pass the province's limit (one alert per account and hour)."""
+    event = record(ctx, "file.read", "teacher", teacher_number, unit_path, **details)
+    actor, session = ctx.actor, ctx.session
+    if actor is None:
+        return event
+    session.flush()
+    since = ctx.now - READ_WINDOW
+    limit = ctx.settings.read_alert_per_hour
+    reads = session.scalar(
+        select(func.count())
+        .select_from(AuditEvent)
+        .where(AuditEvent.actor_id == actor.account_id, AuditEvent.action == "file.read", AuditEvent.at > since)
+    )
+    if reads > limit:
+        already = session.scalar(
+            select(AuditEvent.id).where(
+                AuditEvent.action == "alert.read_volume",
+                AuditEvent.target_id == str(actor.account_id),
+                AuditEvent.at > since,
+            )
+        )
+        if already is None:
+            record(
+                ctx.acting_as(None),
+                "alert.read_volume",
+                "account",
+                actor.account_id,
+                parent_path(actor.unit_path),
+                username=actor.username,
+                account_unit=actor.unit_path,
+                reads=reads,
+                limit=limit,
+                window="1h",
+            )
+    return event
+
+
+def parent_path(path: str) -> str:
+    """The materialised path of the unit above (the root's own path for the root)."""
+    parts = path.strip("/").split("/")
+    return "/" + "/".join(parts[:-1]) + "/" if len(parts) > 1 else path
 
 
 def query(
@@ -44,11 +118,29 @@ def query(
     offset: int = 0,
 ) -> list[AuditEvent]:
     """Events concerning the actor's unit or any unit below it, newest first."""
-    actor = ctx.user
-    actor.require(Role.SYSADMIN, Role.INFOADMIN, Role.QUERY)
-    stmt = select(AuditEvent).where(AuditEvent.unit_path.startswith(actor.unit_path, autoescape=True))
+    authorize(ctx, Operation.AUDIT_READ)
+    stmt = select(AuditEvent).where(AuditEvent.unit_path.startswith(ctx.user.unit_path, autoescape=True))
     if action:
         stmt = stmt.where(AuditEvent.action == action)
     if since:
         stmt = stmt.where(AuditEvent.at >= since)
-    return list(ctx.session.scalars(stmt.order_by(AuditEvent.id.desc()).limit(min(limit, 1000)).offset(offset)))
+    return list(ctx.session.scalars(stmt.order_by(AuditEvent.seq.desc()).limit(min(limit, 1000)).offset(offset)))
+
+
+def verify_chain(session: Session, batch: int = 5000) -> chain.Verdict:
+    """Check the whole audit chain (``tmis province audit verify``): read in ``seq`` order, in batches."""
+    head = session.get(AuditChain, 1)
+
+    def events() -> Any:
+        last = 0
+        while True:
+            rows = list(
+                session.scalars(select(AuditEvent).where(AuditEvent.seq > last).order_by(AuditEvent.seq).limit(batch))
+            )
+            if not rows:
+                return
+            yield from rows
+            last = rows[-1].seq
+            session.expunge_all()
+
+    return chain.verify(events(), head.seq if head else 0, head.hash if head else chain.GENESIS)

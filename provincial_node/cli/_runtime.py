@@ -1,20 +1,19 @@
 """What every ``tmis province`` command starts from: the config from the environment, the runtime (its engine
-disposed when the command ends), and — for commands that act as a user — that user's actor."""
+disposed when the command ends), and — for commands that act as a user — that user's actor, once the user's
+password or token is shown."""
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import click
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from common.cli import open_engine
-from common.db import session_scope
 from common.errors import AuthError, PermissionDeniedError
 from provincial_node.accounts import accounts
 from provincial_node.accounts.access import actor_for
-from provincial_node.accounts.models import Account
 from provincial_node.app import build_runtime
 from provincial_node.config import ProvincialConfig, config_from_env
 from provincial_node.context import ProvinceContext, ProvinceRuntime
@@ -32,40 +31,49 @@ def runtime(ctx: click.Context, cfg: ProvincialConfig | None = None) -> Province
     return build_runtime(cfg, open_engine(ctx, cfg.database))
 
 
-def password_option(f: Any) -> Any:
-    """``--password`` of the ``--as`` account: from TMIS_PASSWORD, or asked for (never echoed)."""
-    return click.option(
-        "--password",
-        envvar="TMIS_PASSWORD",
-        prompt="password of the --as account",
-        hide_input=True,
-        help="password of the --as account (or TMIS_PASSWORD; asked for when neither is given)",
+def credential_options(f: Any) -> Any:
+    """``--as USER`` and ``--token``: a command acting as a user needs that user's credentials — the password
+    (asked for, never echoed; read from standard input when it is not a terminal) or an API token of that user."""
+    f = click.option(
+        "--token",
+        envvar="TMIS_TOKEN",
+        default=None,
+        help="an API token of USER (POST /api/v1/auth/login) instead of the password; or TMIS_TOKEN",
     )(f)
+    return click.option("--as", "username", required=True, help="the account the command acts as (audited)")(f)
 
 
-def check_user(rt: ProvinceRuntime, username: str, password: str) -> None:
-    """The CLI acts as a user only with that user's credentials: the password is checked like a login (failures
-    count towards the lock-out and are kept; a locked, disabled or not yet activated account is refused)."""
-    failure: Exception | None = None
-    with session_scope(rt.session_factory, write=True) as s:
+def acting_as(
+    rt: ProvinceRuntime,
+    session: Session,
+    username: str,
+    token: str | None = None,
+    *,
+    password: str | None = None,
+    allow_initial: bool = False,
+) -> ProvinceContext:
+    """A context acting as ``username``, once the user's credentials are shown: an API token of that account, or
+    its password (checked like a login, with the same lock-out, throttling and login log). Shell access to the
+    node is not enough to act as someone. The account still decides scope, and the audit trail names it."""
+    ctx = rt.context(session)
+    if token:
+        account = accounts.authenticate(session, token, now=ctx.now, settings=rt.settings)
+        if account.username != username:
+            raise AuthError("the token belongs to another account", details={"username": username})
+    else:
+        if password is None:  # TMIS_PASSWORD for scripts; otherwise asked for, never echoed
+            password = os.environ.get("TMIS_PASSWORD") or click.prompt(
+                f"password of {username}", hide_input=True, err=True
+            )
         try:
-            account = accounts.check_credentials(rt.context(s), username, password)
-            if account.must_change_password:
-                failure = PermissionDeniedError(
-                    "change the initial password first (POST /api/v1/auth/password)",
-                    details={"reason": "password_change_required", "username": username},
-                )
-        except AuthError as e:  # commit the failure count, then refuse
-            e.details.setdefault("username", username)
-            failure = e
-    if failure is not None:
-        raise failure
-
-
-def acting_as(rt: ProvinceRuntime, session: Session, username: str) -> ProvinceContext:
-    """A context acting as ``username``, after :func:`check_user` (the account decides scope, and the audit
-    trail names it)."""
-    account = session.scalar(select(Account).where(Account.username == username))
-    if account is None or account.disabled:
-        raise AuthError(f"no active account {username!r}", details={"username": username})
+            account = accounts.verify_credentials(ctx, username, password, address="cli", channel="cli")
+        except AuthError:
+            session.commit()  # the failure count and the login log stay, as for a failed API login
+            raise
+    if account.must_change_password and not allow_initial:
+        session.commit()
+        raise PermissionDeniedError(
+            f"{username} must change the password first (tmis province password --as {username})",
+            details={"reason": "password_change_required"},
+        )
     return rt.context(session, actor_for(session, account))

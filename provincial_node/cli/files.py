@@ -6,7 +6,7 @@ import click
 from tqdm import tqdm
 
 from common.db import session_scope
-from provincial_node.accounts import units
+from provincial_node.accounts import accounts, units
 from provincial_node.cli import _runtime
 from provincial_node.tasks.models import Task
 from provincial_node.tasks.runner import claim_next, new_runner_id, run_task
@@ -33,12 +33,17 @@ def template_cmd(ctx: click.Context, group_code: str, fmt: str, output: str) -> 
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
 @click.option("--group", "group_code", required=True, help="record group of the file, e.g. JBXX")
 @click.option("--school", "school_code", required=True, help="学校标识码 of the school the rows belong to")
-@click.option("--as", "username", required=True, help="the account the import is done as (audited)")
-@_runtime.password_option
+@_runtime.credential_options
 @click.option("--report", type=click.Path(dir_okay=False, writable=True), help="write the row errors as CSV")
 @click.pass_context
 def import_cmd(
-    ctx: click.Context, file: str, group_code: str, school_code: str, username: str, password: str, report: str | None
+    ctx: click.Context,
+    file: str,
+    group_code: str,
+    school_code: str,
+    username: str,
+    token: str | None,
+    report: str | None,
 ) -> None:
     """Import an xlsx/csv file of one record group for a school: bad rows are reported, good rows kept. Runs as a
     background task in this process (committed every TMIS_IMPORT_CHUNK_ROWS rows, visible in GET /api/v1/tasks);
@@ -47,9 +52,8 @@ def import_cmd(
     rt = _runtime.runtime(ctx, _runtime.config(ctx, require_code=True))
     with open(file, "rb") as f:
         data = f.read()
-    _runtime.check_user(rt, username, password)
     with session_scope(rt.session_factory, write=True) as s:
-        pctx = _runtime.acting_as(rt, s, username)
+        pctx = _runtime.acting_as(rt, s, username, token)
         school = units.get_unit_by_code(s, school_code)
         task_id = importexport.start_import_task(pctx, school.id, group_code, data, fmt).id
     runner = new_runner_id()
@@ -92,8 +96,7 @@ def import_cmd(
 
 @click.command("export")
 @click.option("--unit", "unit_code", required=True, help="unit whose subtree is exported")
-@click.option("--as", "username", required=True, help="the account the export is done as (audited)")
-@_runtime.password_option
+@_runtime.credential_options
 @click.option("--reason", required=True, help="why the data is exported (数据导出有据可查)")
 @click.option("--group", "groups", multiple=True, help="only these record groups (default: all)")
 @click.option("--format", "fmt", type=click.Choice(["xlsx", "csv"]), default="xlsx", show_default=True)
@@ -103,7 +106,7 @@ def export_cmd(
     ctx: click.Context,
     unit_code: str,
     username: str,
-    password: str,
+    token: str | None,
     reason: str,
     groups: tuple[str, ...],
     fmt: str,
@@ -111,9 +114,8 @@ def export_cmd(
 ) -> None:
     """Export the effective files of a unit's subtree (recorded in the audit trail)."""
     rt = _runtime.runtime(ctx, _runtime.config(ctx, require_code=True))
-    _runtime.check_user(rt, username, password)
-    with session_scope(rt.session_factory) as s:
-        pctx = _runtime.acting_as(rt, s, username)
+    with session_scope(rt.session_factory, write=True) as s:
+        pctx = _runtime.acting_as(rt, s, username, token)
         unit = units.get_unit_by_code(s, unit_code)
         data = importexport.export_unit(pctx, unit.id, reason, fmt, groups or None)
     with open(output, "wb") as f:
@@ -121,4 +123,18 @@ def export_cmd(
     click.echo(f"wrote {output}")
 
 
-COMMANDS = (template_cmd, import_cmd, export_cmd)
+@click.command("password")
+@_runtime.credential_options
+@click.pass_context
+def password_cmd(ctx: click.Context, username: str, token: str | None) -> None:
+    """Change the password of USER (asks for the current one unless --token, then the new one twice)."""
+    rt = _runtime.runtime(ctx, _runtime.config(ctx))
+    with session_scope(rt.session_factory) as s:
+        old = click.prompt("current password", hide_input=True, err=True)
+        pctx = _runtime.acting_as(rt, s, username, token, password=None if token else old, allow_initial=True)
+        new = click.prompt("new password", hide_input=True, confirmation_prompt=True, err=True)
+        accounts.change_password(pctx, old, new)
+    click.echo(f"password of {username} changed")
+
+
+COMMANDS = (template_cmd, import_cmd, export_cmd, password_cmd)

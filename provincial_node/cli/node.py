@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import os
+
 import click
 
 from common import migrations
-from common.cli import configure_logging, serve_wsgi
+from common.cli import configure_logging, open_engine, serve_wsgi
 from common.config import validate_province_code
 from common.db import redact_url
-from provincial_node import MIGRATIONS_DIR, areas
+from common.errors import ConfigError
+from common.protection import DataKeys
+from provincial_node import MIGRATIONS_DIR, areas, datakeys
 from provincial_node.accounts import provisioning
-from provincial_node.app import create_app
+from provincial_node.app import build_runtime, create_app
 from provincial_node.cli import _runtime
+from provincial_node.config import ProvincialConfig
 from provincial_node.jobs import start_scheduler
 from provincial_node.tasks.runner import TaskRunner
 
@@ -26,7 +31,16 @@ def serve(ctx: click.Context, threads: int) -> None:
     if not config.province_code:
         raise click.UsageError("TMIS_PROVINCE_CODE is required to serve a provincial node")
     configure_logging(config.log_level)
+    secure_data_dir(config)
     rt = _runtime.runtime(ctx, config)
+    with rt.session_factory() as s:
+        left = datakeys.unprotected_rows(s)
+    if left:
+        raise ConfigError(
+            f"{left} stored rows hold ID numbers in clear or lack their blind index: run "
+            "`tmis province keys reencrypt` first (docs/security.md, upgrading a node)",
+            details={"reason": "unprotected rows", "rows": left},
+        )
     app = create_app(config, rt)
     scheduler = start_scheduler(rt, areas.jobs())
     tasks = TaskRunner(rt, config.task_workers).start() if config.task_workers else None
@@ -59,21 +73,42 @@ def init(
     admin_password: str,
     unit_name: str | None,
 ) -> None:
-    """Create a provincial node: database (migrations), province unit, first system administrator and the
-    node's Ed25519 signing key (file mode 0600, path TMIS_SIGNING_KEY_PATH)."""
+    """Create a provincial node: database (migrations), province unit, first system administrator, the node's
+    Ed25519 signing key (file mode 0600, path TMIS_SIGNING_KEY_PATH) and its data key (0600, TMIS_DATA_KEY_PATH);
+    the data directory is made 0700 and its files 0600."""
     validate_province_code("--province-code", province_code)
     config = _runtime.config(ctx, province_code=province_code)
     provisioning.check_admin(admin_username, admin_password)  # every input checked before anything is created
-    config.data_dir.mkdir(parents=True, exist_ok=True)
-    rt = _runtime.runtime(ctx, config)
+    secure_data_dir(config)
+    data_keys = DataKeys.generate()
+    rt = build_runtime(config, open_engine(ctx, config.database), data_keys)
     migrations.upgrade(rt.engine, MIGRATIONS_DIR)
     done = provisioning.provision(
-        rt, admin_username=admin_username, admin_name=admin_name, admin_password=admin_password, unit_name=unit_name
+        rt,
+        admin_username=admin_username,
+        admin_name=admin_name,
+        admin_password=admin_password,
+        unit_name=unit_name,
+        data_keys=data_keys,
     )
+    secure_data_dir(config)
     click.echo(f"initialised provincial node {done.province_code} ({done.unit_name})")
     click.echo(f"  database      {redact_url(config.database.url)}")
     click.echo(f"  signing key   {config.signing_key_path} (0600), key id {done.key_id}")
+    click.echo(f"  data key      {config.data_key_file} (0600): back it up apart from the database")
     click.echo(f"  administrator {admin_username} — must change the password at first login")
+
+
+def secure_data_dir(config: ProvincialConfig) -> None:
+    """The data directory 0700 and the files in it 0600 (SQLite database and its WAL, keys); files created from
+    now on by this process are 0600 too (umask 077)."""
+    os.umask(0o077)
+    d = config.data_dir
+    d.mkdir(parents=True, exist_ok=True)
+    os.chmod(d, 0o700)
+    for f in d.iterdir():
+        if f.is_file():
+            os.chmod(f, 0o600)
 
 
 COMMANDS = (serve, init)

@@ -10,6 +10,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from common.errors import BadRequestError
+from common.http import keep_writes_on_error
 from provincial_node.accounts.schemas import AccountOut
 from provincial_node.context import current_context
 from provincial_node.tasks.api import labelled
@@ -73,15 +74,23 @@ class Teachers(MethodView):
     @teachers_bp.response(201, TeacherOut)
     def post(self, body: dict[str, Any]) -> Any:
         """Register a new file at a school (新教师入职); returns the immutable teacher number."""
-        return files.register_teacher(current_context(), body["school_id"], body["basic"])
+        ctx = current_context()
+        try:
+            return files.register_teacher(ctx, body["school_id"], body["basic"])
+        except files.DuplicateIdentityError as e:
+            ctx.session.rollback()
+            files.report_duplicate(ctx, e)
+            keep_writes_on_error()  # the bureau above's record of the refused duplicate
+            raise
 
 
 @teachers_bp.route("/teachers/<int:teacher_id>")
 class TeacherOne(MethodView):
     @teachers_bp.response(200, TeacherOut)
     def get(self, teacher_id: int) -> Any:
-        """One file: effective data and working copy."""
-        return files.get_teacher(current_context(), teacher_id)
+        """One file as the caller's role may see it (audited read): effective data and working copy, or the
+        basic view; ID numbers in full or masked."""
+        return files.read_file(current_context(), teacher_id)
 
 
 @teachers_bp.route("/teachers/<int:teacher_id>/groups/<group>")

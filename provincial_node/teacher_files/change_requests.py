@@ -17,9 +17,10 @@ from sqlalchemy import select
 from common.errors import ConflictError, FieldError, NotFoundError, PermissionDeniedError, ValidationError, invalid
 from provincial_node.accounts.models import Unit
 from provincial_node.audit_trail import trail
-from provincial_node.context import ProvinceContext, Role
+from provincial_node.context import ProvinceContext
+from provincial_node.rules import Operation, Scope, authorize, may
 from provincial_node.teacher_files import effective
-from provincial_node.teacher_files.files import get_teacher, require_held, validate_file
+from provincial_node.teacher_files.files import get_teacher, require_held, validate_file, visible_teacher
 from provincial_node.teacher_files.models import ChangeRequest, Teacher
 from provincial_node.teacher_files.status import ChangeRequestStatus, Decision, HistoryAction
 
@@ -63,11 +64,8 @@ def _validate(ctx: ProvinceContext, teacher: Teacher, data: dict[str, Any]) -> d
 
 def request_change(ctx: ProvinceContext, teacher_id: int, changes: list[dict[str, Any]], reason: str) -> ChangeRequest:
     actor = ctx.user
-    teacher = get_teacher(ctx, teacher_id)
+    teacher = get_teacher(ctx, teacher_id, Operation.CHANGE_REQUEST_CREATE)
     require_held(teacher)
-    actor.require(Role.INFOADMIN)
-    if actor.unit_id != teacher.unit_id:
-        raise PermissionDeniedError("change requests are made by the teacher's school")
     if not teacher.ever_effective:
         raise ConflictError("the file has no effective information yet: edit the draft instead")
     if not (reason or "").strip():
@@ -129,11 +127,19 @@ def decide(ctx: ProvinceContext, request_id: int, decision: str, reason: str) ->
     cr = ctx.session.get(ChangeRequest, request_id)
     if cr is None:
         raise NotFoundError(f"change request {request_id} not found")
-    teacher = get_teacher(ctx, cr.teacher_id)
+    teacher = visible_teacher(ctx, cr.teacher_id)
     school = ctx.session.get(Unit, teacher.unit_id)
-    actor.require(Role.INFOADMIN)
-    if actor.unit_id != school.supervisor_id:
-        raise PermissionDeniedError("change requests are decided by the school's supervising bureau")
+    authorize(ctx, Operation.CHANGE_REQUEST_DECIDE)
+    bureau = ctx.session.get(Unit, school.supervisor_id) if school.supervisor_id else None
+    if bureau is None:
+        raise ConflictError("the school has no supervising bureau to decide change requests")
+    try:
+        authorize(ctx, Operation.CHANGE_REQUEST_DECIDE, bureau, hidden=False)
+    except PermissionDeniedError:
+        raise PermissionDeniedError(
+            f"change requests are decided by the school's supervising bureau ({bureau.name})",
+            details={"unit": bureau.code, "operation": str(Operation.CHANGE_REQUEST_DECIDE)},
+        ) from None
     if cr.status != ChangeRequestStatus.PENDING:
         raise ConflictError(f"change request already {cr.status}")
     if decision not in tuple(Decision):
@@ -158,12 +164,17 @@ def decide(ctx: ProvinceContext, request_id: int, decision: str, reason: str) ->
 
 
 def list_requests(ctx: ProvinceContext, status: str | None = ChangeRequestStatus.PENDING) -> list[ChangeRequest]:
+    """Change requests of the files in the actor's scope (a teacher: of their own file)."""
+    rule = authorize(ctx, Operation.CHANGE_REQUESTS_READ)
     stmt = (
         select(ChangeRequest)
         .join(Teacher, Teacher.id == ChangeRequest.teacher_id)
         .join(Unit, Unit.id == Teacher.unit_id)
-        .where(Unit.path.startswith(ctx.user.unit_path, autoescape=True))
     )
+    if rule.scope == Scope.SELF:
+        stmt = stmt.where(Teacher.id == ctx.user.teacher_id)
+    else:
+        stmt = stmt.where(Unit.path.startswith(ctx.user.unit_path, autoescape=True))
     if status:
         stmt = stmt.where(ChangeRequest.status == status)
     return list(ctx.session.scalars(stmt.order_by(ChangeRequest.id)))
@@ -178,6 +189,6 @@ def waiting_for(ctx: ProvinceContext) -> list[ChangeRequest]:
         .where(ChangeRequest.status == ChangeRequestStatus.PENDING, Unit.supervisor_id == ctx.user.unit_id)
         .order_by(ChangeRequest.id)
     )
-    if ctx.user.role != Role.INFOADMIN:
+    if not may(ctx.user, Operation.CHANGE_REQUEST_DECIDE):
         return []
     return list(ctx.session.scalars(stmt))

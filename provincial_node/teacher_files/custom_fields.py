@@ -19,7 +19,8 @@ from sqlalchemy.orm import Session
 from common.catalogue import FIELD_TYPES, FILLERS, STAGES, Catalogue, Code, CodeTable, FieldDef
 from common.errors import ConflictError, FieldError, NotFoundError, ValidationError
 from provincial_node.audit_trail import trail
-from provincial_node.context import ProvinceContext, Role, UnitLevel
+from provincial_node.context import ProvinceContext
+from provincial_node.rules import Operation, authorize
 from provincial_node.teacher_files.models import CustomField
 
 _CODE = re.compile(r"^X_[A-Z0-9_]{1,37}\Z")
@@ -28,8 +29,7 @@ _CODE = re.compile(r"^X_[A-Z0-9_]{1,37}\Z")
 def define(ctx: ProvinceContext, spec: dict[str, Any]) -> CustomField:
     """Define a custom indicator (province administrators); every problem of the definition is reported."""
     actor, session, catalogue = ctx.user, ctx.session, ctx.base_catalogue
-    actor.require(Role.SYSADMIN, Role.INFOADMIN)
-    actor.require_level(UnitLevel.PROVINCE)
+    authorize(ctx, Operation.CUSTOM_FIELDS_MANAGE)
     errors: list[FieldError] = []
     group, code = spec.get("group_code"), spec.get("code")
     if group not in catalogue.groups:
@@ -119,8 +119,7 @@ def define(ctx: ProvinceContext, spec: dict[str, Any]) -> CustomField:
 def retire(ctx: ProvinceContext, field_id: int, reason: str) -> CustomField:
     """Retire a custom indicator: no longer required or offered; old values stay readable."""
     actor = ctx.user
-    actor.require(Role.SYSADMIN, Role.INFOADMIN)
-    actor.require_level(UnitLevel.PROVINCE)
+    authorize(ctx, Operation.CUSTOM_FIELDS_MANAGE)
     row = ctx.session.get(CustomField, field_id)
     if row is None:
         raise NotFoundError(f"custom indicator {field_id} not found")

@@ -41,6 +41,7 @@ def write_effective(
     status: FileStatus | None = None,
     op: RecordOp = RecordOp.UPSERT,
     to_province: str | None = None,
+    entered_by: list[int] | None = None,
 ) -> list[dict[str, Any]]:
     """Make ``data`` the file's effective version (and ``status`` its state, when given); returns the
     field-level changes recorded in the history."""
@@ -59,7 +60,7 @@ def write_effective(
     teacher.person_status = basic.get("RYZTM")
     teacher.post_category = basic.get("XRGWLBM")
     teacher.birth_date = basic.get("CSRQ")
-    record_history(ctx, teacher, action, status_from=old_status, reason=reason, changes=changes)
+    record_history(ctx, teacher, action, status_from=old_status, reason=reason, changes=changes, entered_by=entered_by)
     outbox.record_change(ctx, teacher, before, op=op, to_province=to_province)
     return changes
 

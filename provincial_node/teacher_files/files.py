@@ -31,19 +31,35 @@ from common.catalogue.codes import PersonStatus
 from common.catalogue.schema import build_validator
 from common.errors import ConflictError, FieldError, NotFoundError, PermissionDeniedError, ValidationError
 from provincial_node.accounts.models import Unit
-from provincial_node.context import SCHOOL_LEVELS, Actor, ProvinceContext, Role, UnitLevel
+from provincial_node.audit_trail import trail
+from provincial_node.context import Actor, ProvinceContext, Role, UnitLevel
 from provincial_node.db import next_value
+from provincial_node.rules import BASIC_VIEW, Operation, Rule, Scope, View, authorize, mask_id_number
 from provincial_node.teacher_files.history import diff, filled, record_history
 from provincial_node.teacher_files.models import Teacher, TeacherHistory
 from provincial_node.teacher_files.status import SUBMITTABLE, UNDER_REVIEW, FileStatus, HistoryAction
 from sync_protocol.identifiers import make_teacher_number
 
 REQUIRED_GROUPS = ("JBXX",)
-FILLING_ROLES = (Role.TEACHER, Role.INFOADMIN, Role.SYSADMIN)
 
 
-def get_teacher(ctx: ProvinceContext, teacher_id: int) -> Teacher:
-    """The file, if the actor may see it (teachers: only their own). Otherwise not found."""
+def get_teacher(ctx: ProvinceContext, teacher_id: int, op: Operation = Operation.FILE_READ) -> Teacher:
+    """The file, if the actor may do ``op`` on it (teachers: only their own file); not found when it lies
+    outside the actor's subtree. The access decision is :func:`~provincial_node.rules.authorize`'s."""
+    teacher = visible_teacher(ctx, teacher_id)
+    authorize(
+        ctx,
+        op,
+        ctx.session.get(Unit, teacher.unit_id),
+        teacher_id=teacher.id,
+        not_found=f"teacher file {teacher_id} not found",
+    )
+    return teacher
+
+
+def visible_teacher(ctx: ProvinceContext, teacher_id: int) -> Teacher:
+    """The file, if it lies in the actor's subtree (a teacher: their own); otherwise not found. What the actor
+    may do with it is still :func:`authorize`'s to say."""
     actor = ctx.user
     teacher = ctx.session.get(Teacher, teacher_id)
     if teacher is None:
@@ -54,6 +70,47 @@ def get_teacher(ctx: ProvinceContext, teacher_id: int) -> Teacher:
     elif not actor.contains(ctx.session.get(Unit, teacher.unit_id)):
         raise NotFoundError(f"teacher file {teacher_id} not found")
     return teacher
+
+
+def read_file(ctx: ProvinceContext, teacher_id: int) -> dict[str, Any]:
+    """Read a whole file, as the actor's rule shows it (:class:`~provincial_node.rules.View`): the
+    effective data and the working copy, or only the basic groups and fields with no working copy; ID numbers
+    in full or masked. Reading a file is an audited event (``file.read``), and an account reading more files
+    in an hour than the province allows raises an alert to the unit above (:func:`trail.record_read`)."""
+    teacher = visible_teacher(ctx, teacher_id)
+    school = ctx.session.get(Unit, teacher.unit_id)
+    rule = authorize(ctx, Operation.FILE_READ, school, teacher_id=teacher.id)
+    full = rule.view == View.FULL
+    out = {
+        "id": teacher.id,
+        "teacher_number": teacher.teacher_number,
+        "name": teacher.name,
+        "unit_id": teacher.unit_id,
+        "status": teacher.status,
+        "file_version": teacher.file_version,
+        "rejection_reason": teacher.rejection_reason,
+        "data": file_view(teacher.data, rule),
+        "draft": file_view(teacher.draft, rule) if full else {},
+    }
+    trail.record_read(ctx, teacher.teacher_number, school.path, view=str(rule.view))
+    return out
+
+
+def file_view(data: dict[str, Any], rule: Rule) -> dict[str, Any]:
+    """``data`` (a file document) as ``rule`` lets its reader see it: the basic view keeps only the groups and
+    fields of :data:`~provincial_node.rules.BASIC_VIEW`; ID numbers masked unless ``rule.full_id``."""
+    out: dict[str, Any] = {}
+    for group, content in data.items():
+        if rule.view != View.FULL:
+            if group not in BASIC_VIEW:
+                continue
+            keep = BASIC_VIEW[group]
+            if keep is not None:
+                content = {k: v for k, v in (content or {}).items() if k in keep}
+        out[group] = copy.deepcopy(content)
+    if not rule.full_id and isinstance(out.get("JBXX"), dict) and "SFZJH" in out["JBXX"]:
+        out["JBXX"]["SFZJH"] = mask_id_number(out["JBXX"]["SFZJH"])
+    return out
 
 
 def require_held(teacher: Teacher) -> None:
@@ -76,7 +133,8 @@ def list_teachers(
 ) -> list[Teacher]:
     """Files in the actor's subtree (teachers: their own), by id."""
     actor, session = ctx.user, ctx.session
-    if actor.role == Role.TEACHER:
+    rule = authorize(ctx, Operation.FILES_LIST)
+    if rule.scope == Scope.SELF:
         return [session.get(Teacher, actor.teacher_id)] if actor.teacher_id else []
     stmt = (
         select(Teacher)
@@ -153,9 +211,12 @@ def count_teachers(ctx: ProvinceContext, *, status: str | None = None, own_unit:
 
 
 def history(ctx: ProvinceContext, teacher_id: int) -> list[TeacherHistory]:
-    teacher = get_teacher(ctx, teacher_id)
+    """Every change of the file (a read of the whole file's past: audited like a read of the file)."""
+    teacher = get_teacher(ctx, teacher_id, Operation.FILE_HISTORY)
     stmt = select(TeacherHistory).where(TeacherHistory.teacher_id == teacher.id).order_by(TeacherHistory.id)
-    return list(ctx.session.scalars(stmt))
+    rows = list(ctx.session.scalars(stmt))
+    trail.record_read(ctx, teacher.teacher_number, ctx.session.get(Unit, teacher.unit_id).path, view="history")
+    return rows
 
 
 def _group_error(group: RecordGroup, field: str, zh: str, en: str, value: Any = None) -> FieldError:
@@ -165,13 +226,12 @@ def _group_error(group: RecordGroup, field: str, zh: str, en: str, value: Any = 
 
 def register_teacher(ctx: ProvinceContext, school_id: int, basic: dict[str, Any]) -> Teacher:
     """Register a new file at a school (新教师入职): identity fields required, the rest may follow."""
-    actor, session, catalogue = ctx.user, ctx.session, ctx.catalogue
-    actor.require(Role.INFOADMIN, Role.SYSADMIN)
+    session, catalogue = ctx.session, ctx.catalogue
+    authorize(ctx, Operation.FILE_REGISTER)
     school = session.get(Unit, school_id)
-    if school is None or school.level != UnitLevel.SCHOOL or not actor.contains(school):
+    if school is None or school.level != UnitLevel.SCHOOL:
         raise NotFoundError(f"school {school_id} not found")
-    if actor.unit_level not in SCHOOL_LEVELS and actor.unit_id != school.id:
-        raise PermissionDeniedError("files are registered by the school (谁填报谁负责)")
+    authorize(ctx, Operation.FILE_REGISTER, school, not_found=f"school {school_id} not found")
     missing = [f for f in ("XM", "SFZJLXM", "SFZJH") if not filled(basic.get(f))]
     if missing:
         group = catalogue.group("JBXX")
@@ -180,32 +240,84 @@ def register_teacher(ctx: ProvinceContext, school_id: int, basic: dict[str, Any]
             [_group_error(group, f, "必填项未填写", "is required") for f in missing],
         )
     data = build_validator(catalogue, "JBXX", school_type=school.school_type).validate(basic, partial=True).data
-    existing = session.scalar(
-        select(Teacher).where(Teacher.doc_type == data["SFZJLXM"], Teacher.doc_number == data["SFZJH"])
-    )
+    existing = find_by_identity(ctx, data["SFZJLXM"], data["SFZJH"])
     if existing is not None:
-        at = session.get(Unit, existing.unit_id)
-        raise ConflictError(
-            "this identity document already has a file in the province",
-            details={"teacher_number": existing.teacher_number, "unit_code": at.code, "unit_name": at.name},
-            message_zh=f"该证件号在本省已有档案（{at.name}，教师编号 {existing.teacher_number}）。",
-        )
+        raise duplicate_identity(ctx, existing, school)
     data.setdefault("RYZTM", PersonStatus.IN_POST.value)  # 新教师入职: the workflow sets 人员状态 to 在本单位任职
     number = make_teacher_number(ctx.province, next_value(session, "teacher_number"))
     teacher = Teacher(
         teacher_number=number,
         unit_id=school.id,
-        doc_type=data["SFZJLXM"],
-        doc_number=data["SFZJH"],
         name=data["XM"],
         status=FileStatus.DRAFT,
         data={},
         draft={"JBXX": data},
     )
+    teacher.set_identity(data["SFZJLXM"], data["SFZJH"])
     session.add(teacher)
     session.flush()
     record_history(ctx, teacher, HistoryAction.REGISTER, changes=diff({}, teacher.draft))
     return teacher
+
+
+def find_by_identity(ctx: ProvinceContext, doc_type: str, number: str) -> Teacher | None:
+    """The file of an identity document anywhere in the province (found through the blind index)."""
+    return ctx.session.scalar(select(Teacher).where(Teacher.doc_type == doc_type, Teacher.doc_index == number))
+
+
+class DuplicateIdentityError(ConflictError):
+    """A second file for the same person (一人一号). The message names the existing file only when the actor
+    may see it; the detail for the bureau above is :func:`report_duplicate`'s (the caller writes it after the
+    failed write is rolled back)."""
+
+    def __init__(self, message: str, *, existing: Teacher, school: Unit, details: dict[str, Any]) -> None:
+        super().__init__(message, details=details)
+        self.teacher_number, self.school_code, self.existing_unit_id = (
+            existing.teacher_number,
+            school.code,
+            existing.unit_id,
+        )
+        self.school_id = school.id
+
+
+def duplicate_identity(ctx: ProvinceContext, existing: Teacher, school: Unit) -> DuplicateIdentityError:
+    """The answer to a second file for the same person at ``school``. A file the actor may see is named; of
+    any other the actor learns only that the person is already on file in the province."""
+    at = ctx.session.get(Unit, existing.unit_id)
+    actor = ctx.actor
+    if actor is not None and actor.contains(at):
+        return DuplicateIdentityError(
+            f"this identity document already has a file in your scope (teacher {existing.teacher_number})",
+            existing=existing,
+            school=school,
+            details={"teacher_number": existing.teacher_number, "unit_code": at.code, "unit_name": at.name},
+        )
+    return DuplicateIdentityError(
+        "already on file in the province (该身份证件号已在本省建档)",
+        existing=existing,
+        school=school,
+        details={"reason": "duplicate_identity"},
+    )
+
+
+def report_duplicate(ctx: ProvinceContext, e: DuplicateIdentityError) -> None:
+    """The detail of a refused duplicate for the bureau above the school (its audit trail, not the school's):
+    which school tried, and where and under which teacher number the person is on file."""
+    session = ctx.session
+    school = session.get(Unit, e.school_id)
+    at = session.get(Unit, e.existing_unit_id)
+    bureau_id = school.supervisor_id or school.parent_id
+    bureau = session.get(Unit, bureau_id) if bureau_id else school
+    trail.record(
+        ctx,
+        "files.duplicate_identity",
+        "teacher",
+        e.teacher_number,
+        bureau.path,
+        attempted_at=school.code,
+        existing_at=at.code,
+        existing_name=at.name,
+    )
 
 
 def _check_fill_rights(actor: Actor, catalogue: Catalogue, group_code: str, before: Any, after: Any) -> None:
@@ -334,11 +446,7 @@ def validate_group(ctx: ProvinceContext, teacher: Teacher, group_code: str, valu
 def update_group(ctx: ProvinceContext, teacher_id: int, group_code: str, value: Any) -> Teacher:
     """Replace one record group of the working copy (an object, or a list for multi-record groups)."""
     actor = ctx.user
-    teacher = get_teacher(ctx, teacher_id)
-    if actor.role not in FILLING_ROLES:
-        raise PermissionDeniedError(f"role {actor.role} may not edit files")
-    if actor.role != Role.TEACHER and actor.unit_id != teacher.unit_id:
-        raise PermissionDeniedError("files are edited by their school (谁填报谁负责)")
+    teacher = get_teacher(ctx, teacher_id, Operation.FILE_EDIT)
     require_held(teacher)
     if teacher.status in UNDER_REVIEW:
         raise ConflictError(
@@ -413,10 +521,7 @@ def completeness_errors(ctx: ProvinceContext, teacher: Teacher) -> list[FieldErr
 
 def submit(ctx: ProvinceContext, teacher_id: int) -> Teacher:
     """Completeness check (完整性检测) and submission for review (未报送 → 已报送)."""
-    actor = ctx.user
-    teacher = get_teacher(ctx, teacher_id)
-    if actor.role not in FILLING_ROLES or (actor.role != Role.TEACHER and actor.unit_id != teacher.unit_id):
-        raise PermissionDeniedError("files are submitted by the teacher or their school")
+    teacher = get_teacher(ctx, teacher_id, Operation.FILE_SUBMIT)
     if teacher.status not in SUBMITTABLE:
         raise ConflictError(
             f"only a draft or rejected file can be submitted (it is {teacher.status})",

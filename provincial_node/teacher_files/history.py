@@ -46,8 +46,10 @@ def record_history(
     status_from: str | None = None,
     reason: str | None = None,
     changes: list[dict[str, Any]] | None = None,
+    entered_by: list[int] | None = None,
 ) -> None:
-    """One history line: who (the context's actor; None: the node), what, the state change, why."""
+    """One history line: who (the context's actor; None: the node), what, the state change, why; on an approval
+    also the accounts that entered the version approved (``entered_by``)."""
     ctx.session.add(
         TeacherHistory(
             teacher_id=teacher.id,
@@ -57,6 +59,7 @@ def record_history(
             status_to=teacher.status,
             reason=reason,
             changes=changes or [],
+            entered_by=entered_by,
             at=ctx.now,
         )
     )

@@ -76,7 +76,8 @@ from common.text import csv_cell, formula_like, scrub, strip_neutraliser
 from provincial_node.accounts.access import unit_in_scope
 from provincial_node.accounts.models import Unit
 from provincial_node.audit_trail import trail
-from provincial_node.context import ProvinceContext, Role
+from provincial_node.context import ProvinceContext
+from provincial_node.rules import BASIC_VIEW, Operation, View, authorize, mask_id_number
 from provincial_node.tasks import service as tasks
 from provincial_node.tasks.models import Task
 from provincial_node.tasks.runner import TaskCancelled, TaskWork
@@ -414,12 +415,10 @@ class ImportPlan:
 def prepare_import(ctx: ProvinceContext, school_id: int, group_code: str, data: bytes, fmt: str) -> ImportPlan:
     """Check who imports what where, read and parse the file; a problem of the file as a whole (size, encoding,
     headers) refuses it with nothing imported."""
-    full, actor = ctx.catalogue, ctx.user
+    full = ctx.catalogue
     group = full.group(group_code.upper())
     school = unit_in_scope(ctx, school_id)
-    actor.require(Role.INFOADMIN, Role.SYSADMIN)
-    if actor.unit_id != school.id:
-        raise PermissionDeniedError("files are imported by their school (谁填报谁负责)")
+    authorize(ctx, Operation.FILES_IMPORT, school)
     build_validator(full, group.code, school_type=school.school_type)  # refuses a group the school does not collect
     if not _columns(group):
         raise ValidationError(
@@ -538,6 +537,11 @@ def apply_rows(ctx: ProvinceContext, plan: ImportPlan, rows: Iterable[ImportRow]
             outcome = _import_row(ctx, plan, school, group, row)
             nested.commit()
             result[outcome] += 1
+        except files.DuplicateIdentityError as e:
+            nested.rollback()
+            files.report_duplicate(ctx, e)  # the bureau above sees the detail; the row error says only this:
+            entry = FieldError("JBXX", "SFZJH", "该证件号已在本省建档", "already on file in the province")
+            _fail(plan, result, row.row, [entry])
         except TmisError as e:
             nested.rollback()
             entries = e.field_errors or (FieldError("import", "", _zh_of(e), e.message),)
@@ -545,6 +549,8 @@ def apply_rows(ctx: ProvinceContext, plan: ImportPlan, rows: Iterable[ImportRow]
 
 
 def _zh_of(e: TmisError) -> str:
+    if e.message_zh:
+        return e.message_zh
     if isinstance(e, NotFoundError):
         return "不存在或不在本账号的管辖范围内"
     if isinstance(e, PermissionDeniedError):
@@ -599,12 +605,10 @@ def start_import_task(ctx: ProvinceContext, school_id: int, group_code: str, dat
     """Queue an import as a background task (批量导入). What can be checked at once is (who imports which group
     where, the file's size and format); reading the rows is the task's work, and a problem of the whole file
     (encoding, headers) ends the task ``failed`` with the field errors in its result."""
-    full, actor = ctx.catalogue, ctx.user
+    full = ctx.catalogue
     group = full.group(group_code.upper())
     school = unit_in_scope(ctx, school_id)
-    actor.require(Role.INFOADMIN, Role.SYSADMIN)
-    if actor.unit_id != school.id:
-        raise PermissionDeniedError("files are imported by their school (谁填报谁负责)")
+    authorize(ctx, Operation.FILES_IMPORT, school)
     build_validator(full, group.code, school_type=school.school_type)
     if fmt not in ("xlsx", "csv"):
         raise ValidationError(
@@ -706,7 +710,6 @@ def _key_text(key: tuple[Any, ...]) -> str:
 
 
 def _import_basic(ctx: ProvinceContext, school: Unit, rec: dict[str, Any]) -> str:
-    session = ctx.session
     if not rec.get("SFZJH") or not rec.get("SFZJLXM"):
         raise ValidationError(
             "identity columns are empty",
@@ -718,24 +721,13 @@ def _import_basic(ctx: ProvinceContext, school: Unit, rec: dict[str, Any]) -> st
         raise ValidationError(
             e.reason_en, [FieldError("JBXX", "SFZJH", e.reason_zh, e.reason_en, rec["SFZJH"])]
         ) from None
-    teacher = session.scalar(select(Teacher).where(Teacher.doc_type == rec["SFZJLXM"], Teacher.doc_number == number))
+    teacher = files.find_by_identity(ctx, rec["SFZJLXM"], number)
     if teacher is None:
         teacher = files.register_teacher(ctx, school.id, rec)
         files.update_group(ctx, teacher.id, "JBXX", rec)
         return "created"
     if teacher.unit_id != school.id:
-        raise ValidationError(
-            "this identity document belongs to a file of another school",
-            [
-                FieldError(
-                    "JBXX",
-                    "SFZJH",
-                    f"该证件号已在其他单位建档（教师编号 {teacher.teacher_number}）",
-                    f"already on file elsewhere (teacher number {teacher.teacher_number})",
-                    rec["SFZJH"],
-                )
-            ],
-        )
+        raise files.duplicate_identity(ctx, teacher, school)
     before = teacher.file_version, copy.deepcopy(teacher.draft)
     files.update_group(ctx, teacher.id, "JBXX", {**teacher.draft.get("JBXX", {}), **rec})
     return "unchanged" if (teacher.file_version, teacher.draft) == before else "updated"
@@ -774,8 +766,9 @@ def export_unit(
             [FieldError("export", "reason", "导出须说明用途", "an export needs a reason")],
         )
     session = ctx.session
-    ctx.user.require(Role.SYSADMIN, Role.INFOADMIN, Role.QUERY)
+    authorize(ctx, Operation.FILES_EXPORT)
     unit = unit_in_scope(ctx, unit_id)
+    rule = authorize(ctx, Operation.FILES_EXPORT, unit)
     full = ctx.catalogue
     if groups:
         unknown = [g for g in groups if str(g).upper() not in full.groups]
@@ -788,6 +781,8 @@ def export_unit(
                 ],
             )
     wanted = [full.group(str(g).upper()) for g in groups] if groups else full.ordered_groups
+    if rule.view != View.FULL:  # the basic view: only its groups and fields
+        wanted = [g for g in wanted if g.code in BASIC_VIEW]
     teachers = list(
         session.execute(
             select(Teacher, Unit.code, Unit.name)
@@ -799,10 +794,14 @@ def export_unit(
     sheets: dict[str, list[list[Any]]] = {}
     for g in wanted:
         cols = [f for f in g.fields if not f.retired or any(_has(t, g, f) for t, _c, _n in teachers)]
+        if rule.view != View.FULL and BASIC_VIEW[g.code] is not None:
+            cols = [f for f in cols if f.code in BASIC_VIEW[g.code]]
         rows = [[_head(*KEY_NUMBER), _head(*SCHOOL_CODE), _head(*SCHOOL_NAME), *[_head(f.code, f.label) for f in cols]]]
         for t, school_code, school_name in teachers:
             content = t.data.get(g.code)
             for rec in content if isinstance(content, list) else [content] if content else []:
+                if g.code == "JBXX" and not rule.full_id:
+                    rec = {**rec, "SFZJH": mask_id_number(rec.get("SFZJH"))}
                 rows.append(
                     [
                         t.teacher_number,

@@ -14,25 +14,31 @@ from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text, UniqueC
 from sqlalchemy.orm import Mapped, mapped_column
 
 from common.db import utcnow
+from common.protection import BlindIndex, ProtectedJSON, ProtectedString
 from provincial_node.db import Base
+
+# the fields of a file that hold an ID number: encrypted wherever a file document or its history is stored
+ID_FIELDS: tuple[tuple[str, str], ...] = (("JBXX", "SFZJH"),)
 
 
 class Teacher(Base):
     """One teacher's electronic file (教师电子档案)."""
 
     __tablename__ = "teacher"
-    __table_args__ = (UniqueConstraint("doc_type", "doc_number"),)
+    __table_args__ = (UniqueConstraint("doc_type", "doc_index"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     teacher_number: Mapped[str] = mapped_column(String(13), unique=True)
     unit_id: Mapped[int] = mapped_column(ForeignKey("unit.id"), index=True)
     doc_type: Mapped[str] = mapped_column(String(1))
-    doc_number: Mapped[str] = mapped_column(String(30))
+    doc_number: Mapped[str] = mapped_column(ProtectedString(200))  # encrypted at rest
+    # keyed blind index of doc_number: lookups and the duplicate check compare it (``Teacher.doc_index == number``)
+    doc_index: Mapped[str | None] = mapped_column(BlindIndex)
     name: Mapped[str] = mapped_column(String(50))
     status: Mapped[str] = mapped_column(String(24), index=True)  # teacher_files.status.FileStatus
     ever_effective: Mapped[bool] = mapped_column(Boolean, default=False)
-    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # effective file
-    draft: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # working copy
+    data: Mapped[dict[str, Any]] = mapped_column(ProtectedJSON("file", ID_FIELDS), default=dict)  # effective file
+    draft: Mapped[dict[str, Any]] = mapped_column(ProtectedJSON("file", ID_FIELDS), default=dict)  # working copy
     file_version: Mapped[int] = mapped_column(Integer, default=0)
     rejection_reason: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
@@ -41,6 +47,10 @@ class Teacher(Base):
     person_status: Mapped[str | None] = mapped_column(String(3), index=True)  # 人员状态 JBXX.RYZTM
     post_category: Mapped[str | None] = mapped_column(String(3))  # 现任岗位类别 JBXX.XRGWLBM
     birth_date: Mapped[str | None] = mapped_column(String(10))  # 出生日期 JBXX.CSRQ
+
+    def set_identity(self, doc_type: str, number: str) -> None:
+        """The identity document (the number encrypted when stored) and its blind index, together."""
+        self.doc_type, self.doc_number, self.doc_index = doc_type, number, number
 
 
 class TeacherHistory(Base):
@@ -54,7 +64,11 @@ class TeacherHistory(Base):
     status_from: Mapped[str | None] = mapped_column(String(24))
     status_to: Mapped[str | None] = mapped_column(String(24))
     reason: Mapped[str | None] = mapped_column(Text)
-    changes: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)  # [{group, index, field, old, new}]
+    # [{group, index, field, old, new}]; ID numbers encrypted at rest
+    changes: Mapped[list[dict[str, Any]]] = mapped_column(ProtectedJSON("changes", ID_FIELDS), default=list)
+    # separation of duties (谁填报谁负责、谁审核谁负责): on an approval, the accounts that entered or changed the
+    # version approved
+    entered_by: Mapped[list[int] | None] = mapped_column(JSON)
 
 
 class ChangeRequest(Base):

@@ -1,5 +1,10 @@
 """The review chain (谁审核谁负责): school → county (区/县) → [city] → effective.
 
+Separation of duties (集体审核、谁填报谁负责、谁审核谁负责): the accounts that entered or changed the version under
+review (:func:`entered_by`) cannot approve it — the school's review is done by a reviewer account distinct from
+the entry account — and every approval records both, the entry accounts and the reviewer, in the file's history
+(``entered_by`` beside the approving actor) and in the audit trail.
+
 The levels after the school are configured per school stage or 办学类型 by the province
 (:func:`provincial_node.accounts.units.review_levels`). A file waits for one level at a time; that level's
 unit — the school itself, the school's supervising bureau when it is of that level, else the ancestor of
@@ -9,18 +14,19 @@ file effective through :func:`~provincial_node.teacher_files.effective.write_eff
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.sql import Select
 
 from common.errors import ConflictError, PermissionDeniedError, invalid
-from provincial_node.accounts.models import Unit
+from provincial_node.accounts.models import Account, Unit
 from provincial_node.accounts.units import review_levels
 from provincial_node.audit_trail import trail
-from provincial_node.context import ProvinceContext, Role, UnitLevel
+from provincial_node.context import ProvinceContext, UnitLevel
+from provincial_node.rules import Operation, authorize, may
 from provincial_node.teacher_files import effective
-from provincial_node.teacher_files.files import get_teacher, list_teachers
+from provincial_node.teacher_files.files import list_teachers, visible_teacher
 from provincial_node.teacher_files.history import record_history
-from provincial_node.teacher_files.models import Teacher
+from provincial_node.teacher_files.models import Teacher, TeacherHistory
 from provincial_node.teacher_files.status import (
     UNDER_REVIEW,
     Decision,
@@ -54,19 +60,22 @@ def reviewing_unit(ctx: ProvinceContext, teacher: Teacher) -> tuple[UnitLevel, U
 
 def review(ctx: ProvinceContext, teacher_id: int, decision: str, reason: str | None = None) -> Teacher:
     """Approve or reject at the level the file is waiting for (谁审核谁负责)."""
-    actor = ctx.user
-    teacher = get_teacher(ctx, teacher_id)
+    teacher = visible_teacher(ctx, teacher_id)
+    authorize(ctx, Operation.FILE_REVIEW)
     if teacher.status not in UNDER_REVIEW:
         raise ConflictError(
             f"the file is not waiting for review (it is {teacher.status})", details={"status": teacher.status}
         )
     level, unit, levels = reviewing_unit(ctx, teacher)
-    actor.require(Role.INFOADMIN, Role.SYSADMIN)
-    if unit is None or actor.unit_id != unit.id:
+    if unit is None:
+        raise ConflictError(f"no {level}-level unit reviews this file", details={"level": level})
+    try:
+        authorize(ctx, Operation.FILE_REVIEW, unit, hidden=False)
+    except PermissionDeniedError:
         raise PermissionDeniedError(
-            f"the file waits for the {level}-level review",
-            details={"level": level, "unit": unit.code if unit else None},
-        )
+            f"the file waits for the {level}-level review by {unit.name}",
+            details={"level": level, "unit": unit.code, "operation": str(Operation.FILE_REVIEW)},
+        ) from None
     old = teacher.status
     if decision == Decision.REJECT:
         if not (reason or "").strip():
@@ -77,29 +86,77 @@ def review(ctx: ProvinceContext, teacher_id: int, decision: str, reason: str | N
         return teacher
     if decision != Decision.APPROVE:
         raise invalid("review", "decision", "只能是 approve 或 reject", "approve or reject", decision)
+    entered = entered_by(ctx, teacher)
+    if ctx.user.account_id in entered:
+        raise PermissionDeniedError(
+            "the account that entered or changed this file cannot approve it; another reviewer account of the unit "
+            "reviews it (谁填报谁负责、谁审核谁负责)",
+            details={"reason": "separation_of_duties", "operation": str(Operation.FILE_REVIEW)},
+            message_zh="您录入或修改过这份档案，不能审核它：请由本单位另一位信息管理员审核（谁填报谁负责、谁审核谁负责）。",
+        )
     chain = [UnitLevel.SCHOOL, *levels]
     if chain.index(level) + 1 < len(chain):
         teacher.status = approved_by(level)
-        record_history(ctx, teacher, HistoryAction.APPROVE, status_from=old, reason=reason)
+        record_history(ctx, teacher, HistoryAction.APPROVE, status_from=old, reason=reason, entered_by=entered)
     else:
         effective.write_effective(
-            ctx, teacher, teacher.draft, action=HistoryAction.EFFECTIVE, reason=reason, status=FileStatus.EFFECTIVE
+            ctx,
+            teacher,
+            teacher.draft,
+            action=HistoryAction.EFFECTIVE,
+            reason=reason,
+            status=FileStatus.EFFECTIVE,
+            entered_by=entered,
         )
-    trail.record(ctx, "review.approve", "teacher", teacher.teacher_number, unit.path, reason=reason, level=level)
+    names = ctx.session.scalars(select(Account.username).where(Account.id.in_(entered))).all() if entered else []
+    trail.record(
+        ctx,
+        "review.approve",
+        "teacher",
+        teacher.teacher_number,
+        unit.path,
+        reason=reason,
+        level=level,
+        reviewer=ctx.user.username,
+        entered_by=sorted(names),
+    )
     return teacher
+
+
+def entered_by(ctx: ProvinceContext, teacher: Teacher) -> list[int]:
+    """The accounts that entered or changed the version under review: every registration and edit since the
+    file last became effective (谁填报谁负责). None of them may approve it."""
+    session = ctx.session
+    last_effective = session.scalar(
+        select(func.max(TeacherHistory.id)).where(
+            TeacherHistory.teacher_id == teacher.id, TeacherHistory.status_to == FileStatus.EFFECTIVE
+        )
+    )
+    stmt = select(TeacherHistory.actor_id).where(
+        TeacherHistory.teacher_id == teacher.id,
+        TeacherHistory.action.in_([HistoryAction.REGISTER, HistoryAction.EDIT]),
+        TeacherHistory.actor_id.is_not(None),
+    )
+    if last_effective is not None:
+        stmt = stmt.where(TeacherHistory.id > last_effective)
+    return sorted(set(session.scalars(stmt)))
 
 
 def bulk_approve(ctx: ProvinceContext, unit_id: int | None = None, reason: str | None = None) -> dict[str, int]:
     """Approve every file in the actor's subtree (or under ``unit_id``) that waits for the actor's review."""
     actor = ctx.user
+    authorize(ctx, Operation.FILE_REVIEW)
     candidates = [t for t in list_teachers(ctx, unit_id=unit_id, limit=1000) if t.status in UNDER_REVIEW]
-    approved = 0
+    approved = skipped = 0
     for t in candidates:
         _level, unit, _levels = reviewing_unit(ctx, t)
         if unit is not None and unit.id == actor.unit_id:
+            if actor.account_id in entered_by(ctx, t):
+                skipped += 1  # another reviewer account approves what this account entered
+                continue
             review(ctx, t.id, Decision.APPROVE, reason or "bulk approval")
             approved += 1
-    return {"approved": approved, "considered": len(candidates)}
+    return {"approved": approved, "considered": len(candidates), "skipped_own_entries": skipped}
 
 
 def waits_for_actor(
@@ -136,7 +193,7 @@ def review_queue(
     ctx: ProvinceContext, *, unit_id: int | None = None, after_id: int = 0, limit: int = 50
 ) -> list[Teacher]:
     """The files waiting for the actor's review, oldest registration first (keyset paging on the file id)."""
-    if ctx.user.role not in (Role.INFOADMIN, Role.SYSADMIN):
+    if not may(ctx.user, Operation.FILE_REVIEW):
         return []
     cache: dict = {}
     out: list[Teacher] = []
@@ -150,7 +207,7 @@ def review_queue(
 
 
 def review_queue_count(ctx: ProvinceContext, unit_id: int | None = None) -> int:
-    if ctx.user.role not in (Role.INFOADMIN, Role.SYSADMIN):
+    if not may(ctx.user, Operation.FILE_REVIEW):
         return 0
     cache: dict = {}
     return sum(1 for t in ctx.session.scalars(_queue_candidates(ctx, unit_id)) if waits_for_actor(ctx, t, cache))

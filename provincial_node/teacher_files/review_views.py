@@ -65,6 +65,7 @@ def review_file(teacher_id: int) -> str:
         t=teacher,
         changes=diff(teacher.data, teacher.draft),
         waits_for_me=review.waits_for_actor(ctx, teacher),
+        entered_by_me=ctx.user.account_id in review.entered_by(ctx, teacher),
         label_of=_field_label(ctx),
         error=None,
     )

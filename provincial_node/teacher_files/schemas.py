@@ -120,6 +120,9 @@ class HistoryOut(Out):
     status_to = ma.fields.String(allow_none=True)
     reason = ma.fields.String(allow_none=True)
     changes = ma.fields.List(ma.fields.Dict(), metadata={"description": "[{group, index, field, old, new}]"})
+    entered_by = ma.fields.List(
+        ma.fields.Integer(), allow_none=True, metadata={"description": "approvals: the accounts that entered it"}
+    )
 
 
 class HistoryListOut(Out):
@@ -208,3 +211,6 @@ class ImportResultOut(Out):
 class BulkApproveOut(Out):
     approved = ma.fields.Integer()
     considered = ma.fields.Integer()
+    skipped_own_entries = ma.fields.Integer(
+        metadata={"description": "files this account entered or changed: another reviewer approves them"}
+    )

@@ -1,14 +1,16 @@
 """教师自助: the teacher's own account, created by the school from name, gender, birth date and ID number,
-which must match the file. The login name is the ID number."""
+which must match the file. The teacher logs in with the ID number (found through the account's blind index)
+or the teacher number, which is the account's username — so no ID number is stored in clear as a username."""
 
 from __future__ import annotations
 
-from common.errors import PermissionDeniedError, invalid
+from common.errors import invalid
 from common.identity import IdentityError, validate_identity
 from provincial_node.accounts import accounts
 from provincial_node.accounts.models import Account, Unit
 from provincial_node.context import ProvinceContext, Role
-from provincial_node.teacher_files.files import get_teacher
+from provincial_node.rules import Operation, authorize
+from provincial_node.teacher_files.files import visible_teacher
 
 
 def create_teacher_account(
@@ -23,12 +25,9 @@ def create_teacher_account(
 ) -> Account:
     """The school's system administrator creates the teacher's self-service account (first-login password
     change, like every new account)."""
-    actor = ctx.user
-    actor.require(Role.SYSADMIN)
-    teacher = get_teacher(ctx, teacher_id)
+    teacher = visible_teacher(ctx, teacher_id)
     school = ctx.session.get(Unit, teacher.unit_id)
-    if school.id != actor.unit_id:
-        raise PermissionDeniedError("teacher accounts are created by the school's system administrator")
+    authorize(ctx, Operation.TEACHER_ACCOUNT_CREATE, school)
     try:
         info = validate_identity(teacher.doc_type, id_number)
     except IdentityError as e:
@@ -43,7 +42,7 @@ def create_teacher_account(
         raise invalid("account", "gender", "性别与证件号不一致", "gender differs from the ID number", gender)
     return accounts.create_account(
         ctx,
-        username=info.number,
+        username=teacher.teacher_number,
         real_name=name,
         unit=school,
         role=Role.TEACHER,

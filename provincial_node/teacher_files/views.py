@@ -11,10 +11,11 @@ from sqlalchemy import select
 
 from common.divisions import DivisionCodeError, all_divisions, derive, lookup
 from common.errors import ConflictError, PermissionDeniedError, ValidationError
+from common.http import keep_writes_on_error
 from provincial_node.accounts import units
 from provincial_node.accounts.models import Account, Unit
 from provincial_node.context import SCHOOL_LEVELS, Role, current_context
-from provincial_node.rules import Operation, authorize, may
+from provincial_node.rules import BASIC_VIEW, Operation, View, authorize, may, rule_for
 from provincial_node.teacher_files import files, forms, self_service
 from provincial_node.teacher_files.access import file_for
 from provincial_node.teacher_files.files import TeacherFilter
@@ -107,11 +108,14 @@ def register() -> Any:
             t = files.register_teacher(ctx, school_id, {k: values[k] for k in IDENTITY if values[k]})
         except ValidationError as e:
             errors = forms.errors_by_input(e.errors)
-        except ConflictError as e:
+        except files.DuplicateIdentityError as e:
+            ctx.session.rollback()
+            files.report_duplicate(ctx, e)  # the bureau above sees where; the school only what it may see
+            keep_writes_on_error()
             d = e.details
+            where = f"：教师编号 {d['teacher_number']}（{d.get('unit_name')}）" if d.get("teacher_number") else ""
             errors["f.SFZJH"] = (
-                f"该证件已在本省建档：教师编号 {d.get('teacher_number')}（{d.get('unit_name') or '其他单位'}）。"
-                "如属本校教师请直接查找该档案；如需从其他学校调入，请发起调动。"
+                f"该证件号已在本省建档{where}。如属本校教师请直接查找该档案；如需从其他学校调入，请发起调动。"
             )
         else:
             flash(f"已建档，教师编号 {t.teacher_number}。请继续填写基本信息。", "success")
@@ -130,26 +134,38 @@ def _stage(ctx: Any, teacher: Teacher) -> str | None:
 
 
 def _file_page(teacher: Teacher, mine: bool = False) -> str:
+    """The file as the reader's rule shows it (:func:`files.read_file`: an audited read; the working copy for
+    those who work on files, the basic groups and fields with the ID number masked for query users)."""
     ctx = current_context()
     catalogue = ctx.catalogue
+    view = files.read_file(ctx, teacher.id)
+    full = rule_for(Operation.FILE_READ, ctx.user.role, ctx.user.unit_level).view == View.FULL
+    document = view["draft"] if full else view["data"]
     stage = _stage(ctx, teacher)
-    groups = [g for g in catalogue.ordered_groups if stage is None or g.applies_to(stage)]
+    groups = [
+        g for g in catalogue.ordered_groups if (stage is None or g.applies_to(stage)) and (full or g.code in document)
+    ]
     editable = teacher.status not in (*UNDER_REVIEW, FileStatus.TRANSFERRED_OUT) and (
-        (ctx.user.role == Role.TEACHER and ctx.user.teacher_id == teacher.id)
-        or (ctx.user.role in (Role.INFOADMIN, Role.SYSADMIN) and ctx.user.unit_id == teacher.unit_id)
+        may(ctx.user, Operation.FILE_EDIT)
+        and (ctx.user.role != Role.TEACHER or ctx.user.teacher_id == teacher.id)
+        and (ctx.user.role == Role.TEACHER or ctx.user.unit_id == teacher.unit_id)
     )
     can_fill = {
         g.code: any(forms.readonly_reason(ctx.user, f) is None for f in g.fields if not f.retired) for g in groups
     }
-    pending = {g.code for g in groups if (teacher.draft.get(g.code) or None) != (teacher.data.get(g.code) or None)}
+    pending = {g.code for g in groups if (view["draft"].get(g.code) or None) != (view["data"].get(g.code) or None)}
     shown = {}
     for g in groups:
-        content = teacher.draft.get(g.code)
+        content = document.get(g.code)
         rows = content if isinstance(content, list) else [content or {}]
         shown[g.code] = [f for f in g.fields if not f.retired or any(filled(r.get(f.code)) for r in rows)]
+        if not full and BASIC_VIEW.get(g.code) is not None:
+            shown[g.code] = [f for f in shown[g.code] if f.code in BASIC_VIEW[g.code]]
     return render_template(
         "teacher_files/file.html",
         t=teacher,
+        document=document,
+        basic_view=not full,
         school=ctx.session.get(Unit, teacher.unit_id),
         groups=groups,
         editable=editable,
@@ -329,7 +345,11 @@ def new_teacher_account() -> Any:
             except ConflictError as e:
                 errors = {"teacher_number": e.message_zh or "该教师已有自助账号"}
             else:
-                flash(f"已开设教师自助账号，用户名为证件号 {acc.username}；首次登录须修改初始密码。", "success")
+                flash(
+                    f"已开设教师自助账号：用户名为教师编号 {acc.username}（也可用身份证件号登录）；"
+                    "首次登录须修改初始密码。",
+                    "success",
+                )
                 return redirect(url_for("accounts_pages.account_list"))
     genders = ctx.base_catalogue.table("XB").codes.values()
     page = render_template("teacher_files/teacher_account_new.html", form=form, errors=errors, genders=genders)

@@ -8,7 +8,9 @@ from typing import Any
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
+from common.http import keep_writes_on_error
 from provincial_node.context import current_context
+from provincial_node.teacher_files import files
 from provincial_node.transfers import local
 from provincial_node.transfers.schemas import (
     RotationIn,
@@ -35,15 +37,22 @@ class Transfers(MethodView):
     @bp.response(201, TransferOut)
     def post(self, body: dict[str, Any]) -> Any:
         """Start a transfer (调动): the receiving school asks for a teacher of this or another province."""
-        return local.start_transfer(
-            current_context(),
-            body["teacher_number"],
-            body["doc_type"],
-            body["doc_number"],
-            body["to_school_id"],
-            body["reason"],
-            from_province=body["from_province"],
-        )
+        ctx = current_context()
+        try:
+            return local.start_transfer(
+                ctx,
+                body["teacher_number"],
+                body["doc_type"],
+                body["doc_number"],
+                body["to_school_id"],
+                body["reason"],
+                from_province=body["from_province"],
+            )
+        except files.DuplicateIdentityError as e:
+            ctx.session.rollback()
+            files.report_duplicate(ctx, e)
+            keep_writes_on_error()  # the bureau above's record of the refused duplicate
+            raise
 
 
 @bp.route("/transfers/pending")

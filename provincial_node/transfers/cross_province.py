@@ -32,7 +32,7 @@ from provincial_node.accounts.models import Unit
 from provincial_node.audit_trail import trail
 from provincial_node.context import ProvinceContext
 from provincial_node.sync.models import UpwardMessage
-from provincial_node.teacher_files import work_history
+from provincial_node.teacher_files import files, work_history
 from provincial_node.teacher_files.models import Teacher, TeacherHistory
 from provincial_node.teacher_files.status import Decision, FileStatus
 from provincial_node.transfers.models import Transfer
@@ -101,15 +101,12 @@ def start_transfer(
     here = session.scalar(
         select(Teacher).where(
             Teacher.doc_type == doc_type,
-            Teacher.doc_number == doc_number,
+            Teacher.doc_index == doc_number,
             Teacher.status != FileStatus.TRANSFERRED_OUT,
         )
     )
     if here is not None:
-        raise ConflictError(
-            f"this person already has a file in this province (teacher {here.teacher_number})",
-            details={"teacher_number": here.teacher_number},
-        )
+        raise files.duplicate_identity(ctx, here, school)
     if session.scalar(
         select(Transfer.id).where(Transfer.teacher_number == teacher_number, Transfer.status == TransferStatus.OPEN)
     ):

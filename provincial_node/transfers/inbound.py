@@ -153,7 +153,7 @@ def _on_request(ctx: ProvinceContext, b: dict[str, Any]) -> Transfer:
     here = session.scalar(
         select(Teacher).where(
             Teacher.doc_type == t.doc_type,
-            Teacher.doc_number == t.doc_number,
+            Teacher.doc_index == t.doc_number,
             Teacher.status != FileStatus.TRANSFERRED_OUT,
         )
     )
@@ -193,8 +193,6 @@ def _receive_file(ctx: ProvinceContext, t: Transfer, b: dict[str, Any]) -> None:
         teacher = Teacher(
             teacher_number=b["teacher_number"],
             unit_id=school.id,
-            doc_type=t.doc_type,
-            doc_number=t.doc_number,
             name=data.get("JBXX", {}).get("XM") or t.teacher_number,
             status=FileStatus.EFFECTIVE,
             ever_effective=True,
@@ -202,6 +200,7 @@ def _receive_file(ctx: ProvinceContext, t: Transfer, b: dict[str, Any]) -> None:
             draft={},
             file_version=0,
         )
+        teacher.set_identity(t.doc_type, t.doc_number)
         session.add(teacher)
         session.flush()
     elif teacher.status != FileStatus.TRANSFERRED_OUT:

@@ -25,9 +25,10 @@ from common.catalogue.codes import PersonStatus
 from common.errors import ConflictError, NotFoundError, PermissionDeniedError, invalid
 from common.identity import IdentityError, validate_identity
 from provincial_node.accounts.access import province_unit, unit_in_scope
-from provincial_node.accounts.models import Unit
+from provincial_node.accounts.models import Account, Unit
 from provincial_node.audit_trail import trail
 from provincial_node.context import ProvinceContext, Role, UnitLevel
+from provincial_node.rules import Operation, Scope, authorize
 from provincial_node.teacher_files import effective, work_history
 from provincial_node.teacher_files.files import get_teacher
 from provincial_node.teacher_files.models import Teacher
@@ -80,10 +81,11 @@ def start_transfer(
     """The receiving school asks for a teacher, identified by teacher number and identity document. A teacher
     of another province (``from_province``; by default the teacher number's prefix when the number is not
     held here, or the province the teacher was transferred to) is requested through the national node."""
-    actor, session = ctx.user, ctx.session
-    actor.require(Role.INFOADMIN)
+    session = ctx.session
+    authorize(ctx, Operation.TRANSFER_START)
     school = unit_in_scope(ctx, to_school_id)
-    if school.level != UnitLevel.SCHOOL or actor.unit_id != school.id:
+    authorize(ctx, Operation.TRANSFER_START, school)
+    if school.level != UnitLevel.SCHOOL:
         raise PermissionDeniedError("a transfer is started by the receiving school's information administrator")
     if not (reason or "").strip():
         raise invalid("transfer", "reason", "须说明调动原因", "a reason is required")
@@ -130,11 +132,7 @@ def start_rotation(
 
     With a change of personnel relationship to a school of another province, name ``to_province``,
     ``to_school_code`` (its 学校标识码) and ``to_unit_name``; the request goes through the national node."""
-    actor = ctx.user
-    actor.require(Role.INFOADMIN)
-    teacher = get_teacher(ctx, teacher_id)
-    if actor.unit_id != teacher.unit_id:
-        raise PermissionDeniedError("a rotation is started by the teacher's school")
+    teacher = get_teacher(ctx, teacher_id, Operation.ROTATION_START)
     if not teacher.ever_effective:
         raise ConflictError("only an effective file can rotate")
     if rotation_type not in ctx.base_catalogue.table("JLLGLX") or rotation_type == "0":
@@ -225,8 +223,12 @@ def _create(
 
 
 def get_transfer(ctx: ProvinceContext, transfer_id: int) -> Transfer:
-    """The request, if one of its ends lies in the actor's subtree; otherwise not found."""
+    """The request, if one of its ends lies in the actor's subtree (a teacher: their own); otherwise not found."""
     t = ctx.session.get(Transfer, transfer_id)
+    if t is not None and ctx.user.role == Role.TEACHER:
+        if t.teacher_id is None or t.teacher_id != ctx.user.teacher_id:
+            raise NotFoundError(f"transfer {transfer_id} not found")
+        return t
     if t is None or not any(ctx.user.contains(ctx.session.get(Unit, u)) for u in (t.from_unit_id, t.to_unit_id) if u):
         raise NotFoundError(f"transfer {transfer_id} not found")
     return t
@@ -252,11 +254,13 @@ def decide(ctx: ProvinceContext, transfer_id: int, decision: str, reason: str | 
             raise ConflictError("the request has expired; the national node closes it and tells both provinces")
         _expire(t, now)
         raise ConflictError("the request has expired")
-    actor.require(Role.INFOADMIN)
-    if actor.unit_id != unit.id:
+    try:
+        authorize(ctx, Operation.TRANSFER_DECIDE, unit, hidden=False)
+    except PermissionDeniedError:
         raise PermissionDeniedError(
-            f"this request waits for {unit.name} ({t.next_step})", details={"next_step": t.next_step, "unit": unit.code}
-        )
+            f"this request waits for {unit.name} ({t.next_step})",
+            details={"next_step": t.next_step, "unit": unit.code, "operation": str(Operation.TRANSFER_DECIDE)},
+        ) from None
     if decision not in tuple(Decision):
         raise invalid("transfer", "decision", "只能是 approve 或 reject", "approve or reject", decision)
     if decision == Decision.REJECT and not (reason or "").strip():
@@ -285,8 +289,7 @@ def withdraw(ctx: ProvinceContext, transfer_id: int, reason: str) -> Transfer:
     if not (reason or "").strip():
         raise invalid("transfer", "reason", "撤回须说明原因", "a withdrawal needs a reason")
     starter_unit = starter_unit_id(t)
-    if actor.unit_id != starter_unit or (is_cross(t) and not started_here(t)):
-        raise PermissionDeniedError("only the unit that started the request may withdraw it")
+    _may_withdraw(ctx, t, starter_unit)
     if t.next_step in (STEPS[t.kind][-1], Step.COMPLETION) and len(STEPS[t.kind]) > 1:
         raise ConflictError("the request waits for its last step and can no longer be withdrawn")
     if sent(t):
@@ -300,6 +303,28 @@ def withdraw(ctx: ProvinceContext, transfer_id: int, reason: str) -> Transfer:
     starter_path = ctx.session.get(Unit, starter_unit).path
     trail.record(ctx, f"{t.kind}.withdraw", "transfer", t.id, starter_path, reason=reason)
     return t
+
+
+def _may_withdraw(ctx: ProvinceContext, t: Transfer, starter_unit: int | None) -> None:
+    """Only the role that started the request, at the unit that started it, or that unit's supervising bureau
+    (the unit directly above: :data:`Operation.TRANSFER_WITHDRAW`'s scope) may withdraw it."""
+    refused = PermissionDeniedError(
+        "only the role and unit that started the request, or its bureau, may withdraw it",
+        details={"operation": str(Operation.TRANSFER_WITHDRAW)},
+    )
+    authorize(ctx, Operation.TRANSFER_WITHDRAW)
+    if starter_unit is None or (is_cross(t) and not started_here(t)):
+        raise refused
+    unit = ctx.session.get(Unit, starter_unit)
+    try:
+        authorize(ctx, Operation.TRANSFER_WITHDRAW, unit, hidden=False)
+    except PermissionDeniedError:
+        raise refused from None
+    starter = ctx.session.get(Account, t.started_by) if t.started_by else None
+    if unit.id == ctx.user.unit_id and (starter is None or starter.role != ctx.user.role):
+        raise refused
+    if unit.id != ctx.user.unit_id and unit.supervisor_id not in (None, ctx.user.unit_id):
+        raise refused
 
 
 def _expire(t: Transfer, now: dt.datetime) -> None:
@@ -356,8 +381,10 @@ def end_rotation(ctx: ProvinceContext, transfer_id: int) -> Transfer:
     """The teacher returns (回原单位): 人员状态 back to 在本单位任职, the rotation record gets its end month."""
     actor = ctx.user
     t = get_transfer(ctx, transfer_id)
-    actor.require(Role.INFOADMIN)
-    if t.kind != TransferKind.ROTATION or t.status != TransferStatus.COMPLETED or actor.unit_id != t.from_unit_id:
+    authorize(
+        ctx, Operation.ROTATION_END, ctx.session.get(Unit, t.from_unit_id) if t.from_unit_id else None, hidden=False
+    )
+    if t.kind != TransferKind.ROTATION or t.status != TransferStatus.COMPLETED:
         raise ConflictError("only a completed rotation is ended, by the sending school")
     teacher = ctx.session.get(Teacher, t.teacher_id)
     if work_history.person_status(teacher.data) != PersonStatus.ON_ROTATION:
@@ -373,6 +400,7 @@ def end_rotation(ctx: ProvinceContext, transfer_id: int) -> Transfer:
 
 def pending(ctx: ProvinceContext) -> list[Transfer]:
     """What waits for the actor's unit (待办); steps decided in another province are not listed."""
+    authorize(ctx, Operation.TRANSFER_DECIDE)
     out = []
     stmt = select(Transfer).where(Transfer.status == TransferStatus.OPEN).order_by(Transfer.id)
     for t in ctx.session.scalars(stmt):
@@ -383,13 +411,19 @@ def pending(ctx: ProvinceContext) -> list[Transfer]:
 
 
 def for_teacher(ctx: ProvinceContext, teacher_id: int) -> list[Transfer]:
-    teacher = get_teacher(ctx, teacher_id)
+    teacher = get_teacher(ctx, teacher_id, Operation.TRANSFERS_READ)
     stmt = select(Transfer).where(Transfer.teacher_id == teacher.id).order_by(Transfer.id)
     return list(ctx.session.scalars(stmt))
 
 
 def in_scope(ctx: ProvinceContext, status: str | None = None) -> list[Transfer]:
-    """Transfers and rotations touching the actor's subtree (either end)."""
+    """Transfers and rotations touching the actor's subtree (either end); a teacher: their own."""
+    rule = authorize(ctx, Operation.TRANSFERS_READ)
+    if rule.scope == Scope.SELF:
+        stmt = select(Transfer).where(Transfer.teacher_id == ctx.user.teacher_id)
+        if status:
+            stmt = stmt.where(Transfer.status == status)
+        return list(ctx.session.scalars(stmt.order_by(Transfer.id)))
     units = select(Unit.id).where(Unit.path.startswith(ctx.user.unit_path, autoescape=True))
     stmt = select(Transfer).where(or_(Transfer.from_unit_id.in_(units), Transfer.to_unit_id.in_(units)))
     if status:

@@ -9,6 +9,7 @@ from sqlalchemy import JSON, ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from common.db import utcnow
+from common.protection import ProtectedString
 from provincial_node.db import Base
 
 
@@ -50,6 +51,6 @@ class Transfer(Base):
     role: Mapped[str | None] = mapped_column(String(4))
     teacher_number: Mapped[str | None] = mapped_column(String(13), index=True)
     doc_type: Mapped[str | None] = mapped_column(String(1))
-    doc_number: Mapped[str | None] = mapped_column(String(30))
+    doc_number: Mapped[str | None] = mapped_column(ProtectedString(200))  # encrypted at rest
     remote_school_code: Mapped[str | None] = mapped_column(String(40))
     remote_school_name: Mapped[str | None] = mapped_column(String(200))

@@ -32,6 +32,8 @@ HEADERS = {
 def install(app: Flask) -> None:
     @app.after_request
     def add_headers(response: Response) -> Response:
+        if request.path.startswith(("/api/", "/health")):
+            return response  # JSON answers keep common.http.harden's stricter policy (default-src 'none')
         for name, value in HEADERS.items():
             response.headers.setdefault(name, value)
         if not request.path.startswith("/static/"):

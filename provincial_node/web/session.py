@@ -9,7 +9,6 @@ API shell does for tokens, so an area's view just calls ``current_context()``.
 
 from __future__ import annotations
 
-import datetime as dt
 import secrets
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -78,8 +77,7 @@ def install(app: Flask, csrf: CSRFProtect) -> None:
         account = None
         token = request.cookies.get(COOKIE)
         if token:
-            idle = dt.timedelta(minutes=rt.config.web_idle_minutes)
-            account = sessions.resume(db, token, now=now, idle=idle)
+            account = sessions.resume(db, token, now=now, idle=rt.settings.token_idle)
         g.page_account = account
         set_current_context(rt.context(db, actor_for(db, account) if account else None, now))
         if request.endpoint in PUBLIC_ENDPOINTS or request.endpoint is None:
@@ -96,13 +94,18 @@ def set_cookie(response: Response, token: str, config: ProvincialConfig) -> None
     response.set_cookie(
         COOKIE,
         token,
-        max_age=config.web_session_hours * 3600,
+        max_age=config.token_lifetime_minutes * 60,
         httponly=True,
-        secure=config.web_secure_cookies,
+        secure=secure_cookies(config),
         samesite="Lax",
         path="/",
     )
 
 
 def clear_cookie(response: Response, config: ProvincialConfig) -> None:
-    response.delete_cookie(COOKIE, path="/", secure=config.web_secure_cookies, httponly=True, samesite="Lax")
+    response.delete_cookie(COOKIE, path="/", secure=secure_cookies(config), httponly=True, samesite="Lax")
+
+
+def secure_cookies(config: ProvincialConfig) -> bool:
+    """Cookies only over HTTPS: asked for, or implied by a TLS proxy in front (TMIS_PROXY_HOPS)."""
+    return config.web_secure_cookies or config.proxy_hops > 0

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 from typing import Any
 
@@ -57,8 +56,10 @@ def login() -> Any:
     password = request.form.get("password") or ""
     target = page_session.safe_next(request.form.get("next"))
     try:
-        account = accounts.check_credentials(ctx, username, password)
-    except AuthError as e:  # wrong password, unknown or disabled account, or locked (AccountLockedError)
+        account = accounts.verify_credentials(
+            ctx, username, password, address=request.remote_addr or "unknown", channel="web"
+        )
+    except AuthError as e:  # wrong password, unknown or disabled account, locked, or throttled
         keep_writes_on_error()  # the failure count must survive the failed login
         page = render_template("login.html", next=target, error=e.message_zh or "用户名或密码错误", username=username)
         return page, e.http_status
@@ -67,7 +68,7 @@ def login() -> Any:
         ctx.session,
         account,
         now=ctx.now,
-        lifetime=dt.timedelta(hours=rt.config.web_session_hours),
+        lifetime=rt.settings.token_lifetime,
         address=request.remote_addr,
         user_agent=request.headers.get("User-Agent"),
     )

@@ -14,6 +14,7 @@ from common.config import DatabaseConfig
 from common.db import create_db_engine, make_base, make_session_factory, session_scope
 from common.errors import StorageConflictError
 from common.http import runtime_of
+from common.protection import DataKeys
 from national_node.config import config_from_env as national_config_from_env
 from provincial_node.config import config_from_env as provincial_config_from_env
 from tests.conftest import NODES
@@ -136,6 +137,7 @@ def test_health_endpoint_reports_schema_state(database_url_factory, kind, tmp_pa
         from provincial_node.app import create_app
 
         config = provincial_config_from_env({**env, "TMIS_PROVINCE_CODE": "44"}, testing=True)
+        DataKeys.generate().save(config.data_key_file)
     else:
         from national_node import MIGRATIONS_DIR
         from national_node.app import create_app
@@ -144,10 +146,17 @@ def test_health_endpoint_reports_schema_state(database_url_factory, kind, tmp_pa
     app = create_app(config)
     client = app.test_client()
     before = client.get("/health")
-    assert before.status_code == 503 and before.json["status"] == "migrations_pending"
+    after_status = {"province": {"status": "up"}, "national": None}[kind]
+    if kind == "province":  # the provincial node says only up or down (nothing to fingerprint)
+        assert before.status_code == 503 and before.json == {"status": "down"}
+    else:
+        assert before.status_code == 503 and before.json["status"] == "migrations_pending"
     migrations.upgrade(runtime_of(app).engine, MIGRATIONS_DIR)
     after = client.get("/health")
-    assert after.status_code == 200 and after.json["status"] == "ok" and after.json["node"] == kind
+    if after_status:
+        assert after.status_code == 200 and after.json == after_status
+    else:
+        assert after.status_code == 200 and after.json["status"] == "ok" and after.json["node"] == kind
     missing = client.get("/no/such/thing")
     if kind == "province":  # outside /api/ the provincial node answers people: a Chinese error page
         assert missing.status_code == 404 and "页面或数据不存在" in missing.text
@@ -192,6 +201,9 @@ def test_bulk_insert_writes_json_and_aware_datetimes(db_session: Session, node):
                 "unit_path": "/1/",
                 "reason": None,
                 "details": doc[i],
+                "seq": 10**6 + i,  # the chain columns: these rows are not a chain
+                "prev_hash": "0" * 64,
+                "hash": "0" * 64,
             }
             for i in range(3)
         ]
@@ -250,6 +262,11 @@ def _round_trip(db_session: Session) -> None:
     alphabet = "ab\t\n\r\\N.\"'中\u2028😀{}[]:,"
     texts = _NASTY + ["".join(rnd.choice(alphabet) for _ in range(rnd.randint(0, 12))) for _ in range(200)]
     at = dt.datetime(2026, 3, 1, 8, 0, tzinfo=dt.UTC)
+    seq = iter(range(10**6, 2 * 10**6))  # the audit table's chain columns: these rows are not a chain
+
+    def chained(row: dict) -> dict:
+        return {**row, "seq": next(seq), "prev_hash": "0" * 64, "hash": "0" * 64}
+
     rows = [
         {
             "at": at,
@@ -263,7 +280,7 @@ def _round_trip(db_session: Session) -> None:
         }
         for i, text in enumerate(texts)
     ]
-    bulk_insert(db_session, AuditEvent, rows)
+    bulk_insert(db_session, AuditEvent, [chained(r) for r in rows])
     got = db_session.scalars(sa.select(AuditEvent).where(AuditEvent.action == "bulk")).all()
     assert sorted(((int(r.target_id), r.reason, r.details) for r in got), key=lambda x: x[0]) == [
         (i, r["reason"], r["details"]) for i, r in enumerate(rows)
@@ -278,7 +295,9 @@ def _round_trip(db_session: Session) -> None:
             db_session,
             AuditEvent,
             [
-                {**r, "action": action, "details": RawJSON(orjson.dumps(r["details"])) if pick(i) else r["details"]}
+                chained(
+                    {**r, "action": action, "details": RawJSON(orjson.dumps(r["details"])) if pick(i) else r["details"]}
+                )
                 for i, r in enumerate(rows)
             ],
         )
@@ -289,7 +308,7 @@ def _round_trip(db_session: Session) -> None:
     # one_of sends the values as one array literal on PostgreSQL: quotes, backslashes, commas, braces, NULL and
     # spaces must match exactly themselves
     odd = [*_NASTY, "a,b", "{x}", "{", "}", 'a"b', "NuLL", "  lead", "trail  "]
-    bulk_insert(db_session, AuditEvent, [{**rows[0], "action": "odd", "target_id": v} for v in odd])
+    bulk_insert(db_session, AuditEvent, [chained({**rows[0], "action": "odd", "target_id": v}) for v in odd])
     for wanted in (odd, odd[::3], ["NULL"], ["", " "], ["not there", "a,b"], []):
         found = db_session.scalars(
             sa.select(AuditEvent.target_id).where(

@@ -15,6 +15,7 @@ import requests
 from sqlalchemy import create_engine
 
 from common.db import create_db_engine, make_session_factory
+from common.protection import DataKeys, install
 from provincial_node.config import config_from_env as provincial_config_from_env
 from tests.conftest import run_tmis
 from tests.integration.federation import ProvinceNode, _seed_units, province_init_args
@@ -80,7 +81,8 @@ def fed(tmp_path, database_url_factory):
         token = run_tmis("national", "enrol-token", "--province", code, env=nat_env).stdout.strip()
         run_tmis("province", "sync", "enrol", "--token", token, env=env)
         config = provincial_config_from_env(env)
-        node = ProvinceNode(code, env, make_session_factory(create_db_engine(config.database)), None)
+        engine = install(create_db_engine(config.database), DataKeys.load(config.data_key_file))
+        node = ProvinceNode(code, env, make_session_factory(engine), None)
         _seed_units(node)
         provinces[code] = node
     nat_engine = create_engine(nat_env["TMIS_DATABASE_URL"].replace("postgresql://", "postgresql+psycopg://"))

@@ -139,7 +139,11 @@ def _seed_units(node: ProvinceNode) -> None:
             "code,name,level,parent_code,division_code,school_type,urban_rural_type,"
             "sponsor_type,supervisor_code\n" + "\n".join(rows) + "\n",
         )
-        for name, code, role in (("school_info", school, "infoadmin"), ("county_info", county, "infoadmin")):
+        for name, code, role in (
+            ("school_info", school, "infoadmin"),
+            ("school_rev", school, "infoadmin"),  # the school's reviewer: not the entry account (谁填报谁负责)
+            ("county_info", county, "infoadmin"),
+        ):
             acc = accounts.create_account(
                 ctx(s, None),
                 username=f"{name}{p}",
@@ -169,6 +173,6 @@ def effective_teacher(node: ProvinceNode, seq: str, region: str = "440106") -> s
         files.update_group(ctx(s, school), t.id, "JBXX", basic)
         files.update_group(ctx(s, school), t.id, "JBDY", [GOOD_RECORDS["JBDY"]])
         files.submit(ctx(s, school), t.id)
-        review.review(ctx(s, school, province=node.code), t.id, "approve")
+        review.review(ctx(s, node.actors["school_rev"], province=node.code), t.id, "approve")
         review.review(ctx(s, county, province=node.code), t.id, "approve")
         return t.teacher_number

@@ -26,6 +26,11 @@ UNITS_CSV = """code,name,level,parent_code,division_code,school_type,urban_rural
 """
 
 
+def reviewer(name: str) -> str:
+    """The school's reviewer account for the school's entry account (``school1_info`` → ``school1_rev``)."""
+    return name.replace("_info", "_rev") if name.startswith("school") else name
+
+
 @pytest.fixture
 def node() -> str:
     return "province"
@@ -83,6 +88,10 @@ def province(db_session: Session) -> Province:
         "school1_info": ("2144000001", "infoadmin"),
         "school2_info": ("2144000002", "infoadmin"),
         "school3_info": ("3444000003", "infoadmin"),
+        # a second information administrator per school: the reviewer (谁填报谁负责、谁审核谁负责)
+        "school1_rev": ("2144000001", "infoadmin"),
+        "school2_rev": ("2144000002", "infoadmin"),
+        "school3_rev": ("3444000003", "infoadmin"),
     }
     actors = {}
     for name, (code, role) in people.items():

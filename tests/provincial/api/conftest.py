@@ -7,6 +7,7 @@ import pytest
 from common import migrations
 from common.db import make_session_factory, session_scope
 from common.http import runtime_of
+from common.protection import DataKeys
 from provincial_node import MIGRATIONS_DIR
 from provincial_node.accounts import accounts, units
 from provincial_node.app import create_app
@@ -27,6 +28,7 @@ def app(database_url_factory, tmp_path_factory):
         },
         testing=True,
     )
+    DataKeys.generate().save(config.data_key_file)
     app = create_app(config)
     engine = runtime_of(app).engine
     migrations.upgrade(engine, MIGRATIONS_DIR)
@@ -43,6 +45,9 @@ def app(database_url_factory, tmp_path_factory):
             ("s1_admin", "2144000001", "sysadmin"),
             ("s2_info", "2144000002", "infoadmin"),
             ("s3_info", "3444000003", "infoadmin"),
+            ("s1_rev", "2144000001", "infoadmin"),
+            ("p_info", "440000", "infoadmin"),
+            ("lock_me", "3444000003", "infoadmin"),
         ):
             accounts.create_account(
                 ctx(s, None),
@@ -60,7 +65,7 @@ def app(database_url_factory, tmp_path_factory):
 def tokens(app):
     client = app.test_client()
     out = {}
-    for name in ("p_admin", "th_info", "hz_info", "s1_info", "s1_admin", "s2_info", "s3_info"):
+    for name in ("p_admin", "th_info", "hz_info", "s1_info", "s1_admin", "s2_info", "s3_info", "s1_rev", "p_info"):
         t = client.post("/api/v1/auth/login", json={"username": name, "password": PASSWORD}).json["token"]
         r = client.get("/api/v1/teachers", headers={"Authorization": f"Bearer {t}"})
         assert r.status_code == 403 and r.json["details"]["reason"] == "password_change_required"

@@ -140,7 +140,7 @@ def _effective(app, tokens, seq, **over):
     if over:
         b = {**basic(seq), **over}
         assert call(app, tokens, "s1_info", "PUT", f"/api/v1/teachers/{tid}/groups/JBXX", json=b).status_code == 200
-    for who, step in (("s1_info", "submit"), ("s1_info", "review"), ("th_info", "review")):
+    for who, step in (("s1_info", "submit"), ("s1_rev", "review"), ("th_info", "review")):
         r = call(
             app,
             tokens,

@@ -16,6 +16,7 @@ from common.config import DatabaseConfig
 from common.db import create_db_engine, session_scope, storage_error
 from common.errors import StorageBusyError
 from common.http import runtime_of
+from common.protection import DataKeys, install
 from provincial_node import MIGRATIONS_DIR
 from provincial_node.tasks import runner as task_runner
 from provincial_node.tasks.models import Task
@@ -75,6 +76,7 @@ def test_a_write_that_cannot_get_the_lock_answers_503_with_retry_after(app, toke
     teacher = new_file(app, tokens, "803", school="2144000002", who="s2_info")
     rt = runtime_of(app)
     impatient = create_db_engine(DatabaseConfig(str(rt.engine.url), busy_timeout_ms=100))
+    install(impatient, DataKeys.load(rt.config.data_key_file))  # the node's data key, as build_runtime does
     app.extensions["tmis"] = dataclasses.replace(
         rt, engine=impatient, session_factory=rt.session_factory.__class__(bind=impatient, expire_on_commit=False)
     )

@@ -9,6 +9,7 @@ from sqlalchemy import select
 from common import migrations
 from common.config import DatabaseConfig
 from common.db import create_db_engine, make_session_factory
+from common.protection import DataKeys, install
 from provincial_node import MIGRATIONS_DIR
 from provincial_node.accounts.models import Unit
 from provincial_node.db import next_value
@@ -21,7 +22,9 @@ WRITERS, PER_WRITER = 8, 15
 
 def test_outbox_versions_are_gapless_under_concurrent_writers(database_url_factory, dialect):
     pool = {"pool_size": WRITERS + 2} if dialect == "postgresql" else {}
-    engine = create_db_engine(DatabaseConfig(database_url_factory("outbox_concurrency")), **pool)
+    engine = install(
+        create_db_engine(DatabaseConfig(database_url_factory("outbox_concurrency")), **pool), DataKeys.generate()
+    )
     migrations.upgrade(engine, MIGRATIONS_DIR)
     factory = make_session_factory(engine)
     with factory.begin() as s:

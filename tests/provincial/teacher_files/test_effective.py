@@ -22,6 +22,7 @@ from sync_protocol.inbox import InboxMessage
 from sync_protocol.records import RecordOp, record_from_json
 from tests.conftest import REPO
 from tests.factories import GOOD_RECORDS, resident_id
+from tests.provincial.conftest import reviewer
 
 WORKFLOW = ("XRGWLBM", "XRGWDJM", "XRZYJSZWM", "RYZTM")
 
@@ -38,7 +39,7 @@ def _new_file(p, seq="123", school="2144000001", actor="school1_info"):
 def _effective(p, seq="123", school="2144000001", actor="school1_info", county="tianhe_info"):
     t = _new_file(p, seq, school, actor)
     files.submit(p.ctx(actor), t.id)
-    review.review(p.ctx(actor), t.id, "approve")
+    review.review(p.ctx(reviewer(actor)), t.id, "approve")
     review.review(p.ctx(county), t.id, "approve")
     return t
 

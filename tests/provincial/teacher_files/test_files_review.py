@@ -17,7 +17,7 @@ from sync_protocol.identifiers import check_teacher_number
 from sync_protocol.records import record_from_json
 from tests.factories import GOOD_RECORDS, resident_id
 from tests.helpers import ctx
-from tests.provincial.conftest import PASSWORD
+from tests.provincial.conftest import PASSWORD, reviewer
 
 P = "44"
 
@@ -42,7 +42,7 @@ def _new_file(p, school="2144000001", actor="school1_info", seq="123", **over):
 
 def _to_effective(p, t, school_actor="school1_info", county_actor="tianhe_info"):
     files.submit(p.ctx(school_actor), t.id)
-    review.review(p.ctx(school_actor, province=P), t.id, "approve")
+    review.review(p.ctx(reviewer(school_actor), province=P), t.id, "approve")
     review.review(p.ctx(county_actor, province=P), t.id, "approve")
     return t
 
@@ -73,6 +73,15 @@ def test_registration_assigns_a_valid_teacher_number_and_refuses_duplicates(prov
             province.units["2144000002"].id,
             {"XM": "重复", "SFZJLXM": "1", "SFZJH": t.doc_number.lower()},
         )
+    # another school learns only that the person is on file in the province, not where or under which number
+    assert exc.value.details == {"reason": "duplicate_identity"}
+    assert t.teacher_number not in exc.value.message
+    with pytest.raises(ConflictError) as exc:  # a file in the caller's own scope is named
+        files.register_teacher(
+            province.ctx("school1_info", province=P),
+            province.units["2144000001"].id,
+            {"XM": "重复", "SFZJLXM": "1", "SFZJH": t.doc_number},
+        )
     assert exc.value.details["teacher_number"] == t.teacher_number
     assert exc.value.details["unit_code"] == "2144000001"
 
@@ -85,7 +94,7 @@ def test_full_review_chain_to_effective_and_outbox(province):
     assert t.status == "submitted"
     with pytest.raises(PermissionDeniedError):  # the county cannot skip the school
         review.review(province.ctx("tianhe_info", province=P), t.id, "approve")
-    review.review(province.ctx("school1_info", province=P), t.id, "approve")
+    review.review(province.ctx("school1_rev", province=P), t.id, "approve")
     assert t.status == "school_approved" and _outbox(province) == []
     review.review(province.ctx("tianhe_info", province=P), t.id, "approve")
     assert t.status == "effective" and t.file_version == 1
@@ -122,7 +131,7 @@ def test_city_review_when_the_province_configures_it(province):
 def test_rejection_returns_the_file_with_its_reason(province):
     t = _new_file(province)
     files.submit(province.ctx("school1_info"), t.id)
-    review.review(province.ctx("school1_info", province=P), t.id, "approve")
+    review.review(province.ctx("school1_rev", province=P), t.id, "approve")
     with pytest.raises(ValidationError):
         review.review(province.ctx("tianhe_info", province=P), t.id, "reject")
     review.review(province.ctx("tianhe_info", province=P), t.id, "reject", "最高学历与学习经历不符")

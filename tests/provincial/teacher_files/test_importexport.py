@@ -136,7 +136,7 @@ def test_export_is_audited_and_needs_a_reason(province):
     )
     for t in s.query(Teacher).all():
         files.submit(ctx(s, province.actor("school1_info")), t.id)
-    review.bulk_approve(ctx(s, province.actor("school1_info"), province=P))
+    review.bulk_approve(ctx(s, province.actor("school1_rev"), province=P))
     review.bulk_approve(ctx(s, province.actor("tianhe_info"), province=P))
     with pytest.raises(ValidationError):
         importexport.export_unit(ctx(s, province.actor("tianhe_query")), province.units["440106"].id, "")
@@ -187,7 +187,7 @@ def _effective_teacher(province, seq="501"):
     files.update_group(clerk, t.id, "NDKH", [{"KHND": 2023, "KHJGM": "1"}])
     files.update_group(clerk, t.id, "GNPX", [{**GOOD_RECORDS["GNPX"], "PXND": 2023}])
     files.submit(clerk, t.id)
-    review.review(province.ctx("school1_info"), t.id, "approve")
+    review.review(province.ctx("school1_rev"), t.id, "approve")
     review.review(province.ctx("tianhe_info"), t.id, "approve")
     assert t.status == "effective"
     return t

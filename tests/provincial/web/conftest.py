@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from common import migrations
 from common.db import session_scope
+from common.protection import DataKeys
 from provincial_node import MIGRATIONS_DIR
 from provincial_node.accounts import accounts, units
 from provincial_node.accounts.access import actor_for
@@ -94,6 +95,7 @@ def site(database_url_factory, tmp_path_factory) -> Site:
         },
         testing=True,
     )
+    DataKeys.generate().save(config.data_key_file)
     app = create_app(config)
     rt = runtime(app)
     migrations.upgrade(rt.engine, MIGRATIONS_DIR)
@@ -113,6 +115,13 @@ def site(database_url_factory, tmp_path_factory) -> Site:
             )
             acc.must_change_password = False
             made[name] = actor_for(db, acc)
+        # the school's reviewer, a second information administrator (谁填报谁负责、谁审核谁负责); not in PEOPLE
+        rev = accounts.create_account(
+            ctx(db), username="school_rev", real_name="school_rev", unit=db.get(Unit, s.ids["2144000001"]),
+            role="infoadmin", password=PASSWORD,
+        )  # fmt: skip
+        rev.must_change_password = False
+        made["school_rev"] = actor_for(db, rev)
         school, county = made["school_info"], made["county_info"]
         # a draft, a submitted file, an effective one (with a teacher account), one at the other county's school
         t_draft = files.register_teacher(
@@ -129,7 +138,7 @@ def site(database_url_factory, tmp_path_factory) -> Site:
         )
         files.update_group(ctx(db, school), t_eff.id, "JBXX", basic("503"))
         files.submit(ctx(db, school), t_eff.id)
-        review.review(ctx(db, school), t_eff.id, "approve")
+        review.review(ctx(db, made["school_rev"]), t_eff.id, "approve")
         review.review(ctx(db, county), t_eff.id, "approve")
         acc = self_service.create_teacher_account(
             ctx(db, made["school_admin"]),

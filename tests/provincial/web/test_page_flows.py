@@ -15,7 +15,7 @@ from common.db import session_scope
 from provincial_node.context import runtime
 from provincial_node.tasks.runner import run_pending
 from provincial_node.teacher_files.models import ChangeRequest, Teacher
-from tests.factories import GOOD_RECORDS
+from tests.factories import GOOD_RECORDS, resident_id
 from tests.provincial.web.conftest import basic, csrf_of, post
 
 JBXX_WORKFLOW = ("XRGWLBM", "XRGWDJM", "XRZYJSZWM", "RYZTM")
@@ -114,7 +114,7 @@ def test_submitting_an_incomplete_file_lists_what_is_missing(site):
 
 
 def test_review_reject_needs_a_reason_and_then_returns_the_file(site):
-    reviewer = site.client("school_info")  # the school's review step
+    reviewer = site.client("school_rev")  # the school's review step: not the account that entered it
     tid = site.teachers["submitted"]
     r = post(reviewer, f"/review/{tid}", {"decision": "reject", "reason": ""}, token_from=f"/review/{tid}")
     assert r.status_code == 302 and _teacher(site, tid).status == "submitted"
@@ -153,9 +153,19 @@ def test_a_change_request_is_made_by_the_school_and_decided_by_the_county(site):
 
 def test_creating_an_account_with_a_weak_password_says_which_field(site):
     admin = site.client("school_admin")
-    form = {"username": "clerk9", "real_name": "新信息员", "unit_id": str(site.ids["2144000001"]), "role": "query"}
-    r = post(admin, "/accounts/new", {**form, "password": "123"}, token_from="/accounts/new")
-    assert r.status_code == 422 and field_error(r.text, "password")
+    form = {
+        "username": "clerk9",
+        "real_name": "新信息员",
+        "unit_id": str(site.ids["2144000001"]),
+        "role": "query",
+        "id_number": resident_id("440106", "19900101", "123"),
+        "phone": "13800138000",
+    }
+    r = post(admin, "/accounts/new", {**form, "password": "Passw0rd"}, token_from="/accounts/new")
+    assert r.status_code == 422
+    assert "长度" in field_error(r.text, "password") and "常见" in field_error(r.text, "password")  # every reason
+    r = post(admin, "/accounts/new", {**form, "id_number": "440106199001011230"}, token_from="/accounts/new")
+    assert r.status_code == 422 and field_error(r.text, "id_number")  # real-name data is checked
     r = post(admin, "/accounts/new", {**form, "password": "Clerk-pass-2026x"}, token_from="/accounts/new")
     assert r.status_code == 302
     assert "clerk9" in admin.get("/accounts").text
@@ -281,4 +291,4 @@ def test_the_school_admin_opens_a_teacher_account_matching_the_file(site):
     assert r.status_code == 422 and "本校没有" in field_error(r.text, "teacher_number")
     r = post(admin, page, {**form, "gender": basic("502")["XBM"]}, token_from=page)
     assert r.status_code == 302
-    assert t.doc_number in admin.get("/accounts").text
+    assert t.teacher_number in admin.get("/accounts").text  # the login name is the teacher number
