@@ -33,6 +33,7 @@ import socket
 import subprocess
 import sys
 import time
+import traceback
 from pathlib import Path
 from typing import ClassVar
 
@@ -231,7 +232,7 @@ def seed_province(code: str, url: str, n: int) -> list[tuple[str, str]]:
             gwpr, zyjs = synthetic.posts(rng)
             api.put(f"/teachers/{t['id']}/groups/GWPR", gwpr)
             api.put(f"/teachers/{t['id']}/groups/ZYJSZWPR", zyjs)
-        if school[0] == first and len(drafts) > 4:
+        if school[0] == first and len(drafts) >= 7:  # three stay effective: one moves to 11, a change, an account
             kept, drafts = drafts[-4:], drafts[:-4]  # left in the queues below
         for t in drafts:
             api.post(f"/teachers/{t['id']}/submit")
@@ -459,6 +460,8 @@ def main() -> int:
         return 0
     except Exception as e:  # report any failed step and exit non-zero
         print(f"\nDEMO FAILED: {e}", file=sys.stderr)
+        if os.environ.get("TMIS_DEMO_TRACEBACK"):
+            traceback.print_exc()
         return 1
     finally:
         stop_all()

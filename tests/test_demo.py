@@ -13,7 +13,7 @@ from tests.conftest import REPO
 @pytest.mark.slow  # multi-process: a national node and two provincial nodes as real servers
 def test_demo_once(tmp_path):
     proc = subprocess.run(
-        [sys.executable, str(REPO / "scripts" / "demo.py"), "--once", "--data-dir", str(tmp_path), "--teachers", "5"],
+        [sys.executable, str(REPO / "scripts" / "demo.py"), "--once", "--data-dir", str(tmp_path), "--teachers", "8"],
         capture_output=True,
         text=True,
         timeout=300,
