@@ -212,13 +212,60 @@ def tune_gc_for_batches() -> None:
     gc.set_threshold(GC_GEN0_THRESHOLD, 20, 20)
 
 
-def serve_wsgi(app: Any, host: str, port: int, threads: int = 8) -> None:
-    """Serve a Flask app with waitress (production WSGI server; never the Flask development server)."""
-    from waitress import serve
+def serve_wsgi(
+    app: Any, host: str, port: int, threads: int = 8, *, max_body: int | None = None, too_large_code: str = ""
+) -> None:
+    """Serve a Flask app with waitress (production WSGI server; never the Flask development server).
 
+    ``max_body``: a request whose declared ``Content-Length`` reaches it is refused by the server before the
+    body is read (a chunked body, once that much arrived) — 413 with the JSON error body and ``too_large_code``,
+    like every other error of the node."""
     tune_gc_for_batches()
     click.echo(f"serving on http://{host}:{port}/ (waitress, {threads} threads); Ctrl-C stops", err=True)
-    serve(app, host=host, port=port, threads=threads, ident="tmis", clear_untrusted_proxy_headers=True)
+    make_wsgi_server(app, host, port, threads, max_body=max_body, too_large_code=too_large_code).run()
+
+
+def make_wsgi_server(
+    app: Any, host: str, port: int, threads: int = 8, *, max_body: int | None = None, too_large_code: str = ""
+) -> Any:
+    """The waitress server :func:`serve_wsgi` runs (bound, not yet running)."""
+    from waitress.server import create_server
+
+    kw: dict[str, Any] = {"threads": threads, "ident": "tmis", "clear_untrusted_proxy_headers": True}
+    if max_body is not None:
+        kw["max_request_body_size"] = max_body + 1  # waitress refuses a length >= its maximum
+    server = create_server(app, host=host, port=port, **kw)
+    server.channel_class = _json_error_channel(too_large_code or "payload_too_large", max_body)
+    return server
+
+
+def _json_error_channel(code: str, limit: int | None) -> Any:
+    """A waitress channel whose own error answers (body too large, bad request line) use the tmis JSON error
+    contract instead of plain text."""
+    from waitress.channel import HTTPChannel
+    from waitress.task import ErrorTask
+    from waitress.utilities import RequestEntityTooLarge
+
+    from common.errors import ErrorCode, error_body
+
+    class JsonErrorTask(ErrorTask):
+        def execute(self) -> None:
+            e = self.request.error
+            if isinstance(e, RequestEntityTooLarge):
+                body = error_body(code, 413, f"request body above {limit} bytes", {"limit": limit})
+            else:
+                body = error_body(ErrorCode.BAD_REQUEST, int(e.code), e.reason, {})
+            data = json.dumps(body, ensure_ascii=False).encode()
+            self.status = f"{e.code} {e.reason}"
+            self.response_headers.append(("Content-Type", "application/json"))
+            self.set_close_on_finish()
+            self.content_length = len(data)
+            self.write(data)
+
+    class JsonErrorChannel(HTTPChannel):
+        error_task_class = JsonErrorTask
+
+    return JsonErrorChannel
 
 
 def main() -> None:

@@ -66,6 +66,8 @@ from sync_protocol.transfer import sign_transfer_message
 from sync_protocol.trust import TrustMetadata
 
 logger = logging.getLogger(__name__)
+BATCH_TYPE = "application/vnd.tmis.batch.v1"  # docs/protocol.md §14.4
+TRANSFER_TYPE = "application/vnd.tmis.transfer-message.v1+json"
 Progress = Callable[[str, int, int], None]
 
 
@@ -117,11 +119,13 @@ class SyncClient:
         self._verified: TrustMetadata | None = None
 
     # ------------------------------------------------------------------------------------------ transport
-    def _call(self, method: str, path: str, body: bytes = b"", signed: bool = True) -> dict[str, Any]:
+    def _call(
+        self, method: str, path: str, body: bytes = b"", signed: bool = True, content_type: str = "application/json"
+    ) -> dict[str, Any]:
         attempt = 0
         while True:
             attempt += 1
-            headers = {"Content-Type": "application/json"}
+            headers = {"Content-Type": content_type}
             if signed:  # signed anew for every attempt: a nonce is used once
                 headers.update(sign_request(self.signer, self.settings.province, method, path, body))
             try:
@@ -267,7 +271,7 @@ class SyncClient:
             return batch.data, batch.batch_hash, batch.version_to - batch.version_from + 1
 
     def _send_batch(self, data: bytes) -> dict[str, Any]:
-        return self._call("POST", f"/api/v1/provinces/{self.settings.province}/batches", data)
+        return self._call("POST", f"/api/v1/provinces/{self.settings.province}/batches", data, content_type=BATCH_TYPE)
 
     def _settle(self, item: tuple[int, bytes, str, int, Future[dict[str, Any]]], stats: RoundStats) -> None:
         """Wait for one batch's answer (in sequence), check its receipt and store it."""
@@ -326,7 +330,9 @@ class SyncClient:
                 m = s.get(UpwardMessage, mid)
                 data, message_hash = sign_transfer_message(m.payload, self.signer), m.message_hash
             try:
-                payload = self._call("POST", f"/api/v1/provinces/{self.settings.province}/transfers", data)
+                payload = self._call(
+                    "POST", f"/api/v1/provinces/{self.settings.province}/transfers", data, content_type=TRANSFER_TYPE
+                )
             except SyncError as e:
                 if not 400 <= int(e.details.get("status", 0)) < 500:
                     raise
