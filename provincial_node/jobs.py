@@ -19,8 +19,8 @@ from common.db import session_scope
 from common.keyfile import read_private_key
 from common.transport import RequestsTransport, Transport
 from provincial_node.context import ProvinceContext, ProvinceRuntime
+from provincial_node.sync.keys import KeyRing
 from provincial_node.sync.round import SyncClient, SyncSettings
-from sync_protocol.keys import Signer
 
 logger = logging.getLogger(__name__)
 
@@ -36,12 +36,20 @@ class Job:
 
 
 def make_sync_client(runtime: ProvinceRuntime, transport: Transport | None = None, **settings: Any) -> SyncClient:
-    """The node's sync client: its signing key, the national node's URL, the configured batch settings
-    (``settings`` overrides them, e.g. in tests)."""
+    """The node's sync client: its signing keys (read anew for every client, so a key added by
+    ``tmis province keys rotate`` is used from the next round on), the national node's URL, the configured batch
+    settings (``settings`` overrides them, e.g. in tests)."""
     config = runtime.config
-    signer = Signer.from_pem(read_private_key(config.signing_key_path))
-    base = SyncSettings(config.province_code, batch_size=config.sync_batch_size, push_window=config.sync_push_window)
-    return SyncClient(runtime, transport or RequestsTransport(config.national_url), signer, replace(base, **settings))
+    ring = KeyRing.load(config.signing_key_path)
+    if not ring.signers:
+        read_private_key(config.signing_key_path)  # raises the configuration error naming the missing file
+    base = SyncSettings(
+        config.province_code,
+        batch_size=config.sync_batch_size,
+        push_window=config.sync_push_window,
+        key_path=config.signing_key_path,
+    )
+    return SyncClient(runtime, transport or RequestsTransport(config.national_url), ring, replace(base, **settings))
 
 
 def sync_job(runtime: ProvinceRuntime) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import click
+from sqlalchemy import select
 from tqdm import tqdm
 
 from common.cli import tune_gc_for_batches
@@ -13,8 +14,10 @@ from common.db import session_scope, utcnow
 from provincial_node.cli import _runtime
 from provincial_node.jobs import make_sync_client
 from provincial_node.sync import status as sync_status
-from provincial_node.sync.models import RoundStatus, RoundTrigger
+from provincial_node.sync.keys import SHORT_ID, KeyRing, create_key, unenrolled_newest
+from provincial_node.sync.models import RoundStatus, RoundTrigger, TrustDoc
 from provincial_node.sync.round import SyncClient
+from provincial_node.sync.trust import trust_chain
 
 
 def _client(ctx: click.Context) -> SyncClient:
@@ -108,4 +111,55 @@ def sync_parked(ctx: click.Context, resolve_id: int | None) -> None:
     click.echo(f"{len(rows)} parked record(s) open")
 
 
-COMMANDS = (sync,)
+@click.group()
+def keys() -> None:
+    """This node's signing keys (签名密钥): list them, rotate to a new one."""
+
+
+@keys.command("list")
+@click.pass_context
+def keys_list(ctx: click.Context) -> None:
+    """The keys of this node's ring, oldest first: short id, whether the newest trust version lists it, which
+    one signs (the newest listed), and its file."""
+    config = _runtime.config(ctx, require_code=True)
+    ring = KeyRing.load(config.signing_key_path)
+    rt = _runtime.runtime(ctx, config)
+    with rt.session_factory() as s:
+        trust = trust_chain(s)[-1] if s.scalar(select(TrustDoc.version).limit(1)) else None
+    listed = ring.listed(trust, config.province_code) if trust else []
+    current = listed[-1] if listed else None
+    for signer, path in zip(ring.signers, ring.paths, strict=True):
+        state = "signs" if signer is current else ("listed" if signer in listed else "not listed")
+        click.echo(f"{signer.keyid[:SHORT_ID]}  {state:<10}  {path}")
+    click.echo(f"trust version {trust.version if trust else '-'}; {len(listed)} of {len(ring.signers)} key(s) listed")
+
+
+@keys.command("rotate")
+@click.option("--token", required=True, help="one-time enrolment token from the ministry operator")
+@click.pass_context
+def keys_rotate(ctx: click.Context, token: str) -> None:
+    """Create a new signing key and enrol it at the national node with a one-time token (routine rotation, and
+    the recovery from a revoked or compromised key). The next round signs with it and re-signs every batch
+    built but not yet accepted; the old key stays listed until the ministry revokes it."""
+    client = _client(ctx)
+    config = _runtime.config(ctx)
+    with client.factory() as s:
+        trust = trust_chain(s)[-1] if s.scalar(select(TrustDoc.version).limit(1)) else None
+    if trust is None:
+        raise click.UsageError("this node is not enrolled yet: `tmis province sync enrol --token …` first")
+    signer = unenrolled_newest(client.ring, trust, config.province_code)  # a rotation that did not get through
+    if signer is None:
+        signer = create_key(config.signing_key_path, utcnow())
+    trust = client.enrol(token, signer)
+    old = [s.keyid[:SHORT_ID] for s in client.ring.listed(trust, config.province_code) if s is not signer]
+    click.echo(
+        f"new key {signer.keyid[:SHORT_ID]} enrolled; trust version {trust.version}; it signs from the next round"
+    )
+    if old:
+        click.echo(
+            f"the old key(s) {', '.join(old)} stay listed until the ministry revokes them: "
+            f"`tmis national keys revoke --key-id {old[0]} --reason …`"
+        )
+
+
+COMMANDS = (sync, keys)

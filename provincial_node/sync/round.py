@@ -30,6 +30,7 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
@@ -40,8 +41,9 @@ from common.db import utcnow
 from common.errors import ErrorCode, SyncError, TmisError, TransportError
 from common.transport import Transport
 from provincial_node.context import ProvinceRuntime
-from provincial_node.sync import outbox
+from provincial_node.sync import keys, outbox
 from provincial_node.sync.inbox_handlers import InboxDispatch
+from provincial_node.sync.keys import KeyRing
 from provincial_node.sync.models import (
     BatchStatus,
     InboxReceived,
@@ -80,6 +82,7 @@ class SyncSettings:
     backoff_base: float = 0.5
     backoff_cap: float = 30.0
     sleep: Callable[[float], None] = time.sleep
+    key_path: Path | None = None  # the ring is read again from here at the start of every round (keys.KeyRing)
 
 
 @dataclass
@@ -90,6 +93,7 @@ class RoundStats:
     records: int = 0
     bytes_sent: int = 0
     messages: int = 0
+    resigned: list[int] = field(default_factory=list)  # built batches re-signed with the current key
     timings: dict[str, float] = field(default_factory=dict)
     errors: list[dict[str, Any]] = field(default_factory=list)
 
@@ -108,11 +112,14 @@ class SyncClient:
     """Runs sync rounds for one province: ``runtime`` gives the database, the catalogue version (the batches'
     schema version), and the areas' inbox handlers."""
 
-    def __init__(self, runtime: ProvinceRuntime, transport: Transport, signer: Signer, settings: SyncSettings) -> None:
+    def __init__(
+        self, runtime: ProvinceRuntime, transport: Transport, signer: Signer | KeyRing, settings: SyncSettings
+    ) -> None:
         self.runtime = runtime
         self.factory = runtime.session_factory
         self.transport = transport
-        self.signer = signer
+        self.ring = signer if isinstance(signer, KeyRing) else KeyRing.of(signer)
+        self.signer = self.ring.newest()  # the current key is chosen again at the start of every round (_keys)
         self.settings = settings
         self.schema_version = runtime.catalogue.version
         self.dispatch: InboxDispatch = runtime.inbox or InboxDispatch()
@@ -120,7 +127,13 @@ class SyncClient:
 
     # ------------------------------------------------------------------------------------------ transport
     def _call(
-        self, method: str, path: str, body: bytes = b"", signed: bool = True, content_type: str = "application/json"
+        self,
+        method: str,
+        path: str,
+        body: bytes = b"",
+        signed: bool = True,
+        content_type: str = "application/json",
+        retry: bool = True,
     ) -> dict[str, Any]:
         attempt = 0
         while True:
@@ -139,7 +152,7 @@ class SyncClient:
                     )
                 return payload
             except TransportError as e:
-                if attempt >= self.settings.max_attempts or not e.details.get("retryable"):
+                if not retry or attempt >= self.settings.max_attempts or not e.details.get("retryable"):
                     raise
                 delay = min(self.settings.backoff_cap, self.settings.backoff_base * 2 ** (attempt - 1))
                 delay *= random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not security
@@ -147,19 +160,23 @@ class SyncClient:
                 self.settings.sleep(delay)
 
     # ----------------------------------------------------------------------------------------------- enrol
-    def enrol(self, token: str) -> TrustMetadata:
+    def enrol(self, token: str, signer: Signer | None = None) -> TrustMetadata:
+        """Enrol a key (``signer``, default this node's newest) with a one-time token from the ministry: the
+        first key, or a new key of ``tmis province keys rotate``. Stores every trust version the answer carries;
+        from the next round on the newest listed key signs (:mod:`.keys`)."""
+        signer = signer or self.ring.newest()
         body = json.dumps(
             {
                 "province": self.settings.province,
                 "token": token,
-                "public_key": base64.b64encode(self.signer.public.raw).decode(),
+                "public_key": base64.b64encode(signer.public.raw).decode(),
             }
         ).encode()
         payload = self._call("POST", "/api/v1/enrol", body, signed=False)
         docs = [encode_envelope(envelope_from_json(d)) for d in payload["trust"]]
         with self.factory.begin() as s:
             trust = store_trust(s, docs)
-        if self.signer.keyid not in trust.province_keys(self.settings.province).keys:
+        if signer.keyid not in trust.province_keys(self.settings.province).keys:
             raise SyncError("the national node did not list this node's key for the province")
         return trust
 
@@ -173,6 +190,7 @@ class SyncClient:
         stats = RoundStats()
         status = RoundStatus.OK
         phases = (
+            ("keys", self._keys),  # trust versions fetched, the current key chosen, pending batches re-signed
             ("build", self._build),
             ("push", self._push),
             ("messages", self._push_messages),
@@ -186,7 +204,7 @@ class SyncClient:
             except (TmisError, ProtocolError) as e:
                 stats.error(phase, e)
                 stats.timings[phase] = round(time.monotonic() - started, 3)
-                if phase in ("build", "push"):
+                if phase in ("keys", "build", "push"):
                     status = RoundStatus.FAILED
                     break
                 status = RoundStatus.PARTIAL
@@ -200,6 +218,24 @@ class SyncClient:
                 setattr(rnd, k, v)
         with self.factory() as s:
             return s.get(SyncRound, round_id)
+
+    def _keys(self, stats: RoundStats, progress: Progress | None) -> None:
+        """Fetch the trust versions (a rotation or revocation is known before anything is signed), choose the
+        current key, and re-sign what was built but not accepted with it (:mod:`.keys`)."""
+        try:
+            docs = self._call("GET", "/api/v1/trust", signed=False, retry=False)["trust"]
+        except TransportError as e:  # offline: build with the stored trust; the push says what failed
+            logger.warning("trust versions not fetched (%s); using the stored ones", e)
+            docs = []
+        if self.settings.key_path is not None:  # a key added by `keys rotate` since the last round
+            self.ring = KeyRing.load(self.settings.key_path)
+        with self.factory.begin() as s:
+            trust = store_trust(s, [encode_envelope(envelope_from_json(d)) for d in docs]) if docs else self._trust(s)
+            self.signer = self.ring.current(trust, self.settings.province)
+            resigned = keys.resign_pending(s, self.signer)
+        if resigned:
+            logger.info("re-signed built batches %s with key %s", resigned, self.signer.keyid[: keys.SHORT_ID])
+            stats.resigned = resigned
 
     def _build(self, stats: RoundStats, progress: Progress | None) -> None:
         while True:
