@@ -185,13 +185,17 @@ def db_group(migrations_dir: Path, load_config: Callable[[dict[str, str]], Any])
     return db
 
 
-def configure_logging(level: str) -> None:
-    """Log to stderr at TMIS_LOG_LEVEL with UTC timestamps (servers only; library code just logs)."""
+def configure_logging(level: str, fmt: str = "text") -> None:
+    """Log to stderr at TMIS_LOG_LEVEL with UTC timestamps and each line's request id; ``fmt`` json writes one
+    JSON object per line (TMIS_LOG_FORMAT; servers only; library code just logs)."""
     import logging
     import time
 
+    from common.metrics import configure_log_format
+
     logging.Formatter.converter = time.gmtime
     logging.basicConfig(level=level, format="%(asctime)sZ %(levelname)s %(name)s: %(message)s", force=True)
+    configure_log_format(fmt)
 
 
 GC_GEN0_THRESHOLD = 50_000

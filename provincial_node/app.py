@@ -15,6 +15,7 @@ from provincial_node import MIGRATIONS_DIR, areas
 from provincial_node.api import register_api
 from provincial_node.config import ProvincialConfig
 from provincial_node.context import ProvinceRuntime, Settings
+from provincial_node.sync import metrics as sync_metrics
 from provincial_node.teacher_files.custom_fields import catalogue_for
 
 
@@ -41,7 +42,13 @@ def create_app(config: ProvincialConfig, runtime: ProvinceRuntime | None = None)
         return {"province_code": config.province_code}
 
     app = create_base_app(
-        __name__, node="province", runtime=rt, migrations_dir=MIGRATIONS_DIR, extra_health=health_extra
+        __name__,
+        node="province",
+        runtime=rt,
+        migrations_dir=MIGRATIONS_DIR,
+        extra_health=health_extra,
+        collectors=[sync_metrics.collector(rt)],
+        checks=sync_metrics.checks(rt),
     )
     register_api(app, areas.blueprints(), f"tmis provincial node {config.province_code}")
     return app

@@ -9,6 +9,7 @@ A job logs its failure and never kills the scheduler.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -17,6 +18,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from common.db import session_scope
 from common.keyfile import read_private_key
+from common.metrics import observe_job
 from common.transport import RequestsTransport, Transport
 from provincial_node.context import ProvinceContext, ProvinceRuntime
 from provincial_node.sync.keys import KeyRing
@@ -53,23 +55,30 @@ def make_sync_client(runtime: ProvinceRuntime, transport: Transport | None = Non
 
 
 def sync_job(runtime: ProvinceRuntime) -> None:
+    started, ok = time.monotonic(), False
     try:
         rnd = make_sync_client(runtime).run_round("schedule")
+        ok = rnd.status == "ok"
         logger.info("sync round %s: %s (%s batches, %s records)", rnd.id, rnd.status, rnd.batches, rnd.records)
     except Exception:  # a scheduled job must log, never kill the scheduler
         logger.exception("sync round failed")
+    finally:
+        observe_job("sync", time.monotonic() - started, ok)
 
 
 def run_job(runtime: ProvinceRuntime, job: Job) -> Any:
     """Run one area job now, in its own transaction, as the node itself."""
+    started = time.monotonic()
     try:
         with session_scope(runtime.session_factory) as s:
             result = job.run(runtime.context(s))
         if result:
             logger.info("job %s: %s", job.id, result)
+        observe_job(job.id, time.monotonic() - started, True)
         return result
     except Exception:  # a scheduled job must log, never kill the scheduler
         logger.exception("job %s failed", job.id)
+        observe_job(job.id, time.monotonic() - started, False)
         return None
 
 

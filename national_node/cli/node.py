@@ -24,7 +24,7 @@ def serve(ctx: click.Context, threads: int) -> None:
     """Serve the node's API with waitress on TMIS_BIND (default 127.0.0.1:8000); expire overdue transfer
     requests hourly."""
     rt = _runtime.runtime(ctx)
-    configure_logging(rt.config.log_level)
+    configure_logging(rt.config.log_level, rt.config.log_format)
     app = create_app(rt.config, rt)
     scheduler = start_scheduler(rt)
     try:

@@ -24,7 +24,7 @@ def serve(ctx: click.Context, threads: int) -> None:
     config = _runtime.config(ctx)
     if not config.province_code:
         raise click.UsageError("TMIS_PROVINCE_CODE is required to serve a provincial node")
-    configure_logging(config.log_level)
+    configure_logging(config.log_level, config.log_format)
     rt = _runtime.runtime(ctx, config)
     app = create_app(config, rt)
     scheduler = start_scheduler(rt, areas.jobs())
