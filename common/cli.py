@@ -115,7 +115,8 @@ def open_engine(ctx: click.Context, database: Any) -> Any:
 
 
 def db_group(migrations_dir: Path, load_config: Callable[[dict[str, str]], Any]) -> click.Group:
-    """The ``db`` sub-group of a node: upgrade, current, check (drift between models and migrations)."""
+    """The ``db`` sub-group of a node: upgrade, current, check (drift between models and migrations), backup,
+    restore."""
 
     @click.group("db")
     def db() -> None:
@@ -164,6 +165,34 @@ def db_group(migrations_dir: Path, load_config: Callable[[dict[str, str]], Any])
                 click.echo(f"drift: {d}", err=True)
             raise click.ClickException(f"{len(diffs)} difference(s) between models and migrations")
         click.echo("no drift: models match the migrations")
+
+    @db.command("backup")
+    @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path))
+    @click.pass_context
+    def backup_cmd(ctx: click.Context, output: Path) -> None:
+        """Back up the node's database while it runs (SQLite online backup; PostgreSQL: pg_dump). Key files are
+        not included: back them up separately (docs/operations.md)."""
+        from common import backup
+
+        config = load_config(ctx.obj["env"])
+        how = backup.backup(config.database, output)
+        click.echo(f"backup written to {output} ({how}, {output.stat().st_size} bytes)")
+
+    @db.command("restore")
+    @click.argument("source", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+    @click.option("--yes", is_flag=True, help="confirm: the database is replaced (stop the node first)")
+    @click.pass_context
+    def restore_cmd(ctx: click.Context, source: Path, yes: bool) -> None:
+        """Replace the node's database with a backup (stop the node first). A provincial node restored from a
+        backup older than what the national node accepted repairs itself on its next round and prints a
+        recovery report (docs/operations.md)."""
+        from common import backup
+
+        if not yes:
+            raise click.UsageError("restoring replaces the database: stop the node, then run again with --yes")
+        config = load_config(ctx.obj["env"])
+        how = backup.restore(config.database, source)
+        click.echo(f"database restored from {source} ({how}); start the node, then run a sync round")
 
     @db.command("revision")
     @click.option("-m", "--message", required=True, help="what the migration does")

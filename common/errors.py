@@ -66,6 +66,9 @@ class ErrorCode(enum.StrEnum):
     PROTOCOL_ALREADY_ACCEPTED = "protocol_already_accepted"
     PROTOCOL_TRANSFER_STATE = "protocol_transfer_state"
     PROTOCOL_TRANSFER_OWNER = "protocol_transfer_owner"
+    # reconciliation and recovery (reported by a sync round, never an HTTP answer)
+    RECONCILIATION_MISMATCH = "reconciliation_mismatch"
+    RESTORED_FROM_BACKUP = "restored_from_backup"
 
 
 class TmisError(Exception):

@@ -26,6 +26,7 @@ from sync_protocol.transfer import MAX_TRANSFER_MESSAGE_BYTES
 
 SMALL_BODY_BYTES = 64 * 1024  # inbox acks, digests and every other small JSON body
 TRANSFER_BODY_BYTES = MAX_TRANSFER_MESSAGE_BYTES + 4096  # payload limit + the envelope around it
+BUCKET_BODY_BYTES = 1024 * 1024  # one digest bucket's leaves (sync_protocol.digest.MAX_BUCKET_LEAVES)
 
 
 def body_limit(endpoint: str | None) -> int:
@@ -34,6 +35,8 @@ def body_limit(endpoint: str | None) -> int:
         return runtime_of(current_app).config.max_batch_bytes
     if endpoint == "transfers.TransferMessages":
         return TRANSFER_BODY_BYTES
+    if endpoint == "reconcile.DigestBucket":
+        return BUCKET_BODY_BYTES
     return SMALL_BODY_BYTES
 
 

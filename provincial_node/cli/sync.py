@@ -13,11 +13,13 @@ from common.cli import tune_gc_for_batches
 from common.db import session_scope, utcnow
 from provincial_node.cli import _runtime
 from provincial_node.jobs import make_sync_client
+from provincial_node.sync import recovery
 from provincial_node.sync import status as sync_status
 from provincial_node.sync.keys import SHORT_ID, KeyRing, create_key, unenrolled_newest
 from provincial_node.sync.models import RoundStatus, RoundTrigger, TrustDoc
 from provincial_node.sync.round import SyncClient
 from provincial_node.sync.trust import trust_chain
+from provincial_node.teacher_files import resync
 
 
 def _client(ctx: click.Context) -> SyncClient:
@@ -61,8 +63,27 @@ def sync_run(ctx: click.Context) -> None:
         f"round {rnd.id}: {rnd.status}; {rnd.batches} batches, {rnd.records} records, {rnd.bytes_sent} bytes, "
         f"{rnd.messages} messages; timings {rnd.timings}"
     )
+    notes = rnd.notes or {}
+    if notes.get("resigned"):
+        click.echo(f"  re-signed with the current key: batches {notes['resigned']}")
+    recovered = notes.get("recovery") or {}
+    if recovered.get("adopted"):
+        click.echo(f"  adopted the national node's batches {recovered['adopted']} (this database lacked them)")
+    reconciled = notes.get("reconcile") or {}
+    if reconciled.get("match"):
+        click.echo(f"  reconciliation: {reconciled['leaves']} teachers match the national store")
+    elif reconciled.get("skipped"):
+        click.echo(f"  reconciliation skipped: {reconciled['skipped']}")
     for e in rnd.errors:
         click.echo(f"  error in {e['phase']}: [{e['code']}] {e['message']}", err=True)
+    if recovered.get("lost_edits"):
+        _print_recovery(ctx)
+    for d in reconciled.get("differing", []):
+        click.echo(
+            f"  differs: {d['teacher_number']} province version {d['province_version']}, national version "
+            f"{d['national_version']}",
+            err=True,
+        )
     if rnd.status != RoundStatus.OK:  # failed, or partial (pushed but the inbox pull failed): scripts should notice
         ctx.exit(1)
 
@@ -105,10 +126,84 @@ def sync_parked(ctx: click.Context, resolve_id: int | None) -> None:
             sync_status.resolve_parked(s, resolve_id, utcnow())
         rows = sync_status.open_parked(s)
         for r in rows:
+            outcome = sync_status.parked_outcome(s, r)
             click.echo(
                 f"{r.id:>5} batch {r.batch_seq} version {r.version} teacher {r.teacher_number}: {r.reason} {r.details}"
+                + (f" — {outcome}" if outcome else "")
             )
-    click.echo(f"{len(rows)} parked record(s) open")
+    click.echo(f"{len(rows)} parked record(s) open; send one again after fixing it: `sync reload --parked ID`")
+
+
+@sync.command("reload")
+@click.option("--teacher", "teachers", multiple=True, help="teacher number (repeatable)")
+@click.option("--unit", "unit_code", help="every teacher of this unit and the units below it")
+@click.option("--parked", "parked_id", type=int, help="a parked record, sent again after its cause was fixed")
+@click.pass_context
+def sync_reload(ctx: click.Context, teachers: tuple[str, ...], unit_code: str | None, parked_id: int | None) -> None:
+    """Queue teachers' current core records as new versions (the repair of a reconciliation difference, or a
+    parked record sent again); the next round sends them."""
+    if not teachers and unit_code is None and parked_id is None:
+        raise click.UsageError("give --teacher TN, --unit CODE or --parked ID")
+    rt = _runtime.runtime(ctx)
+    with session_scope(rt.session_factory) as s:
+        c = rt.context(s)
+        done = [resync.resend_parked(c, parked_id)] if parked_id is not None else []
+        if teachers or unit_code:
+            done += resync.reload(c, teacher_numbers=teachers, unit_code=unit_code)
+    for r in done:
+        click.echo(
+            f"{r.teacher_number}: " + (f"queued as version {r.version}" if r.version else f"not sent ({r.reason})")
+        )
+    queued = sum(1 for r in done if r.version)
+    click.echo(f"{queued} record(s) queued; `tmis province sync run` sends them")
+
+
+def _print_recovery(ctx: click.Context) -> None:
+    rt = _runtime.runtime(ctx)
+    with rt.session_factory() as s:
+        rows = recovery.open_report(s)
+        click.echo(
+            f"RECOVERY REPORT: this node was restored from an older backup; {len(rows)} teacher(s) were changed after "
+            "the backup and the national node holds the newer version — enter these edits again:",
+            err=True,
+        )
+        for r in rows:
+            local = f"this node's last version {r.local_version}" if r.local_version else "not in this node's data"
+            click.echo(f"  {r.teacher_number}  national version {r.national_version}, {local}", err=True)
+
+
+@sync.command("recovery")
+@click.option("--resolve", "resolve", multiple=True, help="teacher number whose edit was entered again")
+@click.option("--resolve-all", is_flag=True)
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def sync_recovery(ctx: click.Context, resolve: tuple[str, ...], resolve_all: bool, as_json: bool) -> None:
+    """The recovery report of a node restored from an older backup: teacher numbers whose national version is
+    newer than this node's data (edits made after the backup, to be entered again)."""
+    rt = _runtime.runtime(ctx)
+    with session_scope(rt.session_factory) as s:
+        for r in recovery.open_report(s):
+            if resolve_all or r.teacher_number in resolve:
+                r.resolved_at = utcnow()
+        rows = [
+            {
+                "teacher_number": r.teacher_number,
+                "national_version": r.national_version,
+                "local_version": r.local_version,
+                "batch_seq": r.batch_seq,
+                "detected_at": r.detected_at.isoformat(),
+            }
+            for r in recovery.open_report(s)
+        ]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    for r in rows:
+        click.echo(
+            f"{r['teacher_number']}  national version {r['national_version']}  "
+            f"local version {r['local_version'] or '-'}  (batch {r['batch_seq']}, found {r['detected_at']})"
+        )
+    click.echo(f"{len(rows)} teacher(s) to enter again")
 
 
 @click.group()

@@ -41,7 +41,7 @@ from common.db import utcnow
 from common.errors import ErrorCode, SyncError, TmisError, TransportError
 from common.transport import Transport
 from provincial_node.context import ProvinceRuntime
-from provincial_node.sync import keys, outbox
+from provincial_node.sync import keys, outbox, reconcile, recovery
 from provincial_node.sync.inbox_handlers import InboxDispatch
 from provincial_node.sync.keys import KeyRing
 from provincial_node.sync.models import (
@@ -93,7 +93,7 @@ class RoundStats:
     records: int = 0
     bytes_sent: int = 0
     messages: int = 0
-    resigned: list[int] = field(default_factory=list)  # built batches re-signed with the current key
+    notes: dict[str, Any] = field(default_factory=dict)  # re-signed batches, recovery, reconciliation
     timings: dict[str, float] = field(default_factory=dict)
     errors: list[dict[str, Any]] = field(default_factory=list)
 
@@ -192,10 +192,12 @@ class SyncClient:
         phases = (
             ("keys", self._keys),  # trust versions fetched, the current key chosen, pending batches re-signed
             ("build", self._build),
+            ("recovery", self._recovery),  # restored from an older backup? adopt the national chain before a push
             ("push", self._push),
             ("messages", self._push_messages),
             ("pull", self._pull),
             ("answers", self._push_messages),  # what processing the inbox queued (automatic answers, files)
+            ("reconcile", self._reconcile),  # the core view's digest compared with the national store
         )
         for phase, fn in phases:
             started = time.monotonic()
@@ -204,7 +206,7 @@ class SyncClient:
             except (TmisError, ProtocolError) as e:
                 stats.error(phase, e)
                 stats.timings[phase] = round(time.monotonic() - started, 3)
-                if phase in ("keys", "build", "push"):
+                if phase in ("keys", "build", "recovery", "push"):
                     status = RoundStatus.FAILED
                     break
                 status = RoundStatus.PARTIAL
@@ -235,7 +237,43 @@ class SyncClient:
             resigned = keys.resign_pending(s, self.signer)
         if resigned:
             logger.info("re-signed built batches %s with key %s", resigned, self.signer.keyid[: keys.SHORT_ID])
-            stats.resigned = resigned
+            stats.notes["resigned"] = resigned
+
+    def _recovery(self, stats: RoundStats, progress: Progress | None) -> None:
+        """:mod:`.recovery`: when the national node accepted more of this province's chain than this database
+        knows (restored from an older backup, or an answer lost), adopt it before anything is pushed; a batch
+        built here under a sequence number it used is dropped unsent, and its entries are built again."""
+        done = recovery.recover(self.factory, self._call, self.settings.province, self._trust)
+        if done:
+            stats.notes["recovery"] = done
+        if done.get("dropped"):
+            self._build(stats, progress)
+        if done.get("lost_edits"):
+            stats.errors.append(
+                {
+                    "phase": "recovery",
+                    "code": ErrorCode.RESTORED_FROM_BACKUP.value,
+                    "message": f"restored from an older backup: {len(done['lost_edits'])} teacher(s) have a newer "
+                    "version at the national node; see `tmis province sync recovery`",
+                    "details": {"teacher_numbers": done["lost_edits"]},
+                }
+            )
+
+    def _reconcile(self, stats: RoundStats, progress: Progress | None) -> None:
+        """:mod:`.reconcile`: compare the core view's digest with the national store; report what differs."""
+        outcome = reconcile.reconcile(self.factory, self._call, self.settings.province)
+        stats.notes["reconcile"] = outcome
+        if outcome.get("match") is False:
+            stats.errors.append(
+                {
+                    "phase": "reconcile",
+                    "code": ErrorCode.RECONCILIATION_MISMATCH.value,
+                    "message": f"{len(outcome['differing'])} teacher number(s) differ from the national store"
+                    + (" (more buckets differ than one round descends into)" if outcome["truncated"] else "")
+                    + "; repair with `tmis province sync reload`",
+                    "details": {"differing": outcome["differing"][:200]},
+                }
+            )
 
     def _build(self, stats: RoundStats, progress: Progress | None) -> None:
         while True:
