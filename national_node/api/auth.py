@@ -63,12 +63,13 @@ def signed_path() -> str:
 
 
 def authenticate_province() -> None:
-    """Before every province request: verify the signed-request headers and remember the nonce."""
-    if not request.path.startswith("/api/v1/provinces/"):
-        return
+    """Before every request: a declared body length above the route's limit is refused before the body is read;
+    then, for a province request, verify the signed-request headers and remember the nonce."""
     if request.url_rule is None:
         return  # no such route: Flask answers 404/405 right after this hook
     check_declared_length()
+    if not request.path.startswith("/api/v1/provinces/"):
+        return
     session = get_session()
     now = utcnow()
     provinces.forget_old_nonces(session, now, 2 * SKEW)  # write first (see there)

@@ -72,6 +72,7 @@ def test_spec_14_2_the_signed_path_is_the_raw_request_target(wire):
         ),
         ("malformed nonce", {"X-Tmis-Nonce": "short"}, 400, "protocol_malformed"),
         ("stale timestamp", {"X-Tmis-Timestamp": "2020-01-01T00:00:00Z"}, 422, "protocol_clock_skew"),
+        ("malformed timestamp", {"X-Tmis-Timestamp": "yesterday"}, 400, "protocol_malformed"),
         ("unknown key", {"X-Tmis-Key": "0" * 64}, 403, "protocol_key_untrusted"),
         ("unknown province", {"X-Tmis-Province": "99"}, 400, "protocol_malformed"),
         ("another province", {"X-Tmis-Province": "11"}, 403, "protocol_key_untrusted"),
@@ -167,3 +168,51 @@ def test_spec_11_a_body_over_the_node_limit_gets_the_same_code(wire):
     limit = runtime_of(app).config.max_batch_bytes
     r = client.post("/api/v1/enrol", data=b"x" * (limit + 1), headers={"Content-Type": "application/json"})
     assert (r.status_code, r.json["code"]) == (413, "protocol_limit_exceeded")
+
+
+def test_spec_14_1_enrolment_answers_and_failures(wire):
+    _app, client, _call, _signer = wire
+    new = fixed_signer("wire province 44 second key")
+    body = {"province": "44", "token": "not-a-token", "public_key": base64.b64encode(new.public.raw).decode()}
+    r = client.post("/api/v1/enrol", json=body)
+    assert (r.status_code, r.json["code"]) == (401, "unauthenticated")
+    r = client.post("/api/v1/enrol", json={**body, "extra": 1})
+    assert (r.status_code, r.json["code"]) == (422, "validation_failed")
+    r = client.post("/api/v1/enrol", data=b"x" * (64 * 1024 + 1), headers={"Content-Type": "application/json"})
+    assert (r.status_code, r.json["code"]) == (413, "protocol_limit_exceeded")
+
+
+def test_spec_14_1_trust_fetch_and_checkpoint_are_public(wire):
+    _app, client, _call, _signer = wire
+    trust = client.get("/api/v1/trust")
+    assert trust.status_code == 200 and len(trust.json["trust"]) == 2  # init + the enrolment
+    assert client.get("/api/v1/checkpoint").content_type.startswith("text/plain")
+
+
+def test_spec_17_state_and_accepted_pages(wire):
+    _app, _client, call, _signer = wire
+    state = call("GET", "/api/v1/provinces/44/state").json
+    assert state["province"] == "44" and state["last_seq"] == 0 and state["inbox_seq"] == 1
+    assert call("GET", "/api/v1/provinces/44/accepted?after=0").json == {"batches": []}
+    for query in ("after=-1", "after=0&limit=0", "after=0&limit=33", "after=1.5"):
+        r = call("GET", f"/api/v1/provinces/44/accepted?{query}")
+        assert (r.status_code, r.json["code"]) == (400, "protocol_malformed"), query
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/api/v1/provinces/44/digest", b'{"root": "00", "leaves": 0}'),
+        ("/api/v1/provinces/44/digest", b'{"root": "' + b"0" * 64 + b'", "leaves": 1.5}'),
+        ("/api/v1/provinces/44/digest/node", b'{"node": 256}'),
+        ("/api/v1/provinces/44/digest/node", b'{"node": 1, "node": 2}'),
+        (
+            "/api/v1/provinces/44/digest/bucket",
+            b'{"bucket": 0, "leaves": [["4400000000018", 1, "' + b"0" * 64 + b'"]]}',
+        ),
+    ],
+)
+def test_spec_16_digest_requests_refuse_malformed_bodies(wire, path, body):
+    _app, _client, call, _signer = wire
+    r = call("POST", path, body)
+    assert (r.status_code, r.json["code"]) == (400, "protocol_malformed"), r.json
