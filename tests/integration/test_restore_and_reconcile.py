@@ -104,3 +104,33 @@ def test_a_difference_between_the_tiers_is_found_by_descent_and_repaired_by_a_re
         assert rec.matched
     out = cli(app.extensions["test_env"], "national", "reconciliations", "--province", "44")
     assert "differ" in out and lost in out
+
+
+def test_a_parked_record_is_sent_again_after_its_fix_with_the_outcome_shown(federation):  # noqa: F811
+    from sqlalchemy import update
+
+    from provincial_node.sync.models import ParkedRecord
+
+    app, transport, p44, p11, national = federation
+    number = effective_teacher(p11, "221", region="110105")
+    assert p11.client.run_round().status == "ok"
+    with national.begin() as s:  # a data error at the national node: the teacher is filed under province 44
+        s.execute(update(TeacherCore).where(TeacherCore.teacher_number == number).values(province_code="44"))
+    rename(p11, number, "更正后")
+    p11.client.run_round()
+    with p11.factory() as s:
+        (parked,) = s.scalars(select(ParkedRecord)).all()
+        assert parked.reason == "owned_by_other_province"
+    out = cli(p11.env, "province", "sync", "reload", "--parked", str(parked.id))
+    assert "queued as version" in out
+    assert "waiting for the next round" in cli(p11.env, "province", "sync", "parked")
+    p11.client.run_round()
+    assert "refused again (owned_by_other_province)" in cli(p11.env, "province", "sync", "parked")
+    with national.begin() as s:  # the ministry corrects the owner
+        s.execute(update(TeacherCore).where(TeacherCore.teacher_number == number).values(province_code="11"))
+    cli(p11.env, "province", "sync", "reload", "--parked", str(parked.id))
+    rnd = p11.client.run_round()
+    assert rnd.status == "ok", rnd.errors
+    assert ": accepted" in cli(p11.env, "province", "sync", "parked")
+    with national() as s:
+        assert s.get(TeacherCore, number).fields["JBXX"]["XM"] == "更正后"
