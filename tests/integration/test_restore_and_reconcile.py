@@ -134,3 +134,27 @@ def test_a_parked_record_is_sent_again_after_its_fix_with_the_outcome_shown(fede
     assert ": accepted" in cli(p11.env, "province", "sync", "parked")
     with national() as s:
         assert s.get(TeacherCore, number).fields["JBXX"]["XM"] == "更正后"
+
+
+def test_the_national_node_backs_up_and_restores(federation, tmp_path):  # noqa: F811
+    app, transport, p44, p11, national = federation
+    nat_env = app.extensions["test_env"]
+    effective_teacher(p44, "231")
+    assert p44.client.run_round().status == "ok"
+    backup = tmp_path / "national.backup"
+    assert "backup written" in cli(nat_env, "national", "db", "backup", "-o", str(backup))
+    refused = CliRunner().invoke(tmis, ["national", "db", "backup", "-o", str(backup)], obj={"env": nat_env})
+    assert "refusing to overwrite" in str(refused.exception)  # a backup is never overwritten
+    with national() as s:
+        before = s.scalar(select(func.count()).select_from(TeacherCore))
+    effective_teacher(p44, "232")
+    assert p44.client.run_round().status == "ok"
+    from common.http import runtime_of
+
+    runtime_of(app).engine.dispose()
+    no = CliRunner().invoke(tmis, ["national", "db", "restore", str(backup)], obj={"env": nat_env})
+    assert no.exit_code != 0 and "--yes" in no.output  # asks for confirmation
+    cli(nat_env, "national", "db", "restore", str(backup), "--yes")
+    with national() as s:
+        assert s.scalar(select(func.count()).select_from(TeacherCore)) == before
+    assert "no drift" in cli(nat_env, "national", "db", "check")
