@@ -26,7 +26,7 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from common.db import utcnow
+from common.db import bulk_insert, utcnow
 from national_node.intake.models import Batch, TeacherCore, TeacherCoreHistory
 from national_node.provinces import provinces
 from national_node.reconcile.models import CoreLeaf, DigestBucket, Reconciliation
@@ -40,49 +40,53 @@ MAX_ACCEPTED_PAGE = 32
 
 
 def refresh(session: Session, province: str) -> None:
-    """Bring ``core_leaf`` and ``digest_bucket`` of ``province`` in step with ``teacher_core``."""
+    """Bring ``core_leaf`` and ``digest_bucket`` of ``province`` in step with ``teacher_core``, with set-based
+    statements: only teachers whose stored version or owner changed are read again (each batch once), and only
+    the buckets they touch are digested again."""
     tc = TeacherCore
-    dirty: set[tuple[str, int]] = set()
-    leaves = {
-        row.teacher_number: row
-        for row in session.execute(
-            select(CoreLeaf.teacher_number, CoreLeaf.province_code, CoreLeaf.bucket, CoreLeaf.version).where(
-                CoreLeaf.province_code == province
-            )
-        )
-    }
-    current = {
-        row.teacher_number: row.version
-        for row in session.execute(
+    leaves = dict(
+        session.execute(
+            select(CoreLeaf.teacher_number, CoreLeaf.version).where(CoreLeaf.province_code == province)
+        ).all()
+    )
+    current = dict(
+        session.execute(
             select(tc.teacher_number, tc.version).where(
                 tc.province_code == province, tc.version > 0, tc.op != RecordOp.TRANSFER_OUT.value
             )
-        )
-    }
+        ).all()
+    )
     gone = [tn for tn in leaves if tn not in current]
-    for tn in gone:
-        dirty.add((province, leaves[tn].bucket))
-    for chunk in _chunks(gone):
+    changed = sorted(tn for tn, v in current.items() if leaves.get(tn) != v)
+    if not gone and not changed:
+        return
+    dirty: set[tuple[str, int]] = set()
+    for chunk in _chunks(gone + changed):  # a teacher that moved here also leaves its old province's tree
+        for code, bucket in session.execute(
+            select(CoreLeaf.province_code, CoreLeaf.bucket).where(CoreLeaf.teacher_number.in_(chunk))
+        ):
+            dirty.add((code, bucket))
         session.execute(delete(CoreLeaf).where(CoreLeaf.teacher_number.in_(chunk)))
-    changed = [tn for tn, v in current.items() if tn not in leaves or leaves[tn].version != v]
     hashes = _record_hashes(session, province, [(tn, current[tn]) for tn in changed])
-    for chunk in _chunks(changed):
-        for old in session.scalars(select(CoreLeaf).where(CoreLeaf.teacher_number.in_(chunk))):
-            dirty.add((old.province_code, old.bucket))  # a teacher that moved here leaves its old province's tree
-            session.delete(old)
-    session.flush()
+    rows = []
     for tn in changed:
         h = hashes.get((tn, current[tn]))
         if h is None:
             continue  # no stored record for that version (cannot happen for a version above 0)
         bucket = D.bucket_of(tn)
-        session.add(
-            CoreLeaf(teacher_number=tn, province_code=province, bucket=bucket, version=current[tn], record_hash=h)
+        rows.append(
+            {
+                "teacher_number": tn,
+                "province_code": province,
+                "bucket": bucket,
+                "version": current[tn],
+                "record_hash": h,
+            }
         )
         dirty.add((province, bucket))
-    session.flush()
-    for code, bucket in dirty:
-        _store_bucket(session, code, bucket)
+    bulk_insert(session, CoreLeaf, rows)
+    for code in sorted({c for c, _b in dirty}):
+        _store_buckets(session, code, sorted(b for c, b in dirty if c == code))
 
 
 def _chunks(items: list[Any], size: int = 500) -> list[list[Any]]:
@@ -114,25 +118,27 @@ def _record_hashes(session: Session, province: str, wanted: list[tuple[str, int]
     return out
 
 
-def _store_bucket(session: Session, province: str, bucket: int) -> None:
-    leaves = [
-        D.Leaf(tn, v, h)
-        for tn, v, h in session.execute(
-            select(CoreLeaf.teacher_number, CoreLeaf.version, CoreLeaf.record_hash).where(
-                CoreLeaf.province_code == province, CoreLeaf.bucket == bucket
+def _store_buckets(session: Session, province: str, buckets_: list[int]) -> None:
+    """Digest the given buckets of ``province`` again from their leaves (two statements a chunk)."""
+    for chunk in _chunks(buckets_, 2000):
+        grouped: dict[int, list[D.Leaf]] = defaultdict(list)
+        for tn, v, h, b in session.execute(
+            select(CoreLeaf.teacher_number, CoreLeaf.version, CoreLeaf.record_hash, CoreLeaf.bucket).where(
+                CoreLeaf.province_code == province, CoreLeaf.bucket.in_(chunk)
             )
+        ):
+            grouped[b].append(D.Leaf(tn, v, h))
+        session.execute(
+            delete(DigestBucket).where(DigestBucket.province_code == province, DigestBucket.bucket.in_(chunk))
         )
-    ]
-    row = session.get(DigestBucket, (province, bucket))
-    if not leaves:
-        if row is not None:
-            session.delete(row)
-        return
-    digest = D.bucket_digest(leaves)
-    if row is None:
-        session.add(DigestBucket(province_code=province, bucket=bucket, digest=digest))
-    else:
-        row.digest = digest
+        bulk_insert(
+            session,
+            DigestBucket,
+            [
+                {"province_code": province, "bucket": b, "digest": D.bucket_digest(ls)}
+                for b, ls in sorted(grouped.items())
+            ],
+        )
 
 
 def buckets(session: Session, province: str) -> dict[int, str]:
@@ -155,6 +161,7 @@ def compare_root(session: Session, province: str, body: Any, now: dt.datetime | 
     count = body["leaves"]
     if type(count) is not int or count < 0:
         raise MalformedError("leaves must be a non-negative integer")
+    provinces.lock(session, province)  # one refresh of a province at a time (a retried request waits)
     refresh(session, province)
     nodes = D.node_digests(buckets(session, province))
     ours, ours_count = D.root_of(nodes), leaf_count(session, province)

@@ -23,9 +23,10 @@ from collections.abc import Callable
 from typing import Any
 
 import orjson
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
+from common.db import bulk_insert
 from provincial_node.db import NodeSetting
 from provincial_node.sync.models import (
     BatchStatus,
@@ -52,51 +53,47 @@ def _watermark(session: Session) -> int:
 
 
 def fold(session: Session) -> int:
-    """Fold every accepted batch after the watermark into ``core_leaf``; returns the records folded."""
+    """Fold every accepted batch after the watermark into ``core_leaf`` (set-based: one delete and one insert per
+    chunk of teachers, the touched buckets digested again); returns the records folded."""
     done = _watermark(session)
     rows = session.execute(
         select(SyncBatch.seq, SyncBatch.data)
         .where(SyncBatch.status == BatchStatus.ACCEPTED, SyncBatch.seq > done)
         .order_by(SyncBatch.seq)
     ).all()
-    folded, dirty, last = 0, set(), done
+    newest: dict[str, tuple[int, str] | None] = {}  # teacher number → (version, record hash), None: no leaf
+    folded, last = 0, done
     for seq, data in rows:
         if seq != last + 1:
             break  # accepted strictly in order; a hole means the next one is not accepted yet
         parked = set(session.scalars(select(ParkedRecord.version).where(ParkedRecord.batch_seq == seq)))
         _env, lines = split_batch_file(data)
-        records = [(orjson.loads(line), line) for line in lines]
-        numbers = sorted({r["teacher_number"] for r, _line in records})
-        leaves = {
-            x.teacher_number: x for x in session.scalars(select(CoreLeaf).where(CoreLeaf.teacher_number.in_(numbers)))
-        }
-        for record, line in records:
+        for line in lines:
+            record = orjson.loads(line)
             if record["version"] in parked:
                 continue  # refused: the national node kept what it had
             tn = record["teacher_number"]
-            leaf = leaves.get(tn)
             if record["op"] == RecordOp.TRANSFER_OUT.value:
-                if leaf is not None:
-                    dirty.add(leaf.bucket)
-                    session.delete(leaf)
-                    leaves.pop(tn)
-            elif leaf is None:
-                leaves[tn] = leaf = CoreLeaf(
-                    teacher_number=tn,
-                    bucket=D.bucket_of(tn),
-                    version=record["version"],
-                    record_hash=record_hash(line).hex(),
-                )
-                session.add(leaf)
-                dirty.add(leaf.bucket)
+                newest[tn] = None
             else:
-                leaf.version, leaf.record_hash = record["version"], record_hash(line).hex()
-                dirty.add(leaf.bucket)
+                newest[tn] = (record["version"], record_hash(line).hex())
             folded += 1
-        session.flush()
         last = seq
-    for bucket in dirty:
-        store_bucket(session, bucket)
+    if newest:
+        numbers = sorted(newest)
+        dirty = {D.bucket_of(tn) for tn in numbers}
+        for chunk in _chunks(numbers):
+            session.execute(delete(CoreLeaf).where(CoreLeaf.teacher_number.in_(chunk)))
+        bulk_insert(
+            session,
+            CoreLeaf,
+            [
+                {"teacher_number": tn, "bucket": D.bucket_of(tn), "version": v[0], "record_hash": v[1]}
+                for tn, v in sorted(newest.items())
+                if v is not None
+            ],
+        )
+        store_buckets(session, sorted(dirty))
     if last != done:
         row = session.get(NodeSetting, WATERMARK)
         if row is None:
@@ -104,6 +101,10 @@ def fold(session: Session) -> int:
         else:
             row.value = str(last)
     return folded
+
+
+def _chunks(items: list, size: int = 500) -> list[list]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
 
 
 def transfer_out_in_flight(session: Session) -> bool:
@@ -143,17 +144,19 @@ def bucket_leaves(session: Session, bucket: int) -> list[D.Leaf]:
     return sorted(D.Leaf(*row) for row in session.execute(stmt))
 
 
-def store_bucket(session: Session, bucket: int) -> None:
-    leaves = bucket_leaves(session, bucket)
-    row = session.get(DigestBucket, bucket)
-    if not leaves:
-        if row is not None:
-            session.delete(row)
-        return
-    if row is None:
-        session.add(DigestBucket(bucket=bucket, digest=D.bucket_digest(leaves)))
-    else:
-        row.digest = D.bucket_digest(leaves)
+def store_buckets(session: Session, buckets_: list[int]) -> None:
+    """Digest the given buckets again from their leaves (two statements a chunk)."""
+    for chunk in _chunks(buckets_, 2000):
+        grouped: dict[int, list[D.Leaf]] = {}
+        stmt = select(CoreLeaf.teacher_number, CoreLeaf.version, CoreLeaf.record_hash, CoreLeaf.bucket).where(
+            CoreLeaf.bucket.in_(chunk)
+        )
+        for tn, v, h, b in session.execute(stmt):
+            grouped.setdefault(b, []).append(D.Leaf(tn, v, h))
+        session.execute(delete(DigestBucket).where(DigestBucket.bucket.in_(chunk)))
+        bulk_insert(
+            session, DigestBucket, [{"bucket": b, "digest": D.bucket_digest(ls)} for b, ls in sorted(grouped.items())]
+        )
 
 
 def buckets(session: Session) -> dict[int, str]:
