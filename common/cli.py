@@ -255,7 +255,9 @@ def serve_wsgi(
     like every other error of the node."""
     tune_gc_for_batches()
     click.echo(f"serving on http://{host}:{port}/ (waitress, {threads} threads); Ctrl-C stops", err=True)
-    make_wsgi_server(app, host, port, threads, max_body=max_body, too_large_code=too_large_code).run()
+    server = make_wsgi_server(app, host, port, threads, max_body=max_body, too_large_code=too_large_code)
+    server.print_listen("Serving on http://{}:{}")  # as waitress.serve logs it
+    server.run()
 
 
 def make_wsgi_server(

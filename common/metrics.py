@@ -109,7 +109,9 @@ class RequestIdFilter(logging.Filter):
     """Puts the current request's id (or ``-``) on every log record."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        record.request_id = request_id() or "-"
+        rid = request_id()
+        record.request_id = rid or "-"
+        record.request_suffix = f" request_id={rid}" if rid else ""  # text lines: only inside a request
         return True
 
 
@@ -140,7 +142,8 @@ def configure_log_format(fmt: str) -> None:
         if fmt == "json":
             handler.setFormatter(JsonFormatter())
         else:
-            handler.setFormatter(logging.Formatter("%(asctime)sZ %(levelname)s %(name)s [%(request_id)s]: %(message)s"))
+            text = "%(asctime)sZ %(levelname)s %(name)s: %(message)s%(request_suffix)s"
+            handler.setFormatter(logging.Formatter(text))
 
 
 def install(app: Flask, node: str, collectors: Iterable[Collector] = (), checks: Iterable[Check] = ()) -> NodeMetrics:

@@ -59,10 +59,6 @@ def sync_run(ctx: click.Context) -> None:
             bar.update(done - bar.n)
 
         rnd = client.run_round(RoundTrigger.CLI, progress)
-    click.echo(
-        f"round {rnd.id}: {rnd.status}; {rnd.batches} batches, {rnd.records} records, {rnd.bytes_sent} bytes, "
-        f"{rnd.messages} messages; timings {rnd.timings}"
-    )
     notes = rnd.notes or {}
     if notes.get("resigned"):
         click.echo(f"  re-signed with the current key: batches {notes['resigned']}")
@@ -74,6 +70,10 @@ def sync_run(ctx: click.Context) -> None:
         click.echo(f"  reconciliation: {reconciled['leaves']} teachers match the national store")
     elif reconciled.get("skipped"):
         click.echo(f"  reconciliation skipped: {reconciled['skipped']}")
+    click.echo(
+        f"round {rnd.id}: {rnd.status}; {rnd.batches} batches, {rnd.records} records, {rnd.bytes_sent} bytes, "
+        f"{rnd.messages} messages; timings {rnd.timings}"
+    )
     for e in rnd.errors:
         click.echo(f"  error in {e['phase']}: [{e['code']}] {e['message']}", err=True)
     if recovered.get("lost_edits"):
