@@ -1,5 +1,7 @@
-"""Sync rounds of a provincial node (DESIGN §6.7): build batches from the outbox, push them in order,
-verify the receipts, then pull and process the inbox.
+"""Sync rounds of a provincial node (DESIGN §6.7): fetch the trust versions and choose the signing key
+(:mod:`.keys`), build batches from the outbox, check the chain position at the national node (:mod:`.recovery`),
+push the batches in order, verify the receipts, pull and process the inbox, and compare the core view's digest
+with the national store (:mod:`.reconcile`).
 
 Resumable after a crash at any point, with nothing lost or applied twice:
 
