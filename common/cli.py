@@ -155,7 +155,8 @@ def open_engine(ctx: click.Context, database: Any) -> Any:
 
 
 def db_group(migrations_dir: Path, load_config: Callable[[dict[str, str]], Any]) -> click.Group:
-    """The ``db`` sub-group of a node: upgrade, current, check (drift between models and migrations)."""
+    """The ``db`` sub-group of a node: upgrade, current, check (drift between models and migrations), backup,
+    restore."""
 
     @click.group("db")
     def db() -> None:
@@ -205,6 +206,34 @@ def db_group(migrations_dir: Path, load_config: Callable[[dict[str, str]], Any])
             raise click.ClickException(f"{len(diffs)} difference(s) between models and migrations")
         click.echo("no drift: models match the migrations")
 
+    @db.command("backup")
+    @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path))
+    @click.pass_context
+    def backup_cmd(ctx: click.Context, output: Path) -> None:
+        """Back up the node's database while it runs (SQLite online backup; PostgreSQL: pg_dump). Key files are
+        not included: back them up separately (docs/operations.md)."""
+        from common import backup
+
+        config = load_config(ctx.obj["env"])
+        how = backup.backup(config.database, output)
+        click.echo(f"backup written to {output} ({how}, {output.stat().st_size} bytes)")
+
+    @db.command("restore")
+    @click.argument("source", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+    @click.option("--yes", is_flag=True, help="confirm: the database is replaced (stop the node first)")
+    @click.pass_context
+    def restore_cmd(ctx: click.Context, source: Path, yes: bool) -> None:
+        """Replace the node's database with a backup (stop the node first). A provincial node restored from a
+        backup older than what the national node accepted repairs itself on its next round and prints a
+        recovery report (docs/operations.md)."""
+        from common import backup
+
+        if not yes:
+            raise click.UsageError("restoring replaces the database: stop the node, then run again with --yes")
+        config = load_config(ctx.obj["env"])
+        how = backup.restore(config.database, source)
+        click.echo(f"database restored from {source} ({how}); start the node, then run a sync round")
+
     @db.command("revision")
     @click.option("-m", "--message", required=True, help="what the migration does")
     @click.pass_context
@@ -225,13 +254,17 @@ def db_group(migrations_dir: Path, load_config: Callable[[dict[str, str]], Any])
     return db
 
 
-def configure_logging(level: str) -> None:
-    """Log to stderr at TMIS_LOG_LEVEL with UTC timestamps (servers only; library code just logs)."""
+def configure_logging(level: str, fmt: str = "text") -> None:
+    """Log to stderr at TMIS_LOG_LEVEL with UTC timestamps and each line's request id; ``fmt`` json writes one
+    JSON object per line (TMIS_LOG_FORMAT; servers only; library code just logs)."""
     import logging
     import time
 
+    from common.metrics import configure_log_format
+
     logging.Formatter.converter = time.gmtime
     logging.basicConfig(level=level, format="%(asctime)sZ %(levelname)s %(name)s: %(message)s", force=True)
+    configure_log_format(fmt)
 
 
 GC_GEN0_THRESHOLD = 50_000
@@ -252,14 +285,63 @@ def tune_gc_for_batches() -> None:
     gc.set_threshold(GC_GEN0_THRESHOLD, 20, 20)
 
 
-def serve_wsgi(app: Any, host: str, port: int, threads: int = 8) -> None:
-    """Serve a Flask app with waitress (production WSGI server; never the Flask development server). No
-    product banner: ``ident=""`` sends no ``Server`` header."""
-    from waitress import serve
+def serve_wsgi(
+    app: Any, host: str, port: int, threads: int = 8, *, max_body: int | None = None, too_large_code: str = ""
+) -> None:
+    """Serve a Flask app with waitress (production WSGI server; never the Flask development server).
 
+    ``max_body``: a request whose declared ``Content-Length`` reaches it is refused by the server before the
+    body is read (a chunked body, once that much arrived) — 413 with the JSON error body and ``too_large_code``,
+    like every other error of the node."""
     tune_gc_for_batches()
     click.echo(f"serving on http://{host}:{port}/ (waitress, {threads} threads); Ctrl-C stops", err=True)
-    serve(app, host=host, port=port, threads=threads, ident="", clear_untrusted_proxy_headers=True)
+    server = make_wsgi_server(app, host, port, threads, max_body=max_body, too_large_code=too_large_code)
+    server.print_listen("Serving on http://{}:{}")  # as waitress.serve logs it
+    server.run()
+
+
+def make_wsgi_server(
+    app: Any, host: str, port: int, threads: int = 8, *, max_body: int | None = None, too_large_code: str = ""
+) -> Any:
+    """The waitress server :func:`serve_wsgi` runs (bound, not yet running)."""
+    from waitress.server import create_server
+
+    # ident "": no Server header (no product banner for a scanner to fingerprint)
+    kw: dict[str, Any] = {"threads": threads, "ident": "", "clear_untrusted_proxy_headers": True}
+    if max_body is not None:
+        kw["max_request_body_size"] = max_body + 1  # waitress refuses a length >= its maximum
+    server = create_server(app, host=host, port=port, **kw)
+    server.channel_class = _json_error_channel(too_large_code or "payload_too_large", max_body)
+    return server
+
+
+def _json_error_channel(code: str, limit: int | None) -> Any:
+    """A waitress channel whose own error answers (body too large, bad request line) use the tmis JSON error
+    contract instead of plain text."""
+    from waitress.channel import HTTPChannel
+    from waitress.task import ErrorTask
+    from waitress.utilities import RequestEntityTooLarge
+
+    from common.errors import ErrorCode, error_body
+
+    class JsonErrorTask(ErrorTask):
+        def execute(self) -> None:
+            e = self.request.error
+            if isinstance(e, RequestEntityTooLarge):
+                body = error_body(code, 413, f"request body above {limit} bytes", {"limit": limit})
+            else:
+                body = error_body(ErrorCode.BAD_REQUEST, int(e.code), e.reason, {})
+            data = json.dumps(body, ensure_ascii=False).encode()
+            self.status = f"{e.code} {e.reason}"
+            self.response_headers.append(("Content-Type", "application/json"))
+            self.set_close_on_finish()
+            self.content_length = len(data)
+            self.write(data)
+
+    class JsonErrorChannel(HTTPChannel):
+        error_task_class = JsonErrorTask
+
+    return JsonErrorChannel
 
 
 def main() -> None:

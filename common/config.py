@@ -18,6 +18,7 @@ TMIS_DATA_DIR                   directory for SQLite files, keys and exports    
 TMIS_BIND                       ``host:port`` the WSGI server listens on                    127.0.0.1:8000/8100
 TMIS_SIGNING_KEY_PATH           node signing key (Ed25519 PEM, mode 0600)                   <data dir>/node.key
 TMIS_LOG_LEVEL                  Python logging level name                                   INFO
+TMIS_LOG_FORMAT                 ``text`` or ``json`` (one JSON object per log line)          text
 TMIS_SQL_ECHO                   log SQL statements (``true``/``false``)                      false
 TMIS_DB_BUSY_TIMEOUT_MS         SQLite: how long a write waits for the database's write      30000
                                 lock before it answers 503 ``storage_busy``
@@ -168,6 +169,7 @@ class NodeConfig:
     bind_port: int
     signing_key_path: Path
     log_level: str = "INFO"
+    log_format: str = "text"  # text | json (one JSON object per line), TMIS_LOG_FORMAT
     testing: bool = False
 
 
@@ -184,6 +186,12 @@ def node_values(env: Mapping[str, str], node: str, default_port: int) -> dict:
             f"TMIS_LOG_LEVEL must be a logging level name, got {level!r}",
             details={"variable": "TMIS_LOG_LEVEL", "value": level, "reason": "unknown level"},
         )
+    log_format = (r.str("TMIS_LOG_FORMAT", "text") or "text").lower()
+    if log_format not in ("text", "json"):
+        raise ConfigError(
+            f"TMIS_LOG_FORMAT must be text or json, got {log_format!r}",
+            details={"variable": "TMIS_LOG_FORMAT", "value": log_format, "reason": "unknown format"},
+        )
     return {
         "data_dir": data_dir,
         "database": DatabaseConfig(
@@ -195,6 +203,7 @@ def node_values(env: Mapping[str, str], node: str, default_port: int) -> dict:
         "bind_port": port,
         "signing_key_path": Path(r.str("TMIS_SIGNING_KEY_PATH", str(data_dir / "node.key"))),
         "log_level": level,
+        "log_format": log_format,
     }
 
 

@@ -72,6 +72,9 @@ class ErrorCode(enum.StrEnum):
     LOGIN_THROTTLED = "login_throttled"
     # data protection
     PROTECTED_DATA_INVALID = "protected_data_invalid"
+    # reconciliation and recovery (reported by a sync round, never an HTTP answer)
+    RECONCILIATION_MISMATCH = "reconciliation_mismatch"
+    RESTORED_FROM_BACKUP = "restored_from_backup"
 
 
 class TmisError(Exception):

@@ -15,7 +15,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -270,15 +270,18 @@ def create_base_app(
     static_folder: str | None = None,
     health_detail: bool = True,
     proxy_hops: int = 0,
+    collectors: Iterable[Any] = (),
+    checks: Iterable[Any] = (),
 ) -> Flask:
     """The Flask app both node factories start from: the node's runtime, session per request, errors, health,
-    security headers (:func:`harden`).
+    security headers (:func:`harden`), metrics and request ids (:mod:`common.metrics`; ``collectors`` and
+    ``checks`` are the node's own).
 
     ``health_detail=False``: ``/health`` answers only ``{"status": "up"}`` (200) or ``{"status": "down"}``
     (503) — no versions or revisions for an unauthenticated caller to fingerprint. Nothing is created at import
     time; the engine belongs to the runtime the caller built.
     """
-    from common import migrations
+    from common import metrics, migrations
 
     app = Flask(import_name, static_folder=static_folder, static_url_path="/static" if static_folder else None)
     app.url_map.converters["int"] = IdConverter
@@ -287,20 +290,45 @@ def create_base_app(
     app.config["JSON_AS_ASCII"] = False
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
     app.extensions[_RUNTIME] = runtime
+    engine, catalogue = runtime.engine, runtime.catalogue
+
+    def database() -> str | None:
+        try:
+            migrations.current_revision(engine)
+        except SQLAlchemyError:
+            return "the database does not answer"
+        return None
+
+    def schema() -> str | None:
+        try:
+            current = migrations.current_revision(engine)
+        except SQLAlchemyError:
+            return "unknown: the database does not answer"
+        if current != migrations.head_revision(migrations_dir):
+            return f"the database schema is not at the code's revision: run `tmis {_CLI[node]} db upgrade`"
+        return None
+
+    metrics.install(
+        app,
+        node,
+        collectors,
+        [metrics.Check("database", database), metrics.Check("schema", schema), *checks],
+    )
     init_db_session(app)
     register_error_handlers(app)
     harden(app, proxy_hops)
-    engine, catalogue = runtime.engine, runtime.catalogue
 
     @app.get("/health")
     def health() -> Any:
-        """Liveness and schema state: 200 when the database answers and is at the code's head revision."""
+        """Schema state: 200 when the database answers and is at the code's head revision (``/health/ready``
+        runs every check of the node, ``/health/live`` only says the process serves)."""
         try:
             current = migrations.current_revision(engine)
-        except SQLAlchemyError as e:
+        except SQLAlchemyError:
+            logger.exception("health: the database does not answer")
             if not health_detail:
                 return jsonify({"status": "down"}), 503
-            return json_error(ErrorCode.STORAGE_UNAVAILABLE, 503, "database unreachable", {"reason": str(e)})
+            return json_error(ErrorCode.STORAGE_UNAVAILABLE, 503, "database unreachable", {"reason": "unreachable"})
         head = migrations.head_revision(migrations_dir)
         if not health_detail:
             return jsonify({"status": "up" if current == head else "down"}), (200 if current == head else 503)
@@ -316,6 +344,9 @@ def create_base_app(
         return jsonify(body), (200 if current == head else 503)
 
     return app
+
+
+_CLI = {"national": "national", "provincial": "province", "province": "province"}
 
 
 def make_api(app: Flask, title: str, version: str = "v1") -> Any:

@@ -1,13 +1,15 @@
 """Private key files of a node: created with mode 0600 and never overwritten; refused when readable by
-others (an operator error that must not go unnoticed)."""
+others (an operator error that must not go unnoticed). And the one rule for key ids an operator types: the
+full id or a unique prefix of at least 8 hex characters (the commands print 16)."""
 
 from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Sequence
 from pathlib import Path
 
-from common.errors import ConfigError
+from common.errors import ConfigError, FieldError, NotFoundError, ValidationError
 
 
 def write_private_key(path: Path, pem: bytes) -> None:
@@ -38,3 +40,23 @@ def read_private_key(path: Path) -> bytes:
             details={"variable": "TMIS_SIGNING_KEY_PATH", "value": str(path), "reason": "permissions"},
         )
     return path.read_bytes()
+
+
+def match_key_id(candidates: Sequence[str], given: str) -> str:
+    """The one key id of ``candidates`` that ``given`` is (in full, or a unique prefix of at least 8 hex
+    characters, as the commands print them)."""
+    value = given.strip().lower().rstrip("…").rstrip(".")
+    if len(value) < 8 or any(c not in "0123456789abcdef" for c in value):
+        raise ValidationError(
+            "a key id is hexadecimal, at least 8 characters",
+            [FieldError("keys", "key_id", "密钥标识应为至少 8 位十六进制字符", "at least 8 hex characters", given)],
+        )
+    found = [c for c in candidates if c.startswith(value)]
+    if not found:
+        raise NotFoundError(f"no key {given}", details={"key_id": given})
+    if len(found) > 1:
+        raise ValidationError(
+            f"key id {given} is ambiguous",
+            [FieldError("keys", "key_id", "密钥标识不唯一，请多给几位", "ambiguous: give more characters", given)],
+        )
+    return found[0]

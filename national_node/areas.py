@@ -12,6 +12,8 @@ from national_node.intake import models as intake_models  # noqa: F401 - registe
 from national_node.ledger import api as ledger_api
 from national_node.ledger import models as ledger_models  # noqa: F401 - registers the tables
 from national_node.provinces import models as provinces_models  # noqa: F401 - registers the tables
+from national_node.reconcile import api as reconcile_api
+from national_node.reconcile import models as reconcile_models  # noqa: F401 - registers the tables
 from national_node.registry import api as registry_api
 from national_node.transfers import api as transfers_api
 from national_node.transfers import models as transfers_models  # noqa: F401 - registers the tables
@@ -22,6 +24,7 @@ AREAS: dict[str, tuple[Blueprint, ...]] = {
     "intake": intake_api.BLUEPRINTS,
     "transfers": transfers_api.BLUEPRINTS,
     "inbox": inbox_api.BLUEPRINTS,
+    "reconcile": reconcile_api.BLUEPRINTS,
 }
 
 

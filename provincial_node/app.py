@@ -16,6 +16,7 @@ from provincial_node import MIGRATIONS_DIR, areas
 from provincial_node.api import register_api
 from provincial_node.config import ProvincialConfig
 from provincial_node.context import ProvinceRuntime, Settings
+from provincial_node.sync import metrics as sync_metrics
 from provincial_node.teacher_files.custom_fields import catalogue_for
 from provincial_node.web import register_web
 
@@ -53,6 +54,8 @@ def create_app(config: ProvincialConfig, runtime: ProvinceRuntime | None = None)
         static_folder=str(STATIC),
         health_detail=False,  # /health says up or down, nothing an unauthenticated caller could fingerprint
         proxy_hops=config.proxy_hops,
+        collectors=[sync_metrics.collector(rt)],
+        checks=sync_metrics.checks(rt),
     )
     register_api(app, areas.blueprints(), f"tmis provincial node {config.province_code}")
     register_web(app, rt, areas.pages())

@@ -9,6 +9,7 @@ A job logs its failure and never kills the scheduler.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -17,10 +18,11 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from common.db import session_scope
 from common.keyfile import read_private_key
+from common.metrics import observe_job
 from common.transport import RequestsTransport, Transport
 from provincial_node.context import ProvinceContext, ProvinceRuntime
+from provincial_node.sync.keys import KeyRing
 from provincial_node.sync.round import SyncClient, SyncSettings
-from sync_protocol.keys import Signer
 
 logger = logging.getLogger(__name__)
 
@@ -36,32 +38,47 @@ class Job:
 
 
 def make_sync_client(runtime: ProvinceRuntime, transport: Transport | None = None, **settings: Any) -> SyncClient:
-    """The node's sync client: its signing key, the national node's URL, the configured batch settings
-    (``settings`` overrides them, e.g. in tests)."""
+    """The node's sync client: its signing keys (read anew for every client, so a key added by
+    ``tmis province keys rotate`` is used from the next round on), the national node's URL, the configured batch
+    settings (``settings`` overrides them, e.g. in tests)."""
     config = runtime.config
-    signer = Signer.from_pem(read_private_key(config.signing_key_path))
-    base = SyncSettings(config.province_code, batch_size=config.sync_batch_size, push_window=config.sync_push_window)
-    return SyncClient(runtime, transport or RequestsTransport(config.national_url), signer, replace(base, **settings))
+    ring = KeyRing.load(config.signing_key_path)
+    if not ring.signers:
+        read_private_key(config.signing_key_path)  # raises the configuration error naming the missing file
+    base = SyncSettings(
+        config.province_code,
+        batch_size=config.sync_batch_size,
+        push_window=config.sync_push_window,
+        key_path=config.signing_key_path,
+    )
+    return SyncClient(runtime, transport or RequestsTransport(config.national_url), ring, replace(base, **settings))
 
 
 def sync_job(runtime: ProvinceRuntime) -> None:
+    started, ok = time.monotonic(), False
     try:
         rnd = make_sync_client(runtime).run_round("schedule")
+        ok = rnd.status == "ok"
         logger.info("sync round %s: %s (%s batches, %s records)", rnd.id, rnd.status, rnd.batches, rnd.records)
     except Exception:  # a scheduled job must log, never kill the scheduler
         logger.exception("sync round failed")
+    finally:
+        observe_job("sync", time.monotonic() - started, ok)
 
 
 def run_job(runtime: ProvinceRuntime, job: Job) -> Any:
     """Run one area job now, in its own transaction, as the node itself."""
+    started = time.monotonic()
     try:
         with session_scope(runtime.session_factory) as s:
             result = job.run(runtime.context(s))
         if result:
             logger.info("job %s: %s", job.id, result)
+        observe_job(job.id, time.monotonic() - started, True)
         return result
     except Exception:  # a scheduled job must log, never kill the scheduler
         logger.exception("job %s failed", job.id)
+        observe_job(job.id, time.monotonic() - started, False)
         return None
 
 

@@ -122,12 +122,22 @@ def _all_log_keys(chain: Iterable[TrustMetadata]) -> dict:
 
 
 def audit_batch(
-    data: bytes, chain: Sequence[TrustMetadata], *, name: str = "batch", trust_version: int | None = None
+    data: bytes,
+    chain: Sequence[TrustMetadata],
+    *,
+    name: str = "batch",
+    trust_version: int | None = None,
+    logged_hash: str | None = None,
 ) -> AuditReport:
-    """One batch: signature chain to the trusted root, schema, every record hash, the Merkle root."""
+    """One batch: signature chain to the trusted root, schema, every record hash, the Merkle root.
+
+    ``trust_version`` is the batch's log position (the trust version its log leaf names); ``logged_hash`` the
+    batch hash that leaf names, which the file must have. Without a position the newest version judges, and the
+    finding says so: a batch signed by a key rotated out since then fails there, and the reason names the
+    way to give its position (a bundle, or its receipt)."""
     report = AuditReport()
     try:
-        _env, header = read_header(data)
+        env, header = read_header(data)
     except ProtocolError as e:
         report.failed("batch", name, e)
         return report
@@ -136,21 +146,89 @@ def audit_batch(
     if trust is None:
         report.bad("batch", subject, f"trust version {trust_version} is not in the given trust chain")
         return report
+    if logged_hash is not None and hashlib.sha256(env.payload).hexdigest() != logged_hash:
+        report.bad(
+            "batch",
+            subject,
+            "the acceptance log holds another batch for this sequence (the file is not the logged batch)",
+            "protocol_equivocation",
+            logged=logged_hash,
+        )
+        return report
     try:
         vb = verify_batch(data, trust, header.province)
     except ProtocolError as e:
         where = f" record {e.details['index']}" if "index" in e.details else ""
+        if trust_version is None and e.code in ("protocol_signature_invalid", "protocol_key_untrusted"):
+            e.message += (
+                f" (judged under the newest trust version {trust.version}: no log position was found for this "
+                "batch; audit it inside its bundle, or give --bundle DIR or --receipts DIR)"
+            )
         report.failed("batch", subject + where, e)
         return report
     report.good(
         "batch",
         subject,
         f"signature valid under trust version {trust.version}"
-        f"{'' if trust_version else ' (newest: no log position given)'}; {vb.header.record_count} "
-        f"records match records_root",
+        f"{' (its log position)' if trust_version else ' (newest: no log position found)'}; "
+        f"{vb.header.record_count} records match records_root",
         batch_hash=vb.batch_hash,
     )
     return report
+
+
+# ------------------------------------------------------------------------------------- log positions
+
+
+@dataclass
+class LogPositions:
+    """Where batches are in the acceptance log: (province, seq) → (trust version in force, logged batch hash),
+    from a bundle's log verified against its signed checkpoint, or from verified receipts."""
+
+    at: dict[tuple[str, int], tuple[int, str]] = field(default_factory=dict)
+
+    def versions(self) -> dict[tuple[str, int], int]:
+        return {k: v for k, (v, _h) in self.at.items()}
+
+    def get(self, province: str, seq: int) -> tuple[int | None, str | None]:
+        v, h = self.at.get((province, seq), (None, None))
+        return v, h
+
+
+def positions_from_leaves(leaves: Sequence[dict]) -> LogPositions:
+    pos = LogPositions()
+    for leaf in leaves:
+        if leaf["type"] == "batch":
+            pos.at[(leaf["province"], leaf["seq"])] = (leaf["trust_version"], leaf["batch_hash"])
+    return pos
+
+
+def positions_from_receipts(files: Iterable[Path], chain: Sequence[TrustMetadata], report: AuditReport) -> LogPositions:
+    """Log positions named by receipts, each verified first (signed checkpoint, inclusion of its leaf)."""
+    pos = LogPositions()
+    if not chain:
+        return pos
+    for f in files:
+        try:
+            receipt, _cp = verify_receipt(f.read_bytes(), origin=chain[-1].log_origin, log_keys=_all_log_keys(chain))
+        except (ProtocolError, OSError) as e:
+            report.bad("receipt", str(f), getattr(e, "message", str(e)), getattr(e, "code", ""))
+            continue
+        leaf = receipt.leaf
+        if leaf.get("type") == "batch":
+            pos.at[(leaf["province"], leaf["seq"])] = (leaf["trust_version"], leaf["batch_hash"])
+    return pos
+
+
+def bundle_context(
+    root: Path, pinned: bytes | None, report: AuditReport
+) -> tuple[list[TrustMetadata], LogPositions] | None:
+    """The trust chain and the log positions of a bundle (its log verified against its signed checkpoint)."""
+    verified = _verified_log(root, pinned, report)
+    if verified is None:
+        return None
+    chain, leaves = verified
+    return chain, positions_from_leaves(leaves)
 
 
 PARALLEL_MIN_BYTES = 4 * 1024 * 1024  # below this, starting worker processes costs more than it saves
@@ -186,20 +264,24 @@ def _init_worker(trust_documents: list[bytes]) -> None:
     gc.set_threshold(50_000, 20, 20)
 
 
-def _worker_audit(item: tuple[str, BatchSource, int | None]) -> AuditReport:
-    name, src, tv = item
-    return audit_batch(_bytes(src), _worker_chain, name=name, trust_version=tv)
+Item = tuple[str, BatchSource, int | None, str | None]  # name, source, trust version, logged batch hash
 
 
-def _audit_batches(
-    items: list[tuple[str, BatchSource, int | None]], chain: Sequence[TrustMetadata]
-) -> list[AuditReport]:
+def _worker_audit(item: Item) -> AuditReport:
+    name, src, tv, logged = item
+    return audit_batch(_bytes(src), _worker_chain, name=name, trust_version=tv, logged_hash=logged)
+
+
+def _audit_batches(items: list[Item], chain: Sequence[TrustMetadata]) -> list[AuditReport]:
     """:func:`audit_batch` for each item; across CPU cores when the batches are large enough to pay for it
     (workers read files themselves, so the batches are not copied between processes). Every batch is verified
     completely either way; only the order of the work differs."""
     workers = min(os.cpu_count() or 1, 8)
-    if workers < 2 or len(items) < 2 or sum(_size(src) for _n, src, _t in items) < PARALLEL_MIN_BYTES:
-        return [audit_batch(_bytes(src), chain, name=name, trust_version=tv) for name, src, tv in items]
+    if workers < 2 or len(items) < 2 or sum(_size(src) for _n, src, _t, _h in items) < PARALLEL_MIN_BYTES:
+        return [
+            audit_batch(_bytes(src), chain, name=name, trust_version=tv, logged_hash=logged)
+            for name, src, tv, logged in items
+        ]
     with ProcessPoolExecutor(workers, initializer=_init_worker, initargs=([t.envelope for t in chain],)) as ex:
         return list(ex.map(_worker_audit, items))
 
@@ -207,10 +289,11 @@ def _audit_batches(
 def audit_series(
     batches: Sequence[tuple[str, BatchSource]],
     chain: Sequence[TrustMetadata],
-    trust_versions: dict[tuple[str, int], int] | None = None,
+    positions: LogPositions | None = None,
 ) -> AuditReport:
-    """A province's batches: each valid, gapless from 1, chained, versions continuous, no equivocation.
-    A batch is given as its bytes or as the path of its file (then only its first line is read here)."""
+    """A province's batches: each valid (judged at its log position when ``positions`` has it), gapless from 1,
+    chained, versions continuous, no equivocation. A batch is given as its bytes or as the path of its file
+    (then only its first line is read here)."""
     report = AuditReport()
     by_prov: dict[str, dict[int, list[tuple[str, str, BatchHeader]]]] = {}
     todo = []
@@ -223,9 +306,10 @@ def audit_series(
             else:
                 report.failed("series", name, e)
             continue
-        todo.append((name, src, env, header, (trust_versions or {}).get((header.province, header.seq))))
-    subs = _audit_batches([(name, src, tv) for name, src, _e, _h, tv in todo], chain)
-    for (name, _src, env, header, _tv), sub in zip(todo, subs, strict=True):
+        tv, logged = (positions or LogPositions()).get(header.province, header.seq)
+        todo.append((name, src, env, header, tv, logged))
+    subs = _audit_batches([(name, src, tv, logged) for name, src, _e, _h, tv, logged in todo], chain)
+    for (name, _src, env, header, _tv, _logged), sub in zip(todo, subs, strict=True):
         report.extend(sub)
         if sub.ok:
             batch_hash = hashlib.sha256(env.payload).hexdigest()
@@ -473,7 +557,9 @@ def audit_bundle(root: Path, *, pinned: bytes | None = None) -> AuditReport:
     missing = sorted(set(batch_leaves) - present)
     for province, seq in missing:
         report.bad("bundle", f"province {province} seq {seq}", "logged batch missing from the bundle")
-    report.extend(audit_series(batch_files, chain, trust_versions))
+    report.extend(
+        audit_series(batch_files, chain, LogPositions({k: (v, batch_leaves[k]) for k, v in trust_versions.items()}))
+    )
     for f in sorted((root / "receipts").glob(bundle.RECEIPT_GLOB)):
         report.extend(audit_receipt(f.read_bytes(), chain, name=str(f.relative_to(root))))
     report.extend(audit_messages(root, leaves, chain))

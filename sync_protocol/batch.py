@@ -41,6 +41,7 @@ from sync_protocol.dsse import (
     BATCH_PAYLOAD_TYPE,
     Envelope,
     encode_envelope,
+    parse_canonical_envelope,
     parse_envelope,
     sign_envelope,
     verify_envelope,
@@ -253,7 +254,7 @@ def verify_batch(data: bytes, trust: TrustMetadata, province: str, limits: Limit
     """
     check_province(province)
     env_line, record_lines = split_batch_file(data, limits)
-    env = parse_envelope(env_line)
+    env = parse_canonical_envelope(env_line)
     keyset = trust.province_keys(province)
     signers = verify_envelope(env, BATCH_PAYLOAD_TYPE, keyset.keys, keyset.threshold)
     header = header_from_payload(env.payload)  # parse only the verified bytes

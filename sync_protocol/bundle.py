@@ -49,3 +49,17 @@ def leaves_file(root: Path) -> Path:
 
 def checkpoint_file(root: Path) -> Path:
     return root / "log" / "checkpoint"
+
+
+def is_bundle(root: Path) -> bool:
+    return leaves_file(root).is_file() and checkpoint_file(root).is_file() and (root / "trust").is_dir()
+
+
+def find_root(path: Path, depth: int = 4) -> Path | None:
+    """The bundle a file or directory lies in (``path`` itself or one of its ``depth`` nearest parents), if any:
+    a batch file's log position is looked up there."""
+    here = path.resolve()
+    for candidate in [here, *list(here.parents)[:depth]]:
+        if candidate.is_dir() and is_bundle(candidate):
+            return candidate
+    return None

@@ -14,6 +14,11 @@ from pathlib import Path
 import click
 
 from sync_protocol import audit as A
+from sync_protocol import bundle as layout
+from sync_protocol.batch import header_from_payload, read_header
+from sync_protocol.canonical import parse_json
+from sync_protocol.dsse import envelope_from_json
+from sync_protocol.errors import ProtocolError
 
 EPILOG = "Specification: docs/protocol.md (tmis-sync/1)."
 
@@ -23,14 +28,33 @@ def _trust_option(f):
         "--trust",
         "trust_paths",
         multiple=True,
-        required=True,
         type=click.Path(exists=True, path_type=Path),
-        help="trust documents (N.trust.json) or a directory of them; the lowest version is pinned",
+        help="trust documents (N.trust.json) or a directory of them; the lowest version is pinned "
+        "(default: the trust/ directory of the bundle the files lie in)",
     )(f)
     return click.option(
         "--pinned",
         type=click.Path(exists=True, dir_okay=False, path_type=Path),
         help="pin this trust document instead of the lowest version given",
+    )(f)
+
+
+def _position_options(f):
+    """Where each batch's log position (the trust version that judges its key) comes from."""
+    f = click.option(
+        "--bundle",
+        "bundle_dir",
+        type=click.Path(exists=True, file_okay=False, path_type=Path),
+        help="an exported bundle whose verified log gives each batch's position (default: the bundle the "
+        "files lie in, if any)",
+    )(f)
+    return click.option(
+        "--receipts",
+        "receipt_paths",
+        multiple=True,
+        type=click.Path(exists=True, path_type=Path),
+        help="receipt files or directories of them (*.receipt.json): each verified receipt gives its batch's "
+        "log position",
     )(f)
 
 
@@ -42,6 +66,41 @@ def _load_trust(paths: tuple[Path, ...], pinned: Path | None) -> tuple[list, A.A
         else:
             docs.append(p.read_bytes())
     return A.load_trust(docs, pinned.read_bytes() if pinned else None)
+
+
+def _context(
+    inputs: list[Path],
+    trust_paths: tuple[Path, ...],
+    pinned: Path | None,
+    bundle_dir: Path | None,
+    receipt_paths: tuple[Path, ...],
+) -> tuple[list, A.LogPositions, A.AuditReport]:
+    """The trust chain and the batches' log positions: from the bundle the inputs lie in (or ``--bundle``),
+    then from receipts; ``--trust`` overrides the bundle's trust documents."""
+    root = bundle_dir
+    if root is None:
+        root = next((r for r in (layout.find_root(p) for p in inputs) if r is not None), None)
+    if not trust_paths and root is None:
+        raise click.UsageError("give --trust, or audit files inside an exported bundle, or name one with --bundle")
+    report, chain, positions = A.AuditReport(), [], A.LogPositions()
+    if trust_paths:
+        chain, tr = _load_trust(trust_paths, pinned)
+        report.extend(tr)
+    if root is not None:
+        sub = A.AuditReport()
+        found = A.bundle_context(root, pinned.read_bytes() if pinned else None, sub)
+        if found is not None:
+            bundle_chain, positions = found
+            chain = chain or bundle_chain
+        if trust_paths:  # the operator's trust decides; the bundle's log is only the positions
+            sub.findings = [f for f in sub.findings if f.check != "trust-chain"]
+        report.extend(sub)
+    files = []
+    for p in receipt_paths:
+        files.extend(sorted(p.rglob("*.receipt.json")) if p.is_dir() else [p])
+    for key, value in A.positions_from_receipts(files, chain, report).at.items():
+        positions.at.setdefault(key, value)
+    return chain, positions, report
 
 
 def _emit(report: A.AuditReport, as_json: bool) -> None:
@@ -66,24 +125,39 @@ def audit() -> None:
 
 @audit.command(epilog=EPILOG)
 @click.argument("batch", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--trust-version", type=int, help="judge the batch under this trust version (its log position)")
+@click.option("--trust-version", type=int, help="judge under this trust version instead of the batch's log position")
 @_trust_option
+@_position_options
 @json_option
-def batch(batch: Path, trust_version: int | None, trust_paths, pinned, as_json: bool) -> None:
-    """Verify one batch file: signature to the trusted root, schema, every record hash, Merkle root."""
-    chain, report = _load_trust(trust_paths, pinned)
+def batch(
+    batch: Path, trust_version: int | None, trust_paths, pinned, bundle_dir, receipt_paths, as_json: bool
+) -> None:
+    """Verify one batch file at its log position: signature to the trusted root under the trust version in force
+    when it was accepted, schema, every record hash, Merkle root."""
+    chain, positions, report = _context([batch], trust_paths, pinned, bundle_dir, receipt_paths)
     if chain:
-        report.extend(A.audit_batch(batch.read_bytes(), chain, name=str(batch), trust_version=trust_version))
+        data = batch.read_bytes()
+        tv, logged = None, None
+        try:
+            _env, header = read_header(data)
+            tv, logged = positions.get(header.province, header.seq)
+        except ProtocolError:
+            pass  # audit_batch reports the malformed file
+        if trust_version is not None:
+            tv, logged = trust_version, None
+        report.extend(A.audit_batch(data, chain, name=str(batch), trust_version=tv, logged_hash=logged))
     _emit(report, as_json)
 
 
 @audit.command(epilog=EPILOG)
 @click.argument("batches", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @_trust_option
+@_position_options
 @json_option
-def series(batches, trust_paths, pinned, as_json: bool) -> None:
-    """Verify a province's batch series: gapless from 1, chained, versions continuous, no equivocation."""
-    chain, report = _load_trust(trust_paths, pinned)
+def series(batches, trust_paths, pinned, bundle_dir, receipt_paths, as_json: bool) -> None:
+    """Verify a province's batch series, each batch at its log position: gapless from 1, chained, versions
+    continuous, no equivocation."""
+    chain, positions, report = _context(list(batches), trust_paths, pinned, bundle_dir, receipt_paths)
     files = []
     for p in batches:
         if p.is_dir():
@@ -91,7 +165,7 @@ def series(batches, trust_paths, pinned, as_json: bool) -> None:
         else:
             files.append((str(p), p))
     if chain:
-        report.extend(A.audit_series(files, chain))
+        report.extend(A.audit_series(files, chain, positions))
     _emit(report, as_json)
 
 
@@ -101,7 +175,7 @@ def series(batches, trust_paths, pinned, as_json: bool) -> None:
 @json_option
 def receipt(receipt: Path, trust_paths, pinned, as_json: bool) -> None:
     """Verify a receipt: the signed checkpoint and the leaf's inclusion in it."""
-    chain, report = _load_trust(trust_paths, pinned)
+    chain, _positions, report = _context([receipt], trust_paths, pinned, None, ())
     if chain:
         report.extend(A.audit_receipt(receipt.read_bytes(), chain, name=str(receipt)))
     _emit(report, as_json)
@@ -115,7 +189,7 @@ def receipt(receipt: Path, trust_paths, pinned, as_json: bool) -> None:
 @json_option
 def consistency(old: Path, new: Path, proof: Path, trust_paths, pinned, as_json: bool) -> None:
     """Verify that the NEW checkpoint extends the OLD one (append-only log: no truncation, no fork)."""
-    chain, report = _load_trust(trust_paths, pinned)
+    chain, _positions, report = _context([old, new], trust_paths, pinned, None, ())
     if chain:
         report.extend(
             A.audit_consistency(
@@ -127,14 +201,26 @@ def consistency(old: Path, new: Path, proof: Path, trust_paths, pinned, as_json:
 
 @audit.command(epilog=EPILOG)
 @click.argument("proof", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--trust-version", type=int, help="judge the batch signature under this trust version")
+@click.option("--trust-version", type=int, help="judge under this trust version instead of the batch's log position")
 @_trust_option
+@_position_options
 @json_option
-def record(proof: Path, trust_version: int | None, trust_paths, pinned, as_json: bool) -> None:
-    """Verify one teacher's record proof (the record is in a signed batch) without the rest of the batch."""
-    chain, report = _load_trust(trust_paths, pinned)
+def record(
+    proof: Path, trust_version: int | None, trust_paths, pinned, bundle_dir, receipt_paths, as_json: bool
+) -> None:
+    """Verify one teacher's record proof (the record is in a signed batch, judged at the batch's log position)
+    without the rest of the batch."""
+    chain, positions, report = _context([proof], trust_paths, pinned, bundle_dir, receipt_paths)
     if chain:
-        report.extend(A.audit_record_proof(proof.read_bytes(), chain, name=str(proof), trust_version=trust_version))
+        data = proof.read_bytes()
+        tv = trust_version
+        if tv is None:
+            try:
+                header = header_from_payload(envelope_from_json(parse_json(data)["envelope"]).payload)
+                tv, _logged = positions.get(header.province, header.seq)
+            except (ProtocolError, KeyError, TypeError):
+                pass  # audit_record_proof reports the malformed proof
+        report.extend(A.audit_record_proof(data, chain, name=str(proof), trust_version=tv))
     _emit(report, as_json)
 
 

@@ -82,6 +82,16 @@ def parse_envelope(data: bytes) -> Envelope:
     return envelope_from_json(parse_json(data))
 
 
+def parse_canonical_envelope(data: bytes) -> Envelope:
+    """An envelope received as bytes that a node stores as received (line 1 of a batch file, a transfer
+    message): it must be exactly its canonical encoding (docs/protocol.md §3), so the stored bytes have one
+    form. Raises MalformedError otherwise."""
+    env = parse_envelope(data)
+    if encode_envelope(env) != data:
+        raise MalformedError("the envelope is not in canonical form (RFC 8785, docs/protocol.md §3)")
+    return env
+
+
 def verify_envelope(env: Envelope, payload_type: str, keys: Mapping[str, PublicKey], threshold: int) -> frozenset[str]:
     """Verify ``env`` against trusted ``keys``; return the ids of the keys whose signatures verified.
 

@@ -35,10 +35,17 @@ def _message(method: str, path: str, province: str, timestamp: str, nonce: str, 
 
 
 def sign_request(
-    signer: Signer, province: str, method: str, path: str, body: bytes, now: dt.datetime | None = None
+    signer: Signer,
+    province: str,
+    method: str,
+    path: str,
+    body: bytes,
+    now: dt.datetime | None = None,
+    nonce: str | None = None,
 ) -> dict[str, str]:
+    """The headers of a signed request (``nonce`` fixed only for golden vectors: a nonce is used once)."""
     timestamp = format_time(now or dt.datetime.now(dt.UTC))
-    nonce = secrets.token_urlsafe(24)
+    nonce = nonce or secrets.token_urlsafe(24)
     sig = signer.sign(_message(method, path, province, timestamp, nonce, body))
     return {
         "X-Tmis-Province": province,
@@ -80,3 +87,8 @@ def verify_request(
     ):
         raise SignatureError("request signature does not verify", province=province)
     return province, nonce
+
+
+def signed_message(method: str, path: str, province: str, timestamp: str, nonce: str, body: bytes) -> bytes:
+    """The exact bytes a signed request's signature covers (docs/protocol.md §14.2)."""
+    return _message(method, path, province, timestamp, nonce, body)

@@ -48,7 +48,13 @@ from typing import Any
 from sync_protocol import PROTOCOL
 from sync_protocol._schema import exact_keys, hex_hash, one_of, string, time
 from sync_protocol.canonical import canonical_bytes, format_time, parse_canonical
-from sync_protocol.dsse import TRANSFER_PAYLOAD_TYPE, encode_envelope, parse_envelope, sign_envelope, verify_envelope
+from sync_protocol.dsse import (
+    TRANSFER_PAYLOAD_TYPE,
+    encode_envelope,
+    parse_canonical_envelope,
+    sign_envelope,
+    verify_envelope,
+)
 from sync_protocol.errors import LimitExceededError, MalformedError, ProtocolError
 from sync_protocol.identifiers import check_province, check_teacher_number
 from sync_protocol.keys import Signer
@@ -268,7 +274,7 @@ def verify_transfer_message(data: bytes, trust: TrustMetadata, province: str) ->
     """Signature by ``province``'s keys (threshold of its key set), then schema; ``province`` must be the signer."""
     if len(data) > MAX_TRANSFER_MESSAGE_BYTES + 4096:
         raise LimitExceededError("transfer message too large", size=len(data))
-    env = parse_envelope(data)
+    env = parse_canonical_envelope(data)
     ks = trust.province_keys(province)
     verify_envelope(env, TRANSFER_PAYLOAD_TYPE, ks.keys, ks.threshold)
     msg = parse_transfer_payload(env.payload)

@@ -15,20 +15,32 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from flask import Flask
+from flask import Flask, current_app, request
 from flask_smorest import Blueprint
 
 from common.http import json_error, make_api
+from common.metrics import metrics_of
 from national_node.api import auth
 from sync_protocol.errors import ProtocolError
 
 
 def protocol_error(e: ProtocolError) -> Any:
+    if e.http_status >= 400 and request.url_rule is not None:  # a refused batch, message or request, by code
+        refusals = current_app.extensions[REFUSALS]
+        refusals.labels(request.url_rule.rule, (request.view_args or {}).get("code", "-"), e.code).inc()
     return json_error(e.code, e.http_status, e.message, {k: str(v) for k, v in e.details.items()})
+
+
+REFUSALS = "tmis_refusals"
 
 
 def register_api(app: Flask, blueprints: Iterable[Blueprint]) -> Any:
     api = make_api(app, "tmis national node")
+    app.extensions[REFUSALS] = metrics_of(app).counter(
+        "tmis_intake_refused_total",
+        "Province requests refused with a protocol error (nothing stored), by route, province and code",
+        ["route", "province", "code"],
+    )
     app.register_error_handler(ProtocolError, protocol_error)
     app.before_request(auth.authenticate_province)
     for bp in blueprints:

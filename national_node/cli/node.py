@@ -7,7 +7,7 @@ import click
 from common import migrations
 from common.cli import configure_logging, serve_wsgi
 from common.db import redact_url, session_scope
-from common.errors import ConfigError
+from common.errors import ConfigError, ErrorCode
 from national_node import MIGRATIONS_DIR
 from national_node.app import create_app
 from national_node.cli import _runtime
@@ -24,11 +24,18 @@ def serve(ctx: click.Context, threads: int) -> None:
     """Serve the node's API with waitress on TMIS_BIND (default 127.0.0.1:8000); expire overdue transfer
     requests hourly."""
     rt = _runtime.runtime(ctx)
-    configure_logging(rt.config.log_level)
+    configure_logging(rt.config.log_level, rt.config.log_format)
     app = create_app(rt.config, rt)
     scheduler = start_scheduler(rt)
     try:
-        serve_wsgi(app, rt.config.bind_host, rt.config.bind_port, threads)
+        serve_wsgi(
+            app,
+            rt.config.bind_host,
+            rt.config.bind_port,
+            threads,
+            max_body=rt.config.max_batch_bytes,
+            too_large_code=ErrorCode.PROTOCOL_LIMIT_EXCEEDED,
+        )
     finally:
         scheduler.shutdown(wait=False)
 

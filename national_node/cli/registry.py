@@ -17,7 +17,9 @@ from national_node.registry import registry, report
 @click.option("--province", "code", required=True, help="2-digit province code")
 @click.pass_context
 def enrol_token(ctx: click.Context, code: str) -> None:
-    """Issue a one-time enrolment token for a province (valid 7 days); hand it over out of band."""
+    """Issue a one-time enrolment token for a province (valid 7 days); hand it over out of band. The province
+    enrols its first key with it (`tmis province sync enrol`), or a new key when it rotates or recovers from a
+    revoked or compromised key (`tmis province keys rotate --token`)."""
     rt = _runtime.runtime(ctx)
     with session_scope(rt.session_factory) as s:
         token = province_rows.issue_token(s, code)
@@ -66,11 +68,12 @@ def keys_add(ctx: click.Context, code: str, public_key: str) -> None:
     rt = _runtime.runtime(ctx)
     with session_scope(rt.session_factory) as s:
         trust = registry.add_key(s, rt.keys(), rt.origin, code, public_key)
-    click.echo(f"trust version {trust.version} published")
+    added = province_rows.public_key(public_key).keyid
+    click.echo(f"trust version {trust.version} published; province {code} key {added[:16]} added")
 
 
 @keys.command("revoke")
-@click.option("--key-id", required=True)
+@click.option("--key-id", required=True, help="the key id, or a unique prefix of at least 8 characters")
 @click.option("--reason", required=True)
 @click.pass_context
 def keys_revoke(ctx: click.Context, key_id: str, reason: str) -> None:

@@ -19,7 +19,7 @@ bp = Blueprint("inbox", __name__, url_prefix="/api/v1", description="Messages ro
 
 
 class AckIn(Strict):
-    seq = ma.fields.Integer(required=True, validate=ma.validate.Range(0))
+    seq = ma.fields.Integer(required=True, strict=True, validate=ma.validate.Range(0))  # 1.5, "1", true refused
 
 
 class AckOut(Out):
@@ -35,10 +35,10 @@ class Inbox(MethodView):
     @bp.response(200, MessagesOut)
     def get(self, code: str) -> Any:
         """Messages for the province after ?after=N (signed request)."""
-        after = request.args.get("after", "0")
-        if not after.isdigit():
-            return json_error(ErrorCode.BAD_REQUEST, 400, "after must be a non-negative integer")
-        msgs = routing.pull(get_session(), code, int(after), int(request.args.get("limit", "100")))
+        after, limit = request.args.get("after", "0"), request.args.get("limit", "100")
+        if not (after.isascii() and after.isdigit() and limit.isascii() and limit.isdigit()) or len(after + limit) > 30:
+            return json_error(ErrorCode.BAD_REQUEST, 400, "after and limit must be non-negative decimal integers")
+        msgs = routing.pull(get_session(), code, int(after), int(limit))
         return {"messages": [json.loads(m.envelope) for m in msgs]}
 
 

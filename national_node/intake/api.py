@@ -10,8 +10,7 @@ from flask import request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from common.errors import ErrorCode
-from common.http import get_session, json_error, keep_writes_on_error
+from common.http import get_session, keep_writes_on_error
 from common.schemas import Out
 from national_node.intake import intake
 from national_node.runtime import runtime
@@ -38,10 +37,7 @@ class Batches(MethodView):
     @bp.response(200, IntakeOut)
     def post(self, code: str) -> Any:
         """Push one batch file (signed request). 200 with the receipt, also for an identical resend."""
-        rt = runtime()
-        limit = rt.config.max_batch_bytes
-        if request.content_length and request.content_length > limit:
-            return json_error(ErrorCode.PROTOCOL_LIMIT_EXCEEDED, 413, f"batch larger than {limit} bytes")
+        rt = runtime()  # the declared length was checked against the limit before the body was read (api.auth)
         try:
             result = intake.intake(get_session(), rt.keys(), rt.origin, code, request.get_data())
         except EquivocationError:

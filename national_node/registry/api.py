@@ -1,4 +1,4 @@
-"""``POST /api/v1/enrol``: a province enrols its first key with the one-time token."""
+"""``POST /api/v1/enrol``: a province enrols a key (its first, or a new one) with a one-time token."""
 
 from __future__ import annotations
 
@@ -34,7 +34,8 @@ class Enrol(MethodView):
     @bp.arguments(EnrolIn)
     @bp.response(200, EnrolOut)
     def post(self, body: dict[str, Any]) -> Any:
-        """Enrol a province's first key with the one-time token; answers every trust version."""
+        """Enrol a province key (its first, or a new one: rotation, recovery) with a one-time token; answers every
+        trust version."""
         session, rt = get_session(), runtime()
         trust = registry.enrol(session, rt.keys(), rt.origin, body["province"], body["token"], body["public_key"])
         return {"trust_version": trust.version, "trust": [json.loads(d) for d in ledger.all_trust_documents(session)]}

@@ -7,10 +7,12 @@ from __future__ import annotations
 import datetime as dt
 import json
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from common.db import utcnow
 from common.errors import AuthError, ConflictError, NotFoundError
+from common.keyfile import match_key_id
 from national_node.inbox import routing
 from national_node.keys import NodeKeys
 from national_node.ledger import ledger
@@ -39,7 +41,8 @@ def enrol(
     public_key: str,
     now: dt.datetime | None = None,
 ) -> TrustMetadata:
-    """A province enrols its first key with the one-time token the ministry operator handed over."""
+    """A province enrols a key with the one-time token the ministry operator handed over: its first key, or a
+    new one (``tmis province keys rotate --token``), also when its current key is revoked or compromised."""
     now = now or utcnow()
     province = provinces.get(session, code)
     if not provinces.claim_token(session, province, token, now):
@@ -67,9 +70,14 @@ def add_key(session: Session, keys: NodeKeys, origin: str, code: str, public_key
 
 
 def revoke_key(session: Session, keys: NodeKeys, origin: str, keyid: str, reason: str) -> TrustMetadata:
+    """Publish a trust version without the key (its full id, or a unique prefix of ≥ 8 hex characters as
+    ``trust show`` prints it). Batches it signed before stay valid at their log position."""
+    active = list(session.scalars(select(ProvinceKey.keyid).where(ProvinceKey.revoked_at.is_(None))))
+    try:
+        keyid = match_key_id(active, keyid)
+    except NotFoundError:
+        raise NotFoundError(f"no active key {keyid}", details={"key_id": keyid}) from None
     row = session.get(ProvinceKey, keyid)
-    if row is None or row.revoked_at is not None:
-        raise NotFoundError(f"no active key {keyid}")
     row.revoked_at = utcnow()
     session.flush()
     return _publish(session, keys, origin, f"revoke {keyid[:16]} of {row.province_code}: {reason}")

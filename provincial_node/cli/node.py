@@ -30,7 +30,7 @@ def serve(ctx: click.Context, threads: int) -> None:
     config = _runtime.config(ctx)
     if not config.province_code:
         raise click.UsageError("TMIS_PROVINCE_CODE is required to serve a provincial node")
-    configure_logging(config.log_level)
+    configure_logging(config.log_level, config.log_format)
     secure_data_dir(config)
     rt = _runtime.runtime(ctx, config)
     with rt.session_factory() as s:

@@ -97,6 +97,8 @@ class SyncRound(Base):
     messages: Mapped[int] = mapped_column(Integer, default=0)
     timings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     errors: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    # what else the round did: batches re-signed, a restore detected and repaired, the reconciliation's outcome
+    notes: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
 class InboxReceived(Base):
@@ -127,6 +129,7 @@ class ParkedRecord(Base):
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     parked_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     resolved_at: Mapped[dt.datetime | None] = mapped_column()
+    resent_version: Mapped[int | None] = mapped_column(Integer)  # `sync reload --parked`: the record sent again
 
 
 class UpwardMessage(Base):
@@ -148,3 +151,42 @@ class UpwardMessage(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     receipt: Mapped[bytes | None] = mapped_column(LargeBinary)
     sent_at: Mapped[dt.datetime | None] = mapped_column()
+
+
+class CoreLeaf(Base):
+    """The province's core view as the national node should hold it, one leaf per teacher number: the version and
+    record hash of its newest record in an accepted batch that was not refused (transferred-out teachers have
+    none). Folded in incrementally from accepted batches (:mod:`.reconcile`); the digest tree is built on it."""
+
+    __tablename__ = "core_leaf"
+
+    teacher_number: Mapped[str] = mapped_column(String(13), primary_key=True)
+    bucket: Mapped[int] = mapped_column(Integer, index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    record_hash: Mapped[str] = mapped_column(String(64))
+
+
+class DigestBucket(Base):
+    """The digest of each non-empty bucket of the core view's tree (sync_protocol.digest), kept in step with
+    ``core_leaf``."""
+
+    __tablename__ = "digest_bucket"
+
+    bucket: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    digest: Mapped[str] = mapped_column(String(64))
+
+
+class RecoveryEntry(Base):
+    """A teacher number whose national version is newer than this node's data: found when the node, restored
+    from an older backup, adopted batches the national node had accepted after the backup. The edit must be
+    entered again (recovery report, ``tmis province sync recovery``)."""
+
+    __tablename__ = "recovery_entry"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    detected_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    teacher_number: Mapped[str] = mapped_column(String(13), index=True)
+    national_version: Mapped[int] = mapped_column(Integer)  # the newest record version the national node holds
+    local_version: Mapped[int | None] = mapped_column(Integer)  # the newest this node still has (None: none)
+    batch_seq: Mapped[int] = mapped_column(Integer)
+    resolved_at: Mapped[dt.datetime | None] = mapped_column()

@@ -1,5 +1,7 @@
-"""Sync rounds of a provincial node (DESIGN §6.7): build batches from the outbox, push them in order,
-verify the receipts, then pull and process the inbox.
+"""Sync rounds of a provincial node (DESIGN §6.7): fetch the trust versions and choose the signing key
+(:mod:`.keys`), build batches from the outbox, check the chain position at the national node (:mod:`.recovery`),
+push the batches in order, verify the receipts, pull and process the inbox, and compare the core view's digest
+with the national store (:mod:`.reconcile`).
 
 Resumable after a crash at any point, with nothing lost or applied twice:
 
@@ -30,6 +32,7 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
@@ -40,8 +43,9 @@ from common.db import utcnow
 from common.errors import ErrorCode, SyncError, TmisError, TransportError
 from common.transport import Transport
 from provincial_node.context import ProvinceRuntime
-from provincial_node.sync import outbox
+from provincial_node.sync import keys, outbox, reconcile, recovery
 from provincial_node.sync.inbox_handlers import InboxDispatch
+from provincial_node.sync.keys import KeyRing
 from provincial_node.sync.models import (
     BatchStatus,
     InboxReceived,
@@ -66,6 +70,8 @@ from sync_protocol.transfer import sign_transfer_message
 from sync_protocol.trust import TrustMetadata
 
 logger = logging.getLogger(__name__)
+BATCH_TYPE = "application/vnd.tmis.batch.v1"  # docs/protocol.md §14.4
+TRANSFER_TYPE = "application/vnd.tmis.transfer-message.v1+json"
 Progress = Callable[[str, int, int], None]
 
 
@@ -78,6 +84,7 @@ class SyncSettings:
     backoff_base: float = 0.5
     backoff_cap: float = 30.0
     sleep: Callable[[float], None] = time.sleep
+    key_path: Path | None = None  # the ring is read again from here at the start of every round (keys.KeyRing)
 
 
 @dataclass
@@ -88,6 +95,7 @@ class RoundStats:
     records: int = 0
     bytes_sent: int = 0
     messages: int = 0
+    notes: dict[str, Any] = field(default_factory=dict)  # re-signed batches, recovery, reconciliation
     timings: dict[str, float] = field(default_factory=dict)
     errors: list[dict[str, Any]] = field(default_factory=list)
 
@@ -106,22 +114,33 @@ class SyncClient:
     """Runs sync rounds for one province: ``runtime`` gives the database, the catalogue version (the batches'
     schema version), and the areas' inbox handlers."""
 
-    def __init__(self, runtime: ProvinceRuntime, transport: Transport, signer: Signer, settings: SyncSettings) -> None:
+    def __init__(
+        self, runtime: ProvinceRuntime, transport: Transport, signer: Signer | KeyRing, settings: SyncSettings
+    ) -> None:
         self.runtime = runtime
         self.factory = runtime.session_factory
         self.transport = transport
-        self.signer = signer
+        self.ring = signer if isinstance(signer, KeyRing) else KeyRing.of(signer)
+        self.signer = self.ring.newest()  # the current key is chosen again at the start of every round (_keys)
         self.settings = settings
         self.schema_version = runtime.catalogue.version
         self.dispatch: InboxDispatch = runtime.inbox or InboxDispatch()
         self._verified: TrustMetadata | None = None
 
     # ------------------------------------------------------------------------------------------ transport
-    def _call(self, method: str, path: str, body: bytes = b"", signed: bool = True) -> dict[str, Any]:
+    def _call(
+        self,
+        method: str,
+        path: str,
+        body: bytes = b"",
+        signed: bool = True,
+        content_type: str = "application/json",
+        retry: bool = True,
+    ) -> dict[str, Any]:
         attempt = 0
         while True:
             attempt += 1
-            headers = {"Content-Type": "application/json"}
+            headers = {"Content-Type": content_type}
             if signed:  # signed anew for every attempt: a nonce is used once
                 headers.update(sign_request(self.signer, self.settings.province, method, path, body))
             try:
@@ -135,7 +154,7 @@ class SyncClient:
                     )
                 return payload
             except TransportError as e:
-                if attempt >= self.settings.max_attempts or not e.details.get("retryable"):
+                if not retry or attempt >= self.settings.max_attempts or not e.details.get("retryable"):
                     raise
                 delay = min(self.settings.backoff_cap, self.settings.backoff_base * 2 ** (attempt - 1))
                 delay *= random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not security
@@ -143,19 +162,23 @@ class SyncClient:
                 self.settings.sleep(delay)
 
     # ----------------------------------------------------------------------------------------------- enrol
-    def enrol(self, token: str) -> TrustMetadata:
+    def enrol(self, token: str, signer: Signer | None = None) -> TrustMetadata:
+        """Enrol a key (``signer``, default this node's newest) with a one-time token from the ministry: the
+        first key, or a new key of ``tmis province keys rotate``. Stores every trust version the answer carries;
+        from the next round on the newest listed key signs (:mod:`.keys`)."""
+        signer = signer or self.ring.newest()
         body = json.dumps(
             {
                 "province": self.settings.province,
                 "token": token,
-                "public_key": base64.b64encode(self.signer.public.raw).decode(),
+                "public_key": base64.b64encode(signer.public.raw).decode(),
             }
         ).encode()
         payload = self._call("POST", "/api/v1/enrol", body, signed=False)
         docs = [encode_envelope(envelope_from_json(d)) for d in payload["trust"]]
         with self.factory.begin() as s:
             trust = store_trust(s, docs)
-        if self.signer.keyid not in trust.province_keys(self.settings.province).keys:
+        if signer.keyid not in trust.province_keys(self.settings.province).keys:
             raise SyncError("the national node did not list this node's key for the province")
         return trust
 
@@ -169,11 +192,14 @@ class SyncClient:
         stats = RoundStats()
         status = RoundStatus.OK
         phases = (
+            ("keys", self._keys),  # trust versions fetched, the current key chosen, pending batches re-signed
             ("build", self._build),
+            ("recovery", self._recovery),  # restored from an older backup? adopt the national chain before a push
             ("push", self._push),
             ("messages", self._push_messages),
             ("pull", self._pull),
             ("answers", self._push_messages),  # what processing the inbox queued (automatic answers, files)
+            ("reconcile", self._reconcile),  # the core view's digest compared with the national store
         )
         for phase, fn in phases:
             started = time.monotonic()
@@ -182,7 +208,7 @@ class SyncClient:
             except (TmisError, ProtocolError) as e:
                 stats.error(phase, e)
                 stats.timings[phase] = round(time.monotonic() - started, 3)
-                if phase in ("build", "push"):
+                if phase in ("keys", "build", "recovery", "push"):
                     status = RoundStatus.FAILED
                     break
                 status = RoundStatus.PARTIAL
@@ -196,6 +222,60 @@ class SyncClient:
                 setattr(rnd, k, v)
         with self.factory() as s:
             return s.get(SyncRound, round_id)
+
+    def _keys(self, stats: RoundStats, progress: Progress | None) -> None:
+        """Fetch the trust versions (a rotation or revocation is known before anything is signed), choose the
+        current key, and re-sign what was built but not accepted with it (:mod:`.keys`)."""
+        try:
+            docs = self._call("GET", "/api/v1/trust", signed=False, retry=False)["trust"]
+        except TransportError as e:  # offline: build with the stored trust; the push says what failed
+            logger.warning("trust versions not fetched (%s); using the stored ones", e)
+            docs = []
+        if self.settings.key_path is not None:  # a key added by `keys rotate` since the last round
+            self.ring = KeyRing.load(self.settings.key_path)
+        with self.factory.begin() as s:
+            trust = store_trust(s, [encode_envelope(envelope_from_json(d)) for d in docs]) if docs else self._trust(s)
+            self.signer = self.ring.current(trust, self.settings.province)
+            resigned = keys.resign_pending(s, self.signer)
+        if resigned:
+            logger.info("re-signed built batches %s with key %s", resigned, self.signer.keyid[: keys.SHORT_ID])
+            stats.notes["resigned"] = resigned
+
+    def _recovery(self, stats: RoundStats, progress: Progress | None) -> None:
+        """:mod:`.recovery`: when the national node accepted more of this province's chain than this database
+        knows (restored from an older backup, or an answer lost), adopt it before anything is pushed; a batch
+        built here under a sequence number it used is dropped unsent, and its entries are built again."""
+        done = recovery.recover(self.factory, self._call, self.settings.province, self._trust)
+        if done:
+            stats.notes["recovery"] = done
+        if done.get("dropped"):
+            self._build(stats, progress)
+        if done.get("lost_edits"):
+            stats.errors.append(
+                {
+                    "phase": "recovery",
+                    "code": ErrorCode.RESTORED_FROM_BACKUP.value,
+                    "message": f"restored from an older backup: {len(done['lost_edits'])} teacher(s) have a newer "
+                    "version at the national node; see `tmis province sync recovery`",
+                    "details": {"teacher_numbers": done["lost_edits"]},
+                }
+            )
+
+    def _reconcile(self, stats: RoundStats, progress: Progress | None) -> None:
+        """:mod:`.reconcile`: compare the core view's digest with the national store; report what differs."""
+        outcome = reconcile.reconcile(self.factory, self._call, self.settings.province)
+        stats.notes["reconcile"] = outcome
+        if outcome.get("match") is False:
+            stats.errors.append(
+                {
+                    "phase": "reconcile",
+                    "code": ErrorCode.RECONCILIATION_MISMATCH.value,
+                    "message": f"{len(outcome['differing'])} teacher number(s) differ from the national store"
+                    + (" (more buckets differ than one round descends into)" if outcome["truncated"] else "")
+                    + "; repair with `tmis province sync reload`",
+                    "details": {"differing": outcome["differing"][:200]},
+                }
+            )
 
     def _build(self, stats: RoundStats, progress: Progress | None) -> None:
         while True:
@@ -267,7 +347,7 @@ class SyncClient:
             return batch.data, batch.batch_hash, batch.version_to - batch.version_from + 1
 
     def _send_batch(self, data: bytes) -> dict[str, Any]:
-        return self._call("POST", f"/api/v1/provinces/{self.settings.province}/batches", data)
+        return self._call("POST", f"/api/v1/provinces/{self.settings.province}/batches", data, content_type=BATCH_TYPE)
 
     def _settle(self, item: tuple[int, bytes, str, int, Future[dict[str, Any]]], stats: RoundStats) -> None:
         """Wait for one batch's answer (in sequence), check its receipt and store it."""
@@ -326,7 +406,9 @@ class SyncClient:
                 m = s.get(UpwardMessage, mid)
                 data, message_hash = sign_transfer_message(m.payload, self.signer), m.message_hash
             try:
-                payload = self._call("POST", f"/api/v1/provinces/{self.settings.province}/transfers", data)
+                payload = self._call(
+                    "POST", f"/api/v1/provinces/{self.settings.province}/transfers", data, content_type=TRANSFER_TYPE
+                )
             except SyncError as e:
                 if not 400 <= int(e.details.get("status", 0)) < 500:
                     raise

@@ -56,3 +56,20 @@ def resolve_parked(session: Session, parked_id: int, now: Any) -> ParkedRecord:
         raise NotFoundError(f"no parked record {parked_id}", details={"parked_id": parked_id})
     row.resolved_at = now
     return row
+
+
+def parked_outcome(session: Session, row: ParkedRecord) -> str:
+    """What became of a parked record sent again (``sync reload --parked``): accepted, refused again, or waiting."""
+    if row.resent_version is None:
+        return ""
+    again = session.scalar(
+        select(ParkedRecord).where(ParkedRecord.version == row.resent_version, ParkedRecord.id != row.id).limit(1)
+    )
+    if again is not None:
+        return f"resent as version {row.resent_version}: refused again ({again.reason})"
+    done = session.scalar(
+        select(func.coalesce(func.max(SyncBatch.version_to), 0)).where(SyncBatch.status == BatchStatus.ACCEPTED)
+    )
+    if row.resent_version <= done:
+        return f"resent as version {row.resent_version}: accepted"
+    return f"resent as version {row.resent_version}: waiting for the next round"

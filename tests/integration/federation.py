@@ -176,3 +176,19 @@ def effective_teacher(node: ProvinceNode, seq: str, region: str = "440106") -> s
         review.review(ctx(s, node.actors["school_rev"], province=node.code), t.id, "approve")
         review.review(ctx(s, county, province=node.code), t.id, "approve")
         return t.teacher_number
+
+
+def rename(node: ProvinceNode, teacher_number: str, name: str) -> None:
+    """An approved change request of 姓名: a new effective version with a changed core field."""
+    from provincial_node.teacher_files import change_requests
+    from provincial_node.teacher_files.models import Teacher
+
+    with session_scope(node.factory) as s:
+        t = s.query(Teacher).filter(Teacher.teacher_number == teacher_number).one()
+        cr = change_requests.request_change(
+            ctx(s, node.actors["school_info"], province=node.code),
+            t.id,
+            [{"group": "JBXX", "field": "XM", "new": name}],
+            "更正姓名",
+        )
+        change_requests.decide(ctx(s, node.actors["county_info"], province=node.code), cr.id, "approve", "")

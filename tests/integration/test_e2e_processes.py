@@ -130,8 +130,10 @@ def test_bad_batches_over_http_leave_the_national_state_unchanged(fed):
     gap_payload = base64.b64encode(json.dumps({**payload, "seq": 5}).encode()).decode()
     cases = {
         "tampered": (tampered, None, None, "protocol_malformed"),
-        "header changed without re-signing": (
-            json.dumps({**env, "payload": gap_payload}).encode() + b"\n" + b"\n".join(lines[1:]),
+        "header changed without re-signing": (  # a canonical envelope line (§3), the payload swapped
+            json.dumps({**env, "payload": gap_payload}, separators=(",", ":"), sort_keys=True).encode()
+            + b"\n"
+            + b"\n".join(lines[1:]),
             None,
             None,
             "protocol_signature_invalid",

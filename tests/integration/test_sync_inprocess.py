@@ -3,6 +3,8 @@ own databases (SQLite or PostgreSQL), everything initialised through the real CL
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from sqlalchemy import func, select
 
@@ -138,22 +140,27 @@ def test_operator_key_rotation_with_overlap(federation):
 
     from national_node.ledger import ledger
     from national_node.registry import registry
-    from sync_protocol.keys import Signer
+    from provincial_node.config import config_from_env
+    from provincial_node.sync.keys import create_key
 
     app, transport, p44, p11, national = federation
     keys = runtime_of(app).keys()
-    new = Signer.generate()
+    old = p44.client.signer.keyid
+    new = create_key(config_from_env(p44.env).signing_key_path, utcnow())  # in the ring, not yet listed
+    effective_teacher(p44, "050")
+    assert p44.client.run_round().status == "ok"
+    assert p44.client.signer.keyid == old  # the newest key the trust lists signs: the old one still
     with national.begin() as s:
         trust = registry.add_key(s, keys, "test.tmis/log/v1", "44", base64.b64encode(new.public.raw).decode())
-    assert set(trust.province_keys("44").keys) == {p44.client.signer.keyid, new.keyid}
-    effective_teacher(p44, "050")
-    assert p44.client.run_round().status == "ok"  # the old key still works during the overlap
-    p44.client.signer = new  # the province switches to its new key
+    assert set(trust.province_keys("44").keys) == {old, new.keyid}
     effective_teacher(p44, "051")
     assert p44.client.run_round().status == "ok"
+    assert p44.client.signer.keyid == new.keyid  # listed now: the province switched, the same client, no restart
+    with p44.factory() as s:
+        last = s.scalar(select(SyncBatch).order_by(SyncBatch.seq.desc()).limit(1))
+        assert json.loads(last.data.split(b"\n")[0])["signatures"][0]["keyid"] == new.keyid
     with national.begin() as s:
-        old = next(k for k in ledger.current_trust(s).province_keys("44").keys if k != new.keyid)
-        registry.revoke_key(s, keys, "test.tmis/log/v1", old, "rotation complete")
+        registry.revoke_key(s, keys, "test.tmis/log/v1", old[:16], "rotation complete")
     effective_teacher(p44, "052")
     assert p44.client.run_round().status == "ok"  # the new key alone is enough
     with national() as s:

@@ -325,8 +325,9 @@ def test_identical_resend_returns_the_same_receipt_and_no_new_leaf():
     assert len(f.log.leaves) == size
 
 
-def test_reserialised_envelope_keeps_the_batch_identity():
-    # signatures cover the payload bytes, not the envelope's JSON layout
+def test_spec_5_3_a_non_canonical_envelope_line_is_refused_and_its_canonical_form_keeps_the_batch_identity():
+    # signatures cover the payload bytes, not the envelope's JSON layout; but the node stores line 1 as received,
+    # so it must be the canonical encoding (one rule: refused, never canonicalised behind the sender's back)
     f = SimFederation()
     b = f.provinces["44"].next_batch(2)
     env_line, rest = b.data.split(b"\n", 1)
@@ -335,15 +336,17 @@ def test_reserialised_envelope_keeps_the_batch_identity():
         {"signatures": obj["signatures"], "payloadType": obj["payloadType"], "payload": obj["payload"]},
         separators=(", ", ": "),
     ).encode()
-    acc = accept_batch(
-        pretty + b"\n" + rest,
-        province="44",
-        trust=f.trust,
-        state=ProvinceState("44"),
-        stored_batch_hash=lambda s: None,
-        now=NOW,
-    )
-    assert acc.batch.batch_hash == b.batch_hash
+
+    def accept(data: bytes):
+        return accept_batch(
+            data, province="44", trust=f.trust, state=ProvinceState("44"), stored_batch_hash=lambda s: None, now=NOW
+        )
+
+    with pytest.raises(E.MalformedError, match="canonical"):
+        accept(pretty + b"\n" + rest)
+    canonical = encode_envelope(parse_envelope(pretty))
+    assert canonical == env_line
+    assert accept(canonical + b"\n" + rest).batch.batch_hash == b.batch_hash
 
 
 def test_key_revoked_later_keeps_earlier_batches_valid_at_their_log_position(tmp_path):

@@ -33,6 +33,7 @@ def test_audit_cli_accepts_the_vectors():
     out = run_tmis("audit", "bundle", str(VECTORS)).stdout
     assert "all checks passed" in out
     assert "FAIL" not in out
+    run_tmis("audit", "batch", str(VECTORS / "batches/44/00000003.batch"))  # its log position: the bundle
     run_tmis("audit", "batch", str(VECTORS / "batches/44/00000003.batch"), *trust, "--trust-version", "2")
     run_tmis("audit", "series", str(VECTORS / "batches/44"), *trust)
     run_tmis("audit", "receipt", str(VECTORS / "receipts/44/00000002.receipt.json"), *trust)
@@ -105,3 +106,69 @@ def test_help_points_to_the_specification():
     assert "docs/protocol.md" in run_tmis("audit", "--help").stdout
     assert "docs/protocol.md" in run_tmis("audit", "bundle", "--help").stdout
     assert (REPO / "docs" / "protocol.md").is_file()
+
+
+def _trust():
+    from sync_protocol.trust import verify_trust_chain
+
+    return verify_trust_chain([(VECTORS / "trust" / f"{v}.trust.json").read_bytes() for v in (1, 2)])[-1]
+
+
+def test_spec_8_inbox_vectors_cover_every_kind_and_verify():
+    from sync_protocol.inbox import BODY_CHECKS, verify_inbox_message
+
+    trust, kinds = _trust(), set()
+    for province in ("11", "44"):
+        for i, path in enumerate(sorted((VECTORS / "inbox" / province).glob("*.msg")), start=1):
+            msg = verify_inbox_message(path.read_bytes(), trust, province)
+            assert msg.seq == i and msg.province == province
+            kinds.add(msg.kind)
+    assert kinds == set(BODY_CHECKS)
+
+
+def test_spec_15_transfer_message_vectors_cover_every_kind_and_match_their_leaves():
+    import hashlib
+
+    from sync_protocol.log import leaves_from_lines
+    from sync_protocol.transfer import UPWARD_KINDS, verify_transfer_message
+
+    trust = _trust()
+    leaves = leaves_from_lines((VECTORS / "log" / "leaves.jsonl").read_bytes().splitlines())
+    kinds = set()
+    for path in sorted((VECTORS / "messages").rglob("*.msg")):
+        leaf = leaves[int(path.stem)]
+        msg = verify_transfer_message(path.read_bytes(), trust, path.parent.name)
+        assert (leaf["kind"], leaf["message_hash"]) == (msg.kind, hashlib.sha256(msg.payload).hexdigest())
+        kinds.add(msg.kind)
+    assert kinds == set(UPWARD_KINDS)
+
+
+def test_spec_14_signed_request_vector_verifies():
+    import datetime as dt
+
+    from sync_protocol.canonical import parse_time
+    from sync_protocol.request_auth import signed_message, verify_request
+
+    v = json.loads((VECTORS / "requests" / "push-44-3.json").read_bytes())
+    body = (VECTORS / v["body_file"]).read_bytes()
+    h = v["headers"]
+    assert (
+        signed_message(v["method"], v["path"], "44", h["X-Tmis-Timestamp"], h["X-Tmis-Nonce"], body).decode()
+        == (v["signed_message"])
+    )
+    now = parse_time(h["X-Tmis-Timestamp"], "t") + dt.timedelta(seconds=30)
+    assert verify_request(h, v["method"], v["path"], body, _trust(), now) == ("44", h["X-Tmis-Nonce"])
+
+
+def test_spec_16_digest_vector_recomputes():
+    from sync_protocol import digest as D
+
+    v = json.loads((VECTORS / "digest" / "example.json").read_bytes())
+    leaves = [D.Leaf(*(lambda p: (p[0], int(p[1]), p[2]))(x["line"].split())) for x in v["leaves"]]
+    assert all(D.bucket_of(leaf.teacher_number) == x["bucket"] for leaf, x in zip(leaves, v["leaves"], strict=True))
+    buckets: dict[int, list] = {}
+    for leaf in leaves:
+        buckets.setdefault(D.bucket_of(leaf.teacher_number), []).append(leaf)
+    digests = {b: D.bucket_digest(ls) for b, ls in buckets.items()}
+    assert {str(b): d for b, d in digests.items()} == v["buckets"]
+    assert D.root_of(D.node_digests(digests)) == v["root"]
