@@ -18,6 +18,7 @@ import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 from flask import Flask, current_app, g, jsonify, request
 from sqlalchemy.engine import Engine
@@ -59,6 +60,14 @@ class IdConverter(IntegerConverter):
         if len(value) > len(str(MAX_ID)):  # before int(): a 5000-digit number is refused by int() itself
             raise RouteMismatch()
         return super().to_python(value)
+
+
+def attachment(filename: str) -> str:
+    """A ``Content-Disposition`` value for a download named ``filename`` (Chinese names included): an ASCII
+    fallback and the RFC 6266/5987 ``filename*`` form. Header values must be Latin-1 on the wire; a raw
+    Chinese name there makes the WSGI server drop the answer."""
+    fallback = filename.encode("ascii", "replace").decode().replace("?", "_").replace('"', "_").replace("\\", "_")
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
 
 
 def json_error(code: str, status: int, message: str, details: dict[str, Any] | None = None) -> Any:

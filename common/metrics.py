@@ -61,6 +61,10 @@ class DatabaseCollector(Collector):
     def __init__(self, name: str, read: Callable[[], Iterable[Any]]) -> None:
         self.name, self.read = name, read
 
+    def describe(self) -> Iterable[Any]:
+        """Nothing to describe ahead: registering must not read the database (it may not be migrated yet)."""
+        return []
+
     def collect(self) -> Iterable[Any]:
         up = GaugeMetricFamily(
             "tmis_collector_up", "1 when the collector could read the database", labels=["collector"]

@@ -138,7 +138,7 @@ class DataKeys:
             mode = path.stat().st_mode
         except FileNotFoundError:
             raise DataKeyMissingError(
-                f"data key file {path} not found (tmis province keys init creates it)",
+                f"data key file {path} not found (tmis province data-keys init creates it)",
                 details={"variable": "TMIS_DATA_KEY_PATH", "value": str(path), "reason": "missing"},
             ) from None
         if mode & (stat.S_IRWXG | stat.S_IRWXO):
@@ -196,7 +196,7 @@ def keys_of(dialect: Any) -> DataKeys:
     if keys is None:
         raise DataKeyMissingError(
             "this database connection has no data key: ID numbers cannot be written or read "
-            "(TMIS_DATA_KEY_PATH; tmis province keys init)",
+            "(TMIS_DATA_KEY_PATH; tmis province data-keys init)",
             details={"variable": "TMIS_DATA_KEY_PATH", "reason": "missing"},
         )
     return keys

@@ -29,7 +29,10 @@ login() {
 }
 
 echo "1. initialise the node: database, province unit, first system administrator, signing key, data key"
-tmis province init --province-code 11 --admin-username bj_admin --admin-name 北京管理员 --admin-password 'Initial-pass-1'
+# --second-factor-roles '': this walk-through drives the API with passwords only. A real node keeps the default
+# (system and information administrators sign in with a security key, and get API tokens from the page 安全密钥).
+tmis province init --province-code 11 --admin-username bj_admin --admin-name 北京管理员 --admin-password 'Initial-pass-1' \
+  --second-factor-roles ''
 
 echo "2. serve it (waitress) on $TMIS_BIND"
 tmis province serve > "$WORK/serve.log" 2>&1 &

@@ -28,6 +28,11 @@ TMIS_READ_ALERT_PER_HOUR        whole-file reads by one account in an hour befor
                                 unit above is alerted
 TMIS_SHARING_REVIEW_DAYS        working days the owning level has to answer a data-sharing    5
                                 application (信息共享)
+TMIS_STEP_UP_MINUTES            a security-key check counts as fresh for exports, approvals    10
+                                of change requests and account changes this long
+TMIS_WEBAUTHN_RP_ID             the host name users type to reach the node (the security       localhost
+                                keys are bound to it; not an IP address)
+TMIS_WEBAUTHN_ORIGINS           the pages' origins, comma-separated                          http://<rp id>:<port>
 TMIS_PROXY_HOPS                 reverse proxies in front of the node whose X-Forwarded-*      0
                                 headers are trusted (TLS termination; docs/security.md)
 ==============================  ==========================================================  ================
@@ -35,11 +40,13 @@ TMIS_PROXY_HOPS                 reverse proxies in front of the node whose X-For
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from common.config import EnvReader, NodeConfig, node_values, validate_province_code
+from common.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -66,6 +73,9 @@ class ProvincialConfig(NodeConfig):
     read_alert_per_hour: int = 100
     sharing_review_days: int = 5
     proxy_hops: int = 0
+    step_up_minutes: int = 10
+    webauthn_rp_id: str = "localhost"
+    webauthn_origins: tuple[str, ...] = ()
 
     @property
     def data_key_file(self) -> Path:
@@ -103,5 +113,21 @@ def config_from_env(env: Mapping[str, str], **overrides: object) -> ProvincialCo
     values["read_alert_per_hour"] = r.int("TMIS_READ_ALERT_PER_HOUR", 100, minimum=1, maximum=1_000_000)
     values["sharing_review_days"] = r.int("TMIS_SHARING_REVIEW_DAYS", 5, minimum=1, maximum=60)
     values["proxy_hops"] = r.int("TMIS_PROXY_HOPS", 0, minimum=0, maximum=5)
+    values["step_up_minutes"] = r.int("TMIS_STEP_UP_MINUTES", 10, minimum=1, maximum=120)
+    rp_id = (r.str("TMIS_WEBAUTHN_RP_ID", "localhost") or "localhost").strip().lower()
+    if not re.fullmatch(r"[a-z0-9]([a-z0-9.-]*[a-z0-9])?", rp_id) or re.fullmatch(r"[0-9.]+", rp_id):
+        raise ConfigError(
+            "TMIS_WEBAUTHN_RP_ID must be a host name (security keys are not bound to IP addresses)",
+            details={"variable": "TMIS_WEBAUTHN_RP_ID", "value": rp_id, "reason": "not a host name"},
+        )
+    values["webauthn_rp_id"] = rp_id
+    origins = tuple(o.strip().rstrip("/") for o in (r.str("TMIS_WEBAUTHN_ORIGINS") or "").split(",") if o.strip())
+    for origin in origins:
+        if not re.fullmatch(r"https?://[^/\s]+", origin):
+            raise ConfigError(
+                "TMIS_WEBAUTHN_ORIGINS: each origin is scheme://host[:port]",
+                details={"variable": "TMIS_WEBAUTHN_ORIGINS", "value": origin, "reason": "not an origin"},
+            )
+    values["webauthn_origins"] = origins or (f"http://{rp_id}:{values['bind_port']}", f"https://{rp_id}")
     values.update(overrides)
     return ProvincialConfig(**values)

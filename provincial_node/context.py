@@ -71,6 +71,8 @@ class Actor:
     unit_path: str
     unit_level: str
     teacher_id: int | None = None
+    second_factor_required: bool = False  # the account signs in with a security key
+    second_factor_at: dt.datetime | None = None  # its last key check (the session's, or the API token's)
 
     def contains(self, unit: HasPath) -> bool:
         """The unit lies in the actor's subtree (its own unit included)."""
@@ -109,6 +111,7 @@ class Settings:
     login_max_per_address: int = 20
     read_alert_per_hour: int = 100
     sharing_review_days: int = 5
+    step_up: dt.timedelta = dt.timedelta(minutes=10)  # how recent a key check must be for a step-up
 
     @classmethod
     def from_config(cls, config: ProvincialConfig) -> Settings:
@@ -125,6 +128,7 @@ class Settings:
             login_max_per_address=config.login_max_per_address,
             read_alert_per_hour=config.read_alert_per_hour,
             sharing_review_days=config.sharing_review_days,
+            step_up=dt.timedelta(minutes=config.step_up_minutes),
         )
 
 

@@ -16,8 +16,8 @@ Not here (a later protocol change): the outbox's records and the upward/inbound 
 the identity to the national node as the protocol defines it.
 
 :func:`reencrypt` rewrites every row of those tables under the current key and fills the blind indexes; it is
-the migration path of a node upgraded from before protection (``tmis province keys reencrypt``) and the second
-half of a rotation (``tmis province keys rotate``). It works in batches, each in its own transaction, and can be
+the migration path of a node upgraded from before protection (``tmis province data-keys reencrypt``) and the second
+half of a rotation (``tmis province data-keys rotate``). It works in batches, each in its own transaction, and can be
 run again after an interruption: values under any key the file holds stay readable throughout.
 """
 
@@ -93,7 +93,7 @@ def reencrypt(
 
 def unprotected_rows(session: Session) -> int:
     """Rows still holding an ID number in clear or without their blind index (``serve`` refuses to start while
-    there are any: run ``tmis province keys reencrypt``)."""
+    there are any: run ``tmis province data-keys reencrypt``)."""
     like = PREFIX + "%"
     teachers = session.execute(
         text("SELECT count(*) FROM teacher WHERE doc_index IS NULL OR doc_number NOT LIKE :p"), {"p": like}

@@ -82,6 +82,8 @@ class Operation(LabelledStrEnum):
     SHARING_APPLY = "sharing.apply", "提出共享申请"
     SHARING_REVIEW = "sharing.review", "审核共享申请"
     SHARING_EXPORT = "sharing.export", "按授权导出共享数据"
+    SECOND_FACTOR_SUPERVISE = "second_factor.supervise", "发放安全密钥登记码、注销下级单位账号的安全密钥"
+    SECOND_FACTOR_POLICY = "second_factor.policy", "设置须使用安全密钥的角色"
     NOTICES_MANAGE = "notices.manage", "发布、撤下通知公告"
     SYNC_OPERATE = "sync.operate", "同步运维（状态、轮次、立即同步）"
     OUTBOX_READ = "sync.outbox", "查看待同步记录"
@@ -198,6 +200,10 @@ RULES: Mapping[Operation, tuple[Rule, ...]] = {
         _r(IA, Scope.UNIT, note="the applicant unit, within an approved grant"),
         _r(QU, Scope.UNIT, note="the applicant unit, within an approved grant"),
     ),
+    Operation.SECOND_FACTOR_SUPERVISE: (
+        _r(SA, Scope.CHILDREN, note="the accounts of the units directly below (the service requires that relation)"),
+    ),
+    Operation.SECOND_FACTOR_POLICY: (_r(SA, Scope.UNIT, PROVINCE),),
     Operation.NOTICES_MANAGE: (_r(SA, Scope.UNIT, PROVINCE), _r(IA, Scope.UNIT, PROVINCE)),
     Operation.SYNC_OPERATE: (_r(SA, Scope.UNIT, PROVINCE), _r(IA, Scope.UNIT, PROVINCE)),
     Operation.OUTBOX_READ: (_r(IA, Scope.UNIT, PROVINCE, note="the records hold teacher data"),),

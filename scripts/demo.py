@@ -395,6 +395,8 @@ def main() -> int:
                     f"{TREES[code]['name']}管理员",
                     "--admin-password",
                     PASSWORD,
+                    "--second-factor-roles",
+                    "",
                 ],
                 nodes[code],
             )
@@ -447,6 +449,11 @@ def main() -> int:
             print(f"\n   {TREES[code]['name']}（{code}）  {urls[code]}/login")
             for who, username in people:
                 print(f"     {username:<22} {who}")
+        print(
+            "\n   Security keys (安全密钥) are off in the demo; to try them, in a province's environment run"
+            "\n   `tmis province second-factor roles --set sysadmin,infoadmin` and open its pages at localhost"
+            "\n   (keys are bound to a host name, not to 127.0.0.1): docs/security.md, Second factor."
+        )
         if args.once:
             print("\nall steps succeeded; stopping the nodes (--once)")
             return 0

@@ -74,6 +74,8 @@ def test_province_init_import_export_cli(tmp_path):
         "管理员",
         "--admin-password",
         "Init-pass-2026",
+        "--second-factor-roles",
+        "",
         env=env,
     ).stdout
     assert "initialised provincial node 44" in out
@@ -89,6 +91,8 @@ def test_province_init_import_export_cli(tmp_path):
         "x",
         "--admin-password",
         "Init-pass-2026",
+        "--second-factor-roles",
+        "",
         env=env,
         check=False,
     )
@@ -173,6 +177,8 @@ def test_audit_verify_and_the_data_key_commands(tmp_path):
         "管理员",
         "--admin-password",
         "Init-pass-2026",
+        "--second-factor-roles",
+        "",
         env=env,
     )
     assert "OK audit chain intact" in run_tmis("province", "audit", "verify", env=env).stdout
@@ -183,12 +189,12 @@ def test_audit_verify_and_the_data_key_commands(tmp_path):
     db.close()
     tampered = run_tmis("province", "audit", "verify", env=env, check=False)
     assert tampered.returncode == 1 and "FAIL seq 1: edited" in tampered.stdout
-    assert "every ID number is encrypted" in run_tmis("province", "keys", "reencrypt", env=env).stdout
-    assert "new current data key k2" in run_tmis("province", "keys", "rotate", env=env).stdout
-    status = run_tmis("province", "keys", "status", env=env).stdout
+    assert "every ID number is encrypted" in run_tmis("province", "data-keys", "reencrypt", env=env).stdout
+    assert "new current data key k2" in run_tmis("province", "data-keys", "rotate", env=env).stdout
+    status = run_tmis("province", "data-keys", "status", env=env).stdout
     assert "keys k1, k2, current k2" in status and "unprotected rows: 0" in status
     assert ((tmp_path / "p" / "data.key").stat().st_mode & 0o777) == 0o600
-    again = run_tmis("province", "keys", "init", env=env, check=False)
+    again = run_tmis("province", "data-keys", "init", env=env, check=False)
     assert again.returncode == 2 and "refusing to overwrite" in again.stderr
 
 
@@ -198,7 +204,7 @@ def test_a_cli_import_runs_as_a_background_task(tmp_path):
     env = {"TMIS_DATA_DIR": str(tmp_path / "p"), "TMIS_PROVINCE_CODE": "44"}
     run_tmis(
         "province", "init", "--province-code", "44", "--admin-username", "gd_admin", "--admin-name", "管理员",
-        "--admin-password", "Init-pass-2026", env=env,
+        "--admin-password", "Init-pass-2026", "--second-factor-roles", "", env=env,
     )  # fmt: skip
     _in_process(env, _activate_and_add_a_school)
     tpl = tmp_path / "NDKH.csv"

@@ -51,7 +51,7 @@ from common.errors import (
     invalid,
 )
 from common.identity import IdentityError, validate_identity
-from provincial_node.accounts import sessions
+from provincial_node.accounts import second_factor, sessions
 from provincial_node.accounts.access import province_unit
 from provincial_node.accounts.models import Account, ApiToken, PasswordHistory, Unit
 from provincial_node.audit_trail import trail
@@ -191,7 +191,9 @@ def create_account(
     email: str | None = None,
     teacher_id: int | None = None,
 ) -> Account:
-    """Create an account. ``ctx.actor`` None is the node's own bootstrap (``tmis province init``, tests)."""
+    """Create an account. ``ctx.actor`` None is the node's own bootstrap (``tmis province init``, tests). An
+    administrator that uses a security key must have used it recently (step-up)."""
+    second_factor.require_fresh(ctx, "an account change")
     session, actor = ctx.session, ctx.actor
     if role not in tuple(Role):
         raise invalid("account", "role", "角色无效", f"role must be one of {', '.join(Role)}", role)
@@ -274,6 +276,7 @@ def set_account_state(
     """unlock | disable | restore (| reset_password with a chosen ``new_password``; :func:`reset_password`
     gives a one-time password instead), by the system administrator the access table names. Disabling ends every
     session of the account."""
+    second_factor.require_fresh(ctx, "an account change")
     if action == "reset_password":
         return reset_password(ctx, account_id, reason, new_password=new_password)[0]
     session = ctx.session
@@ -317,6 +320,7 @@ def reset_password(
     """Reset an account's password by the unit above (or the unit's own system administrator): a one-time
     password (generated unless ``new_password`` is given) that must be changed at the next login; the lock is
     lifted and every session of the account ends. Returns the account and the one-time password."""
+    second_factor.require_fresh(ctx, "an account change")
     session = ctx.session
     if not (reason or "").strip():
         raise invalid("account", "reason", "须说明原因", "a reason is required")
@@ -342,6 +346,7 @@ def reset_password(
 
 def change_role(ctx: ProvinceContext, account_id: int, role: str, reason: str) -> Account:
     """Change an account's role (not to or from 教师: teacher accounts belong to files); ends its sessions."""
+    second_factor.require_fresh(ctx, "an account change")
     session = ctx.session
     if not (reason or "").strip():
         raise invalid("account", "reason", "须说明原因", "a reason is required")
@@ -470,8 +475,9 @@ def password_expired(account: Account, now: dt.datetime, settings: Settings) -> 
     return changed is not None and changed + settings.password_max_age <= now
 
 
-def issue_token(ctx: ProvinceContext, account: Account) -> str:
-    """A new bearer token for the account (only its SHA-256 is stored), tied to its session generation."""
+def issue_token(ctx: ProvinceContext, account: Account, *, second_factor_at: dt.datetime | None = None) -> str:
+    """A new bearer token for the account (only its SHA-256 is stored), tied to its session generation;
+    ``second_factor_at``: the key check it was issued after (accounts that use a security key)."""
     token = secrets.token_urlsafe(32)
     ctx.session.add(
         ApiToken(
@@ -481,6 +487,7 @@ def issue_token(ctx: ProvinceContext, account: Account) -> str:
             created_at=ctx.now,
             last_used_at=ctx.now,
             expires_at=ctx.now + ctx.settings.token_lifetime,
+            second_factor_at=second_factor_at,
         )
     )
     return token
@@ -498,6 +505,10 @@ def bearer_token(headers: Any) -> str | None:
     """The token of an ``Authorization: Bearer …`` header, if there is one."""
     header = headers.get("Authorization", "")
     return header[7:].strip() if header.startswith("Bearer ") else None
+
+
+def token_row(session: Session, token: str) -> ApiToken | None:
+    return session.scalar(select(ApiToken).where(ApiToken.token_hash == _token_hash(token)))
 
 
 def _token_hash(token: str) -> str:

@@ -10,7 +10,7 @@ from flask_smorest import Blueprint
 
 from common.errors import AuthError, BadRequestError
 from common.http import keep_writes_on_error
-from provincial_node.accounts import accounts, units
+from provincial_node.accounts import accounts, second_factor, units
 from provincial_node.accounts.access import unit_in_scope
 from provincial_node.accounts.models import Account, Unit
 from provincial_node.accounts.schemas import (
@@ -51,13 +51,23 @@ class Login(MethodView):
         """Exchange username and password for a bearer token. One answer for an unknown username, a disabled
         account and a wrong password; lock-out and throttling per username and address; every attempt is in the
         login log (登录日志)."""
+        ctx = current_context()
         try:
-            token, account = accounts.login(
-                current_context(), body["username"], body["password"], address=request.remote_addr or "unknown"
+            account = accounts.verify_credentials(
+                ctx, body["username"], body["password"], address=request.remote_addr or "unknown", channel="api"
             )
         except AuthError:
             keep_writes_on_error()  # the failure count and the login log must survive the failed request
             raise
+        if second_factor.required(ctx, account):
+            keep_writes_on_error()  # the login log keeps the attempt
+            raise second_factor.SecondFactorRequiredError(
+                "this account signs in with a security key: create an API token on the page 安全密钥 "
+                "(/account/security-key) after a key check",
+                details={"reason": "api_token_from_page"},
+                message_zh="该账号须使用安全密钥登录：请在网页“安全密钥”中验证密钥后生成 API 令牌",
+            )
+        token = accounts.issue_token(ctx, account)
         return {
             "token": token,
             "token_type": "Bearer",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, text
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, LargeBinary, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from common.db import utcnow
@@ -105,12 +105,13 @@ class ApiToken(Base):
     revoked_at: Mapped[dt.datetime | None] = mapped_column()
     last_used_at: Mapped[dt.datetime | None] = mapped_column()  # the idle timeout counts from here
     generation: Mapped[int] = mapped_column(Integer, default=0)  # the account's session generation at issue
+    second_factor_at: Mapped[dt.datetime | None] = mapped_column()  # the key check it was issued after
 
 
 class WebSession(Base):
     """A signed-in browser (the pages' session; API clients use ``ApiToken``). Only the SHA-256 of the cookie's
-    random value is stored. It ends at logout, after ``TMIS_WEB_IDLE_MINUTES`` without a request, after
-    ``TMIS_WEB_SESSION_HOURS`` in any case, and whenever the account is locked, reset or disabled."""
+    random value is stored. It ends at logout, after ``TMIS_TOKEN_IDLE_MINUTES`` without a request, after
+    ``TMIS_TOKEN_LIFETIME_MINUTES`` in any case, and whenever the account is locked, reset or disabled."""
 
     __tablename__ = "web_session"
 
@@ -123,3 +124,41 @@ class WebSession(Base):
     revoked_at: Mapped[dt.datetime | None] = mapped_column()
     address: Mapped[str | None] = mapped_column(String(64))
     user_agent: Mapped[str | None] = mapped_column(String(200))
+    second_factor_at: Mapped[dt.datetime | None] = mapped_column()  # the last key check in this session
+    challenge: Mapped[bytes | None] = mapped_column(LargeBinary)  # of the WebAuthn ceremony in progress
+    challenge_at: Mapped[dt.datetime | None] = mapped_column()
+
+
+class SecurityKey(Base):
+    """A WebAuthn security key (the role of the education-CA UKey) enrolled for an account: its credential id,
+    public key (COSE) and signature counter. Revoked keys are kept (the audit trail names them)."""
+
+    __tablename__ = "security_key"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("account.id"), index=True)
+    credential_id: Mapped[bytes] = mapped_column(LargeBinary, unique=True)
+    public_key: Mapped[bytes] = mapped_column(LargeBinary)
+    sign_count: Mapped[int] = mapped_column(Integer, default=0)
+    name: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[dt.datetime | None] = mapped_column()
+    supervised_by: Mapped[int | None] = mapped_column(ForeignKey("account.id"))  # who issued the enrolment code
+    revoked_at: Mapped[dt.datetime | None] = mapped_column()
+    revoked_by: Mapped[int | None] = mapped_column(ForeignKey("account.id"))
+
+
+class SecondFactorCode(Base):
+    """A one-time code of an account: an enrolment code (登记码, from the unit above, expiring) or a recovery
+    code (恢复码). Only the SHA-256 of the code is stored; ``used_at`` marks it spent (or replaced)."""
+
+    __tablename__ = "second_factor_code"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("account.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # enrolment | recovery
+    code_hash: Mapped[str] = mapped_column(String(64), index=True)
+    issued_by: Mapped[int | None] = mapped_column(ForeignKey("account.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[dt.datetime | None] = mapped_column()
+    used_at: Mapped[dt.datetime | None] = mapped_column()

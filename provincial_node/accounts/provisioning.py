@@ -11,7 +11,7 @@ from common.divisions import lookup
 from common.errors import ConfigError
 from common.keyfile import write_private_key
 from common.protection import DataKeys
-from provincial_node.accounts import accounts, units
+from provincial_node.accounts import accounts, second_factor, units
 from provincial_node.audit_trail import trail
 from provincial_node.context import ProvinceRuntime, Role, UnitLevel
 from provincial_node.db import NodeSetting
@@ -39,6 +39,7 @@ def provision(
     admin_password: str,
     unit_name: str | None,
     data_keys: DataKeys | None = None,
+    second_factor_roles: tuple[str, ...] = (Role.SYSADMIN, Role.INFOADMIN),
 ) -> Provisioned:
     """Initialise a migrated, empty database for the runtime's province (and write ``data_keys``, the keys the
     runtime's engine carries, to the data key file, beside the signing key, last)."""
@@ -79,6 +80,9 @@ def provision(
             ("signing_key_id", signer.keyid),
             ("signing_key_path", str(config.signing_key_path)),
             ("catalogue_version", runtime.catalogue.version),
+            # which roles sign in with a security key (default: the administrators); later changed by the
+            # province's administrator or `tmis province second-factor roles --set`
+            (second_factor.ROLES_SETTING, ",".join(second_factor_roles)),
         ):
             s.add(NodeSetting(key=key, value=value))
         trail.record(ctx, "node.init", "node", code, unit.path, admin=admin_username, key_id=signer.keyid)

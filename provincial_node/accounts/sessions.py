@@ -48,9 +48,9 @@ def open_session(
     return token
 
 
-def resume(session: Session, token: str, *, now: dt.datetime, idle: dt.timedelta) -> Account | None:
-    """The account of a live session (None when it is unknown, ended, idle too long, or the account is
-    disabled or locked); a live session's last request time is refreshed."""
+def resume(session: Session, token: str, *, now: dt.datetime, idle: dt.timedelta) -> tuple[Account, WebSession] | None:
+    """The account of a live session and the session (None when it is unknown, ended, idle too long, or the
+    account is disabled or locked); a live session's last request time is refreshed."""
     row = session.scalar(select(WebSession).where(WebSession.token_hash == _hash(token)))
     if row is None or row.revoked_at is not None or row.expires_at <= now or row.last_seen_at + idle <= now:
         return None
@@ -59,7 +59,7 @@ def resume(session: Session, token: str, *, now: dt.datetime, idle: dt.timedelta
         return None
     if now - row.last_seen_at >= TOUCH_EVERY:
         row.last_seen_at = now
-    return account
+    return account, row
 
 
 def close(session: Session, token: str, now: dt.datetime) -> None:

@@ -8,9 +8,9 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from sqlalchemy import select
 
 from common.errors import ConflictError, NotFoundError, PermissionDeniedError, ValidationError
-from provincial_node.accounts import accounts, units
+from provincial_node.accounts import accounts, second_factor, units
 from provincial_node.accounts.access import unit_in_scope
-from provincial_node.accounts.models import Unit
+from provincial_node.accounts.models import SecurityKey, Unit
 from provincial_node.context import Role, UnitLevel, current_context
 from provincial_node.rules import Operation, authorize, may
 
@@ -108,14 +108,40 @@ def account_list() -> str:
         if a.id != me.account_id
         and (a.unit_id == me.unit_id or (unit_by_id[a.unit_id].parent_id == me.unit_id and a.role == Role.SYSADMIN))
     }
+    if may(me, Operation.SECOND_FACTOR_SUPERVISE):  # the accounts below whose keys this unit supervises
+        rows += [a for a in second_factor.supervised_accounts(ctx) if a.id not in {r.id for r in rows}]
+    supervised = {a.id for a in rows if unit_by_id[a.unit_id].parent_id == me.unit_id}  # the unit directly above
+    states = second_factor.enrolment_states(ctx, rows)
+    keys = {
+        k.account_id: k
+        for k in ctx.session.scalars(
+            select(SecurityKey).where(SecurityKey.account_id.in_(list(supervised)), SecurityKey.revoked_at.is_(None))
+        )
+    }
     return render_template(
         "accounts/account_list.html",
         rows=rows,
         units=unit_by_id,
         manageable=manageable,
+        supervised=supervised,
+        states=states,
+        keys=keys,
         roles=Role.choices(),
+        required_roles=second_factor.required_roles(ctx.session),
+        can_set_policy=may(me, Operation.SECOND_FACTOR_POLICY),
         now=ctx.now,
     )
+
+
+@bp.post("/accounts/second-factor-policy")
+def second_factor_policy() -> Any:
+    """须使用安全密钥的角色 (the province's system administrator; a fresh key check when it uses one)."""
+    ctx = current_context()
+    authorize(ctx, Operation.SECOND_FACTOR_POLICY)
+    roles = second_factor.set_required_roles(ctx, request.form.getlist("roles"))
+    names = "、".join(Role.label_of(r) for r in roles) or "无"
+    flash(f"须使用安全密钥登录的角色：{names}。", "success")
+    return redirect(url_for(".account_list"))
 
 
 @bp.route("/accounts/new", methods=["GET", "POST"])

@@ -3,11 +3,13 @@ request's context."""
 
 from __future__ import annotations
 
+import dataclasses
+
 from flask import request
 
 from common.errors import AuthError, PermissionDeniedError
 from common.http import get_session
-from provincial_node.accounts import accounts
+from provincial_node.accounts import accounts, second_factor
 from provincial_node.accounts.access import actor_for
 from provincial_node.accounts.api import ALLOWED_BEFORE_PASSWORD_CHANGE, PUBLIC_ENDPOINTS
 from provincial_node.context import runtime, set_current_context
@@ -26,7 +28,13 @@ def authenticate_request() -> None:
     if not token:
         raise AuthError("missing bearer token (POST /api/v1/auth/login)")
     account = accounts.authenticate(session, token, settings=rt.settings)
-    set_current_context(rt.context(session, actor_for(session, account)))
+    actor = actor_for(session, account)
+    if second_factor.required(rt.context(session), account):  # its step-up window counts from the token's key check
+        row = accounts.token_row(session, token)
+        actor = dataclasses.replace(
+            actor, second_factor_required=True, second_factor_at=row.second_factor_at if row else None
+        )
+    set_current_context(rt.context(session, actor))
     if account.must_change_password and request.endpoint not in ALLOWED_BEFORE_PASSWORD_CHANGE:
         raise PermissionDeniedError(
             "change the initial password first (POST /api/v1/auth/password)",

@@ -7,7 +7,7 @@ import click
 
 from common.cli import db_group
 from provincial_node import MIGRATIONS_DIR
-from provincial_node.cli import files, node, security, sync
+from provincial_node.cli import files, node, second_factor, security, sync
 from provincial_node.config import config_from_env
 
 
@@ -17,6 +17,6 @@ def province() -> None:
 
 
 province.add_command(db_group(MIGRATIONS_DIR, config_from_env))
-for _module in (node, files, security, sync):
+for _module in (node, files, security, second_factor, sync):
     for _command in _module.COMMANDS:
         province.add_command(_command)

@@ -4,6 +4,7 @@ password or token is shown."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from typing import Any
 
@@ -12,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from common.cli import open_engine
 from common.errors import AuthError, PermissionDeniedError
-from provincial_node.accounts import accounts
+from provincial_node.accounts import accounts, second_factor
 from provincial_node.accounts.access import actor_for
 from provincial_node.app import build_runtime
 from provincial_node.config import ProvincialConfig, config_from_env
@@ -76,4 +77,15 @@ def acting_as(
             f"{username} must change the password first (tmis province password --as {username})",
             details={"reason": "password_change_required"},
         )
-    return rt.context(session, actor_for(session, account))
+    actor = actor_for(session, account)
+    if second_factor.required(ctx, account):  # a key user: only with a token issued after a key check
+        row = accounts.token_row(session, token) if token else None
+        if row is None:
+            session.commit()
+            raise second_factor.SecondFactorRequiredError(
+                f"{username} signs in with a security key: use --token with a token from the page 安全密钥 "
+                "(/account/security-key)",
+                details={"reason": "api_token_from_page"},
+            )
+        actor = dataclasses.replace(actor, second_factor_required=True, second_factor_at=row.second_factor_at)
+    return rt.context(session, actor)

@@ -17,6 +17,7 @@ from provincial_node.accounts import provisioning
 from provincial_node.app import build_runtime, create_app
 from provincial_node.cli import _runtime
 from provincial_node.config import ProvincialConfig
+from provincial_node.context import Role
 from provincial_node.jobs import start_scheduler
 from provincial_node.tasks.runner import TaskRunner
 
@@ -38,7 +39,7 @@ def serve(ctx: click.Context, threads: int) -> None:
     if left:
         raise ConfigError(
             f"{left} stored rows hold ID numbers in clear or lack their blind index: run "
-            "`tmis province keys reencrypt` first (docs/security.md, upgrading a node)",
+            "`tmis province data-keys reencrypt` first (docs/security.md, upgrading a node)",
             details={"reason": "unprotected rows", "rows": left},
         )
     app = create_app(config, rt)
@@ -64,6 +65,12 @@ def serve(ctx: click.Context, threads: int) -> None:
     help="initial password (must be changed at first login)",
 )
 @click.option("--unit-name", default=None, help="name of the province unit (default: <province>教育厅)")
+@click.option(
+    "--second-factor-roles",
+    default="sysadmin,infoadmin",
+    show_default=True,
+    help='roles that sign in with a security key (安全密钥), comma-separated; "" for none (a demo, a test bed)',
+)
 @click.pass_context
 def init(
     ctx: click.Context,
@@ -72,11 +79,16 @@ def init(
     admin_name: str,
     admin_password: str,
     unit_name: str | None,
+    second_factor_roles: str,
 ) -> None:
     """Create a provincial node: database (migrations), province unit, first system administrator, the node's
     Ed25519 signing key (file mode 0600, path TMIS_SIGNING_KEY_PATH) and its data key (0600, TMIS_DATA_KEY_PATH);
     the data directory is made 0700 and its files 0600."""
     validate_province_code("--province-code", province_code)
+    roles = tuple(r.strip() for r in second_factor_roles.split(",") if r.strip())
+    unknown = [r for r in roles if r not in tuple(Role)]
+    if unknown:
+        raise click.BadParameter(f"unknown roles {', '.join(unknown)}", param_hint="--second-factor-roles")
     config = _runtime.config(ctx, province_code=province_code)
     provisioning.check_admin(admin_username, admin_password)  # every input checked before anything is created
     secure_data_dir(config)
@@ -90,6 +102,7 @@ def init(
         admin_password=admin_password,
         unit_name=unit_name,
         data_keys=data_keys,
+        second_factor_roles=roles,
     )
     secure_data_dir(config)
     click.echo(f"initialised provincial node {done.province_code} ({done.unit_name})")
@@ -97,6 +110,11 @@ def init(
     click.echo(f"  signing key   {config.signing_key_path} (0600), key id {done.key_id}")
     click.echo(f"  data key      {config.data_key_file} (0600): back it up apart from the database")
     click.echo(f"  administrator {admin_username} — must change the password at first login")
+    if roles:
+        click.echo(
+            f"  security keys required of: {', '.join(roles)}; the administrator's enrolment code: "
+            f"tmis province second-factor enrolment-code --username {admin_username}"
+        )
 
 
 def secure_data_dir(config: ProvincialConfig) -> None:

@@ -11,7 +11,7 @@ from provincial_node.audit_trail import trail
 from provincial_node.cli import _runtime
 
 
-@click.group("keys")
+@click.group("data-keys")
 def keys() -> None:
     """The node data key that protects ID numbers at rest (TMIS_DATA_KEY_PATH, default <data dir>/data.key)."""
 

@@ -9,6 +9,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from common.catalogue.sharing import share_class
+from common.http import attachment
 from provincial_node.context import current_context
 from provincial_node.sharing import applications
 from provincial_node.sharing.schemas import (
@@ -73,7 +74,7 @@ class Export(MethodView):
         fmt = args["format"]
         data = applications.export(current_context(), app_id, fmt)
         return Response(
-            data, mimetype=MIME[fmt], headers={"Content-Disposition": f'attachment; filename="sharing-{app_id}.{fmt}"'}
+            data, mimetype=MIME[fmt], headers={"Content-Disposition": attachment(f"sharing-{app_id}.{fmt}")}
         )
 
 

@@ -30,6 +30,7 @@ from sqlalchemy import or_, select
 
 from common.catalogue.sharing import ShareClass, share_class
 from common.errors import ConflictError, FieldError, NotFoundError, PermissionDeniedError, ValidationError, invalid
+from provincial_node.accounts import second_factor
 from provincial_node.accounts.models import Unit
 from provincial_node.audit_trail import trail
 from provincial_node.context import BUREAU_LEVELS, ProvinceContext
@@ -232,7 +233,9 @@ def is_overdue(app: SharingApplication, now: dt.datetime) -> bool:
 
 
 def export(ctx: ProvinceContext, app_id: int, fmt: str = "xlsx") -> bytes:
-    """The data an approved application grants, for its applicant unit, within its period; recorded."""
+    """The data an approved application grants, for its applicant unit, within its period; recorded. A fresh
+    security-key check for accounts that use one (step-up)."""
+    second_factor.require_fresh(ctx, "a data-sharing export")
     session = ctx.session
     app, applicant, _reviewer = _visible(ctx, app_id)
     authorize(ctx, Operation.SHARING_EXPORT, applicant, hidden=False)

@@ -10,7 +10,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from common.errors import BadRequestError
-from common.http import keep_writes_on_error
+from common.http import attachment, keep_writes_on_error
 from provincial_node.accounts.schemas import AccountOut
 from provincial_node.context import current_context
 from provincial_node.tasks.api import labelled
@@ -59,7 +59,7 @@ MIME = {"xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.she
 
 
 def _download(data: bytes, fmt: str, name: str) -> Response:
-    return Response(data, mimetype=MIME[fmt], headers={"Content-Disposition": f'attachment; filename="{name}.{fmt}"'})
+    return Response(data, mimetype=MIME[fmt], headers={"Content-Disposition": attachment(f"{name}.{fmt}")})
 
 
 @teachers_bp.route("/teachers")

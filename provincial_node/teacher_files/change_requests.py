@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import select
 
 from common.errors import ConflictError, FieldError, NotFoundError, PermissionDeniedError, ValidationError, invalid
+from provincial_node.accounts import second_factor
 from provincial_node.accounts.models import Unit
 from provincial_node.audit_trail import trail
 from provincial_node.context import ProvinceContext
@@ -122,7 +123,9 @@ def request_change(ctx: ProvinceContext, teacher_id: int, changes: list[dict[str
 
 
 def decide(ctx: ProvinceContext, request_id: int, decision: str, reason: str) -> ChangeRequest:
-    """Approve or reject (with a reason) a pending request, by the school's supervising bureau."""
+    """Approve or reject (with a reason) a pending request, by the school's supervising bureau (a fresh
+    security-key check for accounts that use one)."""
+    second_factor.require_fresh(ctx, "a decision on a change request")
     actor = ctx.user
     cr = ctx.session.get(ChangeRequest, request_id)
     if cr is None:

@@ -73,6 +73,7 @@ from common.errors import (
 )
 from common.identity import IdentityError, validate_identity
 from common.text import csv_cell, formula_like, scrub, strip_neutraliser
+from provincial_node.accounts import second_factor
 from provincial_node.accounts.access import unit_in_scope
 from provincial_node.accounts.models import Unit
 from provincial_node.audit_trail import trail
@@ -759,7 +760,8 @@ def export_unit(
     groups: Iterable[str] | None = None,
 ) -> bytes:
     """Effective files of a unit's subtree, with each teacher's school and codes with labels; audited with
-    who, when, what, why."""
+    who, when, what, why. An account that uses a security key must have used it recently (step-up)."""
+    second_factor.require_fresh(ctx, "an export")
     if not (reason or "").strip():
         raise ValidationError(
             "an export needs a reason (数据导出有据可查)",

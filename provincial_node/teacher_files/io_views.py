@@ -9,6 +9,7 @@ from typing import Any
 from flask import Blueprint, Response, abort, flash, jsonify, redirect, render_template, request, url_for
 
 from common.errors import ConflictError, NotFoundError, TmisError, ValidationError
+from common.http import attachment
 from provincial_node.accounts import units
 from provincial_node.accounts.models import Unit
 from provincial_node.context import SCHOOL_LEVELS, current_context, runtime
@@ -35,9 +36,7 @@ def _missing() -> Any:
 
 
 def _download(data: bytes, fmt: str, name: str) -> Response:
-    return Response(
-        data, mimetype=MIME[fmt], headers={"Content-Disposition": f"attachment; filename*=UTF-8''{name}.{fmt}"}
-    )
+    return Response(data, mimetype=MIME[fmt], headers={"Content-Disposition": attachment(f"{name}.{fmt}")})
 
 
 @bp.get("/imports-exports")

@@ -25,7 +25,7 @@ from flask_wtf.csrf import CSRFProtect
 
 from common.http import PageErrors, use_page_errors
 from provincial_node.context import ProvinceRuntime
-from provincial_node.web import errors, headers, ops, session, shell
+from provincial_node.web import errors, headers, ops, second_factor, session, shell
 from provincial_node.web.templating import install_templating
 
 
@@ -47,5 +47,5 @@ def register_web(app: Flask, runtime: ProvinceRuntime, blueprints: Iterable[Blue
     session.install(app, csrf)
     headers.install(app)
     use_page_errors(app, PageErrors(wants_page=session.is_page_request, render=errors.render))
-    for bp in (shell.bp, ops.bp, *blueprints):
+    for bp in (shell.bp, ops.bp, second_factor.bp, *blueprints):
         app.register_blueprint(bp)

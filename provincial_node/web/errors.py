@@ -4,10 +4,12 @@ can search the log for."""
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
-from flask import render_template
+from flask import flash, redirect, render_template, request, url_for
 
 from common.errors import TmisError
+from provincial_node.web.session import safe_next
 
 TITLES = {
     400: ("请求有误", "提交的内容不完整或格式不对。请返回上一页检查后重试。"),
@@ -26,6 +28,10 @@ TITLES = {
 
 
 def render(status: int, code: str, error: TmisError | None, message: str) -> Any:
+    if code == "second_factor_required":  # step-up: check the key, then back to the page the form was on
+        flash("此操作需要再次验证安全密钥。验证后请重新提交。", "warning")
+        back = safe_next(_local_path(request.referrer)) or url_for("web.home")
+        return redirect(url_for("second_factor.key_check", next=back, step_up=1))
     title, hint = TITLES.get(status, TITLES[500] if status >= 500 else TITLES[400])
     detail = error.message_zh if error is not None and error.message_zh else None
     field_errors = list(error.field_errors) if error is not None else []
@@ -40,3 +46,13 @@ def render(status: int, code: str, error: TmisError | None, message: str) -> Any
         field_errors=field_errors,
     )
     return body, status
+
+
+def _local_path(url: str | None) -> str | None:
+    """The path and query of a same-site URL (the Referer), for returning to it."""
+    if not url:
+        return None
+    parts = urlsplit(url)
+    if parts.netloc and parts.netloc != request.host:
+        return None
+    return parts.path + (f"?{parts.query}" if parts.query else "")

@@ -9,6 +9,7 @@ API shell does for tokens, so an area's view just calls ``current_context()``.
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -20,7 +21,7 @@ from common.db import utcnow
 from common.errors import BadRequestError
 from common.http import get_session
 from common.keyfile import read_private_key, write_private_key
-from provincial_node.accounts import sessions
+from provincial_node.accounts import second_factor, sessions
 from provincial_node.accounts.access import actor_for
 from provincial_node.config import ProvincialConfig
 from provincial_node.context import runtime, set_current_context
@@ -30,6 +31,21 @@ PUBLIC_ENDPOINTS = frozenset(
     {"web.login", "web.help", "web.help_index", "web.help_screenshot", "static", "health", "web.static"}
 )
 WHILE_PASSWORD_MUST_CHANGE = frozenset({"web.password", "web.logout", "web.help", "web.help_index"})
+# while the key check of an account that uses a security key is still due (after the password)
+WHILE_SECOND_FACTOR_DUE = frozenset(
+    {
+        "web.logout",
+        "web.help",
+        "web.help_index",
+        "second_factor.key_check",
+        "second_factor.key_options",
+        "second_factor.key_verify",
+        "second_factor.recovery",
+        "second_factor.keys",
+        "second_factor.register_options",
+        "second_factor.register_verify",
+    }
+)
 
 
 def secret_key(config: ProvincialConfig) -> bytes:
@@ -45,7 +61,8 @@ def secret_key(config: ProvincialConfig) -> bytes:
 
 
 def is_page_request() -> bool:
-    return not request.path.startswith(("/api/", "/static/")) and request.path not in ("/health", "/metrics")
+    path = request.path  # the JSON API, static files, probes and the Prometheus endpoint are not pages
+    return not (path in ("/health", "/metrics") or path.startswith(("/api/", "/static/", "/health/")))
 
 
 def safe_next(target: str | None) -> str | None:
@@ -74,12 +91,22 @@ def install(app: Flask, csrf: CSRFProtect) -> None:
         rt = runtime()
         db = get_session()
         now = utcnow()
-        account = None
+        account = web_session = None
         token = request.cookies.get(COOKIE)
         if token:
-            account = sessions.resume(db, token, now=now, idle=rt.settings.token_idle)
-        g.page_account = account
-        set_current_context(rt.context(db, actor_for(db, account) if account else None, now))
+            live = sessions.resume(db, token, now=now, idle=rt.settings.token_idle)
+            if live is not None:
+                account, web_session = live
+        g.page_account, g.page_session = account, web_session
+        actor = None
+        if account is not None:
+            needs_key = second_factor.required(rt.context(db, None, now), account)
+            actor = dataclasses.replace(
+                actor_for(db, account),
+                second_factor_required=needs_key,
+                second_factor_at=web_session.second_factor_at if needs_key else None,
+            )
+        set_current_context(rt.context(db, actor, now))
         if request.endpoint in PUBLIC_ENDPOINTS or request.endpoint is None:
             return None
         if account is None:
@@ -87,6 +114,13 @@ def install(app: Flask, csrf: CSRFProtect) -> None:
             return redirect(url_for("web.login", next=nxt))
         if account.must_change_password and request.endpoint not in WHILE_PASSWORD_MUST_CHANGE:
             return redirect(url_for("web.password"))
+        if (
+            actor.second_factor_required
+            and web_session.second_factor_at is None
+            and request.endpoint not in WHILE_SECOND_FACTOR_DUE
+        ):
+            nxt = request.full_path.rstrip("?") if request.method == "GET" else None
+            return redirect(url_for("second_factor.key_check", next=nxt))
         return None
 
 

@@ -38,6 +38,7 @@ HELP = {
     "home": ("start", "首页"),
     "login": ("start", "登录"),
     "password": ("start", "修改密码"),
+    "second_factor": ("start", "安全密钥"),
     "teachers": ("school", "教师信息"),
     "register": ("school", "新教师入职"),
     "file": ("school", "填报档案"),

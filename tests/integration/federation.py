@@ -101,6 +101,8 @@ def province_init_args(code: str) -> tuple[str, ...]:
         "管理员",
         "--admin-password",
         PASSWORD,
+        "--second-factor-roles",
+        "",
     )
 
 

@@ -66,7 +66,7 @@ def test_a_school_edits_while_another_imports_across_processes(tmp_path, databas
     }
     run_tmis(
         "province", "init", "--province-code", "44", "--admin-username", "admin44", "--admin-name", "管理员",
-        "--admin-password", PASSWORD, env=env,
+        "--admin-password", PASSWORD, "--second-factor-roles", "", env=env,
     )  # fmt: skip
     config = config_from_env(env)
     engine = create_db_engine(config.database)

@@ -673,6 +673,8 @@ OPS: dict[Operation, Callable[..., Any]] = {
 # operation of the table is accounted for)
 ELSEWHERE = {
     Operation.ACCOUNT_MANAGE: "the two account-management cases below (by the target's role)",
+    Operation.SECOND_FACTOR_SUPERVISE: "tests/provincial/accounts/test_second_factor.py (only the unit directly above)",
+    Operation.SECOND_FACTOR_POLICY: "tests/provincial/accounts/test_second_factor.py (the province's administrator)",
 }
 
 

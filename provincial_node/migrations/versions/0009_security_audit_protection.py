@@ -5,8 +5,8 @@ Revision ID: 0009
 Revises: 0008
 Create Date: 2026-12-06
 
-Existing ID numbers stay readable in clear after this migration; ``tmis province keys reencrypt`` (after
-``tmis province keys init``) encrypts them and fills the blind indexes, and ``serve`` refuses to start until it
+Existing ID numbers stay readable in clear after this migration; ``tmis province data-keys reencrypt`` (after
+``tmis province data-keys init``) encrypts them and fills the blind indexes, and ``serve`` refuses to start until it
 has (docs/security.md, "Upgrading an existing node").
 """
 import sqlalchemy as sa

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import re
+from urllib.parse import unquote
 
 import pytest
 from openpyxl import load_workbook
@@ -244,6 +245,11 @@ def test_an_export_needs_its_purpose(site):
     assert r.status_code == 302 and "用途" in c.get(r.headers["Location"]).text
     r = post(c, "/exports", {**form, "reason": "年度队伍统计核对"}, token_from="/imports-exports")
     assert r.status_code == 200 and r.mimetype == "text/csv"
+    # the unit's Chinese name is in the file name, sent the way a WSGI server can (Latin-1 header, RFC 5987)
+    disposition = r.headers["Content-Disposition"]
+    disposition.encode("latin-1")
+    name = disposition.split("filename*=UTF-8''")[1]
+    assert unquote(name).endswith(".csv") and any("\u4e00" <= ch <= "\u9fff" for ch in unquote(name))
 
 
 FORMS = [

@@ -40,6 +40,7 @@ PEOPLE = {
     "checker": ("2144000001", "infoadmin"),
     "schooladmin": ("2144000001", "sysadmin"),
     "county": ("440106", "infoadmin"),
+    "countyadmin": ("440106", "sysadmin"),
 }
 
 
@@ -147,7 +148,7 @@ def province(tmp_path_factory, browser_type_launch_args) -> Province:
     full_env = {**os.environ, **env}
     subprocess.run(
         [TMIS, "province", "init", "--province-code", "44", "--admin-username", "admin44",
-         "--admin-name", "广东省管理员", "--admin-password", PASSWORD],
+         "--admin-name", "广东省管理员", "--admin-password", PASSWORD, "--second-factor-roles", ""],
         env=full_env, check=True, capture_output=True, timeout=120,
     )  # fmt: skip
     ids, teachers, teacher_login = _seed(env)
