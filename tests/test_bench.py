@@ -51,4 +51,3 @@ def _check_provinces(figure: dict) -> None:
         assert run["provinces"] == int(k) and run["records"] == 2_000
         assert run["seconds"] > 0 and run["rps"] > 0
     assert set(figure["ratios"]) == {"2_vs_1"} and figure["ratios"]["2_vs_1"] > 0
-

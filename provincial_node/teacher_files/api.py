@@ -18,10 +18,12 @@ from provincial_node.tasks.schemas import TaskOut
 from provincial_node.teacher_files import (
     change_requests,
     custom_fields,
+    exporting,
     files,
     importexport,
     review,
     self_service,
+    sheets,
 )
 from provincial_node.teacher_files.schemas import (
     BulkApproveIn,
@@ -213,7 +215,7 @@ class Template(MethodView):
     def get(self, args: dict[str, Any], group: str) -> Any:
         """Import template of a record group (?format=xlsx|csv)."""
         fmt = args["format"]
-        return _download(importexport.template(current_context(), group, fmt), fmt, group.upper())
+        return _download(sheets.template(current_context(), group, fmt), fmt, group.upper())
 
 
 @files_bp.route("/imports/<group>")
@@ -244,7 +246,7 @@ class Export(MethodView):
     def post(self, body: dict[str, Any]) -> Any:
         """Export the effective files of a unit's subtree (audited, with the reason)."""
         fmt = body["format"]
-        data = importexport.export_unit(current_context(), body["unit_id"], body["reason"], fmt, body["groups"])
+        data = exporting.export_unit(current_context(), body["unit_id"], body["reason"], fmt, body["groups"])
         return _download(data, fmt, "export")
 
 

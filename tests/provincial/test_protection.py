@@ -18,7 +18,7 @@ from provincial_node import datakeys
 from provincial_node.accounts import accounts
 from provincial_node.audit_trail import trail
 from provincial_node.rules import mask_id_number
-from provincial_node.teacher_files import files, importexport, review
+from provincial_node.teacher_files import exporting, files, importexport, review
 from provincial_node.teacher_files.models import Teacher
 from tests.factories import GOOD_RECORDS, resident_id
 from tests.provincial.conftest import PASSWORD, Province
@@ -135,14 +135,14 @@ def test_masked_by_role_in_reads_and_exports(province):
     basic = files.read_file(province.ctx("tianhe_query"), t.id)
     assert basic["data"]["JBXX"]["SFZJH"] == mask_id_number(t.doc_number) != t.doc_number
     assert basic["draft"] == {} and "LXFS" not in basic["data"] and "HYZKM" not in basic["data"]["JBXX"]
-    data = importexport.export_unit(
+    data = exporting.export_unit(
         province.ctx("tianhe_query"), province.units["440106"].id, "统计核对", fmt="csv", groups=["JBXX"]
     )
     text = data.decode("utf-8-sig")
     assert t.doc_number not in text and mask_id_number(t.doc_number) in text
     rows = list(csv.reader(io.StringIO(text)))
     assert "婚姻状况码(HYZKM)" not in rows[0]
-    data = importexport.export_unit(
+    data = exporting.export_unit(
         province.ctx("tianhe_info"), province.units["440106"].id, "上报", fmt="csv", groups=["JBXX"]
     )
     assert t.doc_number in data.decode("utf-8-sig")
