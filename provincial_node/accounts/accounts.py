@@ -8,8 +8,9 @@ Rules (暂行办法 art. 13–14, Inner Mongolia's 责任书, DESIGN.md §5, §1
 * Who manages whom is the access table's (:mod:`provincial_node.rules`): a unit's system administrator
   creates and manages the accounts of its own unit and the system administrators of the units directly below;
   a school's system administrator creates its teachers' accounts (:mod:`provincial_node.teacher_files.self_service`).
-* Passwords (:func:`provincial_node.accounts.passwords.check_password`): 10 to 128 characters, 3 of the 4 classes, not on the common-password list
-  (``data/common-passwords.txt.gz``), not containing the username, not one of the last 5; hashed with Argon2id.
+* Passwords (:mod:`provincial_node.accounts.passwords`): 10 to 128 characters, 3 of the 4 classes, not on the
+  common-password list (``data/common-passwords.txt.gz``), not containing the username, not one of the last 5;
+  hashed with Argon2id.
   New accounts and resets must change the password at first login; a password older than the province's
   maximum age (``TMIS_PASSWORD_MAX_AGE_DAYS``) must be changed at the next login.
 * A reset by the unit above gives a one-time password (generated here, shown once) that must be changed.
@@ -20,7 +21,8 @@ Rules (暂行办法 art. 13–14, Inner Mongolia's 责任书, DESIGN.md §5, §1
   Every attempt goes to the login log (登录日志).
 * Sessions: every API token (and every web session) carries the account's *session generation*; a lock-out,
   a reset, a disable and a role change raise it, which ends every open token and session of the account at
-  once (:mod:`provincial_node.accounts.tokens`). Tokens also expire after ``TMIS_TOKEN_IDLE_MINUTES`` unused and ``TMIS_TOKEN_LIFETIME_MINUTES`` in all.
+  once (:mod:`provincial_node.accounts.tokens`). Tokens also expire after ``TMIS_TOKEN_IDLE_MINUTES`` unused and
+  ``TMIS_TOKEN_LIFETIME_MINUTES`` in all.
 """
 
 from __future__ import annotations

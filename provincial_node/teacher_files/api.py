@@ -18,6 +18,7 @@ from provincial_node.tasks.schemas import TaskOut
 from provincial_node.teacher_files import (
     change_requests,
     custom_fields,
+    duplicates,
     exporting,
     files,
     importexport,
@@ -79,9 +80,9 @@ class Teachers(MethodView):
         ctx = current_context()
         try:
             return files.register_teacher(ctx, body["school_id"], body["basic"])
-        except files.DuplicateIdentityError as e:
+        except duplicates.DuplicateIdentityError as e:
             ctx.session.rollback()
-            files.report_duplicate(ctx, e)
+            duplicates.report_duplicate(ctx, e)
             keep_writes_on_error()  # the bureau above's record of the refused duplicate
             raise
 

@@ -54,7 +54,7 @@ from provincial_node.rules import Operation, authorize
 from provincial_node.tasks import service as tasks
 from provincial_node.tasks.models import Task
 from provincial_node.tasks.runner import TaskCancelled, TaskWork
-from provincial_node.teacher_files import files
+from provincial_node.teacher_files import duplicates, files
 from provincial_node.teacher_files.models import Teacher
 from provincial_node.teacher_files.sheets import (
     HEADER_RE,
@@ -236,9 +236,9 @@ def apply_rows(ctx: ProvinceContext, plan: ImportPlan, rows: Iterable[ImportRow]
             outcome = _import_row(ctx, plan, school, group, row)
             nested.commit()
             result[outcome] += 1
-        except files.DuplicateIdentityError as e:
+        except duplicates.DuplicateIdentityError as e:
             nested.rollback()
-            files.report_duplicate(ctx, e)  # the bureau above sees the detail; the row error says only this:
+            duplicates.report_duplicate(ctx, e)  # the bureau above sees the detail; the row error says only this:
             entry = FieldError("JBXX", "SFZJH", "该证件号已在本省建档", "already on file in the province")
             _fail(plan, result, row.row, [entry])
         except TmisError as e:
@@ -423,13 +423,13 @@ def _import_basic(ctx: ProvinceContext, school: Unit, rec: dict[str, Any]) -> st
         raise ValidationError(
             e.reason_en, [FieldError("JBXX", "SFZJH", e.reason_zh, e.reason_en, rec["SFZJH"])]
         ) from None
-    teacher = files.find_by_identity(ctx, rec["SFZJLXM"], number)
+    teacher = duplicates.find_by_identity(ctx, rec["SFZJLXM"], number)
     if teacher is None:
         teacher = files.register_teacher(ctx, school.id, rec)
         files.update_group(ctx, teacher.id, "JBXX", rec)
         return "created"
     if teacher.unit_id != school.id:
-        raise files.duplicate_identity(ctx, teacher, school)
+        raise duplicates.duplicate_identity(ctx, teacher, school)
     before = teacher.file_version, copy.deepcopy(teacher.draft)
     files.update_group(ctx, teacher.id, "JBXX", {**teacher.draft.get("JBXX", {}), **rec})
     return "unchanged" if (teacher.file_version, teacher.draft) == before else "updated"
