@@ -342,9 +342,9 @@ def op_teacher_account_create(w: World, who: str, unit: str) -> Any:
 def op_audit_read(w: World, who: str, unit: str) -> Any:
     marker = f"matrix.{next(SEQ)}"
     with session_scope(w.factory) as s:
-        trail.record(ctx(s, None), marker, "unit", unit, s.get(Unit, w.units[unit]).path)
-    r = w.call(who, "GET", f"/api/v1/audit-events?action={marker}")
-    return r, _listed("events", marker, "action")
+        trail.record(ctx(s, None), "node.init", "node", marker, s.get(Unit, w.units[unit]).path)
+    r = w.call(who, "GET", "/api/v1/audit-events?action=node.init&limit=1000")
+    return r, _listed("events", marker, "target_id")
 
 
 def op_login_log_read(w: World, who: str, unit: str) -> Any:
