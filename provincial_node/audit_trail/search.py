@@ -122,10 +122,9 @@ def _unit_path(ctx: ProvinceContext, unit_id: int | None, errors: list[FieldErro
     return path
 
 
-def _raise(errors: Sequence[FieldError | None]) -> None:
-    found = [e for e in errors if e is not None]
-    if found:
-        raise ValidationError("invalid filter: " + ", ".join(f"{e.field}: {e.reason_en}" for e in found), found)
+def _raise(errors: Sequence[FieldError]) -> None:
+    if errors:
+        raise ValidationError("invalid filter: " + ", ".join(f"{e.field}: {e.reason_en}" for e in errors), errors)
 
 
 def _check_before(before: int | None) -> FieldError | None:
@@ -152,11 +151,10 @@ def _time(stmt: Any, at: Any, since: dt.datetime | None, until: dt.datetime | No
     return stmt
 
 
-def audit_events(
-    ctx: ProvinceContext, f: AuditFilter = AuditFilter(), *, before: int | None = None, limit: int = 50
-) -> Found[AuditEvent]:
-    """A page of the audit trail of the actor's subtree, newest first."""
-    authorize(ctx, Operation.AUDIT_READ)
+def audit_filter_errors(
+    ctx: ProvinceContext, f: AuditFilter, before: int | None = None
+) -> tuple[list[FieldError], str | None]:
+    """Every bad value of an audit-trail filter (the pages show them all at once), and the unit filter's path."""
     errors: list[FieldError | None] = [_period(f.since, f.until), _text("username", f.username, "用户名")]
     errors.append(_check_before(before))
     if f.action is not None and f.action not in ACTIONS:
@@ -174,8 +172,16 @@ def audit_events(
                 )
             )
     found_errors = [e for e in errors if e is not None]
-    unit_path = _unit_path(ctx, f.unit_id, found_errors)
-    _raise(found_errors)
+    return found_errors, _unit_path(ctx, f.unit_id, found_errors)
+
+
+def audit_events(
+    ctx: ProvinceContext, f: AuditFilter = AuditFilter(), *, before: int | None = None, limit: int = 50
+) -> Found[AuditEvent]:
+    """A page of the audit trail of the actor's subtree, newest first."""
+    authorize(ctx, Operation.AUDIT_READ)
+    errors, unit_path = audit_filter_errors(ctx, f, before)
+    _raise(errors)
     stmt = select(AuditEvent).where(AuditEvent.unit_path.startswith(ctx.user.unit_path, autoescape=True))
     if unit_path is not None:
         stmt = stmt.where(AuditEvent.unit_path.startswith(unit_path, autoescape=True))
@@ -190,12 +196,10 @@ def audit_events(
     return _page(ctx, stmt, AuditEvent.id, before, limit)
 
 
-def login_events(
-    ctx: ProvinceContext, f: LoginFilter = LoginFilter(), *, before: int | None = None, limit: int = 50
-) -> Found[LoginEvent]:
-    """A page of the login log: the accounts of the actor's subtree (those with the login-log right), or the
-    actor's own attempts (everyone else), newest first."""
-    actor = ctx.user
+def login_filter_errors(
+    ctx: ProvinceContext, f: LoginFilter, before: int | None = None
+) -> tuple[list[FieldError], str | None]:
+    """Every bad value of a login-log filter, and the unit filter's path."""
     errors: list[FieldError | None] = [
         _period(f.since, f.until),
         _text("username", f.username, "用户名"),
@@ -207,8 +211,17 @@ def login_events(
     if f.channel is not None and f.channel not in Channel._value2member_map_:
         errors.append(_error("channel", "没有这种登录方式，请从列表中选择", "unknown channel", f.channel))
     found_errors = [e for e in errors if e is not None]
-    unit_path = _unit_path(ctx, f.unit_id, found_errors)
-    _raise(found_errors)
+    return found_errors, _unit_path(ctx, f.unit_id, found_errors)
+
+
+def login_events(
+    ctx: ProvinceContext, f: LoginFilter = LoginFilter(), *, before: int | None = None, limit: int = 50
+) -> Found[LoginEvent]:
+    """A page of the login log: the accounts of the actor's subtree (those with the login-log right), or the
+    actor's own attempts (everyone else), newest first."""
+    actor = ctx.user
+    errors, unit_path = login_filter_errors(ctx, f, before)
+    _raise(errors)
     stmt = select(LoginEvent)
     if rule_for(Operation.LOGIN_LOG_READ, actor.role, actor.unit_level) is not None:
         stmt = stmt.where(

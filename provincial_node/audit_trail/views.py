@@ -10,7 +10,7 @@ from typing import Any
 from flask import Blueprint, render_template, request, url_for
 
 from common.chinatime import CHINA
-from common.errors import FieldError, ValidationError
+from common.errors import FieldError
 from provincial_node.audit_trail import search
 from provincial_node.audit_trail.actions import DETAIL_NAMES, DETAIL_VALUES, GROUPS
 from provincial_node.audit_trail.logins import Channel, LoginOutcome
@@ -20,7 +20,7 @@ from provincial_node.rules import Operation, authorize
 bp = Blueprint("audit_trail_pages", __name__, template_folder="templates")
 PAGE_SIZE = 50
 TIME_FORMATS = ("%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M", "%Y-%m-%d")
-TIME_HINT = "时间格式为 年-月-日（如 2026-03-01），或 年-月-日 时:分（如 2026-03-01 08:30），北京时间"
+TIME_HINT = "请按 2026-03-01 或 2026-03-01 08:30 填写（北京时间）"
 
 
 def _text(name: str) -> str | None:
@@ -54,6 +54,13 @@ def _id(name: str, reason_zh: str, errors: list[FieldError]) -> int | None:
         return int(raw)
     errors.append(FieldError("query", name, reason_zh, "not an id", raw))
     return None
+
+
+def _others(errors: list[FieldError], more: list[FieldError]) -> list[FieldError]:
+    """The service's errors about fields the form's own reading found no fault with: every bad value shows at
+    once, one reason per field."""
+    seen = {e.field for e in errors}
+    return [e for e in more if e.field not in seen]
 
 
 def _detail_items(details: dict[str, Any]) -> list[tuple[str, str]]:
@@ -95,15 +102,12 @@ def audit_log() -> Any:
         teacher_number=_text("teacher_number"),
     )
     before = _id("before", "翻页位置无效，请从第一页重新查询", errors)
+    errors += _others(errors, search.audit_filter_errors(ctx, f, before)[0])
     rows: list[dict[str, Any]] = []
     found = search.Found[Any]([])
     if not errors:
-        try:
-            found = search.audit_events(ctx, f, before=before, limit=PAGE_SIZE)
-        except ValidationError as e:
-            errors = list(e.errors)
-        else:
-            rows = search.audit_rows(ctx, found.rows)
+        found = search.audit_events(ctx, f, before=before, limit=PAGE_SIZE)
+        rows = search.audit_rows(ctx, found.rows)
     for row in rows:
         row["detail_items"] = _detail_items(row["details"])
     page = render_template(
@@ -134,15 +138,12 @@ def login_log() -> Any:
         unit_id=_id("unit_id", "请选择本单位或下级单位", errors),
     )
     before = _id("before", "翻页位置无效，请从第一页重新查询", errors)
+    errors += _others(errors, search.login_filter_errors(ctx, f, before)[0])
     rows: list[dict[str, Any]] = []
     found = search.Found[Any]([])
     if not errors:
-        try:
-            found = search.login_events(ctx, f, before=before, limit=PAGE_SIZE)
-        except ValidationError as e:
-            errors = list(e.errors)
-        else:
-            rows = search.login_rows(ctx, found.rows)
+        found = search.login_events(ctx, f, before=before, limit=PAGE_SIZE)
+        rows = search.login_rows(ctx, found.rows)
     outcomes = [(search.FAILURES, "全部失败"), *LoginOutcome.choices()]
     page = render_template(
         "audit_trail/login_log.html",

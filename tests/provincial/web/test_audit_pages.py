@@ -135,6 +135,13 @@ def test_a_bad_login_log_filter_is_refused_next_to_its_field(site, query, field)
     assert re.search(r"[\u4e00-\u9fff]", _field_error(r.text, field)), r.text[:3000]
 
 
+def test_every_bad_filter_value_shows_at_once(site):
+    query = "since=2026-13-01&teacher_number=123&username=%00&action=x.y&unit_id=abc"
+    r = site.client("county_info").get("/audit-log?" + query)
+    assert r.status_code == 422
+    assert all(_field_error(r.text, f) for f in ("since", "teacher_number", "username", "action", "unit_id"))
+
+
 def test_older_pages_follow_without_repeating_an_entry(site):
     start = T + dt.timedelta(days=100)
     for i in range(55):
