@@ -14,7 +14,7 @@ from common.db import utcnow
 from common.errors import AuthError, PermissionDeniedError, ValidationError
 from provincial_node.accounts import accounts, passwords, tokens
 from provincial_node.accounts.models import Account
-from provincial_node.audit_trail import logins, trail
+from provincial_node.audit_trail import search, trail
 from provincial_node.audit_trail.models import LoginEvent
 from provincial_node.context import Settings
 from tests.factories import resident_id
@@ -195,9 +195,9 @@ def test_failed_logins_are_in_the_login_log_and_lock_unknown_usernames_too(provi
     events = s.scalars(select(LoginEvent).order_by(LoginEvent.id)).all()
     assert [e.outcome for e in events if e.username == "ghost"] == ["failed"] * SETTINGS.login_max_failures + ["locked"]
     assert events[-1].outcome == "success" and events[-1].address == "10.0.0.8"
-    seen = logins.query(province.ctx("province_admin"))
+    seen = search.login_events(province.ctx("province_admin")).rows
     assert {"ghost", "school1_info"} <= {e.username for e in seen}
-    mine = logins.query(province.ctx("school2_info"))  # everyone else sees only their own
+    mine = search.login_events(province.ctx("school2_info")).rows  # everyone else sees only their own
     assert all(e.account_id == province.actor("school2_info").account_id for e in mine)
 
 
