@@ -9,6 +9,9 @@ first round's start to the last round's end, as the rounds recorded them (interp
 national store is checked to hold all N teacher numbers afterwards.
 
     scripts/bench --provinces-only [--records N]   (or as part of the full run; --quick uses small N)
+
+``TMIS_BENCH_DEBUG=1`` keeps the national node's log (``<workdir>/national<K>.log``: every request with its
+duration) and prints each round's phases and its start and end offsets.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ CODES = (
     "41", "42", "43", "45", "46", "50", "51", "52", "53", "54", "61", "62", "63", "64", "65", "66",
 )  # fmt: skip
 COUNTS = (1, 4, 32)
+DEBUG = bool(os.environ.get("TMIS_BENCH_DEBUG"))
 
 
 def _url(admin: sa.Engine, db: str) -> str:
@@ -111,8 +115,10 @@ def _round_span(url: str) -> tuple[dt.datetime, dt.datetime, str]:
     engine = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
     with engine.connect() as c:
         row = c.execute(
-            sa.text("SELECT started_at, finished_at, status FROM sync_round ORDER BY id DESC LIMIT 1")
+            sa.text("SELECT started_at, finished_at, status, timings FROM sync_round ORDER BY id DESC LIMIT 1")
         ).one()
+    if DEBUG:
+        print(row[3])
     engine.dispose()
     return row[0], row[1], row[2]
 
@@ -136,8 +142,8 @@ def one_run(admin: sa.Engine, workdir: Path, k: int, total: int, workers: int) -
         server = subprocess.Popen(
             [TMIS, "national", "serve", "--workers", str(workers), "--threads", "4"],
             env={**os.environ, **nat_env},
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            stdout=(workdir / f"national{k}.log").open("w") if DEBUG else subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
         )
         import requests
 
@@ -186,6 +192,11 @@ def one_run(admin: sa.Engine, workdir: Path, k: int, total: int, workers: int) -
         if any(status != "ok" for _s, _e, status in spans):
             raise RuntimeError(f"a round did not end ok: {[s for *_x, s in spans]}")
         seconds = (max(e for _s, e, _x in spans) - min(s for s, _e, _x in spans)).total_seconds()
+        first = min(s for s, _e, _x in spans)
+        if DEBUG:
+            print(
+                [(round((s - first).total_seconds(), 2), round((e - first).total_seconds(), 2)) for s, e, _x in spans]
+            )
         nat = sa.create_engine(nat_env["TMIS_DATABASE_URL"].replace("postgresql://", "postgresql+psycopg://", 1))
         with nat.connect() as c:
             held = c.execute(sa.text("SELECT count(*) FROM teacher_core")).scalar()
