@@ -198,7 +198,11 @@ def fill(url: str, data_dir: Path, n: int, seed: int = 2026) -> Province:
                 )
             )
         bench_school_id, bench_school_code = bench_school.id, bench_school.code
-    # teachers: one county at a time (the synthetic ID numbers carry its division code)
+    # teachers: one county at a time (the synthetic ID numbers carry its division code); ids and teacher numbers
+    # in registration order across the province, as schools register teachers in parallel
+    total = sum(size for _u, size, _c in school_units)
+    order = list(range(1, total + 1))
+    rng.shuffle(order)
     serial = 0
     school_ids: list[int] = []
     waiting = county_total = 0
@@ -210,13 +214,14 @@ def fill(url: str, data_dir: Path, n: int, seed: int = 2026) -> Province:
         rows = []
         for unit_id, size in mine:
             for _ in range(size):
+                tid = order[serial]
                 serial += 1
                 rec = next(people)
                 doc = _document(rec, rng)
                 state = rng.choices(states, weights=shares)[0]
                 row = {
-                    "id": serial,
-                    "teacher_number": make_teacher_number(PROVINCE, serial),
+                    "id": tid,
+                    "teacher_number": make_teacher_number(PROVINCE, tid),
                     "unit_id": unit_id,
                     "doc_type": "1",
                     "doc_number": rec["SFZJH"],
@@ -244,15 +249,15 @@ def fill(url: str, data_dir: Path, n: int, seed: int = 2026) -> Province:
                     county_total += 1
                     waiting += state == "school_approved"
                 if unit_id == bench_school_id:
-                    school_ids.append(serial)
+                    school_ids.append(tid)
                 rows.append(row)
         with factory.begin() as s:
             for i in range(0, len(rows), 2000):
                 s.execute(sa.insert(Teacher), rows[i : i + 2000])
     with factory.begin() as s:
         s.execute(sa.update(Counter).where(Counter.name == "teacher_number").values(value=serial))
-    with engine.begin() as c:
-        c.exec_driver_sql("ANALYZE")
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as c:
+        c.exec_driver_sql("VACUUM ANALYZE")  # as autovacuum leaves a table that has settled
     engine.dispose()
     return Province(
         teachers=serial,
@@ -262,7 +267,7 @@ def fill(url: str, data_dir: Path, n: int, seed: int = 2026) -> Province:
         county_teachers=county_total,
         school_code=bench_school_code,
         school_teachers=len(school_ids),
-        school_file_ids=school_ids,
+        school_file_ids=sorted(school_ids),
         county_waiting=waiting,
     )
 

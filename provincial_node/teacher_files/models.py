@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from common.db import utcnow
@@ -25,11 +25,15 @@ class Teacher(Base):
     """One teacher's electronic file (教师电子档案)."""
 
     __tablename__ = "teacher"
-    __table_args__ = (UniqueConstraint("doc_type", "doc_index"),)
+    __table_args__ = (
+        UniqueConstraint("doc_type", "doc_index"),
+        # a unit's files by state: the review queues count them from the index alone (also serves unit_id alone)
+        Index("ix_teacher_unit_id_status", "unit_id", "status"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     teacher_number: Mapped[str] = mapped_column(String(13), unique=True)
-    unit_id: Mapped[int] = mapped_column(ForeignKey("unit.id"), index=True)
+    unit_id: Mapped[int] = mapped_column(ForeignKey("unit.id"))
     doc_type: Mapped[str] = mapped_column(String(1))
     doc_number: Mapped[str] = mapped_column(ProtectedString(200))  # encrypted at rest
     # keyed blind index of doc_number: lookups and the duplicate check compare it (``Teacher.doc_index == number``)

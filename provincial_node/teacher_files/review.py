@@ -205,24 +205,28 @@ def _queue_candidates(ctx: ProvinceContext, unit_id: int | None) -> list[ColumnE
 def _waiting_for_actor(ctx: ProvinceContext, unit_id: int | None) -> dict[tuple[int, str], int]:
     """The files waiting for the actor's review, counted by (school, state): one grouped query over the
     candidates (no file is read), then the reviewing unit of each pair — every file of a school in one state
-    waits for the same unit. The units of the actor's subtree are read in one query first."""
+    waits for the same unit. Beyond the school's own review, that unit follows from the school's 办学类型,
+    supervisor and place in the tree (its parent), so it is worked out once for each such kind of school."""
     session = ctx.session
     where = _queue_candidates(ctx, unit_id)
     pairs = session.execute(
-        select(Teacher.unit_id, Teacher.status, func.count())
+        select(Teacher.unit_id, Teacher.status, Unit.school_type, Unit.supervisor_id, Unit.parent_id, func.count())
         .join(Unit, Unit.id == Teacher.unit_id)
         .where(*where)
-        .group_by(Teacher.unit_id, Teacher.status)
+        .group_by(Teacher.unit_id, Teacher.status, Unit.school_type, Unit.supervisor_id, Unit.parent_id)
     ).all()
     if not pairs:
         return {}
-    list(session.scalars(select(Unit).where(Unit.id.in_({p[0] for p in pairs}))))  # into the identity map
     chains = review_chains(session)
     actor_unit = ctx.user.unit_id
+    mine: dict[tuple, bool] = {}
     out = {}
-    for school_id, status, n in pairs:
-        unit = _reviewing_unit(ctx, school_id, status, chains)[1]
-        if unit is not None and unit.id == actor_unit:
+    for school_id, status, school_type, supervisor_id, parent_id, n in pairs:
+        key = (school_id if status == FileStatus.SUBMITTED else None, status, school_type, supervisor_id, parent_id)
+        if key not in mine:
+            unit = _reviewing_unit(ctx, school_id, status, chains)[1]
+            mine[key] = unit is not None and unit.id == actor_unit
+        if mine[key]:
             out[(school_id, status)] = n
     return out
 
@@ -231,11 +235,18 @@ def review_queue(
     ctx: ProvinceContext, *, unit_id: int | None = None, after_id: int = 0, limit: int = 50
 ) -> list[Teacher]:
     """The files waiting for the actor's review, oldest registration first (keyset paging on the file id)."""
+    return review_queue_page(ctx, unit_id=unit_id, after_id=after_id, limit=limit)[0]
+
+
+def review_queue_page(
+    ctx: ProvinceContext, *, unit_id: int | None = None, after_id: int = 0, limit: int = 50
+) -> tuple[list[Teacher], int]:
+    """:func:`review_queue` and :func:`review_queue_count` together (the page shows both)."""
     if not may(ctx.user, Operation.FILE_REVIEW):
-        return []
+        return [], 0
     waiting = _waiting_for_actor(ctx, unit_id)
     if not waiting:
-        return []
+        return [], 0
     schools_by_status: dict[str, list[int]] = {}
     for school_id, status in waiting:
         schools_by_status.setdefault(status, []).append(school_id)
@@ -248,7 +259,7 @@ def review_queue(
         .order_by(Teacher.id)
         .limit(limit)
     )
-    return list(ctx.session.scalars(stmt))
+    return list(ctx.session.scalars(stmt)), sum(waiting.values())
 
 
 def review_queue_count(ctx: ProvinceContext, unit_id: int | None = None) -> int:
