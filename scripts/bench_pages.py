@@ -419,7 +419,9 @@ def figure(args: Any) -> dict[str, Any]:
         server = subprocess.Popen([TMIS, "province", "serve"], env={**os.environ, **env}, stdout=log, stderr=log)
         base = f"http://127.0.0.1:{port}"
         wait_healthy(base, server)
+        load_before = os.getloadavg()[0]
         results = measure(province, base, args.pages_requests)
+        load = max(load_before, os.getloadavg()[0])  # a shared machine: other work slows the pages too
     finally:
         if server is not None and server.poll() is None:
             server.send_signal(signal.SIGTERM)
@@ -437,8 +439,10 @@ def figure(args: Any) -> dict[str, Any]:
         "review_queue_files": province.county_waiting,
         "requests_per_page": args.pages_requests,
         "target_p95_ms": TARGET_P95_MS,
+        "load_avg_1m": round(load, 2),
         **{name: {k: v for k, v in r.items() if k != "urls"} for name, r in results.items()},
     }
+    print(f"  pages: 1-minute load average up to {load:.2f} on {os.cpu_count()} CPUs while measuring")
     for name in PAGES:
         r = results[name]
         print(
