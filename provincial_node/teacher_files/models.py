@@ -11,7 +11,7 @@ import datetime as dt
 from typing import Any
 
 from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, defer, mapped_column
 
 from common.db import utcnow
 from common.protection import BlindIndex, ProtectedJSON, ProtectedString
@@ -55,6 +55,12 @@ class Teacher(Base):
     def set_identity(self, doc_type: str, number: str) -> None:
         """The identity document (the number encrypted when stored) and its blind index, together."""
         self.doc_type, self.doc_number, self.doc_index = doc_type, number, number
+
+
+def without_documents() -> tuple[Any, ...]:
+    """Loader options for lists of files: the two documents are not read (nor decrypted); touching them on such a
+    row raises instead of loading them one file at a time."""
+    return (defer(Teacher.data, raiseload=True), defer(Teacher.draft, raiseload=True))
 
 
 class TeacherHistory(Base):

@@ -26,7 +26,7 @@ from provincial_node.rules import Operation, authorize, may
 from provincial_node.teacher_files import effective
 from provincial_node.teacher_files.files import list_teachers, visible_teacher
 from provincial_node.teacher_files.history import record_history
-from provincial_node.teacher_files.models import Teacher, TeacherHistory
+from provincial_node.teacher_files.models import Teacher, TeacherHistory, without_documents
 from provincial_node.teacher_files.status import (
     UNDER_REVIEW,
     Decision,
@@ -258,6 +258,7 @@ def review_queue_page(
         )
         .order_by(Teacher.id)
         .limit(limit)
+        .options(*without_documents())
     )
     return list(ctx.session.scalars(stmt)), sum(waiting.values())
 
