@@ -366,8 +366,8 @@ def measure(province: Province, base: str, requests_per_page: int) -> dict[str, 
 def figure(args: Any) -> dict[str, Any]:
     """Fill, serve, measure, clean up; prints the figure's lines and returns the ``pages`` JSON object."""
     n = pages_records(args)
-    if n < 200:
-        raise SystemExit("--pages-records must be at least 200")
+    if n < 1000:  # enough for two counties with primary or secondary schools in the largest
+        raise SystemExit("--pages-records must be at least 1000")
     admin_url = os.environ.get("TMIS_BENCH_PG_URL", "postgresql://root@127.0.0.1:5432/test")
     admin_url = admin_url.replace("postgresql://", "postgresql+psycopg://", 1)
     admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
