@@ -14,7 +14,11 @@ Scenarios (each on fresh databases):
 * **small** (N/10 records): delta_small_s (the same D-record round against a smaller national store);
 * **quarter** (N/4 records): peak RSS, for the memory-scaling ratio.
 
-    scripts/bench [--records N] [--delta D] [--quick] [--json FILE]
+* **pages** (``scripts/bench_pages.py``): p50/p95 of the teacher lists, a file page and the review queue in a
+  province of N teachers, served by ``tmis province serve`` (``--pages``: this figure alone; ``--no-pages``:
+  without it).
+
+    scripts/bench [--records N] [--delta D] [--quick] [--json FILE] [--pages | --no-pages]
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ import sqlalchemy as sa
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
+import bench_pages  # noqa: E402 - the pages figure (scripts/bench_pages.py)
 import synthetic  # noqa: E402 - scripts/ is not a package
 
 TMIS = str(Path(sys.executable).parent / "tmis")
@@ -425,7 +430,17 @@ def main() -> int:
     ap.add_argument(
         "--provinces-only", action="store_true", help="only the provinces figure (scripts/bench_provinces.py)"
     )
+    bench_pages.add_arguments(ap)
     args = ap.parse_args()
+    # --- the pages figure alone (scripts/bench_pages.py) ---
+    if args.pages:
+        precompile()
+        pages = bench_pages.figure(args)
+        if args.json_path:
+            Path(args.json_path).write_text(json.dumps({"pages": pages}, indent=2))
+            print(f"wrote {args.json_path}")
+        return 0
+    # --- end of the pages figure alone ---
     n = 20_000 if args.quick else args.records
     d = min(args.delta, n // 10)
     if n < 40 or d < 1:
@@ -516,10 +531,12 @@ def main() -> int:
         f"   target <= 1.5: {'met' if rss_ok else 'NOT met'}\n"
     )
     print(out.getvalue(), end="")
+    figures = {k: results[k] for k in JSON_FIELDS}
+    if not args.no_pages:  # the pages figure (scripts/bench_pages.py)
+        figures["pages"] = bench_pages.figure(args)
     if args.json_path:
-        Path(args.json_path).write_text(
-            json.dumps({**{k: results[k] for k in JSON_FIELDS}, "provinces": results["provinces"]}, indent=2)
-        )
+        figures["provinces"] = results["provinces"]
+        Path(args.json_path).write_text(json.dumps(figures, indent=2))
         print(f"wrote {args.json_path}")
     return 0
 

@@ -1,5 +1,5 @@
-"""`scripts/bench --quick` runs and writes well-formed JSON (no timing is asserted: figures live in
-docs/performance.md, measured by the benchmark itself)."""
+"""`scripts/bench --quick` runs (the sync figures and the pages figure) and writes well-formed JSON (no timing is
+asserted: figures live in docs/performance.md, measured by the benchmark itself)."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ FIELDS = {
     "peak_rss_mb",
     "peak_rss_mb_quarter",
 }
+PAGES = ("county_list", "school_list", "file", "review_queue")
 
 
 @pytest.mark.slow
@@ -37,9 +38,19 @@ def test_bench_quick_writes_well_formed_json(tmp_path):
     )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     data = json.loads(out.read_text())
-    assert set(data) == FIELDS | {"provinces"}
+    assert set(data) == FIELDS | {"pages", "provinces"}
     assert data["records"] == 20_000
-    assert all(isinstance(v, int | float) and v > 0 for k, v in data.items() if k != "provinces")
+    assert all(isinstance(data[k], int | float) and data[k] > 0 for k in FIELDS)
+    # the pages figure (scripts/bench_pages.py) at the quick size: well-formed, each page timed
+    pages = data["pages"]
+    assert pages["teachers"] == 5000 and pages["target_p95_ms"] == 300
+    assert 0 < pages["school_teachers"] < pages["county_teachers"] < pages["teachers"]
+    assert pages["review_queue_files"] > 0 and pages["requests_per_page"] == 50
+    for page in PAGES:
+        figure = pages[page]
+        assert set(figure) == {"p50_ms", "p95_ms", "max_ms", "met"}
+        assert 0 < figure["p50_ms"] <= figure["p95_ms"] <= figure["max_ms"]
+        assert figure["met"] is (figure["p95_ms"] < pages["target_p95_ms"])
     _check_provinces(data["provinces"])
 
 

@@ -314,15 +314,27 @@ def set_review_chain(ctx: ProvinceContext, key: str, levels: str) -> None:
         row.levels = levels
 
 
-def review_levels(session: Session, catalogue: Catalogue, school: Unit) -> list[UnitLevel]:
-    """The bureau levels that review files of ``school`` after the school itself, in order."""
+def review_levels(
+    session: Session, catalogue: Catalogue, school: Unit, chains: dict[str, str] | None = None
+) -> list[UnitLevel]:
+    """The bureau levels that review files of ``school`` after the school itself, in order. ``chains``: the
+    province's settings already read (:func:`review_chains`), for callers that ask for many schools."""
     stage = catalogue.stage_of(school.school_type) if school.school_type else "primary_secondary"
-    row = (session.get(ReviewChain, school.school_type) if school.school_type else None) or session.get(
-        ReviewChain, stage
-    )
-    levels = CHAIN_OPTIONS[row.levels] if row else [UnitLevel.COUNTY]
+    if chains is None:
+        row = (session.get(ReviewChain, school.school_type) if school.school_type else None) or session.get(
+            ReviewChain, stage
+        )
+        setting = row.levels if row else None
+    else:
+        setting = (chains.get(school.school_type) if school.school_type else None) or chains.get(stage)
+    levels = CHAIN_OPTIONS[setting] if setting else [UnitLevel.COUNTY]
     # a school supervised directly by a city or province bureau (东莞, 省直属) skips the missing levels
     supervisor = session.get(Unit, school.supervisor_id) if school.supervisor_id else None
     if supervisor is not None and supervisor.level != UnitLevel.COUNTY:
         levels = [lv for lv in levels if lv != UnitLevel.COUNTY] or [UnitLevel(supervisor.level)]
     return levels
+
+
+def review_chains(session: Session) -> dict[str, str]:
+    """Every review-chain setting of the province (school stage or 办学类型 → levels), in one query."""
+    return {row.stage: row.levels for row in session.scalars(select(ReviewChain))}

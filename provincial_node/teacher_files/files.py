@@ -37,7 +37,7 @@ from provincial_node.db import next_value
 from provincial_node.rules import BASIC_VIEW, Operation, Rule, Scope, View, authorize, mask_id_number
 from provincial_node.teacher_files.duplicates import duplicate_identity, find_by_identity
 from provincial_node.teacher_files.history import diff, filled, record_history
-from provincial_node.teacher_files.models import Teacher, TeacherHistory
+from provincial_node.teacher_files.models import Teacher, TeacherHistory, without_documents
 from provincial_node.teacher_files.status import SUBMITTABLE, UNDER_REVIEW, FileStatus, HistoryAction
 from sync_protocol.identifiers import make_teacher_number
 
@@ -192,7 +192,8 @@ def search_teachers(
         where.append(Teacher.person_status == f.person_status)
     base = select(Teacher).join(Unit, Unit.id == Teacher.unit_id).where(*where)
     total = session.scalar(select(func.count()).select_from(base.subquery()))
-    rows = list(session.scalars(base.where(Teacher.id > after_id).order_by(Teacher.id).limit(limit + 1)))
+    page = base.where(Teacher.id > after_id).order_by(Teacher.id).limit(limit + 1).options(*without_documents())
+    rows = list(session.scalars(page))
     more = len(rows) > limit
     rows = rows[:limit]
     return rows, (rows[-1].id if more else None), total

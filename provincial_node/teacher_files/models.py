@@ -10,8 +10,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text, UniqueConstraint
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, defer, mapped_column
 
 from common.db import utcnow
 from common.protection import BlindIndex, ProtectedJSON, ProtectedString
@@ -25,11 +25,15 @@ class Teacher(Base):
     """One teacher's electronic file (教师电子档案)."""
 
     __tablename__ = "teacher"
-    __table_args__ = (UniqueConstraint("doc_type", "doc_index"),)
+    __table_args__ = (
+        UniqueConstraint("doc_type", "doc_index"),
+        # a unit's files by state: the review queues count them from the index alone (also serves unit_id alone)
+        Index("ix_teacher_unit_id_status", "unit_id", "status"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     teacher_number: Mapped[str] = mapped_column(String(13), unique=True)
-    unit_id: Mapped[int] = mapped_column(ForeignKey("unit.id"), index=True)
+    unit_id: Mapped[int] = mapped_column(ForeignKey("unit.id"))
     doc_type: Mapped[str] = mapped_column(String(1))
     doc_number: Mapped[str] = mapped_column(ProtectedString(200))  # encrypted at rest
     # keyed blind index of doc_number: lookups and the duplicate check compare it (``Teacher.doc_index == number``)
@@ -51,6 +55,12 @@ class Teacher(Base):
     def set_identity(self, doc_type: str, number: str) -> None:
         """The identity document (the number encrypted when stored) and its blind index, together."""
         self.doc_type, self.doc_number, self.doc_index = doc_type, number, number
+
+
+def without_documents() -> tuple[Any, ...]:
+    """Loader options for lists of files: the two documents are not read (nor decrypted); touching them on such a
+    row raises instead of loading them one file at a time."""
+    return (defer(Teacher.data, raiseload=True), defer(Teacher.draft, raiseload=True))
 
 
 class TeacherHistory(Base):

@@ -14,19 +14,19 @@ file effective through :func:`~provincial_node.teacher_files.effective.write_eff
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
-from sqlalchemy.sql import Select
+from sqlalchemy import and_, func, or_, select
+from sqlalchemy.sql import ColumnElement
 
 from common.errors import ConflictError, PermissionDeniedError, invalid
 from provincial_node.accounts.models import Account, Unit
-from provincial_node.accounts.units import review_levels
+from provincial_node.accounts.units import review_chains, review_levels
 from provincial_node.audit_trail import trail
 from provincial_node.context import ProvinceContext, UnitLevel
 from provincial_node.rules import Operation, authorize, may
 from provincial_node.teacher_files import effective
 from provincial_node.teacher_files.files import list_teachers, visible_teacher
 from provincial_node.teacher_files.history import record_history
-from provincial_node.teacher_files.models import Teacher, TeacherHistory
+from provincial_node.teacher_files.models import Teacher, TeacherHistory, without_documents
 from provincial_node.teacher_files.status import (
     UNDER_REVIEW,
     Decision,
@@ -39,12 +39,24 @@ from provincial_node.teacher_files.status import (
 
 def reviewing_unit(ctx: ProvinceContext, teacher: Teacher) -> tuple[UnitLevel, Unit | None, list[UnitLevel]]:
     """(level that reviews now, the unit whose administrators review, the bureau levels of the chain)."""
+    return _reviewing_unit(ctx, teacher.unit_id, teacher.status)
+
+
+def _reviewing_unit(
+    ctx: ProvinceContext, school_id: int, status: str, chains: dict[str, str] | None = None
+) -> tuple[UnitLevel, Unit | None, list[UnitLevel]]:
+    """:func:`reviewing_unit` of the files of one school in one state (``chains``: :func:`review_chains`)."""
     session = ctx.session
-    school = session.get(Unit, teacher.unit_id)
-    levels = review_levels(session, ctx.base_catalogue, school)
+    school = session.get(Unit, school_id)
+    levels = review_levels(session, ctx.base_catalogue, school, chains)
     chain = [UnitLevel.SCHOOL, *levels]
-    done = last_approver(teacher.status)
-    level = UnitLevel.SCHOOL if done is None else chain[chain.index(done) + 1]
+    done = last_approver(status)
+    if done is None:
+        level = UnitLevel.SCHOOL
+    elif done in chain and chain.index(done) + 1 < len(chain):
+        level = chain[chain.index(done) + 1]
+    else:  # the province shortened the chain after this approval: its last level completes the review
+        level = chain[-1]
     if level == UnitLevel.SCHOOL:
         return level, school, levels
     if school.supervisor_id and session.get(Unit, school.supervisor_id).level == level:
@@ -175,39 +187,83 @@ def waits_for_actor(
     return unit is not None and unit.id == ctx.user.unit_id
 
 
-def _queue_candidates(ctx: ProvinceContext, unit_id: int | None) -> Select:
+def _queue_candidates(ctx: ProvinceContext, unit_id: int | None) -> list[ColumnElement[bool]]:
+    """The conditions on ``teacher`` joined with its ``unit`` that every file waiting for the actor meets (a
+    superset: which level reviews a state depends on the school's chain, :func:`_waiting_for_actor`)."""
     actor = ctx.user
-    stmt = select(Teacher).join(Unit, Unit.id == Teacher.unit_id)
     if actor.unit_level in (UnitLevel.SCHOOL, UnitLevel.DEPARTMENT):
-        stmt = stmt.where(Teacher.unit_id == actor.unit_id, Teacher.status == FileStatus.SUBMITTED)
+        where = [Teacher.unit_id == actor.unit_id, Teacher.status == FileStatus.SUBMITTED]
     else:
         waiting = [s for s in UNDER_REVIEW if s != FileStatus.SUBMITTED]
-        stmt = stmt.where(Unit.path.startswith(actor.unit_path, autoescape=True), Teacher.status.in_(waiting))
+        where = [Unit.path.startswith(actor.unit_path, autoescape=True), Teacher.status.in_(waiting)]
     if unit_id is not None:
         scope = ctx.session.get(Unit, unit_id)
-        stmt = stmt.where(Unit.path.startswith(scope.path if scope else "/none/", autoescape=True))
-    return stmt
+        where.append(Unit.path.startswith(scope.path if scope else "/none/", autoescape=True))
+    return where
+
+
+def _waiting_for_actor(ctx: ProvinceContext, unit_id: int | None) -> dict[tuple[int, str], int]:
+    """The files waiting for the actor's review, counted by (school, state): one grouped query over the
+    candidates (no file is read), then the reviewing unit of each pair — every file of a school in one state
+    waits for the same unit. Beyond the school's own review, that unit follows from the school's 办学类型,
+    supervisor and place in the tree (its parent), so it is worked out once for each such kind of school."""
+    session = ctx.session
+    where = _queue_candidates(ctx, unit_id)
+    pairs = session.execute(
+        select(Teacher.unit_id, Teacher.status, Unit.school_type, Unit.supervisor_id, Unit.parent_id, func.count())
+        .join(Unit, Unit.id == Teacher.unit_id)
+        .where(*where)
+        .group_by(Teacher.unit_id, Teacher.status, Unit.school_type, Unit.supervisor_id, Unit.parent_id)
+    ).all()
+    if not pairs:
+        return {}
+    chains = review_chains(session)
+    actor_unit = ctx.user.unit_id
+    mine: dict[tuple, bool] = {}
+    out = {}
+    for school_id, status, school_type, supervisor_id, parent_id, n in pairs:
+        key = (school_id if status == FileStatus.SUBMITTED else None, status, school_type, supervisor_id, parent_id)
+        if key not in mine:
+            unit = _reviewing_unit(ctx, school_id, status, chains)[1]
+            mine[key] = unit is not None and unit.id == actor_unit
+        if mine[key]:
+            out[(school_id, status)] = n
+    return out
 
 
 def review_queue(
     ctx: ProvinceContext, *, unit_id: int | None = None, after_id: int = 0, limit: int = 50
 ) -> list[Teacher]:
     """The files waiting for the actor's review, oldest registration first (keyset paging on the file id)."""
+    return review_queue_page(ctx, unit_id=unit_id, after_id=after_id, limit=limit)[0]
+
+
+def review_queue_page(
+    ctx: ProvinceContext, *, unit_id: int | None = None, after_id: int = 0, limit: int = 50
+) -> tuple[list[Teacher], int]:
+    """:func:`review_queue` and :func:`review_queue_count` together (the page shows both)."""
     if not may(ctx.user, Operation.FILE_REVIEW):
-        return []
-    cache: dict = {}
-    out: list[Teacher] = []
-    stmt = _queue_candidates(ctx, unit_id).where(Teacher.id > after_id).order_by(Teacher.id)
-    for t in ctx.session.scalars(stmt.execution_options(yield_per=500)):
-        if waits_for_actor(ctx, t, cache):
-            out.append(t)
-            if len(out) >= limit:
-                break
-    return out
+        return [], 0
+    waiting = _waiting_for_actor(ctx, unit_id)
+    if not waiting:
+        return [], 0
+    schools_by_status: dict[str, list[int]] = {}
+    for school_id, status in waiting:
+        schools_by_status.setdefault(status, []).append(school_id)
+    stmt = (
+        select(Teacher)
+        .where(
+            or_(*(and_(Teacher.status == s, Teacher.unit_id.in_(ids)) for s, ids in schools_by_status.items())),
+            Teacher.id > after_id,
+        )
+        .order_by(Teacher.id)
+        .limit(limit)
+        .options(*without_documents())
+    )
+    return list(ctx.session.scalars(stmt)), sum(waiting.values())
 
 
 def review_queue_count(ctx: ProvinceContext, unit_id: int | None = None) -> int:
     if not may(ctx.user, Operation.FILE_REVIEW):
         return 0
-    cache: dict = {}
-    return sum(1 for t in ctx.session.scalars(_queue_candidates(ctx, unit_id)) if waits_for_actor(ctx, t, cache))
+    return sum(_waiting_for_actor(ctx, unit_id).values())

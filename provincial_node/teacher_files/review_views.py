@@ -28,7 +28,7 @@ def review_queue() -> str:
     authorize(ctx, Operation.FILE_REVIEW)
     after = request.args.get("after", "")
     after_id = int(after) if after.isdigit() and len(after) < 12 else 0
-    rows = review.review_queue(ctx, after_id=after_id, limit=PAGE_SIZE + 1)
+    rows, total = review.review_queue_page(ctx, after_id=after_id, limit=PAGE_SIZE + 1)
     more = len(rows) > PAGE_SIZE
     rows = rows[:PAGE_SIZE]
     names = _unit_names(ctx, {t.unit_id for t in rows})
@@ -36,7 +36,7 @@ def review_queue() -> str:
         "teacher_files/review_queue.html",
         rows=rows,
         names=names,
-        total=review.review_queue_count(ctx),
+        total=total,
         next_url=url_for(".review_queue", after=rows[-1].id) if more else None,
         first_url=url_for(".review_queue") if after_id else None,
     )

@@ -128,6 +128,37 @@ def test_city_review_when_the_province_configures_it(province):
         units.set_review_chain(province.ctx(None), "999", "county")
 
 
+def test_review_queues_follow_each_schools_chain(province):
+    """Each level's queue (and its count) holds exactly the files waiting for that unit, by the chain the
+    province set; keyset paging goes on after the last id shown."""
+    units.set_review_chain(province.ctx(None), "primary_secondary", "county,city")
+    at_city = _to_effective(province, _new_file(province, seq="131"))  # county approved: the city's turn
+    at_county = _new_file(province, seq="133")
+    files.submit(province.ctx("school1_info"), at_county.id)
+    review.review(province.ctx("school1_rev", province=P), at_county.id, "approve")
+    at_school = [_new_file(province, seq=s) for s in ("135", "137")]
+    for t in at_school:
+        files.submit(province.ctx("school1_info"), t.id)
+    _new_file(province, seq="139")  # a draft waits for nobody
+
+    def queue(actor, **kw):
+        return [t.id for t in review.review_queue(province.ctx(actor, province=P), **kw)]
+
+    assert queue("city_info") == [at_city.id] and review.review_queue_count(province.ctx("city_info")) == 1
+    assert queue("tianhe_info") == [at_county.id] and review.review_queue_count(province.ctx("tianhe_info")) == 1
+    assert queue("school1_rev") == [t.id for t in at_school]
+    assert review.review_queue_count(province.ctx("school1_rev")) == 2
+    assert queue("school1_rev", limit=1) == [at_school[0].id]
+    assert queue("school1_rev", after_id=at_school[0].id) == [at_school[1].id]
+    # a setting for the school's 办学类型 ends the chain at the county: the file the county approved for the city
+    # is the county's again, and its approval now makes the file effective
+    units.set_review_chain(province.ctx(None), "211", "county")
+    assert queue("city_info") == [] and review.review_queue_count(province.ctx("city_info")) == 0
+    assert queue("tianhe_info") == [at_city.id, at_county.id]
+    review.review(province.ctx("tianhe_info", province=P), at_city.id, "approve")
+    assert at_city.status == "effective"
+
+
 def test_rejection_returns_the_file_with_its_reason(province):
     t = _new_file(province)
     files.submit(province.ctx("school1_info"), t.id)
