@@ -12,6 +12,7 @@ from national_node import MIGRATIONS_DIR
 from national_node.app import create_app
 from national_node.cli import _runtime
 from national_node.db import NodeSetting
+from national_node.intake import verifying
 from national_node.jobs import start_scheduler
 from national_node.keys import generate_keys, key_files
 from national_node.ledger import ledger
@@ -27,6 +28,7 @@ def serve(ctx: click.Context, threads: int) -> None:
     configure_logging(rt.config.log_level, rt.config.log_format)
     app = create_app(rt.config, rt)
     scheduler = start_scheduler(rt)
+    verifying.configure(rt.config.verify_workers)  # batches verify in worker processes (started on first use)
     try:
         serve_wsgi(
             app,
@@ -38,6 +40,7 @@ def serve(ctx: click.Context, threads: int) -> None:
         )
     finally:
         scheduler.shutdown(wait=False)
+        verifying.stop()
 
 
 @click.command("init")
