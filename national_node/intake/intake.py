@@ -27,10 +27,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from common.db import RawJSON, bulk_insert, one_of, utcnow
+from common.db import RawJSON, bulk_insert, bulk_update, one_of, utcnow
 from national_node.inbox import routing
 from national_node.intake import verifying
 from national_node.intake.models import (
@@ -314,8 +314,7 @@ def _apply_batch(
         {k: c[k] for k in keys_ if k != "province_code"} for c in current.values() if c.get("dirty") and not c["new"]
     ]
     bulk_insert(session, TeacherCore, fresh)
-    if changed:
-        session.execute(update(TeacherCore), changed)
+    bulk_update(session, TeacherCore, changed, "teacher_number")
     bulk_insert(session, TeacherCoreHistory, history)
     session.flush()
     by_key: dict[str, list[TeacherCore]] = {}
