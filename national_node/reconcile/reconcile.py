@@ -26,7 +26,7 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from common.db import bulk_insert, one_of, utcnow
+from common.db import bulk_insert, utcnow
 from national_node.intake.models import Batch, TeacherCore, TeacherCoreHistory
 from national_node.provinces import provinces
 from national_node.reconcile.models import CoreLeaf, DigestBucket, Reconciliation
@@ -63,10 +63,10 @@ def refresh(session: Session, province: str) -> None:
     dirty: set[tuple[str, int]] = set()
     for chunk in _chunks(gone + changed):  # a teacher that moved here also leaves its old province's tree
         for code, bucket in session.execute(
-            select(CoreLeaf.province_code, CoreLeaf.bucket).where(one_of(session, CoreLeaf.teacher_number, chunk))
+            select(CoreLeaf.province_code, CoreLeaf.bucket).where(CoreLeaf.teacher_number.in_(chunk))
         ):
             dirty.add((code, bucket))
-        session.execute(delete(CoreLeaf).where(one_of(session, CoreLeaf.teacher_number, chunk)))
+        session.execute(delete(CoreLeaf).where(CoreLeaf.teacher_number.in_(chunk)))
     hashes = _record_hashes(session, province, [(tn, current[tn]) for tn in changed])
     rows = []
     for tn in changed:
@@ -101,7 +101,7 @@ def _record_hashes(session: Session, province: str, wanted: list[tuple[str, int]
     for chunk in _chunks(sorted({tn for tn, _v in wanted})):
         for tn, version, batch_hash in session.execute(
             select(TeacherCoreHistory.teacher_number, TeacherCoreHistory.version, TeacherCoreHistory.batch_hash).where(
-                one_of(session, TeacherCoreHistory.teacher_number, chunk), TeacherCoreHistory.province_code == province
+                TeacherCoreHistory.teacher_number.in_(chunk), TeacherCoreHistory.province_code == province
             )
         ):
             if (tn, version) in wanted_set:
@@ -124,14 +124,12 @@ def _store_buckets(session: Session, province: str, buckets_: list[int]) -> None
         grouped: dict[int, list[D.Leaf]] = defaultdict(list)
         for tn, v, h, b in session.execute(
             select(CoreLeaf.teacher_number, CoreLeaf.version, CoreLeaf.record_hash, CoreLeaf.bucket).where(
-                CoreLeaf.province_code == province, one_of(session, CoreLeaf.bucket, chunk)
+                CoreLeaf.province_code == province, CoreLeaf.bucket.in_(chunk)
             )
         ):
             grouped[b].append(D.Leaf(tn, v, h))
         session.execute(
-            delete(DigestBucket).where(
-                DigestBucket.province_code == province, one_of(session, DigestBucket.bucket, chunk)
-            )
+            delete(DigestBucket).where(DigestBucket.province_code == province, DigestBucket.bucket.in_(chunk))
         )
         bulk_insert(
             session,

@@ -26,7 +26,7 @@ import orjson
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from common.db import bulk_insert, one_of
+from common.db import bulk_insert
 from provincial_node.db import NodeSetting
 from provincial_node.sync.models import (
     BatchStatus,
@@ -109,8 +109,8 @@ def _store_leaves(session: Session, newest: dict[str, tuple[int, str] | None], d
         return
     numbers = sorted(newest)
     dirty.update(D.bucket_of(tn) for tn in numbers)
-    for chunk in _chunks(numbers):  # one array parameter on PostgreSQL: an IN list is rendered and parsed per call
-        session.execute(delete(CoreLeaf).where(one_of(session, CoreLeaf.teacher_number, chunk)))
+    for chunk in _chunks(numbers):
+        session.execute(delete(CoreLeaf).where(CoreLeaf.teacher_number.in_(chunk)))
     bulk_insert(
         session,
         CoreLeaf,
@@ -168,11 +168,11 @@ def store_buckets(session: Session, buckets_: list[int]) -> None:
     for chunk in _chunks(buckets_, 2000):
         grouped: dict[int, list[D.Leaf]] = {}
         stmt = select(CoreLeaf.teacher_number, CoreLeaf.version, CoreLeaf.record_hash, CoreLeaf.bucket).where(
-            one_of(session, CoreLeaf.bucket, chunk)
+            CoreLeaf.bucket.in_(chunk)
         )
         for tn, v, h, b in session.execute(stmt):
             grouped.setdefault(b, []).append(D.Leaf(tn, v, h))
-        session.execute(delete(DigestBucket).where(one_of(session, DigestBucket.bucket, chunk)))
+        session.execute(delete(DigestBucket).where(DigestBucket.bucket.in_(chunk)))
         bulk_insert(
             session, DigestBucket, [{"bucket": b, "digest": D.bucket_digest(ls)} for b, ls in sorted(grouped.items())]
         )
