@@ -24,6 +24,7 @@ Rules:
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -45,6 +46,7 @@ from sqlalchemy import (
     create_engine,
     event,
     text,
+    update,
 )
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
@@ -356,16 +358,49 @@ def bulk_insert(session: Session, table: Any, rows: list[dict[str, Any]]) -> Non
                 if r[c] is not None and r[c].tzinfo is None:
                     raise ValueError(f"naive datetime refused in {tbl.name}.{c}")
     if session.get_bind().dialect.name != "postgresql":
-        json_columns = [c for c in columns if isinstance(tbl.c[c].type, JSON)]
-        if json_columns:
-            rows = [
-                {**r, **{c: orjson.loads(bytes(r[c])) for c in json_columns if type(r[c]) is RawJSON}} for r in rows
-            ]
-        session.execute(tbl.insert(), rows)
+        session.execute(tbl.insert(), _decoded(tbl, rows))
         return
+    _copy_rows(session, tbl, rows, columns, tbl.name)
+
+
+def _decoded(tbl: Any, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows with RawJSON values decoded (for the databases that take them through an INSERT)."""
+    json_columns = [c for c in rows[0] if isinstance(tbl.c[c].type, JSON)]
+    if not json_columns:
+        return rows
+    return [{**r, **{c: orjson.loads(bytes(r[c])) for c in json_columns if type(r[c]) is RawJSON}} for r in rows]
+
+
+def _copy_rows(session: Session, tbl: Any, rows: list[dict[str, Any]], columns: list[str], target: str) -> None:
     fields = [_copy_column(tbl, c, list(map(itemgetter(c), rows))) for c in columns]
     text = b"\n".join(map(b"\t".join, zip(*fields, strict=True))) + b"\n"
     raw = session.connection().connection.driver_connection
     names = ", ".join(f'"{c}"' for c in columns)
-    with raw.cursor() as cur, cur.copy(f'COPY "{tbl.name}" ({names}) FROM STDIN') as copy:
+    with raw.cursor() as cur, cur.copy(f'COPY "{target}" ({names}) FROM STDIN') as copy:
         copy.write(text)
+
+
+def bulk_update(session: Session, table: Any, rows: list[dict[str, Any]], key: str) -> None:
+    """Update many rows of ``table`` by the column ``key`` (its primary key) in the session's transaction; every
+    row has the same keys, which are column names, ``key`` among them. On PostgreSQL the rows go into a temporary
+    table with ``COPY`` (formatted as by :func:`bulk_insert`) and one ``UPDATE … FROM`` applies them: the ORM's
+    bulk update sends one ``UPDATE`` statement per row, which cost about two thirds of applying a 1 000-change
+    batch (docs/performance.md). Elsewhere the ORM's bulk update by primary key."""
+    if not rows:
+        return
+    tbl = getattr(table, "__table__", table)
+    if session.get_bind().dialect.name != "postgresql":
+        session.execute(update(table), _decoded(tbl, rows))
+        return
+    columns = list(rows[0])
+    scratch = f"_bulk_{tbl.name}_{hashlib.sha256(' '.join(columns).encode()).hexdigest()[:12]}"
+    names = ", ".join(f'"{c}"' for c in columns)
+    # one per connection and column set, emptied at every commit (no catalogue churn per batch); the table and
+    # column names come from the model, never from data
+    create = f'CREATE TEMPORARY TABLE IF NOT EXISTS "{scratch}" ON COMMIT DELETE ROWS AS SELECT {names} FROM '  # noqa: S608
+    session.execute(text(create + f'"{tbl.name}" WITH NO DATA'))
+    session.execute(text('DELETE FROM "' + scratch + '"'))  # noqa: S608 - rows of an earlier update here
+    _copy_rows(session, tbl, rows, columns, scratch)
+    assignments = ", ".join(f'"{c}" = s."{c}"' for c in columns if c != key)
+    apply = f'UPDATE "{tbl.name}" AS t SET {assignments} FROM "{scratch}" AS s WHERE t."{key}" = s."{key}"'  # noqa: S608
+    session.execute(text(apply))

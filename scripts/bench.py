@@ -42,8 +42,9 @@ import sqlalchemy as sa
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
+import bench_lr  # noqa: E402 - scripts/ is not a package
 import bench_pages  # noqa: E402 - the pages figure (scripts/bench_pages.py)
-import synthetic  # noqa: E402 - scripts/ is not a package
+import synthetic  # noqa: E402
 
 TMIS = str(Path(sys.executable).parent / "tmis")
 PROVINCE = "44"
@@ -61,6 +62,17 @@ JSON_FIELDS = (
     "audit_rps",
     "peak_rss_mb",
     "peak_rss_mb_quarter",
+    # issue 18: the peer (PostgreSQL logical replication, scripts/bench_lr.py) and the whole round
+    "store_rps",
+    "lr_rps",
+    "lr_delta_s",
+    "round_rps",
+    "build_s",
+    "build_cpu_us",
+    "round_vs_lr",
+    "push_vs_lr",
+    "push_vs_store",
+    "delta_vs_lr",
 )
 
 
@@ -430,6 +442,7 @@ def main() -> int:
     ap.add_argument(
         "--provinces-only", action="store_true", help="only the provinces figure (scripts/bench_provinces.py)"
     )
+    ap.add_argument("--no-provinces", action="store_true", help="without the provinces figure")
     bench_pages.add_arguments(ap)
     args = ap.parse_args()
     # --- the pages figure alone (scripts/bench_pages.py) ---
@@ -446,23 +459,64 @@ def main() -> int:
     if n < 40 or d < 1:
         ap.error("--records must be at least 40 and --delta at least 1")
     precompile()
-    admin = sa.create_engine(pg_admin_url(), isolation_level="AUTOCOMMIT")
-    workdir = Path(tempfile.mkdtemp(prefix="tmis-bench-"))
-    if args.provinces_only:
-        figure = provinces_figure(admin, workdir, n, args.quick)
+    if args.provinces_only:  # the provinces figure alone (scripts/bench_provinces.py), on the shared server
+        figure = provinces_figure(
+            sa.create_engine(pg_admin_url(), isolation_level="AUTOCOMMIT"),
+            Path(tempfile.mkdtemp(prefix="tmis-bench-")),
+            n,
+            args.quick,
+        )
         if args.json_path:
             Path(args.json_path).write_text(json.dumps({"provinces": figure}, indent=2))
             print(f"wrote {args.json_path}")
         return 0
-    results: dict = {"records": n, "delta": d}
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # clean up (databases, our own server) when stopped
     print(
         f"tmis benchmark: N={n}, D={d}, {platform.machine()}, {os.cpu_count()} CPUs, "
         f"Python {platform.python_version()}",
         flush=True,
     )
+    local_pg = None
+    server = pg_admin_url().replace("postgresql+psycopg://", "postgresql://", 1)
+    level = bench_lr.wal_level(server)
+    if level != "logical":  # the peer needs it: everything runs on an instance of our own, so both share a server
+        local_pg = bench_lr.LocalPostgres().start()
+        os.environ["TMIS_BENCH_PG_URL"] = local_pg.url
+        print(
+            f"the server at TMIS_BENCH_PG_URL has wal_level={level}; logical replication needs wal_level=logical: "
+            f"started a PostgreSQL instance of our own ({bench_lr.PG_BIN}, 127.0.0.1:{local_pg.port}, "
+            f"wal_level=logical{', run as postgres' if local_pg.as_postgres else ''}) — this run measures on it",
+            flush=True,
+        )
+    else:
+        print("the server at TMIS_BENCH_PG_URL has wal_level=logical: this run measures on it", flush=True)
+    try:
+        return _measure(args, n, d)
+    finally:
+        if local_pg is not None:
+            local_pg.stop()
+
+
+def _measure(args: argparse.Namespace, n: int, d: int) -> int:
+    admin = sa.create_engine(pg_admin_url(), isolation_level="AUTOCOMMIT")
+    workdir = Path(tempfile.mkdtemp(prefix="tmis-bench-"))
+    results: dict = {"records": n, "delta": d}
     rows = core_rows(n)
     scenarios = []
     try:
+        # the peer: logical replication of the same rows into the national schema, history by trigger
+        schema_dir = workdir / "lr-national"
+        results.update(
+            bench_lr.measure(
+                pg_admin_url().replace("postgresql+psycopg://", "postgresql://", 1),
+                rows,
+                d,
+                PROVINCE,
+                lambda url: run(
+                    ["national", "db", "upgrade"], {"TMIS_DATA_DIR": str(schema_dir), "TMIS_DATABASE_URL": url}
+                ),
+            )
+        )
         # full: COPY reference, initial sync, memory, large delta, audit
         full = Scenario("full", workdir, admin)
         scenarios.append(full)
@@ -472,7 +526,10 @@ def main() -> int:
         seed_province(full.prov_url, rows, full.prov_env["TMIS_DATA_DIR"])
         timings, prov_kb = sync_round(full)
         results["sync_rps"] = round(n / timings["push"], 1)
-        results["sync_build_s"] = timings["build"]
+        results["build_s"] = timings["build"]
+        results["build_cpu_us"] = round(timings["build_cpu"] / n * 1e6, 2)
+        # the whole round: outbox -> last receipt (build, the recovery check, push)
+        results["round_rps"] = round(n / (timings["build"] + timings.get("recovery", 0) + timings["push"]), 1)
         results["peak_rss_mb_province"] = round(prov_kb / 1024, 1)
         results["peak_rss_mb_national"] = round(full.server_watch.peak_kb / 1024, 1)
         results["peak_rss_mb"] = max(results["peak_rss_mb_province"], results["peak_rss_mb_national"])
@@ -503,7 +560,8 @@ def main() -> int:
         _t, q_kb = sync_round(quarter)
         results["peak_rss_mb_quarter"] = round(max(q_kb, quarter.server_watch.peak_kb) / 1024, 1)
         quarter.close()
-        results["provinces"] = provinces_figure(admin, workdir, n, args.quick)
+        if not args.no_provinces:
+            results["provinces"] = provinces_figure(admin, workdir, n, args.quick)
     finally:
         for sc in scenarios:
             try:
@@ -515,9 +573,21 @@ def main() -> int:
     results["store_vs_copy"] = round(results["store_rps"] / results["copy_rps"], 4)
     results["sync_vs_store"] = round(results["sync_rps"] / results["store_rps"], 4)
     results["delta_scaling"] = round(results["delta_large_s"] / results["delta_small_s"], 3)
-    targets = {"sync_vs_copy": (">=", 0.5), "delta_scaling": ("<=", 1.3), "audit_rps": (">=", 100_000)}
+    results["round_vs_lr"] = round(results["round_rps"] / results["lr_rps"], 4)
+    results["push_vs_lr"] = round(results["sync_rps"] / results["lr_rps"], 4)
+    results["push_vs_store"] = round(results["sync_rps"] / results["store_rps"], 4)
+    results["delta_vs_lr"] = round(results["delta_large_s"] / results["lr_delta_s"], 3)
+    targets = {
+        "sync_vs_copy": (">=", 0.5),
+        "delta_scaling": ("<=", 1.3),
+        "audit_rps": (">=", 100_000),
+        "round_vs_lr": (">=", 1.0),
+        "push_vs_store": (">=", 0.6),
+        "build_cpu_us": ("<=", 20),
+        "delta_vs_lr": ("<=", 1.0),
+    }
     out = io.StringIO()
-    extra = ("store_rps", "store_vs_copy", "sync_vs_store", "peak_rss_mb_province", "peak_rss_mb_national")
+    extra = ("store_vs_copy", "sync_vs_store", "lr_delta_lag_s", "peak_rss_mb_province", "peak_rss_mb_national")
     for key in (*JSON_FIELDS, *extra):
         target = targets.get(key)
         mark = ""
@@ -534,8 +604,9 @@ def main() -> int:
     figures = {k: results[k] for k in JSON_FIELDS}
     if not args.no_pages:  # the pages figure (scripts/bench_pages.py)
         figures["pages"] = bench_pages.figure(args)
-    if args.json_path:
+    if "provinces" in results:
         figures["provinces"] = results["provinces"]
+    if args.json_path:
         Path(args.json_path).write_text(json.dumps(figures, indent=2))
         print(f"wrote {args.json_path}")
     return 0

@@ -14,6 +14,7 @@ from national_node import MIGRATIONS_DIR
 from national_node.app import create_app
 from national_node.cli import _runtime
 from national_node.db import NodeSetting
+from national_node.intake import verifying
 from national_node.jobs import start_scheduler
 from national_node.keys import generate_keys, key_files
 from national_node.ledger import ledger
@@ -34,6 +35,9 @@ def serve(ctx: click.Context, threads: int, workers: int) -> None:
     requests hourly (in the supervising process only, with --workers)."""
     rt = _runtime.runtime(ctx)
     configure_logging(rt.config.log_level, rt.config.log_format)
+    # batches verify in worker processes: only the setting here; each serving process starts its own pool on first
+    # use (after the fork, with --workers)
+    verifying.configure(rt.config.verify_workers)
     if workers > 1:
 
         def jobs() -> Callable[[], None]:
@@ -65,6 +69,7 @@ def serve(ctx: click.Context, threads: int, workers: int) -> None:
         )
     finally:
         scheduler.shutdown(wait=False)
+        verifying.stop()
 
 
 @click.command("init")

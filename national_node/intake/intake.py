@@ -1,7 +1,8 @@
 """Intake of a province's batch (DESIGN §6.4): verify bytes first, then apply in one transaction.
 
 1. the stateless checks (:func:`sync_protocol.batch.verify_batch`: envelope, signature, header, every record,
-   Merkle root) run before any lock, so a province's next batch verifies while the previous one is applied;
+   Merkle root) run before any lock, so a province's next batch verifies while the previous one is applied —
+   in a worker process when ``TMIS_VERIFY_WORKERS`` > 0 (:mod:`.verifying`), so truly at the same time;
 2. lock the province row (``SELECT … FOR UPDATE``): one province's batches apply strictly in order,
    different provinces in parallel; on PostgreSQL a batch that arrived before its predecessor committed waits
    for it (:func:`_lock_in_turn`); verify again only if the trust version changed meanwhile;
@@ -26,11 +27,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, aliased
 
-from common.db import RawJSON, bulk_insert, one_of, utcnow
+from common.db import RawJSON, bulk_insert, bulk_update, one_of, utcnow
 from national_node.inbox import routing
+from national_node.intake import verifying
 from national_node.intake.models import (
     Batch,
     DuplicateIdentity,
@@ -43,7 +45,7 @@ from national_node.keys import NodeKeys
 from national_node.ledger import ledger
 from national_node.provinces import provinces
 from national_node.provinces.models import Province
-from sync_protocol.batch import Limits, header_from_payload, split_batch_file, verify_batch
+from sync_protocol.batch import Limits, header_from_payload, split_batch_file
 from sync_protocol.canonical import format_time
 from sync_protocol.dsse import parse_envelope
 from sync_protocol.errors import AlreadyAcceptedError, EquivocationError
@@ -99,12 +101,12 @@ def intake(
     limits = limits or Limits()
     # Stateless checks first, before the province's lock: the next batch verifies while this one is applied.
     trust = ledger.current_trust(session)
-    verified = verify_batch(data, trust, province, limits)
+    verified = verifying.verify(data, trust, province, limits)
     row = _lock_in_turn(session, province, verified.header.seq)
     row.last_seen = now
     if ledger.current_trust_version(session) != trust.version:  # keys changed meanwhile: verify under the new ones
         trust = ledger.current_trust(session)
-        verified = verify_batch(data, trust, province, limits)
+        verified = verifying.verify(data, trust, province, limits)
     state = ProvinceState(province, row.last_seq, row.last_batch_hash, row.last_version)
 
     def stored(seq: int) -> str | None:
@@ -316,8 +318,7 @@ def _apply_batch(
         {k: c[k] for k in keys_ if k != "province_code"} for c in current.values() if c.get("dirty") and not c["new"]
     ]
     bulk_insert(session, TeacherCore, fresh)
-    if changed:
-        session.execute(update(TeacherCore), changed)
+    bulk_update(session, TeacherCore, changed, "teacher_number")
     bulk_insert(session, TeacherCoreHistory, history)
     session.flush()
     by_key: dict[str, list[TeacherCore]] = {}

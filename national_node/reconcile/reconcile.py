@@ -39,6 +39,10 @@ from sync_protocol.records import RecordOp, record_hash
 MAX_ACCEPTED_PAGE = 32
 
 
+REFRESH_LEAVES = 20_000  # changed leaves computed and written at a time (the first refresh of 200 000 teachers
+# held every leaf row and record hash at once: the national server's peak memory doubled, docs/performance.md)
+
+
 def refresh(session: Session, province: str) -> None:
     """Bring ``core_leaf`` and ``digest_bucket`` of ``province`` in step with ``teacher_core``, with set-based
     statements: only teachers whose stored version or owner changed are read again (each batch once), and only
@@ -67,24 +71,26 @@ def refresh(session: Session, province: str) -> None:
         ):
             dirty.add((code, bucket))
         session.execute(delete(CoreLeaf).where(CoreLeaf.teacher_number.in_(chunk)))
-    hashes = _record_hashes(session, province, [(tn, current[tn]) for tn in changed])
-    rows = []
-    for tn in changed:
-        h = hashes.get((tn, current[tn]))
-        if h is None:
-            continue  # no stored record for that version (cannot happen for a version above 0)
-        bucket = D.bucket_of(tn)
-        rows.append(
-            {
-                "teacher_number": tn,
-                "province_code": province,
-                "bucket": bucket,
-                "version": current[tn],
-                "record_hash": h,
-            }
-        )
-        dirty.add((province, bucket))
-    bulk_insert(session, CoreLeaf, rows)
+    for part in _chunks(changed, REFRESH_LEAVES):  # the leaves written part by part: memory stays flat with N
+        hashes = _record_hashes(session, province, [(tn, current[tn]) for tn in part])
+        rows = []
+        for tn in part:
+            h = hashes.get((tn, current[tn]))
+            if h is None:
+                continue  # no stored record for that version (cannot happen for a version above 0)
+            bucket = D.bucket_of(tn)
+            rows.append(
+                {
+                    "teacher_number": tn,
+                    "province_code": province,
+                    "bucket": bucket,
+                    "version": current[tn],
+                    "record_hash": h,
+                }
+            )
+            dirty.add((province, bucket))
+        bulk_insert(session, CoreLeaf, rows)
+        del hashes, rows
     for code in sorted({c for c, _b in dirty}):
         _store_buckets(session, code, sorted(b for c, b in dirty if c == code))
 

@@ -52,20 +52,29 @@ def _watermark(session: Session) -> int:
     return int(row.value) if row else 0
 
 
+FOLD_LEAVES = 20_000  # leaves held before they are written (memory stays flat however many batches are folded)
+
+
 def fold(session: Session) -> int:
     """Fold every accepted batch after the watermark into ``core_leaf`` (set-based: one delete and one insert per
-    chunk of teachers, the touched buckets digested again); returns the records folded."""
+    chunk of teachers, the touched buckets digested again); returns the records folded. Batch files are read one
+    at a time and the leaves written every ``FOLD_LEAVES`` teachers, so a first round of 200 000 records does not
+    hold 200 batch files (a province's peak memory tripled with them, docs/performance.md)."""
     done = _watermark(session)
-    rows = session.execute(
-        select(SyncBatch.seq, SyncBatch.data)
-        .where(SyncBatch.status == BatchStatus.ACCEPTED, SyncBatch.seq > done)
-        .order_by(SyncBatch.seq)
-    ).all()
+    seqs = list(
+        session.scalars(
+            select(SyncBatch.seq)
+            .where(SyncBatch.status == BatchStatus.ACCEPTED, SyncBatch.seq > done)
+            .order_by(SyncBatch.seq)
+        )
+    )
     newest: dict[str, tuple[int, str] | None] = {}  # teacher number → (version, record hash), None: no leaf
+    dirty: set[int] = set()
     folded, last = 0, done
-    for seq, data in rows:
+    for seq in seqs:
         if seq != last + 1:
             break  # accepted strictly in order; a hole means the next one is not accepted yet
+        data = session.scalar(select(SyncBatch.data).where(SyncBatch.seq == seq))
         parked = set(session.scalars(select(ParkedRecord.version).where(ParkedRecord.batch_seq == seq)))
         _env, lines = split_batch_file(data)
         for line in lines:
@@ -78,21 +87,13 @@ def fold(session: Session) -> int:
             else:
                 newest[tn] = (record["version"], record_hash(line).hex())
             folded += 1
+        del data, lines
         last = seq
-    if newest:
-        numbers = sorted(newest)
-        dirty = {D.bucket_of(tn) for tn in numbers}
-        for chunk in _chunks(numbers):
-            session.execute(delete(CoreLeaf).where(CoreLeaf.teacher_number.in_(chunk)))
-        bulk_insert(
-            session,
-            CoreLeaf,
-            [
-                {"teacher_number": tn, "bucket": D.bucket_of(tn), "version": v[0], "record_hash": v[1]}
-                for tn, v in sorted(newest.items())
-                if v is not None
-            ],
-        )
+        if len(newest) >= FOLD_LEAVES:  # later batches only overwrite these leaves again
+            _store_leaves(session, newest, dirty)
+            newest = {}
+    _store_leaves(session, newest, dirty)
+    if dirty:
         store_buckets(session, sorted(dirty))
     if last != done:
         row = session.get(NodeSetting, WATERMARK)
@@ -101,6 +102,24 @@ def fold(session: Session) -> int:
         else:
             row.value = str(last)
     return folded
+
+
+def _store_leaves(session: Session, newest: dict[str, tuple[int, str] | None], dirty: set[int]) -> None:
+    if not newest:
+        return
+    numbers = sorted(newest)
+    dirty.update(D.bucket_of(tn) for tn in numbers)
+    for chunk in _chunks(numbers):
+        session.execute(delete(CoreLeaf).where(CoreLeaf.teacher_number.in_(chunk)))
+    bulk_insert(
+        session,
+        CoreLeaf,
+        [
+            {"teacher_number": tn, "bucket": D.bucket_of(tn), "version": v[0], "record_hash": v[1]}
+            for tn, v in sorted(newest.items())
+            if v is not None
+        ],
+    )
 
 
 def _chunks(items: list, size: int = 500) -> list[list]:

@@ -316,3 +316,50 @@ def _round_trip(db_session: Session) -> None:
             )
         ).all()
         assert sorted(found) == sorted(set(wanted) & set(odd))
+
+
+def test_bulk_update_changes_exactly_the_named_rows(migrated_engines):
+    """COPY into a scratch table and one UPDATE … FROM on PostgreSQL, the ORM's bulk update on SQLite: the rows
+    named by their key get every given column, twice in one transaction, with escapes and RawJSON; others stay."""
+    with migrated_engines["national"].connect() as conn:
+        outer = conn.begin()
+        try:
+            _bulk_update(Session(bind=conn, join_transaction_mode="create_savepoint"))
+        finally:
+            outer.rollback()
+
+
+def _bulk_update(s: Session) -> None:
+    import orjson
+
+    from common.db import RawJSON, bulk_insert, bulk_update
+    from national_node.intake.models import TeacherCore
+
+    at = dt.datetime(2026, 3, 1, 8, 0, tzinfo=dt.UTC)
+    later = at + dt.timedelta(hours=1)
+
+    def row(i: int, version: int, text: str) -> dict:
+        return {
+            "teacher_number": f"44{i:011d}",
+            "version": version,
+            "op": "upsert",
+            "fields": {"JBXX": {"XM": text, "N": i}},
+            "withheld": ["JBXX.GH"],
+            "identity_key": None if i % 2 else f"{i:064d}",
+            "updated_at": at,
+        }
+
+    bulk_insert(s, TeacherCore, [{**row(i, 1, "旧"), "province_code": "44"} for i in range(10)])
+    first = [row(i, 2, _NASTY[i]) for i in range(0, 10, 2)]
+    first[0]["fields"] = RawJSON(orjson.dumps(first[0]["fields"]))
+    bulk_update(s, TeacherCore, first, "teacher_number")
+    bulk_update(s, TeacherCore, [{**row(4, 3, "再改"), "updated_at": later}], "teacher_number")
+    s.expire_all()
+    got = {
+        r.teacher_number: (r.version, r.fields["JBXX"]["XM"], r.identity_key, r.updated_at)
+        for r in s.scalars(sa.select(TeacherCore))
+    }
+    expected = {f"44{i:011d}": (1, "旧", None if i % 2 else f"{i:064d}", at) for i in range(10)}
+    expected.update({f"44{i:011d}": (2, _NASTY[i], f"{i:064d}", at) for i in range(0, 10, 2)})
+    expected[f"44{4:011d}"] = (3, "再改", f"{4:064d}", later)
+    assert got == expected

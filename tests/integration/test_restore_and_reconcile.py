@@ -5,13 +5,17 @@ difference between the tiers is found by descending the digest tree and repaired
 
 from __future__ import annotations
 
+import dataclasses
+
 from click.testing import CliRunner
 from sqlalchemy import delete, func, select
 
 from common.cli import tmis
 from national_node.intake.models import Evidence, TeacherCore
 from national_node.provinces.models import Province
+from national_node.reconcile import reconcile as national_reconcile
 from national_node.reconcile.models import Reconciliation
+from provincial_node.sync import reconcile
 from provincial_node.sync.models import RecoveryEntry, SyncBatch
 from tests.integration.federation import cli, effective_teacher, rename
 from tests.integration.test_sync_inprocess import federation  # noqa: F401 - the fixture
@@ -104,6 +108,18 @@ def test_a_difference_between_the_tiers_is_found_by_descent_and_repaired_by_a_re
         assert rec.matched
     out = cli(app.extensions["test_env"], "national", "reconciliations", "--province", "44")
     assert "differ" in out and lost in out
+
+
+def test_both_tiers_write_leaves_in_chunks(federation, monkeypatch):  # noqa: F811
+    app, transport, p44, p11, national = federation
+    monkeypatch.setattr(reconcile, "FOLD_LEAVES", 2)  # leaves written after every batch of two records
+    monkeypatch.setattr(national_reconcile, "REFRESH_LEAVES", 2)  # and by the national node two at a time
+    p44.client.settings = dataclasses.replace(p44.client.settings, batch_size=2)
+    numbers = [effective_teacher(p44, f"{n:03d}") for n in range(221, 226)]
+    rename(p44, numbers[0], "改名后")  # a later record of the first teacher, in a later batch: its leaf wins
+    rnd = p44.client.run_round()
+    assert rnd.status == "ok", rnd.errors
+    assert rnd.batches == 3 and rnd.notes["reconcile"]["match"] is True and rnd.notes["reconcile"]["leaves"] == 5
 
 
 def test_a_parked_record_is_sent_again_after_its_fix_with_the_outcome_shown(federation):  # noqa: F811
