@@ -62,7 +62,7 @@ from sync_protocol.trust import TrustMetadata
 
 MAX_TRANSFER_MESSAGE_BYTES = 1024 * 1024
 TRANSFER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,79}\Z")
-_DOC_TYPE = re.compile(r"^[0-9A-Z]\Z")
+DOC_TYPE = re.compile(r"^[0-9A-Z]\Z")
 _MONTH = re.compile(r"^[0-9]{4}-(0[1-9]|1[0-2])\Z")
 
 FLOWS: dict[str, dict[str, Any]] = {
@@ -124,7 +124,7 @@ class TransferOwnerError(ProtocolError):
 
 def check_identity(obj: Any) -> dict:
     exact_keys(obj, {"doc_type", "doc_number"}, "identity")
-    string(obj, "doc_type", "identity", max_len=1, pattern=_DOC_TYPE)
+    string(obj, "doc_type", "identity", max_len=1, pattern=DOC_TYPE)
     string(obj, "doc_number", "identity", max_len=30)
     return obj
 
