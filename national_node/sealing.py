@@ -56,8 +56,9 @@ from sync_protocol.seal import (
 FORMAT = "tmis-national-seal-key/1"
 INDEX_PREFIX = "bi1:"
 FILE_NAME = "seal-keys.json"
-IDENTITY_FIELD = "JBXX.SFZJH"  # where a core record carries the ID number
+IDENTITY_FIELD = "JBXX.SFZJH"  # where a core record (and a moved file's record groups) carries the ID number
 TRANSFER_FIELD = "identity.doc_number"  # where a transfer request carries it
+HISTORY_FIELD = "history.JBXX.SFZJH"  # the old/new values of a moved file's history changes
 
 
 def _b64(raw: bytes) -> str:
@@ -305,10 +306,13 @@ def reseal(
     teacher_number: str,
     field: str,
 ) -> Any:
-    """A value sealed by ``from_province`` sealed again to ``to_province`` (transfers); a clear value is sealed
-    when the destination has a seal key. Raises SealError when the destination has registered none."""
+    """A value sealed by ``from_province`` sealed again to ``to_province`` (transfers). A clear value (from a
+    province before sealed identities) is sealed when the destination has a seal key and passed on as it is when
+    it has none; a sealed value for a destination without a seal key raises SealError."""
     clear = opener(session, keys, from_province).clear(value, teacher_number=teacher_number, field=field)
     target = current_seal_key(session, keys, to_province)
     if target is None:
+        if not is_sealed(value):
+            return value
         raise SealError(f"province {to_province} has not registered a seal key", province=to_province)
     return seal(target[1], target[0], clear, teacher_number=teacher_number, field=field)
