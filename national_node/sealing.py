@@ -161,7 +161,8 @@ class NationalSealKeys:
         return INDEX_PREFIX + hmac.new(self.index_key, message, hashlib.sha256).hexdigest()
 
     def unwrap(self, row: ProvinceSealKey) -> bytes:
-        key = self._unwrapped.get(row.kid)
+        cache_key = f"{row.kid}:{row.enc}:{row.wrapped}"  # the registration itself, not only its id
+        key = self._unwrapped.get(cache_key)
         if key is None:
             private = self.seal_keys.get(row.recipient)
             if private is None:
@@ -169,7 +170,7 @@ class NationalSealKeys:
                     f"seal key {row.kid} is wrapped to national seal key {row.recipient}, which this node lacks",
                     kid=row.kid,
                 )
-            key = self._unwrapped[row.kid] = unwrap_seal_key(row.wrapped_json(), private)
+            key = self._unwrapped[cache_key] = unwrap_seal_key(row.wrapped_json(), private)
         return key
 
 
