@@ -7,6 +7,9 @@
   back transaction gives its number back. Versions are therefore gapless per province.
 * Only effective (reviewed) data enters: the record holds the core fields of the file's effective ``data``
   and lists every filled non-core field (catalogue or custom) as withheld.
+* The identity (JBXX.SFZJH) is sealed (:mod:`.sealing`) before the record is built, so the stored record holds
+  only the sealed form; before the province has a seal key it is held under the node data key and sealed by
+  :func:`provincial_node.sync.sealing.reseal_outbox` at the start of the next round.
 * :func:`record_change` decides whether a new effective version is a core change; the teacher-file area's
   one effective-write path calls it, nothing else appends.
 """
@@ -21,6 +24,7 @@ from sqlalchemy.orm import Session
 from common.catalogue import Catalogue
 from provincial_node.context import ProvinceContext
 from provincial_node.db import next_value
+from provincial_node.sync import sealing
 from provincial_node.sync.models import OutboxEntry, SyncBatch
 from sync_protocol.records import CoreRecord, RecordOp, record_from_json
 
@@ -80,6 +84,7 @@ def append(
     fields, withheld = core_view(ctx.catalogue, teacher.data)
     if op == RecordOp.TRANSFER_OUT:
         fields = {}
+    fields = sealing.seal_core_fields(ctx.session, fields, teacher.teacher_number)  # never stored in clear
     version = next_value(ctx.session, "outbox")
     op = RecordOp(op).value  # the protocol carries plain strings
     record = CoreRecord(teacher.teacher_number, ctx.province, version, op, fields, tuple(withheld), to_province)

@@ -184,6 +184,7 @@ class SyncClient:
         try:  # the seal key at enrolment, so that records from now on leave sealed (the next round retries)
             sealing.ensure_registered(self.factory, self._call, self.settings.province, self._trust)
             with self.factory.begin() as s:
+                sealing.reseal_outbox(s)
                 sealing.reseal_messages(s)
         except (TmisError, ProtocolError) as e:
             logger.warning("seal key not registered at enrolment (%s); the next sync round registers it", e)
@@ -261,9 +262,16 @@ class SyncClient:
         if registered:
             stats.notes["seal_key_registered"] = registered
         with self.factory.begin() as s:
-            resealed = sealing.reseal_messages(s)
+            resealed = sealing.reseal_outbox(s) + sealing.reseal_messages(s)
+            waiting = sealing.held(s)
         if resealed:
             stats.notes["resealed"] = resealed
+        if waiting:  # nothing of the backlog may leave unsealed: the build waits until a seal key is registered
+            raise SyncError(
+                f"{waiting} outbox records wait for this province's seal key (the national node was not reached)",
+                code=ErrorCode.PROTOCOL_SEAL_INVALID,
+                details={"held": waiting},
+            )
 
     def _recovery(self, stats: RoundStats, progress: Progress | None) -> None:
         """:mod:`.recovery`: when the national node accepted more of this province's chain than this database

@@ -26,12 +26,12 @@ import secrets
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Text, cast, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from common.db import utcnow
 from common.protection import is_protected, keys_of
-from provincial_node.sync.models import MessageStatus, SealKey, UpwardMessage
+from provincial_node.sync.models import MessageStatus, OutboxEntry, SealKey, SyncBatch, UpwardMessage
 from sync_protocol.canonical import canonical_bytes, parse_canonical
 from sync_protocol.dsse import encode_envelope, envelope_from_json
 from sync_protocol.seal import (
@@ -87,6 +87,15 @@ def open_value(session: Session, value: Any, *, teacher_number: str, field: str)
     if is_protected(value):
         return keys_of(session.get_bind().dialect).decrypt(value)
     return value
+
+
+def seal_core_fields(session: Session, fields: dict[str, Any], teacher_number: str) -> dict[str, Any]:
+    """A core record's fields with JBXX.SFZJH sealed (or held under the data key before there is a seal key)."""
+    basic = fields.get("JBXX")
+    if not isinstance(basic, dict) or not isinstance(basic.get("SFZJH"), str) or is_sealed(basic["SFZJH"]):
+        return fields
+    number = seal_value(session, basic["SFZJH"], teacher_number=teacher_number, field=IDENTITY_FIELD)
+    return {**fields, "JBXX": {**basic, "SFZJH": number}}
 
 
 def _map_file(file: dict[str, Any], teacher_number: str, fn: Callable[..., Any]) -> dict[str, Any]:
@@ -184,3 +193,40 @@ def reseal_messages(session: Session) -> int:
         m.message_hash = hashlib.sha256(m.payload).hexdigest()
         done += 1
     return done
+
+
+def _held_entries() -> Any:
+    """Unbatched outbox entries holding a value under the data key (the only ``enc1:`` a record can carry is its
+    identity), found by SQL on the stored JSON text: the cost of a round without such a backlog is one scan."""
+    done_to = select(func.coalesce(func.max(SyncBatch.version_to), 0)).scalar_subquery()
+    return select(OutboxEntry).where(
+        OutboxEntry.version > done_to,
+        OutboxEntry.batch_seq.is_(None),
+        cast(OutboxEntry.record, Text).like("%enc1:%"),
+    )
+
+
+def reseal_outbox(session: Session, batch: int = 1000) -> int:
+    """Unbatched outbox records whose identity is held under the data key (appended before the province had a
+    seal key): the identity sealed and the stored record rewritten, in one pass (nothing of them was sent)."""
+    if current_key(session) is None:
+        return 0
+    done, last = 0, 0
+    while True:
+        entries = list(
+            session.scalars(
+                _held_entries().where(OutboxEntry.version > last).order_by(OutboxEntry.version).limit(batch)
+            )
+        )
+        if not entries:
+            return done
+        for e in entries:
+            e.record = {**e.record, "fields": seal_core_fields(session, e.record["fields"], e.teacher_number)}
+            done += 1
+        last = entries[-1].version
+        session.flush()
+
+
+def held(session: Session) -> int:
+    """Unbatched outbox records still holding an identity under the data key (the build waits for them)."""
+    return int(session.scalar(select(func.count()).select_from(_held_entries().subquery())) or 0)

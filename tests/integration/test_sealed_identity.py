@@ -1,0 +1,128 @@
+"""Sealed identities across the federation, in one process (SQLite and PostgreSQL): a sync round, a duplicate
+identity across two provinces and a cross-province transfer, with no ID number in clear in any table of either
+node — while lookups, duplicate detection, the transfer and the audit of the exported bundle still work."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import sqlalchemy as sa
+from click.testing import CliRunner
+from sqlalchemy import select
+
+from common.cli import tmis
+from common.db import session_scope
+from national_node.inbox.models import InboxMessage
+from national_node.intake.models import DuplicateIdentity, TeacherCore
+from national_node.provinces.models import ProvinceSealKey
+from provincial_node.sync.models import SealKey
+from provincial_node.teacher_files import files
+from provincial_node.teacher_files.models import Teacher
+from sync_protocol.audit import audit_bundle, audit_transfer
+from sync_protocol.seal import is_sealed
+from tests.factories import resident_id
+from tests.helpers import ctx
+from tests.integration.test_transfers_inprocess import decide, local, national_row, requested_at_a, rounds
+from tests.integration.test_transfers_inprocess import fed as federation
+
+sealed_fed = federation  # the two-province federation of the transfer tests
+
+
+def _pg_dump() -> str:
+    for path in ("/usr/lib/postgresql/15/bin/pg_dump", "/usr/bin/pg_dump"):
+        if Path(path).exists():
+            return path
+    return "pg_dump"
+
+
+def _raw(factory) -> str:
+    """Every table of a node's database as stored (no column type decrypts anything)."""
+    with factory() as s:
+        conn = s.connection()
+        out = []
+        for table in sa.inspect(conn).get_table_names():
+            rows = conn.execute(sa.select(sa.literal_column("*")).select_from(sa.table(table))).fetchall()
+            out.append(f"{table}: {[tuple(r) for r in rows]!r}")
+        return "\n".join(out)
+
+
+def _register(node, seq: str, number: str | None = None) -> str:
+    """A teacher made effective at the node's school (same helper as federation.effective_teacher, with an
+    ID number of our choosing); returns the teacher number."""
+    from tests.integration.federation import effective_teacher
+
+    if number is None:
+        return effective_teacher(node, seq)
+    from provincial_node.teacher_files import review
+    from tests.factories import GOOD_RECORDS
+
+    basic = {
+        **{k: v for k, v in GOOD_RECORDS["JBXX"].items() if k not in ("XRGWLBM", "XRGWDJM", "XRZYJSZWM", "RYZTM")},
+        "SFZJH": number,
+        "XBM": "1" if int(number[-2]) % 2 else "2",
+        "XM": f"教师{seq}",
+    }
+    with session_scope(node.factory) as s:
+        school = node.actors["school_info"]
+        t = files.register_teacher(
+            ctx(s, school, province=node.code), node.school_id, {k: basic[k] for k in ("XM", "SFZJLXM", "SFZJH")}
+        )
+        files.update_group(ctx(s, school), t.id, "JBXX", basic)
+        files.update_group(ctx(s, school), t.id, "JBDY", [GOOD_RECORDS["JBDY"]])
+        files.submit(ctx(s, school), t.id)
+        review.review(ctx(s, node.actors["school_rev"], province=node.code), t.id, "approve")
+        review.review(ctx(s, node.actors["county_info"], province=node.code), t.id, "approve")
+        return t.teacher_number
+
+
+def test_round_duplicate_and_transfer_with_sealed_identities(sealed_fed):
+    f, a, b = sealed_fed, sealed_fed["a"], sealed_fed["b"]
+    twice = resident_id("440106", "19880315", "551")
+    moved_number = resident_id("440106", "19880315", "552")
+    in_a = _register(a, "551", twice)
+    moving = _register(a, "552", moved_number)
+    in_b = _register(b, "553", twice)  # the same person registered in Beijing too
+    with a.factory() as s:
+        assert s.scalar(select(SealKey.kid).where(SealKey.registered_at.is_not(None)))  # registered at enrolment
+    rounds(a, b, a, b)
+    # the national node found the duplicate through the keyed index, and told both without the number
+    with f["national"]() as s:
+        x, y = s.get(TeacherCore, in_a), s.get(TeacherCore, in_b)
+        assert x.identity_key == y.identity_key and x.identity_key.startswith("bi1:")
+        assert is_sealed(x.fields["JBXX"]["SFZJH"]) and is_sealed(y.fields["JBXX"]["SFZJH"])
+        (dup,) = s.scalars(select(DuplicateIdentity)).all()
+        assert {dup.province_a, dup.province_b} == {"11", "44"}
+        notices = s.scalars(select(InboxMessage).where(InboxMessage.kind == "duplicate_identity")).all()
+        assert len(notices) == 2
+        assert {r.province_code for r in s.scalars(select(ProvinceSealKey))} == {"11", "44"}
+    # a cross-province transfer: the identity and the file travel sealed, B stores them under its data key
+    tid, uid, aid = requested_at_a(f, moving)
+    assert local(a, tid=aid).doc_number == moved_number  # A opened what the national node sealed to it
+    decide(a, "school_info", aid)
+    decide(a, "county_info", aid)
+    rounds(a, b, b, a)
+    assert national_row(f, uid).state == "completed"
+    with b.factory() as s:
+        t = s.scalar(select(Teacher).where(Teacher.teacher_number == moving))
+        assert t.doc_number == moved_number and t.data["JBXX"]["SFZJH"] == moved_number
+        found = files.find_by_identity(ctx(s, b.actors["school_info"], province="11"), "1", moved_number)
+        assert found is not None and found.teacher_number == moving
+    # nothing stored in clear, anywhere
+    for name, factory in (("national", f["national"]), ("44", a.factory), ("11", b.factory)):
+        raw = _raw(factory)
+        for number in (twice, moved_number):
+            assert number not in raw, f"{number} in clear at {name}: " + raw[max(0, raw.find(number) - 300) :][:600]
+    if f["national"].kw["bind"].dialect.name == "postgresql":  # and as a thief of a dump would see them
+        for factory in (f["national"], a.factory, b.factory):
+            url = factory.kw["bind"].url.set(drivername="postgresql").render_as_string(hide_password=False)
+            dump = subprocess.run([_pg_dump(), "--data-only", url], capture_output=True, check=True).stdout
+            assert len(dump) > 10_000 and twice.encode() not in dump and moved_number.encode() not in dump
+    # and the exported bundle still verifies without any seal key
+    bundle = f["tmp"] / "bundle"
+    CliRunner().invoke(tmis, ["national", "export", "-o", str(bundle)], obj={"env": f["env"]}, catch_exceptions=False)
+    assert audit_bundle(bundle).ok
+    report, _trail = audit_transfer(bundle, uid)
+    assert report.ok
+    data = b"".join(p.read_bytes() for p in bundle.rglob("*") if p.is_file())
+    assert twice.encode() not in data and moved_number.encode() not in data
