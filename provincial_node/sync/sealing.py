@@ -55,12 +55,21 @@ def _key_of(row: SealKey) -> bytes:
     return base64.b64decode(row.key)
 
 
+_CACHE = "tmis_seal_key"
+
+
 def current_key(session: Session) -> tuple[str, bytes] | None:
-    """The newest registered seal key (kid, key), or None before the first registration."""
+    """The newest registered seal key (kid, key), or None before the first registration. Read once per session
+    (an import appends thousands of records in one transaction); a registration is its own transaction."""
+    if _CACHE in session.info:
+        return session.info[_CACHE]
     row = session.scalar(
         select(SealKey).where(SealKey.registered_at.is_not(None)).order_by(SealKey.registered_at.desc()).limit(1)
     )
-    return (row.kid, _key_of(row)) if row else None
+    current = (row.kid, _key_of(row)) if row else None
+    if current is not None:  # "none yet" is not kept: the same session may register one (enrolment)
+        session.info[_CACHE] = current
+    return current
 
 
 def all_keys(session: Session) -> dict[str, bytes]:
@@ -195,38 +204,47 @@ def reseal_messages(session: Session) -> int:
     return done
 
 
-def _held_entries() -> Any:
-    """Unbatched outbox entries holding a value under the data key (the only ``enc1:`` a record can carry is its
-    identity), found by SQL on the stored JSON text: the cost of a round without such a backlog is one scan."""
+def _unsealed_entries() -> Any:
+    """Unbatched outbox entries not holding a sealed value (SQL on the stored JSON text): those holding the identity
+    under the data key (appended before the province had a seal key), in clear (appended by a node from before
+    sealed identities), or no identity at all (a status change, a transfer out). A round whose backlog is sealed
+    reads only the last kind."""
     done_to = select(func.coalesce(func.max(SyncBatch.version_to), 0)).scalar_subquery()
     return select(OutboxEntry).where(
         OutboxEntry.version > done_to,
         OutboxEntry.batch_seq.is_(None),
-        cast(OutboxEntry.record, Text).like("%enc1:%"),
+        ~cast(OutboxEntry.record, Text).like("%seal1:%"),
     )
 
 
+def _unsealed(record: dict[str, Any]) -> bool:
+    number = ((record.get("fields") or {}).get("JBXX") or {}).get("SFZJH")
+    return isinstance(number, str) and not is_sealed(number)
+
+
 def reseal_outbox(session: Session, batch: int = 1000) -> int:
-    """Unbatched outbox records whose identity is held under the data key (appended before the province had a
-    seal key): the identity sealed and the stored record rewritten, in one pass (nothing of them was sent)."""
+    """Unbatched outbox records whose identity is not sealed: the identity sealed and the stored record rewritten,
+    in one pass (nothing of them was sent)."""
     if current_key(session) is None:
         return 0
     done, last = 0, 0
     while True:
         entries = list(
             session.scalars(
-                _held_entries().where(OutboxEntry.version > last).order_by(OutboxEntry.version).limit(batch)
+                _unsealed_entries().where(OutboxEntry.version > last).order_by(OutboxEntry.version).limit(batch)
             )
         )
         if not entries:
             return done
         for e in entries:
-            e.record = {**e.record, "fields": seal_core_fields(session, e.record["fields"], e.teacher_number)}
-            done += 1
+            if _unsealed(e.record):
+                e.record = {**e.record, "fields": seal_core_fields(session, e.record["fields"], e.teacher_number)}
+                done += 1
         last = entries[-1].version
         session.flush()
 
 
 def held(session: Session) -> int:
-    """Unbatched outbox records still holding an identity under the data key (the build waits for them)."""
-    return int(session.scalar(select(func.count()).select_from(_held_entries().subquery())) or 0)
+    """Unbatched outbox records whose identity is not sealed (the build waits for them)."""
+    stmt = _unsealed_entries().with_only_columns(OutboxEntry.record)
+    return sum(1 for (record,) in session.execute(stmt) if _unsealed(record))

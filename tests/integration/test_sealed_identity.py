@@ -16,7 +16,8 @@ from common.db import session_scope
 from national_node.inbox.models import InboxMessage
 from national_node.intake.models import DuplicateIdentity, TeacherCore
 from national_node.provinces.models import ProvinceSealKey
-from provincial_node.sync.models import SealKey
+from provincial_node.sync import sealing
+from provincial_node.sync.models import OutboxEntry, SealKey
 from provincial_node.teacher_files import files
 from provincial_node.teacher_files.models import Teacher
 from sync_protocol.audit import audit_bundle, audit_transfer
@@ -126,3 +127,24 @@ def test_round_duplicate_and_transfer_with_sealed_identities(sealed_fed):
     assert report.ok
     data = b"".join(p.read_bytes() for p in bundle.rglob("*") if p.is_file())
     assert twice.encode() not in data and moved_number.encode() not in data
+
+
+def test_records_from_before_the_seal_key_are_held_under_the_data_key_then_sealed(sealed_fed):
+    f, a = sealed_fed, sealed_fed["a"]
+    with session_scope(a.factory) as s:  # as before enrolment: the province has no seal key yet
+        s.execute(sa.delete(SealKey))
+    number = resident_id("440106", "19880315", "561")
+    teacher = _register(a, "561", number)
+    raw = _raw(a.factory)
+    assert number not in raw and "seal1:" not in raw.split("outbox: ", 1)[1].split("\n", 1)[0]
+    with a.factory() as s:
+        assert sealing.held(s) == 1
+    rounds(a)  # the seal phase registers a new seal key and seals the backlog before the build
+    with a.factory() as s:
+        assert sealing.held(s) == 0 and s.scalar(select(SealKey.kid).where(SealKey.registered_at.is_not(None)))
+        (record,) = s.scalars(select(OutboxEntry.record)).all()
+        assert is_sealed(record["fields"]["JBXX"]["SFZJH"])
+    with f["national"]() as s:
+        core = s.get(TeacherCore, teacher)
+        assert core.identity_key.startswith("bi1:") and is_sealed(core.fields["JBXX"]["SFZJH"])
+    assert number not in _raw(a.factory) and number not in _raw(f["national"])
