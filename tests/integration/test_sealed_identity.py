@@ -24,6 +24,7 @@ from sync_protocol.audit import audit_bundle, audit_transfer
 from sync_protocol.seal import is_sealed
 from tests.factories import resident_id
 from tests.helpers import ctx
+from tests.integration.federation import cli
 from tests.integration.test_transfers_inprocess import decide, local, national_row, requested_at_a, rounds
 from tests.integration.test_transfers_inprocess import fed as federation
 
@@ -148,3 +149,35 @@ def test_records_from_before_the_seal_key_are_held_under_the_data_key_then_seale
         core = s.get(TeacherCore, teacher)
         assert core.identity_key.startswith("bi1:") and is_sealed(core.fields["JBXX"]["SFZJH"])
     assert number not in _raw(a.factory) and number not in _raw(f["national"])
+
+
+def test_national_seal_key_rotation_and_the_data_keys_commands(sealed_fed):
+    f, a = sealed_fed, sealed_fed["a"]
+    before = _register(a, "571")
+    rounds(a)
+    status = cli(f["env"], "national", "data-keys", "status")
+    assert "current n1, index key i1" in status and "province 44: seal key 44-" in status
+    assert "without a keyed index: 0" in status
+    refused = CliRunner().invoke(tmis, ["national", "data-keys", "init"], obj={"env": f["env"]})
+    assert refused.exit_code != 0 and "already exists" in str(refused.exception or refused.output)
+    assert "new current seal key n2" in cli(f["env"], "national", "data-keys", "rotate")
+    after = _register(a, "572")  # sealed under the old province seal key until the next round registers anew
+    rnd = a.client.run_round()
+    assert rnd.status == "ok", rnd.errors
+    assert rnd.notes.get("seal_key_registered", "").startswith("44-")
+    with a.factory() as s:
+        kids = {r.recipient: r.kid for r in s.scalars(select(SealKey))}
+        assert set(kids) == {"n1", "n2"}
+    newest = _register(a, "573")
+    rounds(a)
+    with f["national"]() as s:
+        cores = [s.get(TeacherCore, n) for n in (before, after, newest)]
+        assert all(c is not None and c.identity_key.startswith("bi1:") for c in cores)
+        assert cores[2].fields["JBXX"]["SFZJH"].split(":")[1] == kids["n2"]
+        assert cores[0].fields["JBXX"]["SFZJH"].split(":")[1] == kids["n1"]
+        first = {c.teacher_number: c.identity_key for c in cores}
+    out = cli(f["env"], "national", "data-keys", "rotate", "--index")
+    assert "new identity index key i2; 3 core records indexed again" in out
+    with f["national"]() as s:
+        assert all(s.get(TeacherCore, n).identity_key not in (None, first[n]) for n in first)
+    assert "indexed 0 core records; 0 without a keyed index" in cli(f["env"], "national", "data-keys", "reindex")
