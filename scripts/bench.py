@@ -199,7 +199,9 @@ def seed_province(url: str, rows: list[dict], data_dir: str) -> None:
     from provincial_node.accounts.models import Unit
     from provincial_node.db import Counter
     from provincial_node.sync.models import OutboxEntry
+    from provincial_node.sync.outbox import entry_values
     from provincial_node.teacher_files.models import Teacher
+    from sync_protocol.records import CoreRecord
 
     engine = install(create_db_engine(DatabaseConfig(url)), DataKeys.load(Path(data_dir) / "data.key"))
     with make_session_factory(engine).begin() as s:
@@ -244,15 +246,11 @@ def seed_province(url: str, rows: list[dict], data_dir: str) -> None:
                     "teacher_id": i + 1,
                     "teacher_number": r["teacher_number"],
                     "op": "upsert",
-                    "record": {
-                        "teacher_number": r["teacher_number"],
-                        "province": PROVINCE,
-                        "version": r["version"],
-                        "op": "upsert",
-                        "fields": r["fields"],
-                        "withheld": r["withheld"],
-                        "to_province": None,
-                    },
+                    **entry_values(
+                        CoreRecord(
+                            r["teacher_number"], PROVINCE, r["version"], "upsert", r["fields"], tuple(r["withheld"])
+                        )
+                    ),
                 }
                 for i, r in enumerate(rows)
             ],
@@ -268,6 +266,8 @@ def add_delta(url: str, rows: list[dict], d: int) -> None:
     from common.db import create_db_engine, make_session_factory
     from provincial_node.db import Counter
     from provincial_node.sync.models import OutboxEntry
+    from provincial_node.sync.outbox import entry_values
+    from sync_protocol.records import CoreRecord
 
     engine = create_db_engine(DatabaseConfig(url))
     with make_session_factory(engine).begin() as s:
@@ -282,15 +282,9 @@ def add_delta(url: str, rows: list[dict], d: int) -> None:
                     "teacher_id": i + 1,
                     "teacher_number": r["teacher_number"],
                     "op": "upsert",
-                    "record": {
-                        "teacher_number": r["teacher_number"],
-                        "province": PROVINCE,
-                        "version": v,
-                        "op": "upsert",
-                        "fields": fields,
-                        "withheld": r["withheld"],
-                        "to_province": None,
-                    },
+                    **entry_values(
+                        CoreRecord(r["teacher_number"], PROVINCE, v, "upsert", fields, tuple(r["withheld"]))
+                    ),
                 }
             )
         s.execute(sa.insert(OutboxEntry), entries)

@@ -168,16 +168,49 @@ def build_batch(
     lines = [r.to_bytes() for r in records]
     for b in lines:  # what we send must pass our own parser
         parse_record(b)
+    return assemble_batch(
+        province=province,
+        seq=seq,
+        prev_batch_hash=prev_batch_hash,
+        created_at=created_at,
+        schema_version=schema_version,
+        log_origin=log_origin,
+        version_from=records[0].version,
+        lines=lines,
+        leaves=[record_hash(b) for b in lines],
+        signer=signer,
+    )
+
+
+def assemble_batch(
+    *,
+    province: str,
+    seq: int,
+    prev_batch_hash: str | None,
+    created_at: dt.datetime,
+    schema_version: str,
+    log_origin: str,
+    version_from: int,
+    lines: Sequence[bytes],
+    leaves: Sequence[bytes],
+    signer: Signer,
+) -> BuiltBatch:
+    """Sign a batch file from record lines already known to be canonical, valid core records of ``province``
+    with versions ``version_from, version_from + 1, …`` and their leaf hashes (the provincial outbox stores both,
+    checked when the entry was written): the Merkle root over ``leaves``, the header, the signature, and the
+    lines joined — nothing parsed or encoded again. The receiver verifies every byte (:func:`verify_batch`)."""
+    if not lines or len(lines) != len(leaves):
+        raise MalformedError("a batch has at least one record, and one leaf hash per record")
     header = BatchHeader(
         province,
         seq,
         prev_batch_hash,
         created_at,
         schema_version,
-        records[0].version,
-        records[-1].version,
-        len(records),
-        merkle.root([record_hash(b) for b in lines]).hex(),
+        version_from,
+        version_from + len(lines) - 1,
+        len(lines),
+        merkle.root(leaves).hex(),
         log_origin,
     )
     payload = canonical_bytes(header.to_json())

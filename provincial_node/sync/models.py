@@ -50,6 +50,10 @@ class OutboxEntry(Base):
     teacher_number: Mapped[str] = mapped_column(String(13))
     op: Mapped[str] = mapped_column(String(16))
     record: Mapped[dict[str, Any]] = mapped_column(JSON)  # the tmis-sync/1 core record
+    # its canonical bytes (the batch line) and RFC 6962 leaf hash, written once with the entry: a batch is
+    # built by concatenating them (sync.outbox.entry_values)
+    record_bytes: Mapped[bytes] = mapped_column(LargeBinary)
+    leaf_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     batch_seq: Mapped[int | None] = mapped_column(Integer, index=True)  # set when a sync round batches it
 

@@ -35,11 +35,12 @@ from sqlalchemy.orm import Session
 from common.db import utcnow
 from common.errors import SyncError
 from provincial_node.db import Counter
+from provincial_node.sync import outbox
 from provincial_node.sync.models import BatchStatus, OutboxEntry, RecoveryEntry, SyncBatch
 from provincial_node.sync.receipts import verified_receipt
 from sync_protocol.batch import header_from_payload, split_batch_file
-from sync_protocol.canonical import canonical_bytes
 from sync_protocol.dsse import parse_envelope
+from sync_protocol.records import record_from_json
 from sync_protocol.trust import TrustMetadata
 
 Call = Callable[..., dict[str, Any]]
@@ -121,7 +122,7 @@ def _adopt(s: Session, trust: TrustMetadata, province: str, item: dict, out: dic
     for entry in s.scalars(
         select(OutboxEntry).where(OutboxEntry.version.between(header.version_from, header.version_to))
     ):
-        if canonical_bytes(entry.record) == line_of[entry.version]:
+        if entry.record_bytes == line_of[entry.version]:
             entry.batch_seq = header.seq
             same.add(entry.version)
         else:
@@ -196,10 +197,11 @@ def _renumber_pending(s: Session, last_version: int, out: dict) -> None:
         for v, _r in pending:  # out of the way first: versions are the primary key
             s.execute(update(OutboxEntry).where(OutboxEntry.version == v).values(version=-v))
         for (v, record), version in zip(pending, target, strict=True):
+            renumbered = record_from_json({**record, "version": version})
             s.execute(
                 update(OutboxEntry)
                 .where(OutboxEntry.version == -v)
-                .values(version=version, record={**record, "version": version})
+                .values(version=version, **outbox.entry_values(renumbered))
             )
         out["renumbered"] = len(pending)
     s.expire_all()

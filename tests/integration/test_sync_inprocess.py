@@ -108,6 +108,7 @@ def test_an_offline_province_catches_up(federation):
 
 def test_a_refused_record_is_parked_and_does_not_block(federation):
     from provincial_node.db import next_value
+    from provincial_node.sync import outbox
     from provincial_node.sync.models import OutboxEntry, ParkedRecord
     from provincial_node.teacher_files.models import Teacher
     from sync_protocol.records import CoreRecord
@@ -121,7 +122,7 @@ def test_a_refused_record_is_parked_and_does_not_block(federation):
         t = s.scalar(select(Teacher))
         v = next_value(s, "outbox")
         rec = CoreRecord(number44, "11", v, "upsert", {"JBXX": {"XM": "冒用"}}, (), None)
-        s.add(OutboxEntry(version=v, teacher_id=t.id, teacher_number=number44, op="upsert", record=rec.to_json()))
+        s.add(OutboxEntry(version=v, teacher_id=t.id, teacher_number=number44, op="upsert", **outbox.entry_values(rec)))
     assert p11.client.run_round().status == "ok"
     with p11.factory() as s:
         (parked,) = s.scalars(select(ParkedRecord)).all()

@@ -1,6 +1,7 @@
 """A node from before the security migration (revision 0006) upgrades: its audit events are chained by the
 migration, its clear ID numbers stay readable until ``keys reencrypt`` protects them, ``serve``'s check counts
-them meanwhile, and after it nothing is in clear and lookups still work. Both databases."""
+them meanwhile, and after it nothing is in clear and lookups still work; its outbox entries get their stored
+batch lines (0013). Both databases."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from provincial_node import MIGRATIONS_DIR, datakeys
 from provincial_node.audit_trail import trail
 from provincial_node.teacher_files import files
 from provincial_node.teacher_files.models import Teacher
+from sync_protocol.records import CoreRecord, record_hash
 from tests.factories import resident_id
 from tests.helpers import ctx
 
@@ -76,6 +78,16 @@ HISTORY = _table(
     action=sa.String(),
     status_to=sa.String(),
     changes=sa.JSON(),
+)
+OUTBOX = _table(
+    "outbox",
+    version=sa.Integer(),
+    teacher_id=sa.Integer(),
+    teacher_number=sa.String(),
+    op=sa.String(),
+    record=sa.JSON(),
+    created_at=UTCDateTime(),
+    batch_seq=sa.Integer(),
 )
 AUDIT = _table(
     "audit_event",
@@ -182,7 +194,29 @@ def test_a_node_from_before_protection_upgrades_and_is_reencrypted(database_url_
                 for i in range(3)
             ],
         )
+        records = [
+            CoreRecord("4400000000018", "44", v, "upsert", {"JBXX": {"XM": f"老教师{v}"}}, ("JBXX.GH",), None)
+            for v in (1, 2)
+        ]
+        c.execute(
+            sa.insert(OUTBOX),
+            [
+                {
+                    "version": r.version,
+                    "teacher_id": 1,
+                    "teacher_number": r.teacher_number,
+                    "op": r.op,
+                    "record": r.to_json(),
+                    "created_at": T,
+                    "batch_seq": 1 if r.version == 1 else None,
+                }
+                for r in records
+            ],
+        )
     migrations.upgrade(engine, MIGRATIONS_DIR)
+    with engine.connect() as c:  # 0013 filled the stored batch lines of the existing entries
+        stored = c.execute(sa.text("SELECT record_bytes, leaf_hash FROM outbox ORDER BY version")).all()
+        assert [(bytes(b), bytes(h)) for b, h in stored] == [(r.to_bytes(), record_hash(r.to_bytes())) for r in records]
     install(engine, DataKeys.generate())
     factory = make_session_factory(engine)
     with session_scope(factory) as s:
