@@ -183,7 +183,7 @@ class SyncClient:
         try:  # the seal key at enrolment, so that records from now on leave sealed (the next round retries)
             sealing.ensure_registered(self.factory, self._call, self.settings.province, self._trust)
             with self.factory.begin() as s:
-                sealing.reseal_outbox(s)
+                outbox.reseal_backlog(s)
                 sealing.reseal_messages(s)
         except (TmisError, ProtocolError) as e:
             logger.warning("seal key not registered at enrolment (%s); the next sync round registers it", e)
@@ -261,8 +261,8 @@ class SyncClient:
         if registered:
             stats.notes["seal_key_registered"] = registered
         with self.factory.begin() as s:
-            resealed = sealing.reseal_outbox(s) + sealing.reseal_messages(s)
-            waiting = sealing.held(s) if sealing.current_key(s) is None else 0
+            resealed = outbox.reseal_backlog(s) + sealing.reseal_messages(s)
+            waiting = outbox.held(s) if sealing.current_key(s) is None else 0
         if resealed:
             stats.notes["resealed"] = resealed
         if waiting:  # nothing of the backlog may leave unsealed: the build waits until a seal key is registered

@@ -7,8 +7,8 @@ province, and rest in its outbox, batches and messages, only sealed.
   key itself is stored encrypted under the node data key.
 * :func:`seal_value` seals a value under the newest registered seal key. Before the province has one (before its
   first round after enrolment) the value is held under the node data key instead (``enc1:…``, never in clear),
-  and :func:`reseal_messages` / the outbox's re-seal turn that backlog into sealed values in one pass at the
-  start of the next round, before anything is built or sent.
+  and :func:`reseal_messages` / :func:`provincial_node.sync.outbox.reseal_backlog` turn that backlog into sealed
+  values in one pass at the start of the next round, before anything is built or sent.
 * :func:`open_value` opens what the national node sealed to this province (a transfer request's identity, a
   moved file) with any of the province's seal keys; the area then stores it under its own data key.
 
@@ -26,12 +26,12 @@ import secrets
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import Text, cast, func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from common.db import utcnow
 from common.protection import is_protected, keys_of
-from provincial_node.sync.models import MessageStatus, OutboxEntry, SealKey, SyncBatch, UpwardMessage
+from provincial_node.sync.models import MessageStatus, SealKey, UpwardMessage
 from sync_protocol.canonical import canonical_bytes, parse_canonical
 from sync_protocol.dsse import encode_envelope, envelope_from_json
 from sync_protocol.seal import (
@@ -202,49 +202,3 @@ def reseal_messages(session: Session) -> int:
         m.message_hash = hashlib.sha256(m.payload).hexdigest()
         done += 1
     return done
-
-
-def _unsealed_entries() -> Any:
-    """Unbatched outbox entries not holding a sealed value (SQL on the stored JSON text): those holding the identity
-    under the data key (appended before the province had a seal key), in clear (appended by a node from before
-    sealed identities), or no identity at all (a status change, a transfer out). A round whose backlog is sealed
-    reads only the last kind."""
-    done_to = select(func.coalesce(func.max(SyncBatch.version_to), 0)).scalar_subquery()
-    return select(OutboxEntry).where(
-        OutboxEntry.version > done_to,
-        OutboxEntry.batch_seq.is_(None),
-        ~cast(OutboxEntry.record, Text).like("%seal1:%"),
-    )
-
-
-def _unsealed(record: dict[str, Any]) -> bool:
-    number = ((record.get("fields") or {}).get("JBXX") or {}).get("SFZJH")
-    return isinstance(number, str) and not is_sealed(number)
-
-
-def reseal_outbox(session: Session, batch: int = 1000) -> int:
-    """Unbatched outbox records whose identity is not sealed: the identity sealed and the stored record rewritten,
-    in one pass (nothing of them was sent)."""
-    if current_key(session) is None:
-        return 0
-    done, last = 0, 0
-    while True:
-        entries = list(
-            session.scalars(
-                _unsealed_entries().where(OutboxEntry.version > last).order_by(OutboxEntry.version).limit(batch)
-            )
-        )
-        if not entries:
-            return done
-        for e in entries:
-            if _unsealed(e.record):
-                e.record = {**e.record, "fields": seal_core_fields(session, e.record["fields"], e.teacher_number)}
-                done += 1
-        last = entries[-1].version
-        session.flush()
-
-
-def held(session: Session) -> int:
-    """Unbatched outbox records whose identity is not sealed (the build waits for them)."""
-    stmt = _unsealed_entries().with_only_columns(OutboxEntry.record)
-    return sum(1 for (record,) in session.execute(stmt) if _unsealed(record))

@@ -16,7 +16,7 @@ from common.db import session_scope
 from national_node.inbox.models import InboxMessage
 from national_node.intake.models import DuplicateIdentity, TeacherCore
 from national_node.provinces.models import ProvinceSealKey
-from provincial_node.sync import sealing
+from provincial_node.sync import outbox
 from provincial_node.sync.models import OutboxEntry, SealKey
 from provincial_node.teacher_files import files
 from provincial_node.teacher_files.models import Teacher
@@ -139,10 +139,10 @@ def test_records_from_before_the_seal_key_are_held_under_the_data_key_then_seale
     raw = _raw(a.factory)
     assert number not in raw and "seal1:" not in raw.split("outbox: ", 1)[1].split("\n", 1)[0]
     with a.factory() as s:
-        assert sealing.held(s) == 1
+        assert outbox.held(s) == 1
     rounds(a)  # the seal phase registers a new seal key and seals the backlog before the build
     with a.factory() as s:
-        assert sealing.held(s) == 0 and s.scalar(select(SealKey.kid).where(SealKey.registered_at.is_not(None)))
+        assert outbox.held(s) == 0 and s.scalar(select(SealKey.kid).where(SealKey.registered_at.is_not(None)))
         (record,) = s.scalars(select(OutboxEntry.record)).all()
         assert is_sealed(record["fields"]["JBXX"]["SFZJH"])
     with f["national"]() as s:

@@ -1,7 +1,7 @@
 """sealed identities: the province seal keys (stored encrypted under the data key)
 
-Revision ID: 0013_sealed_identity
-Revises: 0012
+Revision ID: 0014_sealed_identity
+Revises: 0013
 Create Date: 2026-12-06
 """
 from alembic import op
@@ -9,8 +9,8 @@ import sqlalchemy as sa
 import common.db
 import common.protection
 
-revision = '0013_sealed_identity'
-down_revision = '0012'
+revision = '0014_sealed_identity'
+down_revision = '0013'
 branch_labels = None
 depends_on = None
 
