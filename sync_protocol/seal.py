@@ -39,6 +39,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from cryptography.exceptions import InvalidTag
@@ -95,6 +96,12 @@ def _unb64(value: str, what: str, error: type[ProtocolError] = MalformedError) -
     return raw
 
 
+@lru_cache(maxsize=256)
+def _aead(key: bytes) -> AESGCM:
+    """One cipher object per key (building one costs more than sealing a value with it)."""
+    return AESGCM(key)
+
+
 def _ad(teacher_number: str, field: str) -> bytes:
     return _AD + teacher_number.encode("utf-8") + b"\n" + field.encode("utf-8")
 
@@ -109,7 +116,7 @@ def seal(key: bytes, kid: str, value: str, *, teacher_number: str, field: str) -
     """``value`` sealed under the province seal key ``kid`` for ``teacher_number``'s ``field``."""
     check_kid(kid)
     nonce = os.urandom(12)
-    body = AESGCM(key).encrypt(nonce, value.encode("utf-8"), _ad(teacher_number, field))
+    body = _aead(key).encrypt(nonce, value.encode("utf-8"), _ad(teacher_number, field))
     return f"{PREFIX}{kid}:{_b64(nonce + body)}"
 
 
@@ -131,7 +138,7 @@ def open_sealed(keys: Mapping[str, bytes], sealed: Any, *, teacher_number: str, 
     if len(raw) < 12 + 16:
         raise SealError(f"{field}: the sealed value is too short", field=field)
     try:
-        clear = AESGCM(key).decrypt(raw[:12], raw[12:], _ad(teacher_number, field))
+        clear = _aead(key).decrypt(raw[:12], raw[12:], _ad(teacher_number, field))
     except InvalidTag:
         raise SealError(
             f"{field} does not open: wrong key, tampered, or sealed for another teacher or field",
