@@ -26,6 +26,7 @@ import logging
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 from sqlalchemy import or_, select, update
@@ -45,7 +46,7 @@ from national_node.keys import NodeKeys
 from national_node.ledger import ledger
 from national_node.provinces import provinces
 from national_node.provinces.models import Province
-from national_node.sealing import Opener, opener, seal_keys_of
+from national_node.sealing import NationalSealKeys, Opener, opener, seal_keys_of
 from sync_protocol.batch import Limits, header_from_payload, split_batch_file, verify_batch
 from sync_protocol.canonical import format_time
 from sync_protocol.dsse import parse_envelope
@@ -65,6 +66,22 @@ class IntakeResult:
     receipt: bytes
     refused: list[dict[str, Any]]
     new: bool
+
+
+def identity_key(fields: dict[str, Any], keys: NationalSealKeys | None = None) -> str | None:
+    """The keyed identity index of clear core-record fields (a sealed number needs its province's seal keys:
+    :meth:`national_node.sealing.Opener.identity_index`). Without ``keys`` the index is computed under a key made
+    for this process only — equal documents still index equally within it (what ``scripts/bench.py`` needs to fill
+    the column), but such a value means nothing elsewhere, and the intake always passes the node's keys."""
+    basic = fields.get("JBXX") or {}
+    if not basic.get("SFZJLXM") or not basic.get("SFZJH"):
+        return None
+    return (keys or _process_keys()).identity_index(str(basic["SFZJLXM"]), str(basic["SFZJH"]))
+
+
+@cache
+def _process_keys() -> NationalSealKeys:
+    return NationalSealKeys.generate()
 
 
 def _refusals(session: Session, province: str, seq: int) -> list[dict[str, Any]]:
