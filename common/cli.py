@@ -10,6 +10,7 @@ Shared helpers for node CLIs live here too: the ``db`` group (upgrade / current 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -300,17 +301,118 @@ def serve_wsgi(
     server.run()
 
 
+def serve_wsgi_workers(
+    make_app: Callable[[], Any],
+    host: str,
+    port: int,
+    workers: int,
+    threads: int = 8,
+    *,
+    max_body: int | None = None,
+    too_large_code: str = "",
+    after_fork: Callable[[], None] | None = None,
+    in_parent: Callable[[], Callable[[], None]] | None = None,
+) -> None:
+    """Serve with ``workers`` processes sharing one listening socket (pre-fork), each a waitress server with
+        ``threads`` threads — CPU-bound work (batch verification) then runs on every core instead of under one GIL.
+
+        The parent binds the socket, forks the workers and supervises them: a worker that dies is replaced (and
+        logged); SIGTERM or SIGINT stops every worker and then the parent. Each worker builds its own app after the
+        fork (``after_fork`` first, e.g. to drop database connections inherited from the parent), so no connection
+        is shared between processes. ``in_parent`` runs in the parent once the workers are forked (background jobs
+    that must run once, not once per worker — started after the fork so no worker inherits their thread); it returns
+    the function that stops them. POSIX only (``os.fork``)."""
+    import signal
+    import socket
+    import time
+
+    sock = socket.create_server((host, port), backlog=1024, reuse_port=False)
+    sock.set_inheritable(True)
+    click.echo(
+        f"serving on http://{host}:{port}/ (waitress, {workers} worker processes × {threads} threads); Ctrl-C stops",
+        err=True,
+    )
+    children: dict[int, int] = {}  # pid -> worker number
+    stopping = False
+
+    def start(n: int) -> None:
+        pid = os.fork()
+        if pid == 0:  # the worker
+            code = 0
+            try:
+                signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
+                signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops the workers
+                if after_fork is not None:
+                    after_fork()
+                tune_gc_for_batches()
+                server = make_wsgi_server(
+                    make_app(), host, port, threads, max_body=max_body, too_large_code=too_large_code, sockets=[sock]
+                )
+                server.run()
+            except BaseException as e:  # a worker reports and exits; the parent replaces it
+                click.echo(f"worker {n} (pid {os.getpid()}) stopped: {e!r}", err=True)
+                code = 1
+            finally:
+                os._exit(code)
+        children[pid] = n
+
+    def stop(*_: Any) -> None:
+        nonlocal stopping
+        stopping = True
+        for pid in list(children):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    for n in range(workers):
+        start(n)
+    stop_jobs = in_parent() if in_parent is not None else None
+    click.echo(f"Serving on http://{host}:{port}", err=True)  # as waitress.serve logs it
+    restarts: list[float] = []
+    while children:
+        try:
+            pid, status = os.wait()
+        except ChildProcessError:
+            break
+        except InterruptedError:
+            continue
+        n = children.pop(pid, None)
+        if n is None or stopping:
+            continue
+        code = os.waitstatus_to_exitcode(status)
+        click.echo(f"worker {n} (pid {pid}) exited with status {code}; replacing it", err=True)
+        now = time.monotonic()
+        restarts = [t for t in restarts if now - t < 60] + [now]
+        if len(restarts) > 5 * workers:  # crashing at start: do not fork forever
+            click.echo("workers keep exiting (more than 5 per worker in a minute); stopping", err=True)
+            stop()
+            continue
+        start(n)
+    sock.close()
+    if stop_jobs is not None:
+        stop_jobs()
+
+
 def make_wsgi_server(
-    app: Any, host: str, port: int, threads: int = 8, *, max_body: int | None = None, too_large_code: str = ""
+    app: Any,
+    host: str,
+    port: int,
+    threads: int = 8,
+    *,
+    max_body: int | None = None,
+    too_large_code: str = "",
+    sockets: list[Any] | None = None,
 ) -> Any:
-    """The waitress server :func:`serve_wsgi` runs (bound, not yet running)."""
+    """The waitress server :func:`serve_wsgi` runs (bound, not yet running); on ``sockets`` already bound
+    (a pre-forked worker) instead of ``host``/``port``."""
     from waitress.server import create_server
 
     # ident "": no Server header (no product banner for a scanner to fingerprint)
     kw: dict[str, Any] = {"threads": threads, "ident": "", "clear_untrusted_proxy_headers": True}
     if max_body is not None:
         kw["max_request_body_size"] = max_body + 1  # waitress refuses a length >= its maximum
-    server = create_server(app, host=host, port=port, **kw)
+    server = create_server(app, sockets=sockets, **kw) if sockets else create_server(app, host=host, port=port, **kw)
     server.channel_class = _json_error_channel(too_large_code or "payload_too_large", max_body)
     return server
 

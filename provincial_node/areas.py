@@ -19,6 +19,7 @@ from provincial_node.accounts import models as accounts_models  # noqa: F401 - r
 from provincial_node.accounts import views as accounts_views
 from provincial_node.audit_trail import api as audit_trail_api
 from provincial_node.audit_trail import models as audit_trail_models  # noqa: F401 - registers the tables
+from provincial_node.audit_trail import views as audit_trail_views
 from provincial_node.jobs import Job
 from provincial_node.notices import api as notices_api
 from provincial_node.notices import models as notices_models  # noqa: F401 - registers the tables
@@ -52,7 +53,7 @@ class Area:
 
 AREAS: tuple[Area, ...] = (
     Area("accounts", blueprints=accounts_api.BLUEPRINTS, pages=accounts_views.BLUEPRINTS),
-    Area("audit_trail", blueprints=audit_trail_api.BLUEPRINTS),
+    Area("audit_trail", blueprints=audit_trail_api.BLUEPRINTS, pages=audit_trail_views.BLUEPRINTS),
     Area("notices", blueprints=notices_api.BLUEPRINTS, pages=notices_views.BLUEPRINTS),
     Area("tasks", blueprints=tasks_api.BLUEPRINTS),
     Area(

@@ -34,6 +34,7 @@ Principles the table encodes:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -322,6 +323,22 @@ def mask_id_number(value: Any) -> Any:
     if len(value) <= 10:
         return value[:2] + "*" * (len(value) - 2)
     return value[:6] + "*" * (len(value) - 10) + value[-4:]
+
+
+_ID_NUMBER_IN_TEXT = re.compile(r"(?<![0-9A-Za-z])(?:[0-9]{17}[0-9Xx]|[0-9]{15})(?![0-9A-Za-z])")
+
+
+def mask_id_numbers_in(value: Any) -> Any:
+    """``value`` with every ID-number-like run (18 characters of GB 11643, or the old 15 digits) masked as
+    :func:`mask_id_number` does, inside strings, lists and dicts: for texts no reader needs a full ID number in
+    (the audit trail, the login log). Teacher numbers (13 characters) and other numbers are left alone."""
+    if isinstance(value, str):
+        return _ID_NUMBER_IN_TEXT.sub(lambda m: mask_id_number(m.group(0)), value)
+    if isinstance(value, list | tuple):
+        return [mask_id_numbers_in(v) for v in value]
+    if isinstance(value, dict):
+        return {k: mask_id_numbers_in(v) for k, v in value.items()}
+    return value
 
 
 def markdown_table() -> str:

@@ -403,12 +403,28 @@ def precompile() -> None:
         compileall.compile_dir(ROOT / package, quiet=2)
 
 
+def provinces_figure(admin: sa.Engine, workdir: Path, n: int, quick: bool) -> dict:
+    """Aggregate throughput with 1, 4 and 32 provinces at once (--quick: 1 and 2 provinces, 2 000 records)."""
+    from bench_provinces import bench_provinces
+
+    total, counts = (2_000, (1, 2)) if quick else (min(n, 64_000), (1, 4, 32))
+    figure = bench_provinces(admin, workdir, total, counts)
+    print(f"  provinces at once ({figure['workers']} national workers, {total} records in all):")
+    for k, r in figure["runs"].items():
+        print(f"    {k:>2} province(s): {r['rps']} records/s ({r['seconds']} s)")
+    print(f"    ratios: {figure['ratios']}", flush=True)
+    return figure
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--records", type=int, default=200_000)
     ap.add_argument("--delta", type=int, default=1000)
     ap.add_argument("--quick", action="store_true", help="N = 20000")
     ap.add_argument("--json", dest="json_path", help="write the results to this file")
+    ap.add_argument(
+        "--provinces-only", action="store_true", help="only the provinces figure (scripts/bench_provinces.py)"
+    )
     args = ap.parse_args()
     n = 20_000 if args.quick else args.records
     d = min(args.delta, n // 10)
@@ -417,6 +433,12 @@ def main() -> int:
     precompile()
     admin = sa.create_engine(pg_admin_url(), isolation_level="AUTOCOMMIT")
     workdir = Path(tempfile.mkdtemp(prefix="tmis-bench-"))
+    if args.provinces_only:
+        figure = provinces_figure(admin, workdir, n, args.quick)
+        if args.json_path:
+            Path(args.json_path).write_text(json.dumps({"provinces": figure}, indent=2))
+            print(f"wrote {args.json_path}")
+        return 0
     results: dict = {"records": n, "delta": d}
     print(
         f"tmis benchmark: N={n}, D={d}, {platform.machine()}, {os.cpu_count()} CPUs, "
@@ -466,6 +488,7 @@ def main() -> int:
         _t, q_kb = sync_round(quarter)
         results["peak_rss_mb_quarter"] = round(max(q_kb, quarter.server_watch.peak_kb) / 1024, 1)
         quarter.close()
+        results["provinces"] = provinces_figure(admin, workdir, n, args.quick)
     finally:
         for sc in scenarios:
             try:
@@ -494,7 +517,9 @@ def main() -> int:
     )
     print(out.getvalue(), end="")
     if args.json_path:
-        Path(args.json_path).write_text(json.dumps({k: results[k] for k in JSON_FIELDS}, indent=2))
+        Path(args.json_path).write_text(
+            json.dumps({**{k: results[k] for k in JSON_FIELDS}, "provinces": results["provinces"]}, indent=2)
+        )
         print(f"wrote {args.json_path}")
     return 0
 

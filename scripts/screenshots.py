@@ -4,7 +4,8 @@ Start the demo first (``scripts/demo``), then ``scripts/screenshots``. Each pict
 account of the role the guide chapter is for (Guangdong, province 44), in Chromium at 1360×900 with the Chinese
 locale. Before writing anything the script checks that Chinese text renders with a real CJK font (not the empty
 boxes of a missing font); it refuses otherwise. Nothing in the demo is changed except what a user's page view
-records (the audit trail of reads) and one import attempt whose only row is refused.
+records (the audit trail of reads), one import attempt whose only row is refused and one failed login (for the
+login log's picture).
 """
 
 from __future__ import annotations
@@ -108,6 +109,9 @@ def main() -> int:
         county.goto(base + "/transfers")
         county.click("table tbody tr a")
         shot(county, args.out, "transfer_detail")
+        county_admin = person("sysadmin440106")
+        county_admin.goto(base + "/audit-log")
+        shot(county_admin, args.out, "audit_log")
 
         admin = person("admin44")
         admin.goto(base + "/units")
@@ -116,6 +120,14 @@ def main() -> int:
         shot(admin, args.out, "sync")
         admin.goto(base + "/accounts")
         shot(admin, args.out, "accounts")
+        wrong = person(None)  # one failed attempt, so the login log shows what a failure looks like
+        wrong.goto(base + "/login")
+        wrong.fill("#username", "info2144000001")
+        wrong.fill("#password", "not-the-password")
+        wrong.click("button[type=submit]")
+        wrong.wait_for_load_state("networkidle")
+        admin.goto(base + "/login-log")
+        shot(admin, args.out, "login_log")
         teacher_login = re.search(r"<td>(\d{17}[\dX])</td>", admin.content())
         if teacher_login is None:
             print("no teacher account in the demo: skipped teacher_file", file=sys.stderr)

@@ -37,6 +37,17 @@ def test_bench_quick_writes_well_formed_json(tmp_path):
     )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     data = json.loads(out.read_text())
-    assert set(data) == FIELDS
+    assert set(data) == FIELDS | {"provinces"}
     assert data["records"] == 20_000
-    assert all(isinstance(v, int | float) and v > 0 for v in data.values())
+    assert all(isinstance(v, int | float) and v > 0 for k, v in data.items() if k != "provinces")
+    _check_provinces(data["provinces"])
+
+
+def _check_provinces(figure: dict) -> None:
+    """The provinces figure (issue 17 item 5): records/s with K provinces at once, ratios against one."""
+    assert figure["workers"] >= 2
+    assert set(figure["runs"]) == {"1", "2"}  # --quick: 1 and 2 provinces (the full run: 1, 4, 32)
+    for k, run in figure["runs"].items():
+        assert run["provinces"] == int(k) and run["records"] == 2_000
+        assert run["seconds"] > 0 and run["rps"] > 0
+    assert set(figure["ratios"]) == {"2_vs_1"} and figure["ratios"]["2_vs_1"] > 0

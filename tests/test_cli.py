@@ -276,10 +276,10 @@ def _activate_and_add_a_school(rt, s):
 
 def _jbxx_line(_school):
     from common.catalogue import load_catalogue
-    from provincial_node.teacher_files import importexport
+    from provincial_node.teacher_files import sheets
     from tests.factories import GOOD_RECORDS
 
     group = load_catalogue().group("JBXX")
     rec = {k: v for k, v in GOOD_RECORDS["JBXX"].items() if k not in ("XRGWLBM", "XRGWDJM", "XRZYJSZWM", "RYZTM")}
     rec["ZZMMM"] = "01"
-    return ",".join(str(rec.get(f.code, "")) for f in importexport._columns(group)) + "\n"
+    return ",".join(str(rec.get(f.code, "")) for f in sheets.columns(group)) + "\n"

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import click
 
 from common import migrations
-from common.cli import configure_logging, serve_wsgi
+from common.cli import configure_logging, serve_wsgi, serve_wsgi_workers
 from common.db import redact_url, session_scope
 from common.errors import ConfigError, ErrorCode
 from national_node import MIGRATIONS_DIR, sealing
@@ -19,19 +21,46 @@ from national_node.ledger import ledger
 
 
 @click.command("serve")
-@click.option("--threads", default=8, show_default=True, type=click.IntRange(1, 64))
+@click.option("--threads", default=8, show_default=True, type=click.IntRange(1, 64), help="threads per process")
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="worker processes sharing the port (PostgreSQL: one per core verifies batches in parallel)",
+)
 @click.pass_context
-def serve(ctx: click.Context, threads: int) -> None:
+def serve(ctx: click.Context, threads: int, workers: int) -> None:
     """Serve the node's API with waitress on TMIS_BIND (default 127.0.0.1:8000); expire overdue transfer
-    requests hourly."""
+    requests hourly (in the supervising process only, with --workers)."""
     rt = _runtime.runtime(ctx)
     configure_logging(rt.config.log_level, rt.config.log_format)
     seal_keys = sealing.seal_keys_of(rt.keys())  # refuses to start without the seal key file
     with session_scope(rt.session_factory) as s:
-        if indexed := identity.reindex(s, seal_keys):  # rows from before sealed identities (migration 0007)
+        if indexed := identity.reindex(
+            s, seal_keys
+        ):  # rows from before sealed identities (migration 0008_sealed_identity)
             click.echo(f"computed the keyed identity index of {indexed} core records", err=True)
-    app = create_app(rt.config, rt)
+    if workers > 1:
+
+        def jobs() -> Callable[[], None]:
+            scheduler = start_scheduler(rt)
+            return lambda: scheduler.shutdown(wait=False)
+
+        serve_wsgi_workers(
+            lambda: create_app(rt.config, rt),
+            rt.config.bind_host,
+            rt.config.bind_port,
+            workers,
+            threads,
+            max_body=rt.config.max_batch_bytes,
+            too_large_code=ErrorCode.PROTOCOL_LIMIT_EXCEEDED,
+            after_fork=lambda: rt.engine.dispose(close=False),  # no connection shared with the parent
+            in_parent=jobs,
+        )
+        return
     scheduler = start_scheduler(rt)
+    app = create_app(rt.config, rt)
     try:
         serve_wsgi(
             app,

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from common.db import session_scope
 from national_node.cli import _runtime
 from national_node.export.bundle import export_bundle
 from national_node.intake import intake
@@ -23,7 +24,7 @@ def export(ctx: click.Context, output: str) -> None:
     checkpoint) for `tmis audit bundle` and `tmis audit transfer`."""
     rt = _runtime.runtime(ctx)
     root = Path(output)
-    with rt.session_factory() as s:
+    with session_scope(rt.session_factory) as s:  # committed: the routed messages it sequenced stay sequenced
         done = export_bundle(s, rt.keys(), rt.origin, root)
     click.echo(
         f"exported {done.batches} batches, {done.messages} transfer messages, {done.leaves} log leaves to {root}; "
@@ -32,10 +33,19 @@ def export(ctx: click.Context, output: str) -> None:
 
 
 @click.command("duplicates")
+@click.option(
+    "--sweep",
+    is_flag=True,
+    help="first look for duplicates no intake saw (two provinces at the same moment) and notify",
+)
 @click.pass_context
-def duplicates(ctx: click.Context) -> None:
+def duplicates(ctx: click.Context, sweep: bool) -> None:
     """Cross-province duplicate identities (the same document under two teacher numbers)."""
     rt = _runtime.runtime(ctx)
+    if sweep:
+        with session_scope(rt.session_factory) as s:
+            found = intake.sweep_duplicates(s, rt.keys())
+        click.echo(f"sweep: {found} new duplicate identit{'y' if found == 1 else 'ies'} notified")
     with rt.session_factory() as s:
         rows = intake.list_duplicates(s)
         for d in rows:

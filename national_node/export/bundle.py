@@ -60,6 +60,7 @@ def export_bundle(session: Session, keys: NodeKeys, origin: str, root: Path) -> 
     for msg in session.scalars(select(TransferMessage).order_by(TransferMessage.leaf_index)):
         _write(bundle.message_file(root, msg.province_code, msg.leaf_index), msg.envelope)
         messages += 1
+    routing.sequence_all(session, keys)  # every routed message signed and numbered before it is written
     for im in routing.all_messages(session):
         _write(bundle.inbox_file(root, im.province_code, im.seq), im.envelope)
     leaves = ledger.leaves(session)

@@ -14,6 +14,7 @@ from common.errors import ErrorCode
 from common.http import get_session, json_error
 from common.schemas import Out, Strict
 from national_node.inbox import routing
+from national_node.runtime import runtime
 
 bp = Blueprint("inbox", __name__, url_prefix="/api/v1", description="Messages routed to a province")
 
@@ -38,7 +39,7 @@ class Inbox(MethodView):
         after, limit = request.args.get("after", "0"), request.args.get("limit", "100")
         if not (after.isascii() and after.isdigit() and limit.isascii() and limit.isdigit()) or len(after + limit) > 30:
             return json_error(ErrorCode.BAD_REQUEST, 400, "after and limit must be non-negative decimal integers")
-        msgs = routing.pull(get_session(), code, int(after), int(limit))
+        msgs = routing.pull(get_session(), runtime().keys(), code, int(after), int(limit))
         return {"messages": [json.loads(m.envelope) for m in msgs]}
 
 
@@ -48,7 +49,7 @@ class InboxAck(MethodView):
     @bp.response(200, AckOut)
     def post(self, body: dict[str, Any], code: str) -> Any:
         """Acknowledge every message up to seq."""
-        return {"acked": routing.ack(get_session(), code, body["seq"])}
+        return {"acked": routing.ack(get_session(), runtime().keys(), code, body["seq"])}
 
 
 BLUEPRINTS = (bp,)

@@ -1,6 +1,6 @@
 """Keyed identity indexes of the stored core records (national_node.sealing): computed again for every record
-without one (a node upgraded from before sealing: migration 0007 dropped the unkeyed SHA-256 values) or for every
-record after a rotation of the index key (``tmis national data-keys reindex``)."""
+without one (a node upgraded from before sealing: migration 0008_sealed_identity dropped the unkeyed SHA-256
+values) or for every record after a rotation of the index key (``tmis national data-keys reindex``)."""
 
 from __future__ import annotations
 

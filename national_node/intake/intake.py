@@ -30,7 +30,7 @@ from functools import cache
 from typing import Any
 
 from sqlalchemy import or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from common.db import RawJSON, bulk_insert, one_of, utcnow
 from national_node.inbox import routing
@@ -358,6 +358,48 @@ def _apply_batch(
                 session, keys, key, (teacher_number, province), (other.teacher_number, other.province_code), fields, now
             )
     return refused
+
+
+def sweep_duplicates(
+    session: Session, keys: NodeKeys, *, since: dt.datetime | None = None, now: dt.datetime | None = None
+) -> int:
+    """Find cross-province duplicate identities that no intake saw, and notify them; returns how many.
+
+    An intake compares its records with what other provinces have *committed*: when two provinces send the same
+    identity document at the same moment, neither transaction sees the other's row. This sweep (run every ten
+    minutes over the rows changed in the last hour, and by ``tmis national duplicates --sweep`` over all) closes
+    that window; a pair already recorded is never notified twice (:func:`_notice`)."""
+    now = now or utcnow()
+    a, b = aliased(TeacherCore), aliased(TeacherCore)
+    stmt = (
+        select(a, b)
+        .join(b, (a.identity_key == b.identity_key) & (a.province_code < b.province_code))
+        .where(a.identity_key.is_not(None), a.op != RecordOp.TRANSFER_OUT, b.op != RecordOp.TRANSFER_OUT)
+        .order_by(a.teacher_number, b.teacher_number)
+    )
+    if since is not None:
+        stmt = stmt.where((a.updated_at >= since) | (b.updated_at >= since))
+    found = 0
+    for x, y in session.execute(stmt):
+        first, second = sorted([(x.teacher_number, x.province_code), (y.teacher_number, y.province_code)])
+        known = session.scalar(
+            select(DuplicateIdentity.id).where(
+                DuplicateIdentity.teacher_number_a == first[0], DuplicateIdentity.teacher_number_b == second[0]
+            )
+        )
+        with_identity = [r.fields for r in (x, y) if (r.fields or {}).get("JBXX", {}).get("SFZJH")]
+        if known is None and with_identity:  # (a row moved in by transfer and not yet re-sent has no fields)
+            _notice(
+                session,
+                keys,
+                x.identity_key,
+                (x.teacher_number, x.province_code),
+                (y.teacher_number, y.province_code),
+                with_identity[0],
+                now,
+            )
+            found += 1
+    return found
 
 
 def record_at(session: Session, teacher_number: str, version: int) -> bytes | None:

@@ -20,7 +20,9 @@ from flask_smorest import Blueprint
 
 from common.http import get_session
 from common.schemas import Out
+from national_node.inbox import routing
 from national_node.reconcile import reconcile
+from national_node.runtime import runtime
 from sync_protocol.canonical import parse_json
 from sync_protocol.errors import MalformedError
 
@@ -111,6 +113,7 @@ class State(MethodView):
     @bp.response(200, StateOut)
     def get(self, code: str) -> Any:
         """The province's chain position: last sequence, batch hash and version; inbox cursor."""
+        routing.sequence(get_session(), runtime().keys(), code)  # routed messages count as sent
         return reconcile.state(get_session(), code)
 
 

@@ -8,8 +8,9 @@ Rules (暂行办法 art. 13–14, Inner Mongolia's 责任书, DESIGN.md §5, §1
 * Who manages whom is the access table's (:mod:`provincial_node.rules`): a unit's system administrator
   creates and manages the accounts of its own unit and the system administrators of the units directly below;
   a school's system administrator creates its teachers' accounts (:mod:`provincial_node.teacher_files.self_service`).
-* Passwords (:func:`check_password`): 10 to 128 characters, 3 of the 4 classes, not on the common-password list
-  (``data/common-passwords.txt.gz``), not containing the username, not one of the last 5; hashed with Argon2id.
+* Passwords (:mod:`provincial_node.accounts.passwords`): 10 to 128 characters, 3 of the 4 classes, not on the
+  common-password list (``data/common-passwords.txt.gz``), not containing the username, not one of the last 5;
+  hashed with Argon2id.
   New accounts and resets must change the password at first login; a password older than the province's
   maximum age (``TMIS_PASSWORD_MAX_AGE_DAYS``) must be changed at the next login.
 * A reset by the unit above gives a one-time password (generated here, shown once) that must be changed.
@@ -20,26 +21,18 @@ Rules (暂行办法 art. 13–14, Inner Mongolia's 责任书, DESIGN.md §5, §1
   Every attempt goes to the login log (登录日志).
 * Sessions: every API token (and every web session) carries the account's *session generation*; a lock-out,
   a reset, a disable and a role change raise it, which ends every open token and session of the account at
-  once. Tokens also expire after ``TMIS_TOKEN_IDLE_MINUTES`` unused and ``TMIS_TOKEN_LIFETIME_MINUTES`` in all.
+  once (:mod:`provincial_node.accounts.tokens`). Tokens also expire after ``TMIS_TOKEN_IDLE_MINUTES`` unused and
+  ``TMIS_TOKEN_LIFETIME_MINUTES`` in all.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import gzip
-import hashlib
 import re
-import secrets
-from functools import cache
-from importlib import resources
-from typing import Any
 
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
-from common.db import utcnow
 from common.errors import (
     AuthError,
     ConflictError,
@@ -51,28 +44,15 @@ from common.errors import (
     invalid,
 )
 from common.identity import IdentityError, validate_identity
-from provincial_node.accounts import second_factor, sessions
+from provincial_node.accounts import passwords, second_factor, tokens
 from provincial_node.accounts.access import province_unit
-from provincial_node.accounts.models import Account, ApiToken, PasswordHistory, Unit
+from provincial_node.accounts.models import Account, PasswordHistory, Unit
 from provincial_node.audit_trail import trail
 from provincial_node.audit_trail.logins import LoginOutcome, failures_since, record_login
 from provincial_node.context import ProvinceContext, Role, Settings
 from provincial_node.rules import Operation, authorize, mask_id_number
 
-MIN_PASSWORD, MAX_PASSWORD = 10, 128
-PASSWORD_HISTORY = 5
 ADDRESS_WINDOW = dt.timedelta(minutes=15)
-TOUCH_EVERY = dt.timedelta(minutes=1)  # last_used_at of a token is written at most this often
-_HASHER = PasswordHasher()  # argon2-cffi's RFC 9106 defaults (Argon2id, 64 MiB, 3 passes)
-_DUMMY_HASH = _HASHER.hash("tmis: same cost for unknown usernames")
-
-
-def use_password_hasher(hasher: PasswordHasher) -> None:
-    """Replace the hasher (tests use cheaper parameters; existing hashes keep verifying: Argon2 hashes
-    carry their own parameters)."""
-    global _HASHER, _DUMMY_HASH
-    _HASHER = hasher
-    _DUMMY_HASH = hasher.hash("tmis: same cost for unknown usernames")
 
 
 _USERNAME = re.compile(r"^[A-Za-z0-9_.@\-]{3,64}\Z")
@@ -93,64 +73,11 @@ class LoginThrottledError(AuthError):
 WRONG_CREDENTIALS = "wrong username or password (用户名或密码错误)"
 
 
-@cache
-def common_passwords() -> frozenset[str]:
-    """The vendored common-password list (lower case; see ``data/README.md``)."""
-    raw = resources.files("provincial_node.accounts").joinpath("data/common-passwords.txt.gz").read_bytes()
-    return frozenset(gzip.decompress(raw).decode("utf-8").split())
-
-
-def check_password(password: str, *, username: str | None = None, previous: tuple[str, ...] = ()) -> None:
-    """Every rule a new password must meet; all failures are reported at once (field ``password``).
-    ``previous``: the hashes of the account's last passwords."""
-    password = password or ""
-    reasons: list[tuple[str, str]] = []
-    if len(password) < MIN_PASSWORD or len(password) > MAX_PASSWORD:
-        reasons.append((f"密码长度应为{MIN_PASSWORD}–{MAX_PASSWORD}位", f"{MIN_PASSWORD} to {MAX_PASSWORD} characters"))
-    classes = sum(bool(re.search(p, password)) for p in (r"[A-Z]", r"[a-z]", r"\d", r"[^A-Za-z0-9]"))
-    if classes < 3:
-        reasons.append(
-            (
-                "密码应包含大写字母、小写字母、数字、符号中的至少3类",
-                "3 of: upper case, lower case, digits, symbols",
-            )
-        )
-    if password.lower() in common_passwords():
-        reasons.append(("密码过于常见，容易被猜中", "a common password, easily guessed"))
-    if username and len(username) >= 3 and username.lower() in password.lower():
-        reasons.append(("密码不能包含用户名", "must not contain the username"))
-    if len(password) <= MAX_PASSWORD and any(password_matches(h, password) for h in previous):
-        reasons.append(
-            (f"不能与最近{PASSWORD_HISTORY}次使用的密码相同", f"must differ from the last {PASSWORD_HISTORY}")
-        )
-    if reasons:
-        raise ValidationError(
-            "the password does not meet the password rules",
-            [FieldError("account", "password", zh, en, label="密码") for zh, en in reasons],
-        )
-
-
-def check_password_strength(password: str, username: str | None = None) -> None:
-    """The rules a password must meet without history (initial passwords, ``tmis province init``)."""
-    check_password(password, username=username)
-
-
 def check_username(username: str) -> None:
     if not _USERNAME.match(username or ""):
         raise invalid(
             "account", "username", "用户名为3–64位字母、数字或 _ . @ -", "3–64 letters, digits or _ . @ -", username
         )
-
-
-def password_matches(password_hash: str, password: str) -> bool:
-    try:
-        return _HASHER.verify(password_hash, password)
-    except (VerifyMismatchError, VerificationError, InvalidHashError):
-        return False
-
-
-def hash_password(password: str) -> str:
-    return _HASHER.hash(password)
 
 
 def _real_name_data(
@@ -205,7 +132,7 @@ def create_account(
     if role == Role.TEACHER and teacher_id is None:
         raise invalid("account", "teacher", "教师账号须关联教师档案", "a teacher account belongs to a teacher file")
     number = _real_name_data(role, id_number, phone, email, required=actor is not None and role != Role.TEACHER)
-    check_password(password, username=username)
+    passwords.check_password(password, username=username)
     if session.scalar(select(Account.id).where(Account.username == username)):
         raise ConflictError(f"username {username} is taken", details={"username": username})
     if role == Role.SYSADMIN and session.scalar(
@@ -217,7 +144,7 @@ def create_account(
         real_name=real_name.strip(),
         unit_id=unit.id,
         role=role,
-        password_hash=hash_password(password),
+        password_hash=passwords.hash_password(password),
         must_change_password=True,
         password_changed_at=ctx.now,
         phone=phone,
@@ -267,7 +194,7 @@ def end_sessions(session: Session, account: Account, now: dt.datetime | None = N
     """End every open API token and web session of the account: the session generation goes up (web sessions
     compare theirs) and its tokens are revoked."""
     account.session_generation = (account.session_generation or 0) + 1
-    revoke_all_tokens(session, account.id, now)
+    tokens.revoke_all_tokens(session, account.id, now)
 
 
 def set_account_state(
@@ -306,14 +233,6 @@ def set_account_state(
     return account
 
 
-def one_time_password() -> str:
-    """A random password meeting the rules (4 classes, 16 characters), shown once and changed at first use."""
-    while True:
-        candidate = secrets.token_urlsafe(12)[:14] + secrets.choice("23456789") + secrets.choice("#%+=")
-        if re.search(r"[A-Z]", candidate) and re.search(r"[a-z]", candidate):
-            return candidate
-
-
 def reset_password(
     ctx: ProvinceContext, account_id: int, reason: str, *, new_password: str | None = None
 ) -> tuple[Account, str]:
@@ -325,10 +244,10 @@ def reset_password(
     if not (reason or "").strip():
         raise invalid("account", "reason", "须说明原因", "a reason is required")
     account = _managed_account(ctx, account_id)
-    password = new_password or one_time_password()
+    password = new_password or passwords.one_time_password()
     if new_password is not None:
-        check_password(password, username=account.username)
-    account.password_hash = hash_password(password)
+        passwords.check_password(password, username=account.username)
+    account.password_hash = passwords.hash_password(password)
     account.must_change_password = True
     account.failed_logins, account.locked_until = 0, None
     end_sessions(session, account, ctx.now)
@@ -434,7 +353,7 @@ def verify_credentials(
             message_zh=f"连续登录失败次数过多，账号已暂时锁定（{settings.login_lock.seconds // 60} 分钟），"
             "请稍后再试，或请本单位或上级单位系统管理员解锁",
         )
-    ok = password_matches(account.password_hash if account else _DUMMY_HASH, password or "")
+    ok = passwords.password_matches(account.password_hash if account else passwords.dummy_hash(), password or "")
     if not ok or account is None or account.disabled:
         log(LoginOutcome.FAILED, account)
         if account is not None and not account.disabled and not ok:
@@ -475,113 +394,18 @@ def password_expired(account: Account, now: dt.datetime, settings: Settings) -> 
     return changed is not None and changed + settings.password_max_age <= now
 
 
-def issue_token(ctx: ProvinceContext, account: Account, *, second_factor_at: dt.datetime | None = None) -> str:
-    """A new bearer token for the account (only its SHA-256 is stored), tied to its session generation;
-    ``second_factor_at``: the key check it was issued after (accounts that use a security key)."""
-    token = secrets.token_urlsafe(32)
-    ctx.session.add(
-        ApiToken(
-            token_hash=_token_hash(token),
-            account_id=account.id,
-            generation=account.session_generation or 0,
-            created_at=ctx.now,
-            last_used_at=ctx.now,
-            expires_at=ctx.now + ctx.settings.token_lifetime,
-            second_factor_at=second_factor_at,
-        )
-    )
-    return token
-
-
 def login(
     ctx: ProvinceContext, username: str, password: str, *, address: str = "unknown", channel: str = "api"
 ) -> tuple[str, Account]:
     """Check the credentials (:func:`verify_credentials`) and return a new bearer token."""
     account = verify_credentials(ctx, username, password, address=address, channel=channel)
-    return issue_token(ctx, account), account
-
-
-def bearer_token(headers: Any) -> str | None:
-    """The token of an ``Authorization: Bearer …`` header, if there is one."""
-    header = headers.get("Authorization", "")
-    return header[7:].strip() if header.startswith("Bearer ") else None
-
-
-def token_row(session: Session, token: str) -> ApiToken | None:
-    return session.scalar(select(ApiToken).where(ApiToken.token_hash == _token_hash(token)))
-
-
-def _token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
-def authenticate(
-    session: Session, token: str, *, now: dt.datetime | None = None, settings: Settings | None = None
-) -> Account:
-    """The account of a bearer token that is neither revoked, expired (absolute lifetime), idle too long, nor
-    from an older session generation of its account (a lock-out, reset, disable or role change since)."""
-    now = now or utcnow()
-    settings = settings or Settings()
-    row = session.scalar(select(ApiToken).where(ApiToken.token_hash == _token_hash(token)))
-    if row is None or row.revoked_at is not None or row.expires_at <= now:
-        raise AuthError("token invalid, expired or revoked")
-    if (row.last_used_at or row.created_at) + settings.token_idle <= now:
-        raise AuthError("token invalid, expired or revoked")
-    account = session.get(Account, row.account_id)
-    if account.disabled or row.generation != (account.session_generation or 0):
-        raise AuthError("token invalid, expired or revoked")
-    if account.locked_until and account.locked_until > now:
-        raise AuthError("token invalid, expired or revoked")
-    if row.last_used_at is None or now - row.last_used_at >= TOUCH_EVERY:
-        row.last_used_at = now
-    return account
-
-
-def session_is_current(
-    session: Session,
-    account_id: int,
-    generation: int,
-    *,
-    started_at: dt.datetime,
-    last_seen: dt.datetime,
-    now: dt.datetime | None = None,
-    settings: Settings | None = None,
-) -> Account:
-    """For the web login: the account of a cookie session if that session is still good — same session
-    generation, within the idle timeout and the absolute lifetime, account not disabled or locked. Raises
-    :class:`AuthError` otherwise (the page shell then asks for a new login)."""
-    now = now or utcnow()
-    settings = settings or Settings()
-    account = session.get(Account, account_id)
-    if (
-        account is None
-        or account.disabled
-        or generation != (account.session_generation or 0)
-        or started_at + settings.token_lifetime <= now
-        or last_seen + settings.token_idle <= now
-        or (account.locked_until is not None and account.locked_until > now)
-    ):
-        raise AuthError("the session has ended; log in again")
-    return account
-
-
-def logout(session: Session, token: str) -> None:
-    session.execute(update(ApiToken).where(ApiToken.token_hash == _token_hash(token)).values(revoked_at=utcnow()))
-
-
-def revoke_all_tokens(session: Session, account_id: int, now: dt.datetime | None = None) -> None:
-    """End every API token and every browser session of the account."""
-    now = now or utcnow()
-    session.execute(
-        update(ApiToken).where(ApiToken.account_id == account_id, ApiToken.revoked_at.is_(None)).values(revoked_at=now)
-    )
-    sessions.end_all(session, account_id, now)
+    return tokens.issue_token(ctx, account), account
 
 
 def change_password(ctx: ProvinceContext, old: str, new: str) -> None:
     """The caller changes their own password (required at first login, after a reset and on expiry)."""
     account = ctx.session.get(Account, ctx.user.account_id)
-    if not password_matches(account.password_hash, old):
+    if not passwords.password_matches(account.password_hash, old):
         raise AuthError("the current password is wrong") from None
     if old == new:
         raise invalid("account", "new_password", "新密码不能与旧密码相同", "the new password must differ from the old")
@@ -591,12 +415,12 @@ def change_password(ctx: ProvinceContext, old: str, new: str) -> None:
             select(PasswordHistory)
             .where(PasswordHistory.account_id == account.id)
             .order_by(PasswordHistory.id.desc())
-            .limit(PASSWORD_HISTORY - 1)
+            .limit(passwords.PASSWORD_HISTORY - 1)
         )
     ]
-    check_password(new, username=account.username, previous=tuple(previous))
+    passwords.check_password(new, username=account.username, previous=tuple(previous))
     ctx.session.add(PasswordHistory(account_id=account.id, password_hash=account.password_hash, created_at=ctx.now))
-    account.password_hash = hash_password(new)
+    account.password_hash = passwords.hash_password(new)
     account.must_change_password = False
     account.password_changed_at = ctx.now
     trail.record(

@@ -10,7 +10,7 @@ from flask_smorest import Blueprint
 
 from common.errors import AuthError, BadRequestError
 from common.http import keep_writes_on_error
-from provincial_node.accounts import accounts, second_factor, units
+from provincial_node.accounts import accounts, second_factor, tokens, units
 from provincial_node.accounts.access import unit_in_scope
 from provincial_node.accounts.models import Account, Unit
 from provincial_node.accounts.schemas import (
@@ -67,7 +67,7 @@ class Login(MethodView):
                 details={"reason": "api_token_from_page"},
                 message_zh="该账号须使用安全密钥登录：请在网页“安全密钥”中验证密钥后生成 API 令牌",
             )
-        token = accounts.issue_token(ctx, account)
+        token = tokens.issue_token(ctx, account)
         return {
             "token": token,
             "token_type": "Bearer",
@@ -81,7 +81,7 @@ class Logout(MethodView):
     @auth_bp.response(200, RevokedOut)
     def post(self) -> Any:
         """Revoke the token used for this request."""
-        accounts.logout(current_context().session, accounts.bearer_token(request.headers) or "")
+        tokens.logout(current_context().session, tokens.bearer_token(request.headers) or "")
         return {"revoked": True}
 
 

@@ -11,7 +11,7 @@ from common.divisions import lookup
 from common.errors import ConfigError
 from common.keyfile import write_private_key
 from common.protection import DataKeys
-from provincial_node.accounts import accounts, second_factor, units
+from provincial_node.accounts import accounts, passwords, second_factor, units
 from provincial_node.audit_trail import trail
 from provincial_node.context import ProvinceRuntime, Role, UnitLevel
 from provincial_node.db import NodeSetting
@@ -27,7 +27,7 @@ class Provisioned:
 
 def check_admin(username: str, password: str) -> None:
     """The first administrator's username and password, checked before the database is touched."""
-    accounts.check_password_strength(password, username)
+    passwords.check_password_strength(password, username)
     accounts.check_username(username)
 
 

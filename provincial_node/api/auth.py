@@ -9,7 +9,7 @@ from flask import request
 
 from common.errors import AuthError, PermissionDeniedError
 from common.http import get_session
-from provincial_node.accounts import accounts, second_factor
+from provincial_node.accounts import second_factor, tokens
 from provincial_node.accounts.access import actor_for
 from provincial_node.accounts.api import ALLOWED_BEFORE_PASSWORD_CHANGE, PUBLIC_ENDPOINTS
 from provincial_node.context import runtime, set_current_context
@@ -24,13 +24,13 @@ def authenticate_request() -> None:
     if request.endpoint in PUBLIC_ENDPOINTS:
         set_current_context(rt.context(session))
         return
-    token = accounts.bearer_token(request.headers)
+    token = tokens.bearer_token(request.headers)
     if not token:
         raise AuthError("missing bearer token (POST /api/v1/auth/login)")
-    account = accounts.authenticate(session, token, settings=rt.settings)
+    account = tokens.authenticate(session, token, settings=rt.settings)
     actor = actor_for(session, account)
     if second_factor.required(rt.context(session), account):  # its step-up window counts from the token's key check
-        row = accounts.token_row(session, token)
+        row = tokens.token_row(session, token)
         actor = dataclasses.replace(
             actor, second_factor_required=True, second_factor_at=row.second_factor_at if row else None
         )

@@ -2,22 +2,20 @@
 the address and the outcome; the throttling of logins counts from it. Failed attempts are written although the
 login request fails (the API keeps the writes of a failed login).
 
-Outcomes are :class:`LoginOutcome`. The event is scoped by the account's unit (an unknown username by the
-root), and read as :data:`~provincial_node.rules.Operation.LOGIN_LOG_READ` allows; every user may read their
-own.
+Outcomes are :class:`LoginOutcome`, channels :class:`Channel`. The event is scoped by the account's unit (an
+unknown username by the root), and read (:func:`provincial_node.audit_trail.search.login_events`) as
+:data:`~provincial_node.rules.Operation.LOGIN_LOG_READ` allows; every user may read their own.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from common.enums import LabelledStrEnum
 from provincial_node.audit_trail.models import LoginEvent
-from provincial_node.context import ProvinceContext
-from provincial_node.rules import Operation, rule_for
 
 
 class LoginOutcome(LabelledStrEnum):
@@ -30,6 +28,14 @@ class LoginOutcome(LabelledStrEnum):
     @property
     def failure(self) -> bool:
         return self in (LoginOutcome.FAILED, LoginOutcome.LOCKED, LoginOutcome.THROTTLED)
+
+
+class Channel(LabelledStrEnum):
+    """Where a login came from."""
+
+    WEB = "web", "网页"
+    API = "api", "接口（API）"
+    CLI = "cli", "命令行"
 
 
 def record_login(
@@ -71,31 +77,3 @@ def failures_since(
     if address is not None:
         stmt = stmt.where(LoginEvent.address == address[:64])
     return int(session.scalar(stmt) or 0)
-
-
-def query(
-    ctx: ProvinceContext,
-    *,
-    outcome: str | None = None,
-    since: dt.datetime | None = None,
-    limit: int = 100,
-    offset: int = 0,
-) -> list[LoginEvent]:
-    """Login events of the accounts of the actor's subtree (system administrators), or the actor's own
-    (everyone else), newest first."""
-    actor = ctx.user
-    stmt = select(LoginEvent)
-    if rule_for(Operation.LOGIN_LOG_READ, actor.role, actor.unit_level) is not None:
-        stmt = stmt.where(
-            or_(
-                LoginEvent.unit_path.startswith(actor.unit_path, autoescape=True),
-                LoginEvent.account_id == actor.account_id,
-            )
-        )
-    else:
-        stmt = stmt.where(LoginEvent.account_id == actor.account_id)
-    if outcome:
-        stmt = stmt.where(LoginEvent.outcome == outcome)
-    if since:
-        stmt = stmt.where(LoginEvent.at >= since)
-    return list(ctx.session.scalars(stmt.order_by(LoginEvent.id.desc()).limit(min(limit, 1000)).offset(offset)))

@@ -20,12 +20,11 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from provincial_node.audit_trail import chain
+from provincial_node.audit_trail import chain, search
 from provincial_node.audit_trail.models import AuditChain, AuditEvent
 from provincial_node.context import ProvinceContext
-from provincial_node.rules import Operation, authorize
 
-READ_WINDOW = dt.timedelta(hours=1)
+READ_WINDOW = search.READ_WINDOW
 
 
 def record(
@@ -110,21 +109,11 @@ def parent_path(path: str) -> str:
 
 
 def query(
-    ctx: ProvinceContext,
-    *,
-    action: str | None = None,
-    since: dt.datetime | None = None,
-    limit: int = 200,
-    offset: int = 0,
+    ctx: ProvinceContext, *, action: str | None = None, since: dt.datetime | None = None, limit: int = 200
 ) -> list[AuditEvent]:
-    """Events concerning the actor's unit or any unit below it, newest first."""
-    authorize(ctx, Operation.AUDIT_READ)
-    stmt = select(AuditEvent).where(AuditEvent.unit_path.startswith(ctx.user.unit_path, autoescape=True))
-    if action:
-        stmt = stmt.where(AuditEvent.action == action)
-    if since:
-        stmt = stmt.where(AuditEvent.at >= since)
-    return list(ctx.session.scalars(stmt.order_by(AuditEvent.seq.desc()).limit(min(limit, 1000)).offset(offset)))
+    """Events concerning the actor's unit or any unit below it, newest first (the first page of
+    :func:`provincial_node.audit_trail.search.audit_events`)."""
+    return search.audit_events(ctx, search.AuditFilter(action=action, since=since), limit=limit).rows
 
 
 def verify_chain(session: Session, batch: int = 5000) -> chain.Verdict:

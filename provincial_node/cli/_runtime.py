@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from common.cli import open_engine
 from common.errors import AuthError, PermissionDeniedError
-from provincial_node.accounts import accounts, second_factor
+from provincial_node.accounts import accounts, second_factor, tokens
 from provincial_node.accounts.access import actor_for
 from provincial_node.app import build_runtime
 from provincial_node.config import ProvincialConfig, config_from_env
@@ -58,7 +58,7 @@ def acting_as(
     node is not enough to act as someone. The account still decides scope, and the audit trail names it."""
     ctx = rt.context(session)
     if token:
-        account = accounts.authenticate(session, token, now=ctx.now, settings=rt.settings)
+        account = tokens.authenticate(session, token, now=ctx.now, settings=rt.settings)
         if account.username != username:
             raise AuthError("the token belongs to another account", details={"username": username})
     else:
@@ -79,7 +79,7 @@ def acting_as(
         )
     actor = actor_for(session, account)
     if second_factor.required(ctx, account):  # a key user: only with a token issued after a key check
-        row = accounts.token_row(session, token) if token else None
+        row = tokens.token_row(session, token) if token else None
         if row is None:
             session.commit()
             raise second_factor.SecondFactorRequiredError(

@@ -11,7 +11,7 @@ from provincial_node.cli import _runtime
 from provincial_node.tasks.models import Task
 from provincial_node.tasks.runner import claim_next, new_runner_id, run_task
 from provincial_node.tasks.status import TaskState
-from provincial_node.teacher_files import importexport
+from provincial_node.teacher_files import exporting, importexport, sheets
 
 
 @click.command("template")
@@ -23,7 +23,7 @@ def template_cmd(ctx: click.Context, group_code: str, fmt: str, output: str) -> 
     """Write the import template of a record group (Chinese headers; xlsx includes the code lists)."""
     rt = _runtime.runtime(ctx)
     with rt.session_factory() as s:
-        data = importexport.template(rt.context(s), group_code, fmt)
+        data = sheets.template(rt.context(s), group_code, fmt)
     with open(output, "wb") as f:
         f.write(data)
     click.echo(f"wrote {output}")
@@ -88,7 +88,7 @@ def import_cmd(
     if report and errors:
         with open(report, "wb") as f:
             fields = ["row", "column", "value", "reason_zh", "reason_en"]
-            f.write(importexport.csv_bytes([fields, *([e.get(k) for k in fields] for e in errors)]))
+            f.write(sheets.csv_bytes([fields, *([e.get(k) for k in fields] for e in errors)]))
         click.echo(f"all {len(errors)} errors written to {report}")
     if state != TaskState.DONE or result.get("failed"):
         ctx.exit(1)
@@ -117,7 +117,7 @@ def export_cmd(
     with session_scope(rt.session_factory, write=True) as s:
         pctx = _runtime.acting_as(rt, s, username, token)
         unit = units.get_unit_by_code(s, unit_code)
-        data = importexport.export_unit(pctx, unit.id, reason, fmt, groups or None)
+        data = exporting.export_unit(pctx, unit.id, reason, fmt, groups or None)
     with open(output, "wb") as f:
         f.write(data)
     click.echo(f"wrote {output}")

@@ -18,10 +18,13 @@ from provincial_node.tasks.schemas import TaskOut
 from provincial_node.teacher_files import (
     change_requests,
     custom_fields,
+    duplicates,
+    exporting,
     files,
     importexport,
     review,
     self_service,
+    sheets,
 )
 from provincial_node.teacher_files.schemas import (
     BulkApproveIn,
@@ -77,9 +80,9 @@ class Teachers(MethodView):
         ctx = current_context()
         try:
             return files.register_teacher(ctx, body["school_id"], body["basic"])
-        except files.DuplicateIdentityError as e:
+        except duplicates.DuplicateIdentityError as e:
             ctx.session.rollback()
-            files.report_duplicate(ctx, e)
+            duplicates.report_duplicate(ctx, e)
             keep_writes_on_error()  # the bureau above's record of the refused duplicate
             raise
 
@@ -213,7 +216,7 @@ class Template(MethodView):
     def get(self, args: dict[str, Any], group: str) -> Any:
         """Import template of a record group (?format=xlsx|csv)."""
         fmt = args["format"]
-        return _download(importexport.template(current_context(), group, fmt), fmt, group.upper())
+        return _download(sheets.template(current_context(), group, fmt), fmt, group.upper())
 
 
 @files_bp.route("/imports/<group>")
@@ -244,7 +247,7 @@ class Export(MethodView):
     def post(self, body: dict[str, Any]) -> Any:
         """Export the effective files of a unit's subtree (audited, with the reason)."""
         fmt = body["format"]
-        data = importexport.export_unit(current_context(), body["unit_id"], body["reason"], fmt, body["groups"])
+        data = exporting.export_unit(current_context(), body["unit_id"], body["reason"], fmt, body["groups"])
         return _download(data, fmt, "export")
 
 

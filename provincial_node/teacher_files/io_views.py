@@ -17,7 +17,7 @@ from provincial_node.rules import Operation, authorize, may
 from provincial_node.tasks import service as tasks
 from provincial_node.tasks.models import Task
 from provincial_node.tasks.status import FINISHED, TaskState
-from provincial_node.teacher_files import custom_fields, importexport
+from provincial_node.teacher_files import custom_fields, exporting, importexport, sheets
 from provincial_node.teacher_files.import_report import error_workbook
 
 bp = Blueprint("io_pages", __name__, template_folder="templates")
@@ -55,7 +55,7 @@ def template(group: str, fmt: str) -> Response:
     ctx = current_context()
     if group.upper() not in ctx.catalogue.groups:
         abort(404)
-    return _download(importexport.template(ctx, group, fmt), fmt, group.upper())
+    return _download(sheets.template(ctx, group, fmt), fmt, group.upper())
 
 
 @bp.post("/imports")
@@ -207,7 +207,7 @@ def export() -> Any:
         abort(400)
     authorize(ctx, Operation.FILES_EXPORT, ctx.session.get(Unit, int(unit_raw)) or _missing())
     try:
-        data = importexport.export_unit(ctx, int(unit_raw), reason, fmt, groups)
+        data = exporting.export_unit(ctx, int(unit_raw), reason, fmt, groups)
     except ValidationError as e:
         flash("导出未完成：" + "；".join(err.reason_zh for err in e.errors), "danger")
         return redirect(url_for(".import_export") + "#export")

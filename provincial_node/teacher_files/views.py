@@ -16,7 +16,7 @@ from provincial_node.accounts import units
 from provincial_node.accounts.models import Account, Unit
 from provincial_node.context import SCHOOL_LEVELS, Role, current_context
 from provincial_node.rules import BASIC_VIEW, Operation, View, authorize, may, rule_for
-from provincial_node.teacher_files import files, forms, self_service
+from provincial_node.teacher_files import duplicates, files, forms, self_service
 from provincial_node.teacher_files.access import file_for
 from provincial_node.teacher_files.files import TeacherFilter
 from provincial_node.teacher_files.history import filled
@@ -108,9 +108,9 @@ def register() -> Any:
             t = files.register_teacher(ctx, school_id, {k: values[k] for k in IDENTITY if values[k]})
         except ValidationError as e:
             errors = forms.errors_by_input(e.errors)
-        except files.DuplicateIdentityError as e:
+        except duplicates.DuplicateIdentityError as e:
             ctx.session.rollback()
-            files.report_duplicate(ctx, e)  # the bureau above sees where; the school only what it may see
+            duplicates.report_duplicate(ctx, e)  # the bureau above sees where; the school only what it may see
             keep_writes_on_error()
             d = e.details
             where = f"：教师编号 {d['teacher_number']}（{d.get('unit_name')}）" if d.get("teacher_number") else ""

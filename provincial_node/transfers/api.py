@@ -10,7 +10,7 @@ from flask_smorest import Blueprint
 
 from common.http import keep_writes_on_error
 from provincial_node.context import current_context
-from provincial_node.teacher_files import files
+from provincial_node.teacher_files import duplicates
 from provincial_node.transfers import local
 from provincial_node.transfers.schemas import (
     RotationIn,
@@ -48,9 +48,9 @@ class Transfers(MethodView):
                 body["reason"],
                 from_province=body["from_province"],
             )
-        except files.DuplicateIdentityError as e:
+        except duplicates.DuplicateIdentityError as e:
             ctx.session.rollback()
-            files.report_duplicate(ctx, e)
+            duplicates.report_duplicate(ctx, e)
             keep_writes_on_error()  # the bureau above's record of the refused duplicate
             raise
 

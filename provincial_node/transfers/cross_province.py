@@ -33,7 +33,7 @@ from provincial_node.audit_trail import trail
 from provincial_node.context import ProvinceContext
 from provincial_node.sync import sealing
 from provincial_node.sync.models import UpwardMessage
-from provincial_node.teacher_files import files, work_history
+from provincial_node.teacher_files import duplicates, work_history
 from provincial_node.teacher_files.models import Teacher, TeacherHistory
 from provincial_node.teacher_files.status import Decision, FileStatus
 from provincial_node.transfers.models import Transfer
@@ -107,7 +107,7 @@ def start_transfer(
         )
     )
     if here is not None:
-        raise files.duplicate_identity(ctx, here, school)
+        raise duplicates.duplicate_identity(ctx, here, school)
     if session.scalar(
         select(Transfer.id).where(Transfer.teacher_number == teacher_number, Transfer.status == TransferStatus.OPEN)
     ):

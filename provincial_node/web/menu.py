@@ -42,6 +42,8 @@ MENU: tuple[MenuItem, ...] = (
     MenuItem("地方拓展指标", "io_pages.custom_field_list", (Operation.CUSTOM_FIELDS_MANAGE,), "系统管理"),
     MenuItem("通知公告", "notices_pages.notice_admin", (Operation.NOTICES_MANAGE,), "系统管理"),
     MenuItem("数据同步", "ops.sync", (Operation.SYNC_OPERATE,), "系统管理"),
+    MenuItem("操作日志", "audit_trail_pages.audit_log", (Operation.AUDIT_READ,), "安全审计"),
+    MenuItem("登录日志", "audit_trail_pages.login_log", (Operation.LOGIN_LOG_READ,), "安全审计"),
 )
 
 

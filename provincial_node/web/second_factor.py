@@ -15,8 +15,8 @@ from sqlalchemy import select
 
 from common.errors import AuthError, ConflictError, ValidationError
 from common.http import keep_writes_on_error
-from provincial_node.accounts import accounts
 from provincial_node.accounts import second_factor as sf
+from provincial_node.accounts import tokens
 from provincial_node.accounts.models import Account, SecurityKey
 from provincial_node.context import current_context, runtime
 from provincial_node.web.session import safe_next
@@ -188,7 +188,7 @@ def api_token() -> Any:
     ctx = current_context()
     sf.require_fresh(ctx, "an API token")
     account = _account()
-    token = accounts.issue_token(ctx, account, second_factor_at=_web_session().second_factor_at)
+    token = tokens.issue_token(ctx, account, second_factor_at=_web_session().second_factor_at)
     return render_template("second_factor_token.html", token=token, hours=ctx.settings.token_lifetime)
 
 

@@ -53,6 +53,8 @@ HELP = {
     "custom_fields": ("province", "地方拓展指标"),
     "notices": ("province", "通知公告"),
     "sync": ("province", "数据同步"),
+    "audit_log": ("admin", "操作日志"),
+    "login_log": ("admin", "登录日志"),
     "self_service": ("teacher", "教师自助"),
 }
 

@@ -30,14 +30,17 @@ def _port() -> int:
 
 
 class National:
-    def __init__(self, env: dict[str, str], log: Path) -> None:
-        self.env, self.log, self.proc = env, log, None
+    def __init__(self, env: dict[str, str], log: Path, args: tuple[str, ...] = ()) -> None:
+        self.env, self.log, self.proc, self.args = env, log, None, args
         self.url = "http://" + env["TMIS_BIND"]
 
     def start(self) -> None:
         self._out = self.log.open("ab")
         self.proc = subprocess.Popen(
-            [TMIS, "national", "serve"], env={**os.environ, **self.env}, stdout=self._out, stderr=subprocess.STDOUT
+            [TMIS, "national", "serve", *self.args],
+            env={**os.environ, **self.env},
+            stdout=self._out,
+            stderr=subprocess.STDOUT,
         )
         for _ in range(200):
             try:

@@ -19,7 +19,7 @@ import requests
 from common.db import create_db_engine, make_session_factory, session_scope
 from provincial_node.accounts import accounts, units
 from provincial_node.config import config_from_env
-from provincial_node.teacher_files import importexport
+from provincial_node.teacher_files import sheets
 from tests.conftest import run_tmis
 from tests.factories import GOOD_RECORDS, resident_id
 from tests.helpers import ctx
@@ -35,10 +35,10 @@ WORKFLOW = ("XRGWLBM", "XRGWDJM", "XRZYJSZWM", "RYZTM")
 
 def _jbxx(catalogue) -> bytes:
     group = catalogue.group("JBXX")
-    codes = [f.code for f in importexport._columns(group)]
+    codes = [f.code for f in sheets.columns(group)]
     buf = io.StringIO()
     w = csv.writer(buf)
-    w.writerow(importexport.header_row(group))
+    w.writerow(sheets.header_row(group))
     for i in range(ROWS):
         birth = f"1980{(i % 12) + 1:02d}{(i % 28) + 1:02d}"
         rec = {k: v for k, v in GOOD_RECORDS["JBXX"].items() if k not in WORKFLOW}

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy.orm import Session
 
 from common.catalogue import load_catalogue
-from provincial_node.accounts import accounts, units
+from provincial_node.accounts import accounts, passwords, units
 from provincial_node.accounts.access import actor_for
 from provincial_node.context import Actor, ProvinceContext
 from tests.helpers import ctx
@@ -41,7 +41,7 @@ def _cheap_password_hashing():
     # Argon2id with test-sized parameters: the suite creates hundreds of accounts
     from argon2 import PasswordHasher
 
-    accounts.use_password_hasher(PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
+    passwords.use_password_hasher(PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
 
 
 @dataclass

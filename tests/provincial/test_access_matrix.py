@@ -6,12 +6,15 @@ relation to the caller's unit (its own unit, a unit directly below, one further 
 subtree, the unit above), the test makes the request and compares the answer with what the table says:
 allowed → a 2xx answer (or, for lists, the object is listed); denied → 403 ``forbidden`` or 404 ``not_found``
 (or, for lists, not listed). The expectation is computed from the table itself (``rules.rule_for`` and the rule's
-scope), so the table and the enforcement cannot drift apart. The pages will join the same test.
+scope), so the table and the enforcement cannot drift apart. The pages of the audit trail and the login log run
+through the same cases (:data:`PAGES`); tests/provincial/web/test_page_access.py has every page × person.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -19,11 +22,12 @@ from typing import Any
 import pytest
 
 from common import migrations
+from common.chinatime import china_time
 from common.db import make_session_factory, session_scope
 from common.http import runtime_of
 from common.protection import DataKeys
 from provincial_node import MIGRATIONS_DIR
-from provincial_node.accounts import accounts, units
+from provincial_node.accounts import accounts, passwords, units
 from provincial_node.accounts.access import actor_for
 from provincial_node.accounts.models import Account, Unit
 from provincial_node.app import create_app
@@ -184,7 +188,7 @@ def world(database_url_factory, tmp_path_factory) -> Any:
     migrations.upgrade(engine, MIGRATIONS_DIR)
     from argon2 import PasswordHasher
 
-    accounts.use_password_hasher(PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
+    passwords.use_password_hasher(PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
     factory = make_session_factory(engine)
     ids: dict[str, int] = {}
     with session_scope(factory) as s:
@@ -342,18 +346,87 @@ def op_teacher_account_create(w: World, who: str, unit: str) -> Any:
 def op_audit_read(w: World, who: str, unit: str) -> Any:
     marker = f"matrix.{next(SEQ)}"
     with session_scope(w.factory) as s:
-        trail.record(ctx(s, None), marker, "unit", unit, s.get(Unit, w.units[unit]).path)
-    r = w.call(who, "GET", f"/api/v1/audit-events?action={marker}")
-    return r, _listed("events", marker, "action")
+        trail.record(ctx(s, None), "node.init", "node", marker, s.get(Unit, w.units[unit]).path)
+    r = w.call(who, "GET", "/api/v1/audit-events?action=node.init&limit=1000")
+    return r, _listed("events", marker, "target_id")
 
 
 def op_login_log_read(w: World, who: str, unit: str) -> Any:
     target = w.accounts[VICTIMS[unit]]
     with session_scope(w.factory) as s:
         username = s.get(Account, target).username
-    w.app.test_client().post("/api/v1/auth/login", json={"username": username, "password": "not-the-password"})
+    w.app.test_client().post(
+        "/api/v1/auth/login",
+        json={"username": username, "password": "not-the-password"},
+        environ_base={"REMOTE_ADDR": f"198.51.100.{next(SEQ) % 250}"},  # not throttled by address: the account's
+    )
     r = w.call(who, "GET", "/api/v1/login-events")
     return r, _listed("events", target, "account_id")
+
+
+# --- the pages of the same operations (the page session of each caller, through the login form) ----------------
+_PAGE_CLIENTS: dict[tuple[int, str], Any] = {}
+_MINUTES = itertools.count()
+
+
+def _page_client(w: World, who: str) -> Any:
+    key = (id(w), who)
+    if key not in _PAGE_CLIENTS:
+        with session_scope(w.factory) as s:
+            username = s.get(Account, w.accounts[who]).username
+        client = w.app.test_client()
+        form = client.get("/login").text
+        token = re.search(r'name="csrf_token" value="([^"]+)"', form).group(1)  # type: ignore[union-attr]
+        r = client.post(
+            "/login",
+            data={"username": username, "password": NEW, "csrf_token": token},
+            environ_base={"REMOTE_ADDR": f"192.0.2.{len(_PAGE_CLIENTS) + 1}"},  # 127.0.0.1 is throttled by now
+        )
+        assert r.status_code == 302, r.text[:300]
+        _PAGE_CLIENTS[key] = client
+    return _PAGE_CLIENTS[key]
+
+
+def _page_lists(marker: str) -> Check:
+    def check(r: Any) -> bool | None:
+        if r.status_code == 403:
+            return False
+        if r.status_code != 200:
+            return None
+        return marker in r.text
+
+    return check
+
+
+def page_audit_log(w: World, who: str, unit: str) -> Any:
+    """The event of a unit is on the 操作日志 page (filtered to the one minute it was written in)."""
+    marker = f"matrix-page-{next(SEQ)}"
+    at = dt.datetime(2032, 1, 1, tzinfo=dt.UTC) + dt.timedelta(minutes=next(_MINUTES))
+    with session_scope(w.factory) as s:
+        trail.record(ctx(s, None, now=at), "node.init", "node", marker, s.get(Unit, w.units[unit]).path)
+    minute = china_time(at)  # the page takes Beijing time
+    r = _page_client(w, who).get("/audit-log", query_string={"since": minute, "until": minute})
+    return r, _page_lists(marker)
+
+
+def page_login_log(w: World, who: str, unit: str) -> Any:
+    """A failed login of an account of a unit is on the 登录日志 page."""
+    target = w.accounts[VICTIMS[unit]]
+    with session_scope(w.factory) as s:
+        username = s.get(Account, target).username
+    w.app.test_client().post(
+        "/api/v1/auth/login",
+        json={"username": username, "password": "not-the-password"},
+        environ_base={"REMOTE_ADDR": f"198.51.100.{next(SEQ) % 250}"},  # not throttled by address: the account's
+    )
+    r = _page_client(w, who).get("/login-log", query_string={"username": username, "outcome": "failure"})
+    return r, _page_lists("<tr data-event=")
+
+
+PAGES: dict[Operation, Callable[..., Any]] = {
+    Operation.AUDIT_READ: page_audit_log,
+    Operation.LOGIN_LOG_READ: page_login_log,
+}
 
 
 def op_files_list(w: World, who: str, unit: str) -> Any:
@@ -740,6 +813,13 @@ def test_every_operation_of_the_table_is_tested():
 @pytest.mark.parametrize("op", list(OPS), ids=str)
 def test_access_matrix(world, op):
     assert _cases(world, op, OPS[op]) == []
+
+
+@pytest.mark.parametrize("op", list(PAGES), ids=str)
+def test_access_matrix_pages(world, op):
+    """The pages of an operation answer as the API does: allowed → the object's entry is on the page; no rule →
+    403; outside the rule's scope → not shown."""
+    assert _cases(world, op, PAGES[op]) == []
 
 
 @pytest.mark.parametrize(

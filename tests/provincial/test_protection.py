@@ -18,7 +18,7 @@ from provincial_node import datakeys
 from provincial_node.accounts import accounts
 from provincial_node.audit_trail import trail
 from provincial_node.rules import mask_id_number
-from provincial_node.teacher_files import files, importexport, review
+from provincial_node.teacher_files import duplicates, exporting, files, importexport, review
 from provincial_node.teacher_files.models import Teacher
 from tests.factories import GOOD_RECORDS, resident_id
 from tests.provincial.conftest import PASSWORD, Province
@@ -73,7 +73,7 @@ def test_no_id_number_is_stored_in_clear(province):
     assert PREFIX in raw["teacher"] and PREFIX in raw["teacher_history"] and PREFIX in raw["account"]
     assert "enc1:" in raw["outbox"]  # held under the data key: this province has no seal key yet (docs/security.md)
     # and the services still see clear values
-    t = files.find_by_identity(province.ctx("school1_info"), "1", numbers[0])
+    t = duplicates.find_by_identity(province.ctx("school1_info"), "1", numbers[0])
     assert t is not None and t.doc_number == numbers[0] and t.draft["JBXX"]["SFZJH"] == numbers[0]
     assert files.history(province.ctx("school1_info"), t.id)[0].changes
 
@@ -135,14 +135,14 @@ def test_masked_by_role_in_reads_and_exports(province):
     basic = files.read_file(province.ctx("tianhe_query"), t.id)
     assert basic["data"]["JBXX"]["SFZJH"] == mask_id_number(t.doc_number) != t.doc_number
     assert basic["draft"] == {} and "LXFS" not in basic["data"] and "HYZKM" not in basic["data"]["JBXX"]
-    data = importexport.export_unit(
+    data = exporting.export_unit(
         province.ctx("tianhe_query"), province.units["440106"].id, "统计核对", fmt="csv", groups=["JBXX"]
     )
     text = data.decode("utf-8-sig")
     assert t.doc_number not in text and mask_id_number(t.doc_number) in text
     rows = list(csv.reader(io.StringIO(text)))
     assert "婚姻状况码(HYZKM)" not in rows[0]
-    data = importexport.export_unit(
+    data = exporting.export_unit(
         province.ctx("tianhe_info"), province.units["440106"].id, "上报", fmt="csv", groups=["JBXX"]
     )
     assert t.doc_number in data.decode("utf-8-sig")
@@ -187,7 +187,9 @@ def test_rotation_re_encrypts_under_the_new_key(province):
         assert datakeys.rows_under_old_keys(s, new) == 0
         s.expire_all()
         assert s.get(Teacher, t.id).doc_number == t.doc_number  # read back under the new key
-        assert files.find_by_identity(province.ctx("school1_info"), "1", t.doc_number).id == t.id  # index unchanged
+        assert (
+            duplicates.find_by_identity(province.ctx("school1_info"), "1", t.doc_number).id == t.id
+        )  # index unchanged
     finally:
         install(engine, old)  # the engine is shared by the other tests
 
@@ -210,7 +212,7 @@ def test_rows_from_before_protection_are_encrypted_by_reencrypt(province):
     datakeys.reencrypt(factory, batch=2)
     s.expire_all()
     assert datakeys.unprotected_rows(s) == 0
-    assert files.find_by_identity(province.ctx("school1_info"), "1", number).id == t.id
+    assert duplicates.find_by_identity(province.ctx("school1_info"), "1", number).id == t.id
 
 
 def test_tampered_ciphertext_and_a_missing_key_fail_loudly(province, tmp_path):

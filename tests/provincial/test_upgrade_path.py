@@ -15,7 +15,7 @@ from common.db import UTCDateTime, create_db_engine, make_session_factory, sessi
 from common.protection import PREFIX, DataKeys, install
 from provincial_node import MIGRATIONS_DIR, datakeys
 from provincial_node.audit_trail import trail
-from provincial_node.teacher_files import files
+from provincial_node.teacher_files import duplicates
 from provincial_node.teacher_files.models import Teacher
 from sync_protocol.records import CoreRecord, record_hash
 from tests.factories import resident_id
@@ -236,6 +236,6 @@ def test_a_node_from_before_protection_upgrades_and_is_reencrypted(database_url_
         history = s.connection().execute(sa.text("SELECT changes FROM teacher_history")).scalar_one()
         assert rid not in str(history) and PREFIX in str(history)
         assert staff not in str(s.connection().execute(sa.text("SELECT id_number FROM account")).scalar_one())
-        assert files.find_by_identity(ctx(s), "1", rid).id == 1
+        assert duplicates.find_by_identity(ctx(s), "1", rid).id == 1
         assert s.get(Teacher, 1).draft["JBXX"]["SFZJH"] == rid
     engine.dispose()

@@ -122,7 +122,7 @@ def test_reindex_after_an_upgrade_and_after_an_index_key_rotation(nation):
     intake.intake(s, nation.keys, nation.origin, "44", _batch(nation, signer, "44", [_sealed(record, kid, key)]).data)
     core = s.get(TeacherCore, record.teacher_number)
     first = core.identity_key
-    core.identity_key = None  # as migration 0007 leaves the unkeyed SHA-256 keys of an upgraded node
+    core.identity_key = None  # as migration 0008_sealed_identity leaves the unkeyed SHA-256 keys of an upgraded node
     s.flush()
     assert identity.unindexed(s) == 1
     keys = sealing.seal_keys_of(nation.keys)

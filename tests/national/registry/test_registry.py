@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from common.errors import AuthError, ConflictError, NotFoundError, ValidationError
+from national_node.inbox import routing
 from national_node.inbox.models import InboxMessage
 from national_node.ledger import ledger
 from national_node.provinces import provinces
@@ -51,6 +52,7 @@ def test_rotation_and_revocation_publish_trust_versions_announced_to_every_enrol
     assert trust.version == before + 1 and {old.keyid, new.keyid} <= set(trust.province_keys("44").keys)
     trust = registry.revoke_key(s, nation.keys, nation.origin, old.keyid, "rotated")
     assert set(trust.province_keys("44").keys) == {new.keyid}
+    routing.sequence_all(s, nation.keys)  # as a pull or the export does
     updates = s.scalars(select(InboxMessage).where(InboxMessage.kind == "trust_update")).all()
     # 44 heard of its own enrolment, 11's, the rotation and the revocation; 11 of the last three
     assert sorted((m.province_code, m.seq) for m in updates) == [

@@ -12,9 +12,9 @@ from sqlalchemy import select
 
 from common.db import utcnow
 from common.errors import AuthError, PermissionDeniedError, ValidationError
-from provincial_node.accounts import accounts
+from provincial_node.accounts import accounts, passwords, tokens
 from provincial_node.accounts.models import Account
-from provincial_node.audit_trail import logins, trail
+from provincial_node.audit_trail import search, trail
 from provincial_node.audit_trail.models import LoginEvent
 from provincial_node.context import Settings
 from tests.factories import resident_id
@@ -32,7 +32,7 @@ def _reasons(exc: pytest.ExceptionInfo) -> list[str]:
 @pytest.mark.parametrize("weak", ["Passw0rd", "Aa123456"])
 def test_the_passwords_of_the_issue_are_refused(weak):
     with pytest.raises(ValidationError) as exc:
-        accounts.check_password(weak)
+        passwords.check_password(weak)
     assert any("characters" in r for r in _reasons(exc)) and any("common" in r for r in _reasons(exc))
 
 
@@ -40,20 +40,20 @@ def test_the_passwords_of_the_issue_are_refused(weak):
 def test_long_enough_but_common_passwords_are_refused(weak):
     """Long enough, three classes — and on the common-password list (compared in lower case)."""
     with pytest.raises(ValidationError) as exc:
-        accounts.check_password(weak)
+        passwords.check_password(weak)
     assert _reasons(exc) == ["a common password, easily guessed"]
 
 
 def test_password_rules_name_every_reason():
     with pytest.raises(ValidationError) as exc:
-        accounts.check_password("school1_info-x", username="school1_info")
+        passwords.check_password("school1_info-x", username="school1_info")
     assert "must not contain the username" in _reasons(exc)
     with pytest.raises(ValidationError) as exc:
-        accounts.check_password("Aa1-" + "x" * 200)
+        passwords.check_password("Aa1-" + "x" * 200)
     assert any("to 128 characters" in r for r in _reasons(exc))  # bounded: no hashing of a megabyte
     assert "password" in {e["field"] for e in exc.value.details["errors"]}
-    accounts.check_password("Teacher-pass-2026", username="school1_info")
-    assert "passw0rd" in accounts.common_passwords() and len(accounts.common_passwords()) > 19_000
+    passwords.check_password("Teacher-pass-2026", username="school1_info")
+    assert "passw0rd" in passwords.common_passwords() and len(passwords.common_passwords()) > 19_000
 
 
 def test_a_new_password_may_not_be_one_of_the_last_five(province):
@@ -73,12 +73,12 @@ def test_reset_by_the_unit_above_gives_a_one_time_password_and_ends_sessions(pro
     s = province.session
     school_admin = province.actor("school1_admin").account_id
     token, _ = accounts.login(ctx(s, None), "school1_admin", PASSWORD)
-    accounts.authenticate(s, token)
+    tokens.authenticate(s, token)
     acc, otp = accounts.reset_password(province.ctx("tianhe_admin"), school_admin, "忘记密码")
     assert acc.must_change_password and len(otp) >= 10
-    accounts.check_password(otp)  # the one-time password meets the rules itself
+    passwords.check_password(otp)  # the one-time password meets the rules itself
     with pytest.raises(AuthError):
-        accounts.authenticate(s, token)  # the reset ended every session of the account
+        tokens.authenticate(s, token)  # the reset ended every session of the account
     with pytest.raises(AuthError):
         accounts.login(ctx(s, None), "school1_admin", PASSWORD)
     _t, again = accounts.login(ctx(s, None), "school1_admin", otp)
@@ -98,12 +98,12 @@ def test_a_county_system_administrator_cannot_reset_a_school_information_adminis
 def test_a_token_issued_before_a_lockout_stops_working(province):
     s = province.session
     token, acc = accounts.login(ctx(s, None), "school2_info", PASSWORD)
-    accounts.authenticate(s, token)
+    tokens.authenticate(s, token)
     for _ in range(SETTINGS.login_max_failures):
         with pytest.raises(AuthError):
             accounts.login(ctx(s, None), "school2_info", "Wrong-pass-2026")
     with pytest.raises(AuthError):
-        accounts.authenticate(s, token)
+        tokens.authenticate(s, token)
     assert acc.session_generation >= 1
 
 
@@ -111,7 +111,7 @@ def test_a_token_issued_before_a_lockout_stops_working(province):
 def test_disable_and_role_change_end_every_session(province, action):
     s = province.session
     token, acc = accounts.login(ctx(s, None), "school3_info", PASSWORD)
-    accounts.authenticate(s, token)
+    tokens.authenticate(s, token)
     admin = province.ctx("province_admin")
     school3_admin = accounts.create_account(
         ctx(s, None),
@@ -130,7 +130,7 @@ def test_disable_and_role_change_end_every_session(province, action):
         accounts.change_role(c, acc.id, "query", "岗位调整")
         assert acc.role == "query"
     with pytest.raises(AuthError):
-        accounts.authenticate(s, token)
+        tokens.authenticate(s, token)
     assert admin.user.role == "sysadmin"
 
 
@@ -139,37 +139,37 @@ def test_web_sessions_honour_the_session_generation_and_lifetimes(province):
     acc = s.get(Account, province.actor("school1_info").account_id)
     now = utcnow()
     started = now - dt.timedelta(minutes=5)
-    accounts.session_is_current(s, acc.id, acc.session_generation, started_at=started, last_seen=now, now=now)
+    tokens.session_is_current(s, acc.id, acc.session_generation, started_at=started, last_seen=now, now=now)
     with pytest.raises(AuthError):  # idle too long
-        accounts.session_is_current(
+        tokens.session_is_current(
             s, acc.id, acc.session_generation, started_at=started, last_seen=now - SETTINGS.token_idle, now=now
         )
     with pytest.raises(AuthError):  # past the absolute lifetime
-        accounts.session_is_current(
+        tokens.session_is_current(
             s, acc.id, acc.session_generation, started_at=now - SETTINGS.token_lifetime, last_seen=now, now=now
         )
     accounts.end_sessions(s, acc)
     with pytest.raises(AuthError):  # a lock-out, reset, disable or role change since the login
-        accounts.session_is_current(s, acc.id, acc.session_generation - 1, started_at=started, last_seen=now, now=now)
+        tokens.session_is_current(s, acc.id, acc.session_generation - 1, started_at=started, last_seen=now, now=now)
 
 
 def test_tokens_expire_when_idle_and_after_their_lifetime(province):
     s = province.session
     now = utcnow()
     token, _ = accounts.login(ctx(s, None, now=now), "school1_info", PASSWORD)
-    accounts.authenticate(s, token, now=now + SETTINGS.token_idle - dt.timedelta(seconds=5))  # used: idle restarts
+    tokens.authenticate(s, token, now=now + SETTINGS.token_idle - dt.timedelta(seconds=5))  # used: idle restarts
     later = now + SETTINGS.token_idle + dt.timedelta(minutes=1)
-    accounts.authenticate(s, token, now=later)
+    tokens.authenticate(s, token, now=later)
     with pytest.raises(AuthError):
-        accounts.authenticate(s, token, now=later + SETTINGS.token_idle + dt.timedelta(seconds=1))
+        tokens.authenticate(s, token, now=later + SETTINGS.token_idle + dt.timedelta(seconds=1))
     fresh, _ = accounts.login(ctx(s, None, now=now), "school1_info", PASSWORD)
     t = now
     while t + SETTINGS.token_idle / 2 < now + SETTINGS.token_lifetime:
         t += SETTINGS.token_idle / 2
         if t < now + SETTINGS.token_lifetime:
-            accounts.authenticate(s, fresh, now=t)  # kept busy, still ends at the absolute lifetime
+            tokens.authenticate(s, fresh, now=t)  # kept busy, still ends at the absolute lifetime
     with pytest.raises(AuthError):
-        accounts.authenticate(s, fresh, now=now + SETTINGS.token_lifetime)
+        tokens.authenticate(s, fresh, now=now + SETTINGS.token_lifetime)
 
 
 def test_unknown_disabled_and_wrong_password_get_one_answer(province):
@@ -195,9 +195,9 @@ def test_failed_logins_are_in_the_login_log_and_lock_unknown_usernames_too(provi
     events = s.scalars(select(LoginEvent).order_by(LoginEvent.id)).all()
     assert [e.outcome for e in events if e.username == "ghost"] == ["failed"] * SETTINGS.login_max_failures + ["locked"]
     assert events[-1].outcome == "success" and events[-1].address == "10.0.0.8"
-    seen = logins.query(province.ctx("province_admin"))
+    seen = search.login_events(province.ctx("province_admin")).rows
     assert {"ghost", "school1_info"} <= {e.username for e in seen}
-    mine = logins.query(province.ctx("school2_info"))  # everyone else sees only their own
+    mine = search.login_events(province.ctx("school2_info")).rows  # everyone else sees only their own
     assert all(e.account_id == province.actor("school2_info").account_id for e in mine)
 
 

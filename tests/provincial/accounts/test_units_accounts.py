@@ -8,7 +8,7 @@ import pytest
 
 from common.db import utcnow
 from common.errors import AuthError, ConflictError, NotFoundError, PermissionDeniedError, ValidationError
-from provincial_node.accounts import accounts, units
+from provincial_node.accounts import accounts, passwords, tokens, units
 from provincial_node.accounts.access import actor_for
 from provincial_node.accounts.models import Unit
 from provincial_node.audit_trail import trail
@@ -102,8 +102,8 @@ def test_division_supplement_and_check_known():
 def test_password_strength():
     for weak in ("short1A", "alllowercase1", "NoDigitsHere"):
         with pytest.raises(ValidationError):
-            accounts.check_password_strength(weak)
-    accounts.check_password_strength("Good-pass1")
+            passwords.check_password_strength(weak)
+    passwords.check_password_strength("Good-pass1")
 
 
 def test_one_system_administrator_per_unit(province):
@@ -155,7 +155,7 @@ def test_who_may_create_accounts(province):
 def test_login_lockout_unlock_and_tokens(province):
     s = province.session
     token, acc = accounts.login(ctx(s, None), "school1_info", PASSWORD)
-    assert accounts.authenticate(s, token).id == acc.id
+    assert tokens.authenticate(s, token).id == acc.id
     for _ in range(SETTINGS.login_max_failures):
         with pytest.raises(AuthError):
             accounts.login(ctx(s, None), "school1_info", "wrong-Pass1")
@@ -167,14 +167,14 @@ def test_login_lockout_unlock_and_tokens(province):
     later = utcnow() + SETTINGS.login_lock + dt.timedelta(minutes=1)
     accounts.set_account_state(ctx(s, province.actor("school1_admin")), acc.id, "disable", "离职")
     with pytest.raises(AuthError):
-        accounts.authenticate(s, token)  # disabling revokes tokens
+        tokens.authenticate(s, token)  # disabling revokes tokens
     accounts.set_account_state(ctx(s, province.actor("school1_admin")), acc.id, "restore", "误操作")
     token2, _ = accounts.login(ctx(s, None, now=later), "school1_info", PASSWORD)
     with pytest.raises(AuthError):  # expired
-        accounts.authenticate(s, token2, now=later + SETTINGS.token_lifetime + dt.timedelta(seconds=1))
-    accounts.logout(s, token2)
+        tokens.authenticate(s, token2, now=later + SETTINGS.token_lifetime + dt.timedelta(seconds=1))
+    tokens.logout(s, token2)
     with pytest.raises(AuthError):
-        accounts.authenticate(s, token2, now=later)
+        tokens.authenticate(s, token2, now=later)
     actions = [e.action for e in trail.query(ctx(s, province.actor("tianhe_admin")))]
     assert {"account.locked", "account.unlock", "account.disable", "account.restore"} <= set(actions)
 

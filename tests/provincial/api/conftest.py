@@ -9,7 +9,7 @@ from common.db import make_session_factory, session_scope
 from common.http import runtime_of
 from common.protection import DataKeys
 from provincial_node import MIGRATIONS_DIR
-from provincial_node.accounts import accounts, units
+from provincial_node.accounts import accounts, passwords, units
 from provincial_node.app import create_app
 from provincial_node.config import config_from_env as provincial_config_from_env
 from tests.helpers import ctx
@@ -34,7 +34,7 @@ def app(database_url_factory, tmp_path_factory):
     migrations.upgrade(engine, MIGRATIONS_DIR)
     from argon2 import PasswordHasher
 
-    accounts.use_password_hasher(PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
+    passwords.use_password_hasher(PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
     with session_scope(make_session_factory(engine)) as s:
         units.import_units_csv(ctx(s, None), UNITS_CSV)
         for name, code, role in (

@@ -13,7 +13,7 @@ from common.db import make_session_factory, session_scope
 from common.http import runtime_of
 from common.protection import DataKeys
 from provincial_node import MIGRATIONS_DIR
-from provincial_node.accounts import accounts, units
+from provincial_node.accounts import accounts, passwords, units
 from provincial_node.accounts.access import actor_for
 from provincial_node.accounts.models import Account
 from provincial_node.app import create_app
@@ -93,7 +93,7 @@ def trial(database_url_factory, tmp_path_factory):
     migrations.upgrade(engine, MIGRATIONS_DIR)
     from argon2 import PasswordHasher
 
-    accounts.use_password_hasher(PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
+    passwords.use_password_hasher(PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
     factory = make_session_factory(engine)
     with session_scope(factory) as s:
         units.import_units_csv(ctx(s), UNITS_CSV)

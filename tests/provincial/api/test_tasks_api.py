@@ -14,7 +14,7 @@ from common.db import session_scope, utcnow
 from common.http import runtime_of
 from provincial_node.tasks import runner as task_runner
 from provincial_node.tasks.models import Task
-from provincial_node.teacher_files import importexport
+from provincial_node.teacher_files import sheets
 from tests.factories import GOOD_RECORDS, resident_id
 from tests.provincial.api.test_api import call, unit_id
 
@@ -24,10 +24,10 @@ WORKFLOW = ("XRGWLBM", "XRGWDJM", "XRZYJSZWM", "RYZTM")
 def _jbxx_csv(app, seqs, birth="19790101"):
     catalogue = runtime_of(app).catalogue
     group = catalogue.group("JBXX")
-    codes = [f.code for f in importexport._columns(group)]
+    codes = [f.code for f in sheets.columns(group)]
     buf = io.StringIO()
     w = csv.writer(buf)
-    w.writerow(importexport.header_row(group))
+    w.writerow(sheets.header_row(group))
     for seq in seqs:
         rec = {k: v for k, v in GOOD_RECORDS["JBXX"].items() if k not in WORKFLOW}
         rec.update(

@@ -11,7 +11,7 @@ from openpyxl import load_workbook
 from common.catalogue import load_catalogue
 from common.errors import ValidationError
 from provincial_node.audit_trail import trail
-from provincial_node.teacher_files import files, importexport, review
+from provincial_node.teacher_files import exporting, files, importexport, review, sheets
 from provincial_node.teacher_files.models import Teacher
 from tests.factories import GOOD_RECORDS, resident_id
 from tests.helpers import ctx
@@ -28,8 +28,8 @@ def _csv(rows: list[list]) -> bytes:
 
 def _jbxx_rows(province, seqs, bad=()):
     group = province.catalogue.group("JBXX")
-    header = importexport.header_row(group)
-    codes = [f.code for f in importexport._columns(group)]
+    header = sheets.header_row(group)
+    codes = [f.code for f in sheets.columns(group)]
     rows = [header]
     for seq in seqs:
         rec = {k: v for k, v in GOOD_RECORDS["JBXX"].items() if k not in WORKFLOW}
@@ -47,7 +47,7 @@ def _jbxx_rows(province, seqs, bad=()):
 
 
 def test_templates_have_chinese_headers_and_code_lists(province):
-    xlsx = importexport.template(province.ctx(None), "JBXX", "xlsx")
+    xlsx = sheets.template(province.ctx(None), "JBXX", "xlsx")
     wb = load_workbook(io.BytesIO(xlsx))
     headers = [c.value for c in wb.worksheets[0][1]]
     assert "姓名(XM)*" in headers and "民族(MZM)" in headers
@@ -60,7 +60,7 @@ def test_templates_have_chinese_headers_and_code_lists(province):
     (dv,) = [d for d in ws.data_validations.dataValidation if str(d.sqref) == f"{letter}2:{letter}5000"]
     options = [v for r in wb["选项"].iter_rows(values_only=True) for v in r if v]
     assert dv.type == "list" and "01 汉族" in options and wb["选项"].sheet_state == "hidden"
-    text = importexport.template(province.ctx(None), "GNPX", "csv").decode("utf-8-sig")
+    text = sheets.template(province.ctx(None), "GNPX", "csv").decode("utf-8-sig")
     assert text.startswith("教师编号(JSBH),培训年度(PXND)*")
 
 
@@ -89,7 +89,7 @@ def test_multi_record_group_import_by_teacher_number_via_xlsx(province):
 
     wb = Workbook()
     ws = wb.active
-    ws.append(importexport.header_row(province.catalogue.group("GNPX")))
+    ws.append(sheets.header_row(province.catalogue.group("GNPX")))
     ws.append([t.teacher_number, 2023, "2", "省级培训A", None, "1", 24, 3])
     ws.append([t.teacher_number, 2024, "国家级培训", "国培计划", "某大学", "网络研修", 50, None])
     ws.append(["4400000000999", 2024, "2", "x", None, "1", 1, None])  # unknown teacher number
@@ -139,8 +139,8 @@ def test_export_is_audited_and_needs_a_reason(province):
     review.bulk_approve(ctx(s, province.actor("school1_rev"), province=P))
     review.bulk_approve(ctx(s, province.actor("tianhe_info"), province=P))
     with pytest.raises(ValidationError):
-        importexport.export_unit(ctx(s, province.actor("tianhe_query")), province.units["440106"].id, "")
-    data = importexport.export_unit(
+        exporting.export_unit(ctx(s, province.actor("tianhe_query")), province.units["440106"].id, "")
+    data = exporting.export_unit(
         ctx(s, province.actor("tianhe_query")), province.units["440106"].id, "年度统计核对", groups=["JBXX"], fmt="csv"
     )
     rows = list(csv.reader(io.StringIO(data.decode("utf-8-sig"))))
@@ -153,15 +153,13 @@ def test_a_thousand_rows(province):
     seqs = [f"{n:03d}" for n in range(1000)]
     rows = _jbxx_rows(province, seqs)
     for i, r in enumerate(rows[1:]):  # distinct birth dates keep the ID numbers unique
-        r[importexport.header_row(province.catalogue.group("JBXX")).index("身份证件号(SFZJH)*")] = resident_id(
+        r[sheets.header_row(province.catalogue.group("JBXX")).index("身份证件号(SFZJH)*")] = resident_id(
             "440106", f"1988{(i % 12) + 1:02d}{(i % 28) + 1:02d}", f"{i % 1000:03d}"
         )
-        r[importexport.header_row(province.catalogue.group("JBXX")).index("出生日期(CSRQ)*")] = (
+        r[sheets.header_row(province.catalogue.group("JBXX")).index("出生日期(CSRQ)*")] = (
             f"1988-{(i % 12) + 1:02d}-{(i % 28) + 1:02d}"
         )
-        r[importexport.header_row(province.catalogue.group("JBXX")).index("性别(XBM)*")] = (
-            "1" if (i % 1000) % 2 else "2"
-        )
+        r[sheets.header_row(province.catalogue.group("JBXX")).index("性别(XBM)*")] = "1" if (i % 1000) % 2 else "2"
     seen = []
     result = importexport.import_file(
         province.ctx("school1_info"),
@@ -194,7 +192,7 @@ def _effective_teacher(province, seq="501"):
 
 
 def _group_csv(province, group, rows):
-    return _csv([importexport.header_row(province.catalogue.group(group)), *rows])
+    return _csv([sheets.header_row(province.catalogue.group(group)), *rows])
 
 
 def test_this_years_appraisal_is_added_to_an_effective_file_without_a_change_request(province):
@@ -283,7 +281,7 @@ def test_codes_as_excel_numbers_and_as_labels(province):
     assert t512.draft["JBXX"]["MZM"] == "02"
     wb = Workbook()
     ws = wb.active
-    ws.append(importexport.header_row(province.catalogue.group("NDKH")))
+    ws.append(sheets.header_row(province.catalogue.group("NDKH")))
     files.update_group(province.ctx("school1_info"), t511.id, "NDKH", [])
     ws.append([t511.teacher_number, 2024, 1, None])  # numeric cells: year and 考核结果 1
     buf = io.BytesIO()
@@ -299,12 +297,12 @@ def test_code_of_accepts_only_unambiguous_forms():
     table = CodeTable(
         "T", "测试", "test", "", True, {c: Code(c, lab) for c, lab in (("01", "甲"), ("1", "乙"), ("002", "丙"))}
     )
-    assert importexport.code_of(table, "1") == "1"  # exact wins
-    assert importexport.code_of(table, "2") == "002"  # the one code it can mean
-    assert importexport.code_of(table, "丙") == "002" and importexport.code_of(table, "002 丙") == "002"
-    assert importexport.code_of(table, "001") == "001"  # matches 01 and 1: left for the validator to refuse
+    assert sheets.code_of(table, "1") == "1"  # exact wins
+    assert sheets.code_of(table, "2") == "002"  # the one code it can mean
+    assert sheets.code_of(table, "丙") == "002" and sheets.code_of(table, "002 丙") == "002"
+    assert sheets.code_of(table, "001") == "001"  # matches 01 and 1: left for the validator to refuse
     mz = load_catalogue().table("MZ")
-    assert importexport.code_of(mz, "1") == "01" and importexport.code_of(mz, "汉 族") == "01"
+    assert sheets.code_of(mz, "1") == "01" and sheets.code_of(mz, "汉 族") == "01"
 
 
 def test_a_gbk_csv_from_excel_is_read(province):
@@ -331,7 +329,7 @@ def test_a_csv_in_an_unknown_encoding_says_how_to_save_it(province):
 def test_export_has_the_school_and_codes_with_labels_and_imports_back_unchanged(province):
     s = province.session
     t = _effective_teacher(province)
-    data = importexport.export_unit(province.ctx("tianhe_info"), province.units["440106"].id, "核对", groups=["JBXX"])
+    data = exporting.export_unit(province.ctx("tianhe_info"), province.units["440106"].id, "核对", groups=["JBXX"])
     wb = load_workbook(io.BytesIO(data))
     rows = [list(r) for r in wb.worksheets[0].iter_rows(values_only=True)]
     header, row = rows[0], rows[1]
@@ -339,9 +337,7 @@ def test_export_has_the_school_and_codes_with_labels_and_imports_back_unchanged(
     assert row[:3] == [t.teacher_number, "2144000001", "天河区第一小学"]
     assert row[header.index("民族(MZM)")] == "01 汉族" and row[header.index("性别(XBM)")] == "1 男"
     # a school exports its file, and imports it back: nothing changes
-    mine = importexport.export_unit(
-        province.ctx("school1_info"), province.units["2144000001"].id, "核对", "csv", ["JBXX"]
-    )
+    mine = exporting.export_unit(province.ctx("school1_info"), province.units["2144000001"].id, "核对", "csv", ["JBXX"])
     before = dict(t.draft)
     result = importexport.import_file(
         province.ctx("school1_info"), province.units["2144000001"].id, "JBXX", mine, "csv"
@@ -349,16 +345,14 @@ def test_export_has_the_school_and_codes_with_labels_and_imports_back_unchanged(
     assert (result["unchanged"], result["failed"]) == (1, 0), result["errors"]
     assert t.draft == before and s.query(Teacher).count() == 1
     # NDKH exported with 考核结果 as "1 优秀": imports back unchanged too
-    nd = importexport.export_unit(
-        province.ctx("school1_info"), province.units["2144000001"].id, "核对", "csv", ["NDKH"]
-    )
+    nd = exporting.export_unit(province.ctx("school1_info"), province.units["2144000001"].id, "核对", "csv", ["NDKH"])
     result = importexport.import_file(province.ctx("school1_info"), province.units["2144000001"].id, "NDKH", nd, "csv")
     assert (result["unchanged"], result["failed"]) == (1, 0), result["errors"]
 
 
 def test_a_row_for_another_school_is_refused(province):
     t = _effective_teacher(province)
-    head = [*importexport.header_row(province.catalogue.group("NDKH")), "学校标识码(XXBSM)"]
+    head = [*sheets.header_row(province.catalogue.group("NDKH")), "学校标识码(XXBSM)"]
     data = _csv([head, [t.teacher_number, "2024", "1", "", "2144000002"]])
     result = importexport.import_file(
         province.ctx("school1_info"), province.units["2144000001"].id, "NDKH", data, "csv"
@@ -414,7 +408,7 @@ def test_an_export_survives_a_control_character_stored_before_the_rule(province)
     t = _effective_teacher(province)
     t.data = {**t.data, "JBXX": {**t.data["JBXX"], "XM": "李\x07明"}}  # as stored by an older version
     province.session.flush()
-    data = importexport.export_unit(province.ctx("city_info"), province.units["440100"].id, "统计", groups=["JBXX"])
+    data = exporting.export_unit(province.ctx("city_info"), province.units["440100"].id, "统计", groups=["JBXX"])
     ws = load_workbook(io.BytesIO(data)).worksheets[0]
     header = [c.value for c in ws[1]]
     assert [r[header.index("姓名(XM)")] for r in ws.iter_rows(min_row=2, values_only=True)] == ["李\ufffd明"]

@@ -15,7 +15,7 @@ from common import migrations
 from common.db import session_scope
 from common.protection import DataKeys
 from provincial_node import MIGRATIONS_DIR
-from provincial_node.accounts import accounts, units
+from provincial_node.accounts import accounts, passwords, units
 from provincial_node.accounts.access import actor_for
 from provincial_node.accounts.models import Unit
 from provincial_node.app import create_app
@@ -86,7 +86,7 @@ def post(client: FlaskClient, path: str, data: dict | None = None, *, token_from
 def site(database_url_factory, tmp_path_factory) -> Site:
     from argon2 import PasswordHasher
 
-    accounts.use_password_hasher(PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
+    passwords.use_password_hasher(PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
     config = config_from_env(
         {
             "TMIS_DATABASE_URL": database_url_factory("web"),

@@ -46,6 +46,7 @@ def test_a_form_without_its_csrf_token_is_refused(site):
         "/transfers",
         "/transfers/new",
         "/units",
+        "/audit-log",
         "/help/",
         "/help/school",
         "/account/password",

@@ -4,8 +4,8 @@ The unkeyed SHA-256 identity keys of existing rows are dropped here (they can be
 offline); ``tmis national db upgrade`` then computes the keyed indexes with the node's seal key file
 (``tmis national data-keys reindex`` does it on its own).
 
-Revision ID: 0007_sealed_identity
-Revises: 0006_reconciliation
+Revision ID: 0008_sealed_identity
+Revises: 0007_routed_messages
 Create Date: 2026-12-06
 """
 import sqlalchemy as sa
@@ -13,8 +13,8 @@ from alembic import op
 
 import common.db
 
-revision = '0007_sealed_identity'
-down_revision = '0006_reconciliation'
+revision = '0008_sealed_identity'
+down_revision = '0007_routed_messages'
 branch_labels = None
 depends_on = None
 
