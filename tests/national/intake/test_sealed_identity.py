@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from common.db import utcnow
 from national_node import sealing
-from national_node.inbox.models import InboxMessage
+from national_node.inbox.models import RoutedMessage
 from national_node.intake import identity, intake
 from national_node.intake.models import DuplicateIdentity, RefusedRecord, TeacherCore
 from national_node.provinces.models import ProvinceSealKey
@@ -79,8 +79,9 @@ def test_sealed_records_apply_with_a_keyed_index_and_duplicates_are_found(nation
     assert S.is_sealed(a.fields["JBXX"]["SFZJH"])  # stored as received
     (dup,) = s.scalars(sa.select(DuplicateIdentity)).all()
     assert {dup.teacher_number_a, dup.teacher_number_b} == {r44.teacher_number, r11.teacher_number}
-    notices = s.scalars(sa.select(InboxMessage).where(InboxMessage.kind == "duplicate_identity")).all()
+    notices = s.scalars(sa.select(RoutedMessage).where(RoutedMessage.kind == "duplicate_identity")).all()
     assert {n.province_code for n in notices} == {"11", "44"}
+    assert all(set(n.body) == {"doc_type", "teacher_numbers", "detected_at"} for n in notices)
     s.flush()
     raw = _raw(s)
     assert number not in raw  # batches, core records, notices, history: sealed or keyed only
