@@ -66,6 +66,7 @@ class ErrorCode(enum.StrEnum):
     PROTOCOL_ALREADY_ACCEPTED = "protocol_already_accepted"
     PROTOCOL_TRANSFER_STATE = "protocol_transfer_state"
     PROTOCOL_TRANSFER_OWNER = "protocol_transfer_owner"
+    PROTOCOL_SEAL_INVALID = "protocol_seal_invalid"
     # storage (continued)
     STORAGE_BUSY = "storage_busy"
     # authentication (continued)

@@ -10,10 +10,11 @@ teacher.data / .draft       基本信息.身份证件号 (JBXX.SFZJH)     the sa
 teacher_history.changes     old/new of JBXX.SFZJH             the same, inside the JSON
 account.id_number           an account holder's ID number     ciphertext; ``id_index`` its HMAC
 transfer.doc_number         a transfer request's identity     ciphertext
+seal_key.key                the province seal keys            ciphertext (re-encrypted by a rotation too)
 ==========================  ===============================  ==============================================
 
-Not here (a later protocol change): the outbox's records and the upward/inbound protocol messages, which carry
-the identity to the national node as the protocol defines it.
+The outbox's records, the batches and the upward/inbound protocol messages carry the identity *sealed* to the
+province seal key (``provincial_node.sync.sealing``; before the province has one, held under this data key).
 
 :func:`reencrypt` rewrites every row of those tables under the current key and fills the blind indexes; it is
 the migration path of a node upgraded from before protection (``tmis province data-keys reencrypt``) and the second
@@ -34,6 +35,7 @@ from sqlalchemy.orm.attributes import flag_modified
 from common.db import session_scope
 from common.protection import PREFIX, DataKeys
 from provincial_node.accounts.models import Account
+from provincial_node.sync.models import SealKey
 from provincial_node.teacher_files.models import Teacher, TeacherHistory
 from provincial_node.transfers.models import Transfer
 
@@ -88,6 +90,11 @@ def reencrypt(
             if len(rows) < batch:
                 break
         counts[model.__tablename__] = done
+    with session_scope(factory) as s:  # a handful of rows, keyed by kid
+        keys = list(s.scalars(select(SealKey)))
+        for row in keys:
+            flag_modified(row, "key")
+        counts[SealKey.__tablename__] = len(keys)
     return Reencrypted(counts)
 
 

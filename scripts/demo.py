@@ -73,6 +73,20 @@ TREES = {
 }
 
 
+def school_teachers(code: str, i: int, n: int) -> list[dict]:
+    """The synthetic teachers of the province's ``i``-th school (deterministic: tests recompute them)."""
+    return synthetic.teachers(TREES[code]["county"], n, seed=int(code) * 100 + i, start=i * 1000)
+
+
+def demo_id_numbers(n: int) -> list[str]:
+    """Every ID number of a demo teacher (``--teachers n``): what must never be stored in clear (tests/test_demo)."""
+    out = []
+    for code, tree in TREES.items():
+        schools = [u for u in tree["units"] if u[2] == "school"]
+        out += [p["SFZJH"] for i in range(len(schools)) for p in school_teachers(code, i, n)]
+    return out
+
+
 def step(msg: str) -> None:
     print(f"\n== {msg}", flush=True)
 
@@ -212,7 +226,7 @@ def seed_province(code: str, url: str, n: int) -> list[tuple[str, str]]:
     total, kept = 0, []
     for i, school in enumerate(schools):
         api = Api.of(url, f"info{school[0]}")
-        people = synthetic.teachers(county_code, n, seed=int(code) * 100 + i, start=i * 1000)
+        people = school_teachers(code, i, n)
         fields = sorted({k for p in people for k in p})
         buf = io.StringIO()
         w = csv.writer(buf)

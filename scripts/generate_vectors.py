@@ -185,7 +185,7 @@ def _messages(fed: SimFederation, files: dict[str, bytes], new44) -> None:
         "closed_at": format_time(_at(5)),
     }
     duplicate = {
-        "identity": {"doc_type": "1", "doc_number": "440106197101010033"},
+        "doc_type": "1",
         "teacher_numbers": [
             {"teacher_number": make_teacher_number("11", 3), "province": "11"},
             {"teacher_number": make_teacher_number("44", 3), "province": "44"},

@@ -20,8 +20,9 @@ kind                        body
 ``transfer_closed``         transfer_id, outcome (``withdrawn`` | ``expired``), reason (string or null), closed_at
 ``transfer_completion``     transfer_id, teacher_number, from_province, to_province, file_hash, file (the file
                             for the receiving province, null for the sending one), completed_at
-``duplicate_identity``      identity {doc_type, doc_number}, teacher_numbers [{teacher_number, province}] (≥ 2),
-                            detected_at
+``duplicate_identity``      doc_type, teacher_numbers [{teacher_number, province}] (≥ 2), detected_at — never the
+                            ID number: each province looks its own file up (tmis-sync/1 since the sealed
+                            identities; before, an ``identity`` object carried the number in clear)
 ``trust_update``            version, envelope (the trust DSSE envelope, as a JSON object)
 ==========================  ====================================================================================
 """
@@ -55,7 +56,7 @@ from sync_protocol.errors import (
 )
 from sync_protocol.identifiers import check_province, check_teacher_number
 from sync_protocol.keys import Signer
-from sync_protocol.transfer import TRANSFER_ID, check_answer, check_file, check_identity, check_request, file_hash
+from sync_protocol.transfer import DOC_TYPE, TRANSFER_ID, check_answer, check_file, check_request, file_hash
 from sync_protocol.trust import TrustMetadata
 
 MAX_MESSAGE_BYTES = 2 * 1024 * 1024  # a completion carries the file (at most 1 MiB)
@@ -86,8 +87,8 @@ def _transfer_completion(b: dict) -> None:
 
 
 def _duplicate_identity(b: dict) -> None:
-    exact_keys(b, {"identity", "teacher_numbers", "detected_at"}, "duplicate_identity")
-    check_identity(b["identity"])
+    exact_keys(b, {"doc_type", "teacher_numbers", "detected_at"}, "duplicate_identity")
+    string(b, "doc_type", "duplicate_identity", max_len=1, pattern=DOC_TYPE)
 
     def entry(e: Any) -> Any:
         exact_keys(e, {"teacher_number", "province"}, "duplicate_identity.teacher_numbers[]")

@@ -23,13 +23,18 @@ flow                  starter    remote steps (decided by)                   the
 
 Upward kinds and bodies (every key required, no others):
 
-* ``transfer_request`` (by the starter): :data:`REQUEST_KEYS` — forwarded unchanged to the other province;
+* ``transfer_request`` (by the starter): :data:`REQUEST_KEYS` — forwarded to the other province unchanged except
+  ``identity.doc_number``, which the starter seals (:mod:`sync_protocol.seal`, field ``identity.doc_number``) and
+  the national node seals again to the other province;
 * ``transfer_answer`` (by the province deciding ``step``): transfer_id, step, decision (approve | reject),
   reason (required for reject), answered_at;
 * ``transfer_withdrawal`` (by the starter, while the next step is not the last): transfer_id, reason,
   withdrawn_at;
 * ``transfer_file`` (by A, after the last approval): transfer_id, teacher_number, file
-  ``{"groups": {...}, "history": [...]}``, file_hash (hex SHA-256 of the canonical ``file``), sent_at.
+  ``{"groups": {...}, "history": [...]}``, file_hash (hex SHA-256 of the canonical ``file``), sent_at. The file's
+  ID numbers are sealed: ``groups.JBXX.SFZJH`` (field ``JBXX.SFZJH``) and the old/new values of history changes
+  of that field (field ``history.JBXX.SFZJH``); the completion routed to B carries them sealed again to B, with
+  ``file_hash`` of the file as routed.
 
 States: ``open`` → (every remote step approved) ``awaiting_file`` → ``completed``; ``open`` → ``rejected``
 | ``withdrawn`` | ``expired`` (an open request past ``expires_at``). A request whose approvals are complete
@@ -58,11 +63,12 @@ from sync_protocol.dsse import (
 from sync_protocol.errors import LimitExceededError, MalformedError, ProtocolError
 from sync_protocol.identifiers import check_province, check_teacher_number
 from sync_protocol.keys import Signer
+from sync_protocol.seal import is_sealed, sealed_kid
 from sync_protocol.trust import TrustMetadata
 
 MAX_TRANSFER_MESSAGE_BYTES = 1024 * 1024
 TRANSFER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,79}\Z")
-_DOC_TYPE = re.compile(r"^[0-9A-Z]\Z")
+DOC_TYPE = re.compile(r"^[0-9A-Z]\Z")
 _MONTH = re.compile(r"^[0-9]{4}-(0[1-9]|1[0-2])\Z")
 
 FLOWS: dict[str, dict[str, Any]] = {
@@ -124,8 +130,11 @@ class TransferOwnerError(ProtocolError):
 
 def check_identity(obj: Any) -> dict:
     exact_keys(obj, {"doc_type", "doc_number"}, "identity")
-    string(obj, "doc_type", "identity", max_len=1, pattern=_DOC_TYPE)
-    string(obj, "doc_number", "identity", max_len=30)
+    string(obj, "doc_type", "identity", max_len=1, pattern=DOC_TYPE)
+    if is_sealed(obj["doc_number"]):  # sealed to a seal key (sync_protocol.seal): the format is checked here
+        sealed_kid(obj["doc_number"], "identity.doc_number")
+    else:  # a node from before sealed identities
+        string(obj, "doc_number", "identity", max_len=30)
     return obj
 
 

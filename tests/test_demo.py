@@ -7,7 +7,11 @@ import sys
 
 import pytest
 
+from common.protection import DataKeys
 from tests.conftest import REPO
+
+sys.path.insert(0, str(REPO / "scripts"))
+from demo import demo_id_numbers
 
 
 @pytest.mark.slow  # multi-process: a national node and two provincial nodes as real servers
@@ -26,3 +30,21 @@ def test_demo_once(tmp_path):
     assert "2 of 32 provinces enrolled" in proc.stdout
     for node in ("national", "11", "44"):  # servers log at TMIS_LOG_LEVEL (INFO) with UTC timestamps
         assert "Z INFO waitress: Serving on" in (tmp_path / f"{node}.log").read_text()
+    # no ID number of a demo teacher in clear anywhere the nodes stored anything: both nodes' SQLite files (with
+    # their WAL: the stored batch files, outboxes, messages, history), key and log files, the exported bundle
+    numbers = demo_id_numbers(8)
+    stored = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert any(p.suffix == ".sqlite" for p in stored) and len(numbers) == 32
+    leaks = {
+        str(p.relative_to(tmp_path)): [n for n in numbers if n.encode() in data]
+        for p in stored
+        if (data := p.read_bytes())
+    }
+    assert {k: v for k, v in leaks.items() if v} == {}
+    # and they are the demo's teachers: each is on file in a province, found there through its blind index
+    on_file = set()
+    for code in ("11", "44"):
+        keys = DataKeys.load(tmp_path / f"province-{code}" / "data.key")
+        db = b"".join(p.read_bytes() for p in (tmp_path / f"province-{code}").glob("province.sqlite*"))
+        on_file |= {n for n in numbers if keys.blind_index(n).encode() in db}
+    assert on_file == set(numbers)

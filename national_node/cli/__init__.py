@@ -6,7 +6,7 @@ import click
 
 from common.cli import db_group
 from national_node import MIGRATIONS_DIR
-from national_node.cli import node, operations, reconcile, registry, transfers
+from national_node.cli import datakeys, node, operations, reconcile, registry, transfers
 from national_node.config import config_from_env
 
 
@@ -16,6 +16,6 @@ def national() -> None:
 
 
 national.add_command(db_group(MIGRATIONS_DIR, config_from_env))
-for _module in (node, registry, operations, transfers, reconcile):
+for _module in (node, registry, operations, transfers, reconcile, datakeys):
     for _command in _module.COMMANDS:
         national.add_command(_command)

@@ -10,11 +10,11 @@ from common import migrations
 from common.cli import configure_logging, serve_wsgi, serve_wsgi_workers
 from common.db import redact_url, session_scope
 from common.errors import ConfigError, ErrorCode
-from national_node import MIGRATIONS_DIR
+from national_node import MIGRATIONS_DIR, sealing
 from national_node.app import create_app
 from national_node.cli import _runtime
 from national_node.db import NodeSetting
-from national_node.intake import verifying
+from national_node.intake import identity, verifying
 from national_node.jobs import start_scheduler
 from national_node.keys import generate_keys, key_files
 from national_node.ledger import ledger
@@ -35,6 +35,12 @@ def serve(ctx: click.Context, threads: int, workers: int) -> None:
     requests hourly (in the supervising process only, with --workers)."""
     rt = _runtime.runtime(ctx)
     configure_logging(rt.config.log_level, rt.config.log_format)
+    seal_keys = sealing.seal_keys_of(rt.keys())  # refuses to start without the seal key file
+    with session_scope(rt.session_factory) as s:
+        if indexed := identity.reindex(
+            s, seal_keys
+        ):  # rows from before sealed identities (migration 0008_sealed_identity)
+            click.echo(f"computed the keyed identity index of {indexed} core records", err=True)
     # batches verify in worker processes: only the setting here; each serving process starts its own pool on first
     # use (after the fork, with --workers)
     verifying.configure(rt.config.verify_workers)
@@ -75,8 +81,8 @@ def serve(ctx: click.Context, threads: int, workers: int) -> None:
 @click.command("init")
 @click.pass_context
 def init(ctx: click.Context) -> None:
-    """Create the national node: database, root keys (3, threshold 2), log key and message key (files
-    0600 under <data dir>/keys), trust version 1, and the acceptance log's first leaf."""
+    """Create the national node: database, root keys (3, threshold 2), log key, message key and the seal key file
+    (files 0600 under <data dir>/keys), trust version 1, and the acceptance log's first leaf."""
     rt = _runtime.runtime(ctx)
     config = rt.config
     config.data_dir.mkdir(parents=True, exist_ok=True)
@@ -91,12 +97,13 @@ def init(ctx: click.Context) -> None:
                     "reason": "initialised",
                 },
             )
-    if any(p.exists() for p in key_files(rt.keys_dir).values()):
+    if any(p.exists() for p in [*key_files(rt.keys_dir).values(), sealing.key_path(rt.keys_dir)]):
         raise ConfigError(
             f"key files already exist in {rt.keys_dir}; refusing to overwrite them",
             details={"variable": "TMIS_DATA_DIR", "value": str(rt.keys_dir), "reason": "exists"},
         )
     keys = generate_keys(rt.keys_dir)
+    sealing.create_key_file(rt.keys_dir)
     with session_scope(rt.session_factory) as s:
         s.add(NodeSetting(key="log_origin", value=config.log_origin))
         s.add(NodeSetting(key="log_head", value="0"))
@@ -104,7 +111,7 @@ def init(ctx: click.Context) -> None:
         trust = ledger.publish_trust(s, keys, config.log_origin, "national node initialised")
     click.echo(f"initialised national node, log origin {config.log_origin}")
     click.echo(f"  database   {redact_url(config.database.url)}")
-    click.echo(f"  keys       {rt.keys_dir} (0600): root-1..3 (threshold 2), log, messages")
+    click.echo(f"  keys       {rt.keys_dir} (0600): root-1..3 (threshold 2), log, messages, seal-keys.json")
     click.echo(f"  trust      version {trust.version}, root key ids " + ", ".join(k[:16] for k in trust.root.keys))
 
 

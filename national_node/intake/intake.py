@@ -11,20 +11,23 @@
    commits it even though the request fails) and logged for the operator;
 4. apply each record idempotently: a record not newer than the stored version is ignored; a record for a
    teacher number owned by another province is refused and reported (except the former owner's
-   ``transfer_out`` naming the current owner, kept as history after a cross-province transfer); the same
-   identity document under another province's teacher number raises a duplicate-identity notice to both
-   provinces' inboxes;
+   ``transfer_out`` naming the current owner, kept as history after a cross-province transfer); the identity
+   (JBXX.SFZJH, sealed by the province: :mod:`sync_protocol.seal`) is opened in memory only to compute its keyed
+   index (:mod:`national_node.sealing`) — a record whose seal does not open is refused and parked with
+   ``seal_invalid``; the fields are stored as received, sealed; the same identity document under another
+   province's teacher number raises a duplicate-identity notice to both provinces' inboxes (teacher numbers and
+   provinces, never the ID number);
 5. append the batch leaf, store the batch file content-addressed with the receipt, advance the state.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import logging
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 from sqlalchemy import or_, select
@@ -45,12 +48,14 @@ from national_node.keys import NodeKeys
 from national_node.ledger import ledger
 from national_node.provinces import provinces
 from national_node.provinces.models import Province
+from national_node.sealing import NationalSealKeys, Opener, opener, seal_keys_of
 from sync_protocol.batch import Limits, header_from_payload, split_batch_file
 from sync_protocol.canonical import format_time
 from sync_protocol.dsse import parse_envelope
 from sync_protocol.errors import AlreadyAcceptedError, EquivocationError
 from sync_protocol.log import batch_leaf
 from sync_protocol.records import CoreRecord, RecordOp, fields_bytes, parse_record
+from sync_protocol.seal import SealError
 from sync_protocol.verifier import ProvinceState, accept_batch
 
 logger = logging.getLogger(__name__)
@@ -69,11 +74,20 @@ class IntakeResult:
     new: bool
 
 
-def identity_key(fields: dict[str, Any]) -> str | None:
+def identity_key(fields: dict[str, Any], keys: NationalSealKeys | None = None) -> str | None:
+    """The keyed identity index of clear core-record fields (a sealed number needs its province's seal keys:
+    :meth:`national_node.sealing.Opener.identity_index`). Without ``keys`` the index is computed under a key made
+    for this process only — equal documents still index equally within it (what ``scripts/bench.py`` needs to fill
+    the column), but such a value means nothing elsewhere, and the intake always passes the node's keys."""
     basic = fields.get("JBXX") or {}
     if not basic.get("SFZJLXM") or not basic.get("SFZJH"):
         return None
-    return hashlib.sha256(f"{basic['SFZJLXM']}:{basic['SFZJH']}".encode()).hexdigest()
+    return (keys or _process_keys()).identity_index(str(basic["SFZJLXM"]), str(basic["SFZJH"]))
+
+
+@cache
+def _process_keys() -> NationalSealKeys:
+    return NationalSealKeys.generate()
 
 
 def _refusals(session: Session, province: str, seq: int) -> list[dict[str, Any]]:
@@ -140,7 +154,15 @@ def intake(
         raise
     header = acc.batch.header
     refused = _apply_batch(
-        session, keys, province, header.seq, acc.batch.batch_hash, acc.batch.records, acc.batch.record_lines, now
+        session,
+        keys,
+        opener(session, seal_keys_of(keys), province),
+        province,
+        header.seq,
+        acc.batch.batch_hash,
+        acc.batch.records,
+        acc.batch.record_lines,
+        now,
     )
     leaf = batch_leaf(
         province=province,
@@ -202,6 +224,7 @@ def _chunks(items: list[Any], size: int = 1000) -> Iterator[list[Any]]:
 def _apply_batch(
     session: Session,
     keys: NodeKeys,
+    identities: Opener,
     province: str,
     seq: int,
     batch_hash: str,
@@ -232,6 +255,22 @@ def _apply_batch(
         ):
             current[tn]["fields"] = fields
     refused: list[dict[str, Any]] = []
+
+    def refuse(record: CoreRecord, reason: str, details: dict[str, Any]) -> None:
+        session.add(
+            RefusedRecord(
+                province_code=province,
+                seq=seq,
+                version=record.version,
+                teacher_number=record.teacher_number,
+                reason=reason,
+                details=details,
+            )
+        )
+        refused.append(
+            {"version": record.version, "teacher_number": record.teacher_number, "reason": reason, "details": details}
+        )
+
     history: list[dict[str, Any]] = []
     candidates: dict[str, tuple[str, dict[str, Any]]] = {}
     for record, line in zip(records, lines, strict=True):
@@ -255,25 +294,7 @@ def _apply_batch(
             )
             continue
         if cur is not None and cur["province_code"] != province:
-            details = {"owner": cur["province_code"]}
-            session.add(
-                RefusedRecord(
-                    province_code=province,
-                    seq=seq,
-                    version=record.version,
-                    teacher_number=record.teacher_number,
-                    reason="owned_by_other_province",
-                    details=details,
-                )
-            )
-            refused.append(
-                {
-                    "version": record.version,
-                    "teacher_number": record.teacher_number,
-                    "reason": "owned_by_other_province",
-                    "details": details,
-                }
-            )
+            refuse(record, "owned_by_other_province", {"owner": cur["province_code"]})
             continue
         if cur is not None and cur["version"] >= record.version:
             continue  # older than what we hold: idempotent no-op
@@ -283,7 +304,14 @@ def _apply_batch(
             raw = None
         else:
             fields, raw = record.fields, line
-        key = identity_key(fields) if record.op != RecordOp.TRANSFER_OUT else (cur["identity_key"] if cur else None)
+        if record.op != RecordOp.TRANSFER_OUT:
+            try:
+                key = identities.identity_index(fields, record.teacher_number)
+            except SealError as e:
+                refuse(record, "seal_invalid", {"code": e.code, "message": e.message, **e.details})
+                continue
+        else:
+            key = cur["identity_key"] if cur else None
         if cur is None:
             cur = current[record.teacher_number] = {
                 "teacher_number": record.teacher_number,
@@ -409,7 +437,8 @@ def _notice(
     fields: dict[str, Any],
     now: dt.datetime,
 ) -> None:
-    """Record a cross-province duplicate identity once and tell both provinces."""
+    """Record a cross-province duplicate identity once and tell both provinces: the teacher numbers and their
+    provinces, never the ID number (each province looks its own file up)."""
     a, b = sorted([mine, theirs])
     exists = session.scalar(
         select(DuplicateIdentity.id).where(
@@ -428,9 +457,8 @@ def _notice(
             detected_at=now,
         )
     )
-    basic = fields["JBXX"]
     body = {
-        "identity": {"doc_type": basic["SFZJLXM"], "doc_number": basic["SFZJH"]},
+        "doc_type": fields["JBXX"]["SFZJLXM"],
         "teacher_numbers": [{"teacher_number": a[0], "province": a[1]}, {"teacher_number": b[0], "province": b[1]}],
         "detected_at": format_time(now),
     }

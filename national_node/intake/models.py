@@ -60,7 +60,7 @@ class TeacherCore(Base):
     op: Mapped[str] = mapped_column(String(16))
     fields: Mapped[dict[str, Any]] = mapped_column(JSON)
     withheld: Mapped[list[str]] = mapped_column(JSON)
-    identity_key: Mapped[str | None] = mapped_column(String(64), index=True)  # SHA-256 of doc type + number
+    identity_key: Mapped[str | None] = mapped_column(String(68), index=True)  # bi1: keyed index (national_node.sealing)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
@@ -97,7 +97,7 @@ class DuplicateIdentity(Base):
     __table_args__ = (UniqueConstraint("teacher_number_a", "teacher_number_b"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    identity_key: Mapped[str] = mapped_column(String(64), index=True)
+    identity_key: Mapped[str] = mapped_column(String(68), index=True)
     teacher_number_a: Mapped[str] = mapped_column(String(13))
     province_a: Mapped[str] = mapped_column(String(2))
     teacher_number_b: Mapped[str] = mapped_column(String(13))

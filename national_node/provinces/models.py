@@ -58,3 +58,26 @@ class RequestNonce(Base):
     province_code: Mapped[str] = mapped_column(String(2), primary_key=True)
     nonce: Mapped[str] = mapped_column(String(64), primary_key=True)
     seen_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
+
+
+class ProvinceSealKey(Base):
+    """A province seal key (sync_protocol.seal), stored only as the province wrapped it to a national seal public
+    key (``recipient``): the national node unwraps it in memory to open that province's sealed identities."""
+
+    __tablename__ = "province_seal_key"
+
+    kid: Mapped[str] = mapped_column(String(40), primary_key=True)
+    province_code: Mapped[str] = mapped_column(ForeignKey("province.code"), index=True)
+    recipient: Mapped[str] = mapped_column(String(40))  # the national seal key it is wrapped to
+    enc: Mapped[str] = mapped_column(String(64))  # the ephemeral X25519 public key (base64)
+    wrapped: Mapped[str] = mapped_column(String(128))  # nonce ‖ AES-256-GCM of the key (base64)
+    registered_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    def wrapped_json(self) -> dict[str, str]:
+        return {
+            "province": self.province_code,
+            "kid": self.kid,
+            "recipient": self.recipient,
+            "enc": self.enc,
+            "wrapped": self.wrapped,
+        }

@@ -11,6 +11,13 @@ A province pushes a signed transfer message (:mod:`sync_protocol.transfer`); :fu
    teacher number from A to B (``teacher_core.province_code``; version reset, so B's own record versions
    apply), appends a ``message`` leaf to the acceptance log and stores the envelope with the receipt.
 
+Sealed identities (:mod:`national_node.sealing`): the identity of a request and the ID numbers of a moved file
+arrive sealed to the sending province's seal key and are stored so. What is routed to the other province is
+sealed again, in memory, to *its* newest registered seal key (the request's ``identity.doc_number``; the file's
+``JBXX.SFZJH`` and history values, with ``file_hash`` of the file as routed); the sending province's own completion
+keeps the hash it signed. A destination without a registered seal key gets nothing it could not open: the message
+is refused with ``protocol_seal_invalid``.
+
 Open requests past their ``expires_at`` are closed by :func:`expire_due` (the hourly job of ``serve``,
 ``tmis national transfers expire``, and before every transfer message), which tells both provinces.
 """
@@ -18,13 +25,13 @@ Open requests past their ``expires_at`` are closed by :func:`expire_due` (the ho
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from common.db import utcnow
+from national_node import sealing
 from national_node.inbox import routing
 from national_node.intake.models import TeacherCore, TeacherCoreHistory
 from national_node.keys import NodeKeys
@@ -139,7 +146,18 @@ def _open(session: Session, keys: NodeKeys, msg: tr.TransferMessage, now: dt.dat
     )
     _step(row, "request", msg.province, now, message_hash=msg.message_hash)
     session.add(row)
-    routing.route(session, keys, state.other(msg.province), "transfer_request", b, now)
+    other = state.other(msg.province)
+    number = sealing.reseal(
+        session,
+        sealing.seal_keys_of(keys),
+        b["identity"]["doc_number"],
+        from_province=msg.province,
+        to_province=other,
+        teacher_number=b["teacher_number"],
+        field=sealing.TRANSFER_FIELD,
+    )
+    routed = {**b, "identity": {**b["identity"], "doc_number": number}}
+    routing.route(session, keys, other, "transfer_request", routed, now)
     return row
 
 
@@ -155,7 +173,7 @@ def _apply(
         _step(row, "withdrawn", msg.province, now, reason=b["reason"], message_hash=msg.message_hash)
         _close(session, keys, row, tr.State.WITHDRAWN, b["reason"], now)
     else:
-        _move_ownership(session, row, msg, now)
+        _move_ownership(session, keys, row, msg, now)
         _step(row, "completed", msg.province, now, file_hash=b["file_hash"], message_hash=msg.message_hash)
         row.completed_at, row.file_hash = now, b["file_hash"]
         common = {
@@ -166,12 +184,66 @@ def _apply(
             "file_hash": b["file_hash"],
             "completed_at": format_time(now),
         }
+        routed = _reseal_file(session, keys, b["file"], b["teacher_number"], row.from_province, row.to_province)
         for province in sorted((row.from_province, row.to_province)):
-            body = {**common, "file": b["file"] if province == row.to_province else None}
+            if province == row.to_province:
+                body = {**common, "file": routed, "file_hash": tr.file_hash(routed)}
+            else:
+                body = {**common, "file": None}
             routing.route(session, keys, province, "transfer_completion", body, now)
 
 
-def _move_ownership(session: Session, row: Transfer, msg: tr.TransferMessage, now: dt.datetime) -> None:
+def _reseal_file(
+    session: Session, keys: NodeKeys, file: dict[str, Any], teacher_number: str, source: str, destination: str
+) -> dict[str, Any]:
+    """The moved file with its ID numbers sealed again from the sending to the receiving province."""
+    seal_keys = sealing.seal_keys_of(keys)
+    groups = dict(file["groups"])
+    basic = groups.get("JBXX")
+
+    def again(value: Any, field: str) -> Any:
+        return sealing.reseal(
+            session,
+            seal_keys,
+            value,
+            from_province=source,
+            to_province=destination,
+            teacher_number=teacher_number,
+            field=field,
+        )
+
+    if isinstance(basic, dict) and isinstance(basic.get("SFZJH"), str):
+        groups["JBXX"] = {**basic, "SFZJH": again(basic["SFZJH"], sealing.IDENTITY_FIELD)}
+    history = []
+    for h in file["history"]:
+        if isinstance(h.get("changes"), list):
+            h = {
+                **h,
+                "changes": [
+                    {
+                        **c,
+                        **{k: again(c[k], sealing.HISTORY_FIELD) for k in ("old", "new") if isinstance(c.get(k), str)},
+                    }
+                    if isinstance(c, dict) and (c.get("group"), c.get("field")) == ("JBXX", "SFZJH")
+                    else c
+                    for c in h["changes"]
+                ],
+            }
+        history.append(h)
+    return {**file, "groups": groups, "history": history}
+
+
+def _identity_index(session: Session, keys: NodeKeys, row: Transfer, identity: dict[str, str]) -> str:
+    """The keyed index of a request's identity (sealed by the province that started the transfer)."""
+    starter = row.from_province if tr.FLOWS[row.kind]["starter"] == "from" else row.to_province
+    seal_keys = sealing.seal_keys_of(keys)
+    number = sealing.opener(session, seal_keys, starter).clear(
+        identity["doc_number"], teacher_number=row.teacher_number, field=sealing.TRANSFER_FIELD
+    )
+    return seal_keys.identity_index(identity["doc_type"], number)
+
+
+def _move_ownership(session: Session, keys: NodeKeys, row: Transfer, msg: tr.TransferMessage, now: dt.datetime) -> None:
     """Teacher number A → B. The version is reset: the next record of B (its own version counter) applies."""
     core = session.execute(
         select(TeacherCore).where(TeacherCore.teacher_number == row.teacher_number).with_for_update()
@@ -185,7 +257,7 @@ def _move_ownership(session: Session, row: Transfer, msg: tr.TransferMessage, no
             op=TRANSFER_IN,
             fields={},
             withheld=[],
-            identity_key=hashlib.sha256(f"{identity['doc_type']}:{identity['doc_number']}".encode()).hexdigest(),
+            identity_key=_identity_index(session, keys, row, identity),
             updated_at=now,
         )
         session.add(core)

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from common.db import utcnow
 from common.enums import LabelledStrEnum
+from common.protection import ProtectedString
 from provincial_node.db import Base
 
 
@@ -194,3 +195,19 @@ class RecoveryEntry(Base):
     local_version: Mapped[int | None] = mapped_column(Integer)  # the newest this node still has (None: none)
     batch_seq: Mapped[int] = mapped_column(Integer)
     resolved_at: Mapped[dt.datetime | None] = mapped_column()
+
+
+class SealKey(Base):
+    """A province seal key (sync_protocol.seal): ID numbers leave the province sealed under it. The key is stored
+    encrypted under the node data key; ``wrapped`` is the registration sent to the national node (the key
+    wrapped to national seal key ``recipient``), kept so that a registration whose answer was lost is sent again
+    unchanged; ``registered_at`` is set when the national node confirmed it."""
+
+    __tablename__ = "seal_key"
+
+    kid: Mapped[str] = mapped_column(String(40), primary_key=True)
+    key: Mapped[str] = mapped_column(ProtectedString(200))  # base64 of the 32-byte key, encrypted at rest
+    recipient: Mapped[str] = mapped_column(String(40))
+    wrapped: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    registered_at: Mapped[dt.datetime | None] = mapped_column()

@@ -7,6 +7,9 @@
   back transaction gives its number back. Versions are therefore gapless per province.
 * Only effective (reviewed) data enters: the record holds the core fields of the file's effective ``data``
   and lists every filled non-core field (catalogue or custom) as withheld.
+* The identity (JBXX.SFZJH) is sealed (:mod:`.sealing`) before the record is built, so the stored record holds
+  only the sealed form (record, bytes and leaf hash); before the province has a seal key it is held under the
+  node data key and :func:`reseal_backlog` seals it, rewriting the stored forms, at the start of the next round.
 * :func:`record_change` decides whether a new effective version is a core change; the teacher-file area's
   one effective-write path calls it, nothing else appends.
 """
@@ -15,15 +18,17 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from sqlalchemy import select, update
+from sqlalchemy import Text, cast, func, select, update
 from sqlalchemy.orm import Session
 
 from common.catalogue import Catalogue
 from common.errors import SyncError
 from provincial_node.context import ProvinceContext
 from provincial_node.db import next_value
+from provincial_node.sync import sealing
 from provincial_node.sync.models import OutboxEntry, SyncBatch
-from sync_protocol.records import CoreRecord, RecordOp, parse_record, record_hash
+from sync_protocol.records import CoreRecord, RecordOp, parse_record, record_from_json, record_hash
+from sync_protocol.seal import is_sealed
 
 
 class FileLike(Protocol):
@@ -81,6 +86,7 @@ def append(
     fields, withheld = core_view(ctx.catalogue, teacher.data)
     if op == RecordOp.TRANSFER_OUT:
         fields = {}
+    fields = sealing.seal_core_fields(ctx.session, fields, teacher.teacher_number)  # never stored in clear
     version = next_value(ctx.session, "outbox")
     op = RecordOp(op).value  # the protocol carries plain strings
     record = CoreRecord(teacher.teacher_number, ctx.province, version, op, fields, tuple(withheld), to_province)
@@ -156,3 +162,53 @@ def mark_batched(session: Session, version_from: int, version_to: int, seq: int)
             "the outbox changed while a batch was built",
             details={"seq": seq, "from": version_from, "to": version_to, "marked": result.rowcount},
         )
+
+
+def _unsealed_entries() -> Any:
+    """Unbatched outbox entries not holding a sealed value (SQL on the stored JSON text): those holding the identity
+    under the data key (appended before the province had a seal key), in clear (appended by a node from before
+    sealed identities), or no identity at all (a status change, a transfer out). A round whose backlog is sealed
+    reads only the last kind."""
+    done_to = select(func.coalesce(func.max(SyncBatch.version_to), 0)).scalar_subquery()
+    return select(OutboxEntry).where(
+        OutboxEntry.version > done_to,
+        OutboxEntry.batch_seq.is_(None),
+        ~cast(OutboxEntry.record, Text).like("%seal1:%"),
+    )
+
+
+def _unsealed(record: dict[str, Any]) -> bool:
+    number = ((record.get("fields") or {}).get("JBXX") or {}).get("SFZJH")
+    return isinstance(number, str) and not is_sealed(number)
+
+
+def reseal_backlog(session: Session, batch: int = 1000) -> int:
+    """Unbatched records whose identity is not sealed: sealed under the current seal key and their stored forms
+    (record, canonical bytes, leaf hash) written again, in one pass (nothing of them was sent). None before the
+    province has a seal key."""
+    if sealing.current_key(session) is None:
+        return 0
+    done, last = 0, 0
+    while True:
+        entries = list(
+            session.scalars(
+                _unsealed_entries().where(OutboxEntry.version > last).order_by(OutboxEntry.version).limit(batch)
+            )
+        )
+        if not entries:
+            return done
+        for e in entries:
+            if _unsealed(e.record):
+                fields = sealing.seal_core_fields(session, e.record["fields"], e.teacher_number)
+                for key, value in entry_values(record_from_json({**e.record, "fields": fields})).items():
+                    setattr(e, key, value)
+                done += 1
+        last = entries[-1].version
+        session.flush()
+
+
+def held(session: Session) -> int:
+    """Unbatched records whose identity is not sealed (the round builds nothing while there are any and the
+    province has no seal key)."""
+    stmt = _unsealed_entries().with_only_columns(OutboxEntry.record)
+    return sum(1 for (record,) in session.execute(stmt) if _unsealed(record))

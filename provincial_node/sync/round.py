@@ -43,7 +43,7 @@ from common.db import utcnow
 from common.errors import ErrorCode, SyncError, TmisError, TransportError
 from common.transport import Transport
 from provincial_node.context import ProvinceRuntime
-from provincial_node.sync import keys, outbox, reconcile, recovery
+from provincial_node.sync import keys, outbox, reconcile, recovery, sealing
 from provincial_node.sync.inbox_handlers import InboxDispatch
 from provincial_node.sync.keys import KeyRing
 from provincial_node.sync.models import (
@@ -179,6 +179,14 @@ class SyncClient:
             trust = store_trust(s, docs)
         if signer.keyid not in trust.province_keys(self.settings.province).keys:
             raise SyncError("the national node did not list this node's key for the province")
+        self.signer = signer
+        try:  # the seal key at enrolment, so that records from now on leave sealed (the next round retries)
+            sealing.ensure_registered(self.factory, self._call, self.settings.province, self._trust)
+            with self.factory.begin() as s:
+                outbox.reseal_backlog(s)
+                sealing.reseal_messages(s)
+        except (TmisError, ProtocolError) as e:
+            logger.warning("seal key not registered at enrolment (%s); the next sync round registers it", e)
         return trust
 
     # ----------------------------------------------------------------------------------------------- round
@@ -192,6 +200,7 @@ class SyncClient:
         status = RoundStatus.OK
         phases = (
             ("keys", self._keys),  # trust versions fetched, the current key chosen, pending batches re-signed
+            ("seal", self._seal),  # a seal key registered with the national node, the held backlog sealed
             ("build", self._build),
             ("recovery", self._recovery),  # restored from an older backup? adopt the national chain before a push
             ("push", self._push),
@@ -207,7 +216,7 @@ class SyncClient:
             except (TmisError, ProtocolError) as e:
                 stats.error(phase, e)
                 stats.timings[phase] = round(time.monotonic() - started, 3)
-                if phase in ("keys", "build", "recovery", "push"):
+                if phase in ("keys", "seal", "build", "recovery", "push"):
                     status = RoundStatus.FAILED
                     break
                 status = RoundStatus.PARTIAL
@@ -239,6 +248,29 @@ class SyncClient:
         if resigned:
             logger.info("re-signed built batches %s with key %s", resigned, self.signer.keyid[: keys.SHORT_ID])
             stats.notes["resigned"] = resigned
+
+    def _seal(self, stats: RoundStats, progress: Progress | None) -> None:
+        """:mod:`.sealing`: register a seal key wrapped to the national node's current seal key (the first round,
+        and after the national node rotated it), then seal what was held under the data key meanwhile (outbox
+        records, queued transfer messages) — before anything is built or sent."""
+        try:
+            registered = sealing.ensure_registered(self.factory, self._call, self.settings.province, self._trust)
+        except TransportError as e:  # offline: what is sealed stays sealed; what is held waits (build says so)
+            logger.warning("seal key not checked with the national node (%s)", e)
+            registered = None
+        if registered:
+            stats.notes["seal_key_registered"] = registered
+        with self.factory.begin() as s:
+            resealed = outbox.reseal_backlog(s) + sealing.reseal_messages(s)
+            waiting = outbox.held(s) if sealing.current_key(s) is None else 0
+        if resealed:
+            stats.notes["resealed"] = resealed
+        if waiting:  # nothing of the backlog may leave unsealed: the build waits until a seal key is registered
+            raise SyncError(
+                f"{waiting} outbox records wait for this province's seal key (the national node was not reached)",
+                code=ErrorCode.PROTOCOL_SEAL_INVALID,
+                details={"held": waiting},
+            )
 
     def _recovery(self, stats: RoundStats, progress: Progress | None) -> None:
         """:mod:`.recovery`: when the national node accepted more of this province's chain than this database

@@ -31,6 +31,7 @@ from common.errors import ConflictError, invalid
 from provincial_node.accounts.models import Unit
 from provincial_node.audit_trail import trail
 from provincial_node.context import ProvinceContext
+from provincial_node.sync import sealing
 from provincial_node.sync.models import UpwardMessage
 from provincial_node.teacher_files import duplicates, work_history
 from provincial_node.teacher_files.models import Teacher, TeacherHistory
@@ -168,7 +169,12 @@ def _request_body(ctx: ProvinceContext, t: Transfer) -> dict[str, Any]:
     common = {
         "transfer_id": t.transfer_uid,
         "teacher_number": t.teacher_number,
-        "identity": {"doc_type": t.doc_type, "doc_number": t.doc_number},
+        "identity": {  # sealed (sync.sealing): the national node seals it again to the other province
+            "doc_type": t.doc_type,
+            "doc_number": sealing.seal_value(
+                ctx.session, t.doc_number, teacher_number=t.teacher_number, field=sealing.TRANSFER_FIELD
+            ),
+        },
         "reason": t.reason,
         "requested_at": format_time(t.started_at),
         "expires_at": format_time(t.expires_at),
@@ -306,7 +312,7 @@ def json_safe(value: Any) -> Any:
 def queue_file(ctx: ProvinceContext, t: Transfer) -> None:
     """The file for the receiving province, once every step is decided (the holding province sends it)."""
     teacher = ctx.session.get(Teacher, t.teacher_id)
-    file = build_file(ctx, t, teacher)
+    file = sealing.seal_file(ctx.session, build_file(ctx, t, teacher), teacher.teacher_number)
     body = {
         "transfer_id": t.transfer_uid,
         "teacher_number": teacher.teacher_number,

@@ -23,6 +23,7 @@ from provincial_node.accounts.access import province_unit
 from provincial_node.accounts.models import Unit
 from provincial_node.audit_trail import trail
 from provincial_node.context import ProvinceContext, UnitLevel
+from provincial_node.sync import sealing
 from provincial_node.sync.models import UpwardMessage
 from provincial_node.teacher_files import effective, work_history
 from provincial_node.teacher_files.models import Teacher, TeacherHistory
@@ -99,6 +100,9 @@ def _on_request(ctx: ProvinceContext, b: dict[str, Any]) -> Transfer:
     known = session.scalar(select(Transfer).where(Transfer.transfer_uid == b["transfer_id"]))
     if known is not None:
         return known  # a request is routed once; defensive
+    doc_number = sealing.open_value(  # sealed to this province by the national node; stored under the data key
+        session, b["identity"]["doc_number"], teacher_number=b["teacher_number"], field=sealing.TRANSFER_FIELD
+    )
     side = Side.FROM if b["from_province"] == province else Side.TO
     remote = b["to_province"] if side == Side.FROM else b["from_province"]
     other = b["receiving_school"] if side == Side.FROM else b["from_school"]
@@ -118,7 +122,7 @@ def _on_request(ctx: ProvinceContext, b: dict[str, Any]) -> Transfer:
         remote_province=remote,
         teacher_number=b["teacher_number"],
         doc_type=b["identity"]["doc_type"],
-        doc_number=b["identity"]["doc_number"],
+        doc_number=doc_number,
         remote_school_code=other["code"],
         remote_school_name=other["name"],
         next_step=tr.FLOWS[b["kind"]]["steps"][0],
@@ -136,7 +140,7 @@ def _on_request(ctx: ProvinceContext, b: dict[str, Any]) -> Transfer:
             _refuse(ctx, t, first, f"teacher {b['teacher_number']} is not held by province {province}")
             return t
         t.teacher_id, t.from_unit_id = teacher.id, teacher.unit_id
-        if (teacher.doc_type, teacher.doc_number) != (b["identity"]["doc_type"], b["identity"]["doc_number"]):
+        if (teacher.doc_type, teacher.doc_number) != (b["identity"]["doc_type"], doc_number):
             _refuse(ctx, t, first, "the identity document does not match the teacher number")
         elif not teacher.ever_effective:
             _refuse(ctx, t, first, "the teacher's file is not effective")
@@ -184,6 +188,7 @@ def _receive_file(ctx: ProvinceContext, t: Transfer, b: dict[str, Any]) -> None:
     file = b["file"]
     if file is None:
         raise ConflictError("the completion for the receiving province carries no file")
+    file = sealing.open_file(session, file, b["teacher_number"])  # sealed to this province by the national node
     school = session.get(Unit, t.to_unit_id)
     data = copy.deepcopy(file["groups"])
     work_history.open_work(data, school.name, work_history.month_of(ctx.now))

@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy.orm import Session
 
 from common.db import utcnow
+from national_node import sealing
 from national_node.db import NodeSetting
 from national_node.keys import NodeKeys, generate_keys
 from national_node.ledger import ledger
@@ -28,7 +29,9 @@ def node() -> str:
 
 @pytest.fixture(scope="session")
 def node_keys(tmp_path_factory: pytest.TempPathFactory) -> NodeKeys:
-    return generate_keys(tmp_path_factory.mktemp("national-keys"))
+    keys_dir = tmp_path_factory.mktemp("national-keys")
+    sealing.create_key_file(keys_dir)
+    return generate_keys(keys_dir)
 
 
 @dataclass

@@ -51,7 +51,7 @@ BODIES = {
         "closed_at": "2026-04-01T00:00:01Z",
     },
     "duplicate_identity": {
-        "identity": {"doc_type": "1", "doc_number": "440106198803151234"},
+        "doc_type": "1",
         "teacher_numbers": [{"teacher_number": T1, "province": "44"}, {"teacher_number": T2, "province": "11"}],
         "detected_at": "2026-03-01T00:00:00Z",
     },
@@ -85,6 +85,7 @@ def test_every_kind_round_trips(kind):
         ("transfer_closed", {"outcome": "completed"}),
         ("transfer_completion", {"file": {"groups": {"JBXX": {"XM": "李明"}}, "history": []}}),  # hash mismatch
         ("duplicate_identity", {"teacher_numbers": [{"teacher_number": T1, "province": "44"}]}),
+        ("duplicate_identity", {"identity": {"doc_type": "1", "doc_number": "440106198803151234"}}),  # never the number
         ("transfer_completion", {"extra": 1}),
     ],
 )

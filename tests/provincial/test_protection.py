@@ -1,7 +1,7 @@
 """ID numbers protected inside the provincial node (issue 16, item 5) on SQLite and PostgreSQL: encrypted at rest
-in every table that holds them (except the outbox and the protocol messages, a later protocol change), found by
-the blind index for lookups and the duplicate check, masked by role, rotatable, and the migration path of an
-existing node."""
+in every table that holds them (the outbox and the protocol messages too: sealed, or held under the data key
+until the province has a seal key), found by the blind index for lookups and the duplicate check, masked by role,
+rotatable, and the migration path of an existing node."""
 
 from __future__ import annotations
 
@@ -24,8 +24,8 @@ from tests.factories import GOOD_RECORDS, resident_id
 from tests.provincial.conftest import PASSWORD, Province
 
 WORKFLOW = ("XRGWLBM", "XRGWDJM", "XRZYJSZWM", "RYZTM")
-# tables that keep the identity in clear on purpose until the protocol change (docs/security.md)
-NOT_YET = {"outbox", "upward_message", "inbound_message", "sync_batch", "alembic_version"}
+# tables that may keep an identity in clear: none (docs/security.md)
+NOT_YET: set[str] = set()
 
 
 def _file(p: Province, seq: str, *, effective: bool = False) -> Teacher:
@@ -71,7 +71,7 @@ def test_no_id_number_is_stored_in_clear(province):
     leaks = {t: [n for n in numbers if n in text] for t, text in raw.items() if t not in NOT_YET}
     assert {t: n for t, n in leaks.items() if n} == {}
     assert PREFIX in raw["teacher"] and PREFIX in raw["teacher_history"] and PREFIX in raw["account"]
-    assert numbers[1] in raw["outbox"]  # the outbox still carries it: the protocol change (docs/security.md)
+    assert "enc1:" in raw["outbox"]  # held under the data key: this province has no seal key yet (docs/security.md)
     # and the services still see clear values
     t = duplicates.find_by_identity(province.ctx("school1_info"), "1", numbers[0])
     assert t is not None and t.doc_number == numbers[0] and t.draft["JBXX"]["SFZJH"] == numbers[0]

@@ -228,7 +228,7 @@ def test_a_node_from_before_protection_upgrades_and_is_reencrypted(database_url_
         assert datakeys.unprotected_rows(s) == 2  # serve refuses to start now
         assert s.get(Teacher, 1).doc_number == rid  # clear values stay readable meanwhile
     result = datakeys.reencrypt(factory)
-    assert result.rows == {"teacher": 1, "teacher_history": 1, "account": 1, "transfer": 0}
+    assert result.rows == {"teacher": 1, "teacher_history": 1, "account": 1, "transfer": 0, "seal_key": 0}
     with session_scope(factory) as s:
         assert datakeys.unprotected_rows(s) == 0
         raw = s.connection().execute(sa.text("SELECT doc_number, draft FROM teacher")).one()
