@@ -217,6 +217,7 @@ def seed_province(url: str, rows: list[dict], data_dir: str) -> None:
     from provincial_node.db import Counter
     from provincial_node.sync.models import OutboxEntry
     from provincial_node.sync.outbox import entry_values
+    from provincial_node.sync.sealing import seal_core_fields
     from provincial_node.teacher_files.models import Teacher
     from sync_protocol.records import CoreRecord
 
@@ -265,7 +266,12 @@ def seed_province(url: str, rows: list[dict], data_dir: str) -> None:
                     "op": "upsert",
                     **entry_values(
                         CoreRecord(
-                            r["teacher_number"], PROVINCE, r["version"], "upsert", r["fields"], tuple(r["withheld"])
+                            r["teacher_number"],
+                            PROVINCE,
+                            r["version"],
+                            "upsert",
+                            seal_core_fields(s, r["fields"], r["teacher_number"]),  # as append() stores them
+                            tuple(r["withheld"]),
                         )
                     ),
                 }
@@ -277,21 +283,24 @@ def seed_province(url: str, rows: list[dict], data_dir: str) -> None:
     engine.dispose()
 
 
-def add_delta(url: str, rows: list[dict], d: int) -> None:
+def add_delta(url: str, rows: list[dict], d: int, data_dir: str) -> None:
     """D changed records (the first D teachers get a new 最高学历) appended to the outbox."""
     from common.config import DatabaseConfig
     from common.db import create_db_engine, make_session_factory
+    from common.protection import DataKeys, install
     from provincial_node.db import Counter
     from provincial_node.sync.models import OutboxEntry
     from provincial_node.sync.outbox import entry_values
+    from provincial_node.sync.sealing import seal_core_fields
     from sync_protocol.records import CoreRecord
 
-    engine = create_db_engine(DatabaseConfig(url))
+    engine = install(create_db_engine(DatabaseConfig(url)), DataKeys.load(Path(data_dir) / "data.key"))
     with make_session_factory(engine).begin() as s:
         start = s.scalar(sa.select(Counter.value).where(Counter.name == "outbox"))
         entries = []
         for i, r in enumerate(rows[:d]):
             fields = {**r["fields"], "JBXX": {**r["fields"]["JBXX"], "ZGXLM": "11"}}
+            fields = seal_core_fields(s, fields, r["teacher_number"])
             v = start + i + 1
             entries.append(
                 {
@@ -533,7 +542,7 @@ def _measure(args: argparse.Namespace, n: int, d: int) -> int:
         results["peak_rss_mb_province"] = round(prov_kb / 1024, 1)
         results["peak_rss_mb_national"] = round(full.server_watch.peak_kb / 1024, 1)
         results["peak_rss_mb"] = max(results["peak_rss_mb_province"], results["peak_rss_mb_national"])
-        add_delta(full.prov_url, rows, d)
+        add_delta(full.prov_url, rows, d, full.prov_env["TMIS_DATA_DIR"])
         t, _ = sync_round(full)
         results["delta_large_s"] = round(t["build"] + t["push"], 3)
         bundle = workdir / "bundle"
@@ -548,7 +557,7 @@ def _measure(args: argparse.Namespace, n: int, d: int) -> int:
         small.start()
         seed_province(small.prov_url, rows[: n // 10], small.prov_env["TMIS_DATA_DIR"])
         sync_round(small)
-        add_delta(small.prov_url, rows[: n // 10], d)
+        add_delta(small.prov_url, rows[: n // 10], d, small.prov_env["TMIS_DATA_DIR"])
         t, _ = sync_round(small)
         results["delta_small_s"] = round(t["build"] + t["push"], 3)
         small.close()

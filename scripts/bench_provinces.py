@@ -53,6 +53,7 @@ def _seed(url: str, data_dir: str, province: str, n: int, first: int) -> None:
     from provincial_node.db import Counter
     from provincial_node.sync.models import OutboxEntry
     from provincial_node.sync.outbox import core_view, entry_values
+    from provincial_node.sync.sealing import seal_core_fields
     from provincial_node.teacher_files.models import Teacher
     from sync_protocol.identifiers import make_teacher_number
     from sync_protocol.records import CoreRecord
@@ -94,7 +95,8 @@ def _seed(url: str, data_dir: str, province: str, n: int, first: int) -> None:
                     "file_version": 1,
                 }
             )
-            record = CoreRecord(number, province, i + 1, "upsert", fields, tuple(withheld))
+            sealed = seal_core_fields(s, fields, number)  # as append() stores them
+            record = CoreRecord(number, province, i + 1, "upsert", sealed, tuple(withheld))
             entries.append(
                 {
                     "version": i + 1,
