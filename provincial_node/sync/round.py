@@ -36,19 +36,17 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from common.db import utcnow
 from common.errors import ErrorCode, SyncError, TmisError, TransportError
 from common.transport import Transport
 from provincial_node.context import ProvinceRuntime
-from provincial_node.sync import keys, outbox, reconcile, recovery, sealing
+from provincial_node.sync import inbox_pull, keys, outbox, reconcile, recovery, sealing
 from provincial_node.sync.inbox_handlers import InboxDispatch
 from provincial_node.sync.keys import KeyRing
 from provincial_node.sync.models import (
     BatchStatus,
-    InboxReceived,
     MessageStatus,
     ParkedRecord,
     RoundStatus,
@@ -61,8 +59,7 @@ from provincial_node.sync.receipts import verified_receipt
 from provincial_node.sync.trust import store_trust, trust_chain
 from sync_protocol.batch import assemble_batch
 from sync_protocol.dsse import encode_envelope, envelope_from_json
-from sync_protocol.errors import AlreadyAcceptedError, ProtocolError
-from sync_protocol.inbox import InboxMessage, accept_inbox_message
+from sync_protocol.errors import ProtocolError
 from sync_protocol.keys import Signer
 from sync_protocol.request_auth import sign_request
 from sync_protocol.transfer import sign_transfer_message
@@ -127,7 +124,7 @@ class SyncClient:
         self._verified: TrustMetadata | None = None
 
     # ------------------------------------------------------------------------------------------ transport
-    def _call(
+    def call(
         self,
         method: str,
         path: str,
@@ -173,7 +170,7 @@ class SyncClient:
                 "public_key": base64.b64encode(signer.public.raw).decode(),
             }
         ).encode()
-        payload = self._call("POST", "/api/v1/enrol", body, signed=False)
+        payload = self.call("POST", "/api/v1/enrol", body, signed=False)
         docs = [encode_envelope(envelope_from_json(d)) for d in payload["trust"]]
         with self.factory.begin() as s:
             trust = store_trust(s, docs)
@@ -181,7 +178,7 @@ class SyncClient:
             raise SyncError("the national node did not list this node's key for the province")
         self.signer = signer
         try:  # the seal key at enrolment, so that records from now on leave sealed (the next round retries)
-            sealing.ensure_registered(self.factory, self._call, self.settings.province, self._trust)
+            sealing.ensure_registered(self.factory, self.call, self.settings.province, self.trust)
             with self.factory.begin() as s:
                 outbox.reseal_backlog(s)
                 sealing.reseal_messages(s)
@@ -235,14 +232,14 @@ class SyncClient:
         """Fetch the trust versions (a rotation or revocation is known before anything is signed), choose the
         current key, and re-sign what was built but not accepted with it (:mod:`.keys`)."""
         try:
-            docs = self._call("GET", "/api/v1/trust", signed=False, retry=False)["trust"]
+            docs = self.call("GET", "/api/v1/trust", signed=False, retry=False)["trust"]
         except TransportError as e:  # offline: build with the stored trust; the push says what failed
             logger.warning("trust versions not fetched (%s); using the stored ones", e)
             docs = []
         if self.settings.key_path is not None:  # a key added by `keys rotate` since the last round
             self.ring = KeyRing.load(self.settings.key_path)
         with self.factory.begin() as s:
-            trust = store_trust(s, [encode_envelope(envelope_from_json(d)) for d in docs]) if docs else self._trust(s)
+            trust = store_trust(s, [encode_envelope(envelope_from_json(d)) for d in docs]) if docs else self.trust(s)
             self.signer = self.ring.current(trust, self.settings.province)
             resigned = keys.resign_pending(s, self.signer)
         if resigned:
@@ -254,7 +251,7 @@ class SyncClient:
         and after the national node rotated it), then seal what was held under the data key meanwhile (outbox
         records, queued transfer messages) — before anything is built or sent."""
         try:
-            registered = sealing.ensure_registered(self.factory, self._call, self.settings.province, self._trust)
+            registered = sealing.ensure_registered(self.factory, self.call, self.settings.province, self.trust)
         except TransportError as e:  # offline: what is sealed stays sealed; what is held waits (build says so)
             logger.warning("seal key not checked with the national node (%s)", e)
             registered = None
@@ -276,7 +273,7 @@ class SyncClient:
         """:mod:`.recovery`: when the national node accepted more of this province's chain than this database
         knows (restored from an older backup, or an answer lost), adopt it before anything is pushed; a batch
         built here under a sequence number it used is dropped unsent, and its entries are built again."""
-        done = recovery.recover(self.factory, self._call, self.settings.province, self._trust)
+        done = recovery.recover(self.factory, self.call, self.settings.province, self.trust)
         if done:
             stats.notes["recovery"] = done
         if done.get("dropped"):
@@ -294,7 +291,7 @@ class SyncClient:
 
     def _reconcile(self, stats: RoundStats, progress: Progress | None) -> None:
         """:mod:`.reconcile`: compare the core view's digest with the national store; report what differs."""
-        outcome = reconcile.reconcile(self.factory, self._call, self.settings.province)
+        outcome = reconcile.reconcile(self.factory, self.call, self.settings.province)
         stats.notes["reconcile"] = outcome
         if outcome.get("match") is False:
             stats.errors.append(
@@ -332,7 +329,7 @@ class SyncClient:
                     prev_batch_hash=last_hash,
                     created_at=utcnow(),
                     schema_version=self.schema_version,
-                    log_origin=self._trust(s).log_origin,
+                    log_origin=self.trust(s).log_origin,
                     version_from=version_from,
                     lines=[line for _v, line, _h in entries],
                     leaves=[leaf for _v, _l, leaf in entries],
@@ -351,7 +348,7 @@ class SyncClient:
         # this process's CPU time in the build (the benchmark's build cost per record; PostgreSQL's not included)
         stats.timings["build_cpu"] = round(stats.timings.get("build_cpu", 0) + time.process_time() - cpu, 3)
 
-    def _trust(self, s: Session) -> TrustMetadata:
+    def trust(self, s: Session) -> TrustMetadata:
         """The newest verified trust version. Stored versions never change (``store_trust`` refuses a
         different document under a known version), so the chain is verified again only when it grew."""
         newest = s.scalar(select(func.max(TrustDoc.version)))
@@ -391,7 +388,7 @@ class SyncClient:
             return batch.data, batch.batch_hash, batch.version_to - batch.version_from + 1
 
     def _send_batch(self, data: bytes) -> dict[str, Any]:
-        return self._call("POST", f"/api/v1/provinces/{self.settings.province}/batches", data, content_type=BATCH_TYPE)
+        return self.call("POST", f"/api/v1/provinces/{self.settings.province}/batches", data, content_type=BATCH_TYPE)
 
     def _settle(self, item: tuple[int, bytes, str, int, Future[dict[str, Any]]], stats: RoundStats) -> None:
         """Wait for one batch's answer (in sequence), check its receipt and store it."""
@@ -410,7 +407,7 @@ class SyncClient:
                 b.last_error = str(e)
             raise
         with self.factory.begin() as s:
-            receipt = verified_receipt(self._trust(s), payload["receipt"], batch_hash=batch_hash, seq=seq)
+            receipt = verified_receipt(self.trust(s), payload["receipt"], batch_hash=batch_hash, seq=seq)
             b = s.get(SyncBatch, seq)
             b.status, b.receipt, b.accepted_at, b.attempts = BatchStatus.ACCEPTED, receipt, utcnow(), b.attempts + 1
             for refused in payload.get("refused", []):
@@ -450,7 +447,7 @@ class SyncClient:
                 m = s.get(UpwardMessage, mid)
                 data, message_hash = sign_transfer_message(m.payload, self.signer), m.message_hash
             try:
-                payload = self._call(
+                payload = self.call(
                     "POST", f"/api/v1/provinces/{self.settings.province}/transfers", data, content_type=TRANSFER_TYPE
                 )
             except SyncError as e:
@@ -461,7 +458,7 @@ class SyncClient:
                 stats.errors.append({"phase": "messages", "code": str(e.code), "message": str(e), "details": {}})
                 continue
             with self.factory.begin() as s:
-                receipt = verified_receipt(self._trust(s), payload["receipt"], message_hash=message_hash)
+                receipt = verified_receipt(self.trust(s), payload["receipt"], message_hash=message_hash)
                 m = s.get(UpwardMessage, mid)
                 m.status, m.receipt, m.sent_at, m.attempts = MessageStatus.ACCEPTED, receipt, utcnow(), m.attempts + 1
             if progress:
@@ -474,63 +471,4 @@ class SyncClient:
             handler(self.runtime.context(s), m, code, reason)
 
     def _pull(self, stats: RoundStats, progress: Progress | None) -> None:
-        while True:
-            with self.factory() as s:
-                last = s.scalar(select(func.coalesce(func.max(InboxReceived.seq), 0)))
-            payload = self._call("GET", f"/api/v1/provinces/{self.settings.province}/inbox?after={last}")
-            messages = payload.get("messages", [])
-            if not messages:
-                return
-            fresh = 0
-            for m in messages:
-                data = encode_envelope(envelope_from_json(m))
-                with self.factory.begin() as s:
-                    trust = self._trust(s)
-                    seen = s.scalar(select(func.coalesce(func.max(InboxReceived.seq), 0)))
-                    try:
-                        msg = accept_inbox_message(
-                            data,
-                            trust=trust,
-                            province=self.settings.province,
-                            last_seq=seen,
-                            stored_hash=lambda q, s=s: s.scalar(
-                                select(InboxReceived.message_hash).where(InboxReceived.seq == q)
-                            ),
-                        )
-                    except AlreadyAcceptedError:
-                        continue
-                    rec = InboxReceived(
-                        seq=msg.seq, kind=msg.kind, message_hash=msg.message_hash, envelope=data, body=msg.body
-                    )
-                    s.add(rec)
-                    self._process(s, rec, msg)
-                    if rec.error is None:
-                        rec.processed_at = utcnow()
-                stats.messages += 1
-                fresh += 1
-            with self.factory() as s:
-                top = s.scalar(select(func.coalesce(func.max(InboxReceived.seq), 0)))
-            self._call(
-                "POST", f"/api/v1/provinces/{self.settings.province}/inbox/ack", json.dumps({"seq": top}).encode()
-            )
-            if not fresh:
-                return  # only messages processed before (a re-delivery): nothing more to pull
-
-    def _process(self, s: Session, rec: InboxReceived, msg: InboxMessage) -> None:
-        """Apply a message in the transaction that stores it (exactly once): a trust update here, anything else
-        by the handler its area registered. If it cannot be applied, the message is kept with the reason
-        (``sync status`` counts it) and the inbox moves on."""
-        if msg.kind == "trust_update":
-            store_trust(s, [encode_envelope(envelope_from_json(msg.body["envelope"]))])
-            return
-        handler = self.dispatch.handlers.get(msg.kind)
-        if handler is None:
-            rec.error = f"no handler for inbox message kind {msg.kind!r}"
-            logger.error("inbox message %s: %s", msg.seq, rec.error)
-            return
-        try:
-            with s.begin_nested():
-                handler(self.runtime.context(s), msg)
-        except (TmisError, ProtocolError, SQLAlchemyError) as e:
-            rec.error = f"{type(e).__name__}: {e}"[:2000]
-            logger.error("inbox message %s (%s) could not be applied: %s", msg.seq, msg.kind, e)
+        inbox_pull.pull(self, stats)

@@ -219,7 +219,7 @@ def test_status_change_and_transfer_out_keep_the_stored_fields_and_history_point
         records=[status, out],
         signer=p44.client.signer,
     )
-    p44.client._call("POST", "/api/v1/provinces/44/batches", built.data)
+    p44.client.call("POST", "/api/v1/provinces/44/batches", built.data)
     with national() as s:
         core = s.get(TeacherCore, number)
         assert (core.version, core.op) == (out.version, "transfer_out")
