@@ -32,11 +32,11 @@ def test_provincial_node_expires_requests_hourly_and_syncs_only_when_configured(
     assert _ids(provincial_jobs.start_scheduler(runtime, areas.jobs())) == {"expiry", "sync"}
 
 
-def test_national_node_expires_cross_province_requests_hourly():
+def test_national_node_expires_cross_province_requests_hourly_and_sweeps_duplicates():
     scheduler = national_jobs.start_scheduler(SimpleNamespace())
-    job = scheduler.get_job("expiry")
-    assert job.trigger.interval.total_seconds() == 3600
-    assert _ids(scheduler) == {"expiry"}
+    assert scheduler.get_job("expiry").trigger.interval.total_seconds() == 3600
+    assert scheduler.get_job("duplicate_sweep").trigger.interval.total_seconds() == 600
+    assert _ids(scheduler) == {"expiry", "duplicate_sweep"}
 
 
 def test_building_an_app_starts_no_scheduler(tmp_path):
