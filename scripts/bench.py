@@ -444,9 +444,9 @@ def provinces_figure(admin: sa.Engine, workdir: Path, n: int, quick: bool) -> di
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--records", type=int, default=200_000)
+    ap.add_argument("--records", type=int, default=None, help="N (default 200 000; with --quick 20 000)")
     ap.add_argument("--delta", type=int, default=1000)
-    ap.add_argument("--quick", action="store_true", help="N = 20000")
+    ap.add_argument("--quick", action="store_true", help="N = 20000 unless --records is given; small pages/provinces")
     ap.add_argument("--json", dest="json_path", help="write the results to this file")
     ap.add_argument(
         "--provinces-only", action="store_true", help="only the provinces figure (scripts/bench_provinces.py)"
@@ -463,7 +463,7 @@ def main() -> int:
             print(f"wrote {args.json_path}")
         return 0
     # --- end of the pages figure alone ---
-    n = 20_000 if args.quick else args.records
+    n = args.records if args.records is not None else 20_000 if args.quick else 200_000
     d = min(args.delta, n // 10)
     if n < 40 or d < 1:
         ap.error("--records must be at least 40 and --delta at least 1")

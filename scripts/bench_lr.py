@@ -43,7 +43,7 @@ PG_BIN = Path(os.environ.get("TMIS_BENCH_PG_BIN", "/usr/lib/postgresql/15/bin"))
 BATCH = 1000
 CORE_COLUMNS = (
     "teacher_number varchar(13) PRIMARY KEY, province_code varchar(2) NOT NULL, version integer NOT NULL, "
-    "op varchar(16) NOT NULL, fields json NOT NULL, withheld json NOT NULL, identity_key varchar(64), "
+    "op varchar(16) NOT NULL, fields json NOT NULL, withheld json NOT NULL, identity_key varchar(68), "
     "updated_at timestamp with time zone NOT NULL"
 )
 SLOT_ACTIVE = sa.text("SELECT active FROM pg_replication_slots WHERE slot_name = :slot")
