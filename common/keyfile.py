@@ -26,6 +26,28 @@ def write_private_key(path: Path, pem: bytes) -> None:
     os.chmod(path, 0o600)
 
 
+def write_secret_file(path: Path, data: bytes, *, replace: bool, what: str, variable: str) -> None:
+    """Write a secret file (a data or seal key file) with mode 0600, atomically: a temporary file, synced, renamed
+    over ``path``. An existing file is overwritten only with ``replace`` (a rotation); otherwise refused, naming
+    ``what`` and the config ``variable`` that points at it."""
+    import secrets
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists() and not replace:
+        raise ConfigError(
+            f"{what} {path} already exists; refusing to overwrite it",
+            details={"variable": variable, "value": str(path), "reason": "exists"},
+        )
+    tmp = path.with_name(path.name + f".{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, path)
+
+
 def read_private_key(path: Path) -> bytes:
     try:
         mode = path.stat().st_mode

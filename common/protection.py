@@ -41,6 +41,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.types import TypeDecorator
 
 from common.errors import ConfigError, ErrorCode, TmisError
+from common.keyfile import write_secret_file
 
 PREFIX = "enc1:"
 INDEX_PREFIX = "bi1:"
@@ -117,20 +118,7 @@ class DataKeys:
     def save(self, path: Path, *, replace: bool = False) -> None:
         """Write the key file with mode 0600 (atomically: a temporary file renamed over the old one when
         ``replace``; otherwise an existing file is never overwritten)."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if path.exists() and not replace:
-            raise ConfigError(
-                f"data key file {path} already exists; refusing to overwrite it",
-                details={"variable": "TMIS_DATA_KEY_PATH", "value": str(path), "reason": "exists"},
-            )
-        tmp = path.with_name(path.name + f".{secrets.token_hex(4)}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(self.to_json())
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
+        write_secret_file(path, self.to_json(), replace=replace, what="data key file", variable="TMIS_DATA_KEY_PATH")
 
     @classmethod
     def load(cls, path: Path) -> DataKeys:

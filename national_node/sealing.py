@@ -23,7 +23,6 @@ import datetime as dt
 import hashlib
 import hmac
 import json
-import os
 import secrets
 import stat
 from collections.abc import Mapping
@@ -39,6 +38,7 @@ from sqlalchemy.orm import Session
 
 from common.db import utcnow
 from common.errors import ConfigError
+from common.keyfile import write_secret_file
 from national_node.keys import NodeKeys
 from national_node.provinces.models import ProvinceSealKey
 from sync_protocol.canonical import format_time, parse_time
@@ -135,19 +135,7 @@ class NationalSealKeys:
 
     def save(self, path: Path, *, replace: bool = False) -> None:
         """Write the file with mode 0600, atomically; an existing file is overwritten only with ``replace``."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if path.exists() and not replace:
-            raise ConfigError(
-                f"seal key file {path} already exists; refusing to overwrite it",
-                details={"variable": "TMIS_DATA_DIR", "value": str(path), "reason": "exists"},
-            )
-        tmp = path.with_name(path.name + f".{secrets.token_hex(4)}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(self.to_json())
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        write_secret_file(path, self.to_json(), replace=replace, what="seal key file", variable="TMIS_DATA_DIR")
         load_seal_keys.cache_clear()
 
     # --- what the node does with them ------------------------------------------------------------------

@@ -130,8 +130,8 @@ def fill(url: str, data_dir: Path, n: int, seed: int = 2026) -> Province:
     from common.config import DatabaseConfig
     from common.db import create_db_engine, make_session_factory, utcnow
     from common.protection import DataKeys, install
-    from provincial_node.accounts.passwords import hash_password
     from provincial_node.accounts.models import Account, Unit
+    from provincial_node.accounts.passwords import hash_password
     from provincial_node.db import Counter
     from provincial_node.teacher_files.models import Teacher
     from sync_protocol.identifiers import make_teacher_number
