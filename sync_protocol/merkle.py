@@ -91,6 +91,48 @@ def consistency_proof(size1: int, leaves: Sequence[bytes]) -> list[bytes]:
     return subproof(size1, 0, n, True)
 
 
+def frontier(leaves: Sequence[bytes]) -> list[bytes]:
+    """The compact form of a tree of ``leaves``: the roots of its perfect subtrees from left to right, one per
+    1-bit of ``len(leaves)``, largest first — O(log n) hashes that are all :func:`append`, :func:`frontier_root`
+    and the newest leaf's proof need (so a log that only grows never reads its old leaves again)."""
+    out: list[bytes] = []
+    for i, h in enumerate(leaves):
+        out = append(out, i, h)
+    return out
+
+
+def append(front: Sequence[bytes], size: int, leaf: bytes) -> list[bytes]:
+    """The frontier of the tree of ``size`` leaves with ``leaf`` (a leaf hash) appended as leaf number ``size``:
+    each trailing 1-bit of ``size`` is a perfect subtree of the same height as the carry, merged into it."""
+    if len(front) != size.bit_count():
+        raise ProofError("frontier does not match its size", size=size, hashes=len(front))
+    out, carry = list(front), leaf
+    n = size
+    while n & 1:
+        carry = node_hash(out.pop(), carry)
+        n >>= 1
+    out.append(carry)
+    return out
+
+
+def frontier_root(front: Sequence[bytes]) -> bytes:
+    """The root of the tree whose frontier is ``front`` (RFC 6962 splits at the largest power of two, which is
+    the leftmost perfect subtree, so the root folds the frontier from the right)."""
+    if not front:
+        return EMPTY_ROOT
+    acc = front[-1]
+    for h in reversed(front[:-1]):
+        acc = node_hash(h, acc)
+    return acc
+
+
+def newest_leaf_proof(front_before: Sequence[bytes]) -> list[bytes]:
+    """The inclusion proof of leaf ``n`` in the tree of ``n + 1`` leaves, given the frontier of the first ``n``:
+    on the path from the newest leaf every sibling is on its left and is one of those perfect subtrees,
+    nearest (smallest) first."""
+    return list(reversed(front_before))
+
+
 def _check_hashes(proof: Sequence[bytes], what: str) -> None:
     for h in proof:
         if not isinstance(h, bytes | bytearray) or len(h) != HASH_SIZE:

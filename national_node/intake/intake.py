@@ -171,14 +171,14 @@ def intake(
         accepted_at=now,
         trust_version=acc.trust_version,
     )
-    index = ledger.append_leaf(session, leaf)
-    receipt = ledger.receipt(session, keys, origin, index, leaf).to_bytes()
+    appended = ledger.append_leaf(session, leaf)
+    receipt = ledger.receipt(keys, origin, appended, leaf).to_bytes()
     session.add(
         Batch(
             batch_hash=acc.batch.batch_hash,
             province_code=province,
             seq=header.seq,
-            leaf_index=index,
+            leaf_index=appended.index,
             data=data,
             receipt=receipt,
             record_count=header.record_count,

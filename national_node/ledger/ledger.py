@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from functools import cache
+from typing import NamedTuple
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -71,16 +72,54 @@ def publish_trust(
     return trust
 
 
-def append_leaf(session: Session, leaf: dict) -> int:
+class Appended(NamedTuple):
+    """A leaf just appended: its index, the log's new size and root, and the leaf's inclusion proof."""
+
+    index: int
+    size: int
+    root: bytes
+    proof: tuple[bytes, ...]
+
+
+_FRONTIER = "frontier1"
+
+
+def _encode_frontier(size: int, front: list[bytes]) -> str:
+    return " ".join([_FRONTIER, str(size), *(h.hex() for h in front)])
+
+
+def _decode_frontier(value: str) -> tuple[int, list[bytes]] | None:
+    """The log's size and frontier kept in the ``log_head`` row; None for a row written before they were kept
+    there (its value is "0") or one that does not add up."""
+    parts = value.split()
+    if len(parts) < 2 or parts[0] != _FRONTIER or not parts[1].isdigit():
+        return None
+    size, front = int(parts[1]), [bytes.fromhex(h) for h in parts[2:]]
+    if len(front) != size.bit_count() or any(len(h) != merkle.HASH_SIZE for h in front):
+        return None
+    return size, front
+
+
+def append_leaf(session: Session, leaf: dict) -> Appended:
     """Append a leaf at the next index. Appends are serialised by locking the ``log_head`` row until the
     transaction ends (provinces apply their records in parallel; only this short tail is serial), and the
-    primary key on the index would refuse a second leaf at one index rather than fork the log."""
-    session.execute(select(NodeSetting).where(NodeSetting.key == "log_head").with_for_update()).scalar_one()
+    primary key on the index would refuse a second leaf at one index rather than fork the log.
+
+    The row also keeps the log's frontier (:func:`sync_protocol.merkle.frontier`: O(log n) hashes), so an append,
+    its receipt and the newest checkpoint cost the same however long the log has grown; the leaves are read
+    back only where the frontier is missing or does not match the log (written by a version that did not keep
+    it), once, and the frontier is written from then on."""
+    head = session.execute(select(NodeSetting).where(NodeSetting.key == "log_head").with_for_update()).scalar_one()
     index = session.scalar(select(func.coalesce(func.max(LogLeaf.index), -1))) + 1
+    kept = _decode_frontier(head.value)
+    front = kept[1] if kept is not None and kept[0] == index else merkle.frontier(leaf_hashes(session))
     data = leaf_bytes(leaf)
-    session.add(LogLeaf(index=index, leaf=data, leaf_hash=merkle.leaf_hash(data)))
+    digest = merkle.leaf_hash(data)
+    after = merkle.append(front, index, digest)
+    session.add(LogLeaf(index=index, leaf=data, leaf_hash=digest))
+    head.value = _encode_frontier(index + 1, after)
     session.flush()
-    return index
+    return Appended(index, index + 1, merkle.frontier_root(after), tuple(merkle.newest_leaf_proof(front)))
 
 
 def leaf_hashes(session: Session, size: int | None = None) -> list[bytes]:
@@ -96,11 +135,19 @@ def leaves(session: Session) -> list[bytes]:
 
 
 def checkpoint(session: Session, keys: NodeKeys, origin: str, size: int | None = None) -> str:
+    """A signed checkpoint of the log: as it stands (from the kept frontier: one row, however long the log), or
+    of its first ``size`` leaves (read back)."""
+    if size is None:
+        value = session.scalar(select(NodeSetting.value).where(NodeSetting.key == "log_head"))
+        kept = _decode_frontier(value) if value is not None else None
+        if kept is not None:
+            return sign_checkpoint(CheckpointValue(origin, kept[0], merkle.frontier_root(kept[1])), keys.log)
     hashes = leaf_hashes(session, size)
     return sign_checkpoint(CheckpointValue(origin, len(hashes), merkle.root(hashes)), keys.log)
 
 
-def receipt(session: Session, keys: NodeKeys, origin: str, index: int, leaf: dict) -> Receipt:
-    hashes = leaf_hashes(session)
-    note = sign_checkpoint(CheckpointValue(origin, len(hashes), merkle.root(hashes)), keys.log)
-    return Receipt(leaf, index, tuple(merkle.inclusion_proof(index, hashes)), note)
+def receipt(keys: NodeKeys, origin: str, appended: Appended, leaf: dict) -> Receipt:
+    """The receipt of a leaf just appended: the leaf, its inclusion proof and the checkpoint of the log it
+    made (signed by the log key)."""
+    note = sign_checkpoint(CheckpointValue(origin, appended.size, appended.root), keys.log)
+    return Receipt(leaf, appended.index, appended.proof, note)

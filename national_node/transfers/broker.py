@@ -94,8 +94,8 @@ def accept(
         accepted_at=now,
         trust_version=trust.version,
     )
-    index = ledger.append_leaf(session, leaf)
-    receipt = ledger.receipt(session, keys, origin, index, leaf).to_bytes()
+    appended = ledger.append_leaf(session, leaf)
+    receipt = ledger.receipt(keys, origin, appended, leaf).to_bytes()
     session.add(
         TransferMessage(
             message_hash=msg.message_hash,
@@ -103,7 +103,7 @@ def accept(
             province_code=province,
             kind=msg.kind,
             envelope=data,
-            leaf_index=index,
+            leaf_index=appended.index,
             receipt=receipt,
             accepted_at=now,
         )

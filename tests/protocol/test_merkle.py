@@ -134,3 +134,22 @@ def test_proof_lengths_are_bounded():
     # a log of 2^53 leaves still has proofs of at most 53 hashes; the protocol limit is 63
     inner, border = merkle._decompose(2**53 - 2, 2**53 - 1)
     assert inner + border <= 53
+
+
+def test_the_frontier_gives_the_root_and_the_newest_leafs_proof_at_every_size():
+    leaves = _leaves(300)
+    front: list[bytes] = []
+    for n, leaf in enumerate(leaves):
+        before, front = front, merkle.append(front, n, leaf)
+        assert len(front) == (n + 1).bit_count()
+        assert merkle.frontier_root(front) == _reference_root(leaves[: n + 1])
+        assert merkle.newest_leaf_proof(before) == merkle.inclusion_proof(n, leaves[: n + 1])
+        merkle.verify_inclusion(leaf, n, n + 1, merkle.newest_leaf_proof(before), merkle.frontier_root(front))
+    assert merkle.frontier(leaves) == front
+    assert merkle.frontier_root([]) == merkle.EMPTY_ROOT
+
+
+@pytest.mark.parametrize("size,hashes", [(0, 1), (1, 0), (3, 1), (4, 2)])
+def test_a_frontier_that_does_not_match_its_size_is_refused(size, hashes):
+    with pytest.raises(ProofError, match="frontier does not match its size"):
+        merkle.append(_leaves(hashes), size, _leaves(1)[0])
