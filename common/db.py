@@ -39,7 +39,6 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
-    Text,
     any_,
     bindparam,
     cast,
@@ -51,7 +50,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
-from sqlalchemy.types import TypeDecorator
+from sqlalchemy.types import NullType, TypeDecorator
 
 from common.config import DatabaseConfig
 from common.errors import StorageBusyError, StorageConflictError, StorageError
@@ -247,8 +246,12 @@ def one_of(session: Session, column: Any, values: Any) -> Any:
         from sqlalchemy.dialects.postgresql import ARRAY
 
         if set(map(type, values)) <= {str}:
-            # the array as one text literal: psycopg's list dumper adapts element by element in Python
-            return column == any_(cast(bindparam(None, _array_literal(values), type_=Text), ARRAY(column.type)))
+            # The array as one text literal (psycopg's list dumper adapts element by element in Python), sent
+            # untyped so that PostgreSQL reads the literal once, as a parameter of the array type. A typed text
+            # parameter (``CAST($1::VARCHAR AS VARCHAR(68)[])``) is an I/O coercion the planner does not fold:
+            # in a sequential scan the literal was parsed again for every row — 3.8 s instead of 6 ms for 1 000
+            # identity keys against 7 000 rows of other provinces (the duplicate query, many provinces at once).
+            return column == any_(cast(bindparam(None, _array_literal(values), type_=NullType()), ARRAY(column.type)))
         return column == any_(bindparam(None, values, type_=ARRAY(column.type)))
     return column.in_(values)
 
