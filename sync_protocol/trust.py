@@ -220,6 +220,20 @@ def update_trust(current: TrustMetadata, data: bytes, *, now: dt.datetime | None
     return new
 
 
+def extend_trust_chain(chain: Sequence[TrustMetadata], documents: Sequence[bytes]) -> list[TrustMetadata]:
+    """A chain already verified (by :func:`verify_trust_chain`) extended by the next versions, in order: each
+    must be accepted by :func:`update_trust` from the one before. Verifying a chain that grew by one version
+    then costs one version, not the whole chain again."""
+    if not chain:
+        raise TrustError("no verified trust chain to extend")
+    if len(chain) + len(documents) > MAX_CHAIN:
+        raise LimitExceededError(f"trust chain longer than {MAX_CHAIN}", length=len(chain) + len(documents))
+    out = list(chain)
+    for doc in documents:
+        out.append(update_trust(out[-1], doc))
+    return out
+
+
 def verify_trust_chain(
     documents: Sequence[bytes], *, pinned: bytes | None = None, now: dt.datetime | None = None
 ) -> list[TrustMetadata]:

@@ -98,3 +98,24 @@ def test_too_long_a_chain_is_refused():
 
     with pytest.raises(E.LimitExceededError):
         verify_trust_chain([b"{}"] * (T.MAX_CHAIN + 1))
+
+
+def test_a_verified_chain_extends_by_its_next_versions_only():
+    from sync_protocol.trust import extend_trust_chain
+
+    f = SimFederation()
+    f.publish_trust()
+    f.publish_trust(roots=N, signers=R[:2] + N[:2])
+    f.publish_trust(roots=N, signers=N[:2])
+    head = verify_trust_chain(f.trust_docs[:2])
+    full = extend_trust_chain(head, f.trust_docs[2:])
+    assert [t.version for t in full] == [1, 2, 3, 4]
+    assert [t.payload for t in full] == [t.payload for t in verify_trust_chain(f.trust_docs)]
+    with pytest.raises(E.TrustError):  # a version skipped
+        extend_trust_chain(head, f.trust_docs[3:])
+    with pytest.raises(E.TrustError):  # version 3 signed by roots version 2 does not list
+        forged = SimFederation()
+        forged.roots = N
+        extend_trust_chain(head, [forged.publish_trust(roots=N, signers=N[:2], version=3)])
+    with pytest.raises(E.TrustError):
+        extend_trust_chain([], f.trust_docs)
