@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import secrets
 import sys
@@ -54,6 +55,13 @@ def _pg_reachable() -> str | None:
 _PG_PROBLEM = _pg_reachable()
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The slow tests (real servers, many processes, the browser) first, in their collected order: with several
+    test processes (scripts/test) the longest modules then start at once instead of running alone at the end."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 def pytest_configure(config: pytest.Config) -> None:
     if _PG_PROBLEM and IN_CI:
         raise pytest.UsageError(
@@ -65,6 +73,9 @@ def pytest_report_header(config: pytest.Config) -> str:
     if _PG_PROBLEM:
         return f"PostgreSQL half SKIPPED: {_PG_PROBLEM} (set TMIS_TEST_PG_URL, or start PostgreSQL)"
     return f"PostgreSQL half enabled: {make_url(PG_ADMIN_URL).render_as_string(hide_password=True)}"
+
+
+_DATABASE_NUMBERS = itertools.count()
 
 
 class _PgDatabases:
@@ -106,7 +117,8 @@ def dialect(request: pytest.FixtureRequest) -> str:
 @pytest.fixture(scope="session")
 def database_url_factory(dialect: str, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
     """Returns a function making a fresh, empty database URL of the current dialect."""
-    counter = iter(range(10_000))
+    counter = _DATABASE_NUMBERS  # one numbering per process: with several test processes (scripts/test) this
+    # session fixture is set up again whenever the dialect changes, and a fresh count would name a database twice
 
     def make(label: str) -> str:
         n = next(counter)
