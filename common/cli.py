@@ -14,6 +14,8 @@ import contextlib
 import json
 import os
 import sys
+import threading
+import time
 from collections.abc import Callable
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -259,7 +261,6 @@ def configure_logging(level: str, fmt: str = "text") -> None:
     """Log to stderr at TMIS_LOG_LEVEL with UTC timestamps and each line's request id; ``fmt`` json writes one
     JSON object per line (TMIS_LOG_FORMAT; servers only; library code just logs)."""
     import logging
-    import time
 
     from common.metrics import configure_log_format
 
@@ -324,7 +325,6 @@ def serve_wsgi_workers(
     the function that stops them. POSIX only (``os.fork``)."""
     import signal
     import socket
-    import time
 
     sock = socket.create_server((host, port), backlog=1024, reuse_port=False)
     sock.set_inheritable(True)
@@ -334,6 +334,7 @@ def serve_wsgi_workers(
     )
     children: dict[int, int] = {}  # pid -> worker number
     stopping = False
+    parent = os.getpid()
 
     def start(n: int) -> None:
         pid = os.fork()
@@ -342,6 +343,7 @@ def serve_wsgi_workers(
             try:
                 signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
                 signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops the workers
+                threading.Thread(target=_exit_with_parent, args=(parent,), name="parent-watch", daemon=True).start()
                 if after_fork is not None:
                     after_fork()
                 tune_gc_for_batches()
@@ -392,6 +394,15 @@ def serve_wsgi_workers(
     sock.close()
     if stop_jobs is not None:
         stop_jobs()
+
+
+def _exit_with_parent(parent: int, interval: float = 0.5) -> None:
+    """In a worker of :func:`serve_wsgi_workers`: exit once the parent is gone. A parent killed outright (SIGKILL,
+    the out-of-memory killer) cannot stop its workers, which would otherwise go on serving the port unsupervised,
+    holding their database connections, until someone finds them (as gunicorn's workers do, by the parent's pid)."""
+    while os.getppid() == parent:
+        time.sleep(interval)
+    os._exit(0)
 
 
 def make_wsgi_server(
