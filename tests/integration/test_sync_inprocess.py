@@ -308,3 +308,33 @@ def test_a_pipelined_push_applies_in_order_when_batches_overtake_each_other(fede
         assert not gaps  # a batch that arrives early waits for its predecessor's commit
     else:
         assert gaps  # SQLite: refused as a gap, then sent again once its predecessor was accepted
+
+
+def test_the_push_takes_the_file_the_build_handed_over_only_while_it_is_the_stored_one(federation):
+    from sqlalchemy import inspect
+
+    app, transport, p44, p11, national = federation
+    effective_teacher(p44, "020")
+    sent: list[bytes] = []
+    request = transport.request
+
+    def recording(method, path, body=b"", headers=None):
+        if path.endswith("/batches"):
+            sent.append(body)
+        return request(method, path, body, headers)
+
+    transport.request = recording
+    transport.fail_next = 100  # built, then every send fails: the batch stays built
+    assert p44.client.run_round().status == "failed"
+    transport.fail_next = 0
+    with p44.factory() as s:
+        batch = s.get(SyncBatch, 1)
+        assert "data" in inspect(batch).unloaded  # the file is not loaded with the row
+        stored, batch_hash = batch.data, batch.batch_hash
+    assert p44.client._handoff == {1: (batch_hash, stored)}  # handed over by the build
+    p44.client._handoff = {1: ("0" * 64, b"a file the database does not hold")}
+    assert p44.client._load_batch(1) == (stored, batch_hash, 1)  # not the stored one: read from the database
+    p44.client._handoff = {1: (batch_hash, b"handed over")}
+    assert p44.client._load_batch(1)[0] == b"handed over" and p44.client._handoff == {}
+    assert p44.client.run_round().status == "ok"  # a new round does not use what an earlier one handed over
+    assert sent and all(body == stored for body in sent)
