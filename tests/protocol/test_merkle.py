@@ -149,7 +149,7 @@ def test_the_frontier_gives_the_root_and_the_newest_leafs_proof_at_every_size():
     assert merkle.frontier_root([]) == merkle.EMPTY_ROOT
 
 
-@pytest.mark.parametrize("size,hashes", [(0, 1), (1, 0), (3, 1), (4, 2)])
+@pytest.mark.parametrize(("size", "hashes"), [(0, 1), (1, 0), (3, 1), (4, 2)])
 def test_a_frontier_that_does_not_match_its_size_is_refused(size, hashes):
     with pytest.raises(ProofError, match="frontier does not match its size"):
         merkle.append(_leaves(hashes), size, _leaves(1)[0])

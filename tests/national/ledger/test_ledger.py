@@ -7,7 +7,6 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from common.db import utcnow
-
 from national_node.db import NodeSetting
 from national_node.ledger import ledger
 from sync_protocol import merkle
