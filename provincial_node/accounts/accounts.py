@@ -379,6 +379,23 @@ def verify_credentials(
     return account
 
 
+def record_logout(ctx: ProvinceContext, address: str | None, channel: str) -> None:
+    """The login log's 退出登录 line for the account signing out (a page session or an API token; none when
+    nobody was signed in, e.g. a session that had already ended)."""
+    if ctx.actor is None:
+        return
+    record_login(
+        ctx.session,
+        at=ctx.now,
+        username=ctx.actor.username,
+        account_id=ctx.actor.account_id,
+        address=address or "unknown",
+        channel=channel,
+        outcome=LoginOutcome.LOGOUT,
+        unit_path=ctx.actor.unit_path,
+    )
+
+
 _ID_LIKE = re.compile(r"^[0-9]{15}$|^[0-9]{17}[0-9Xx]$")
 
 

@@ -80,8 +80,10 @@ class Login(MethodView):
 class Logout(MethodView):
     @auth_bp.response(200, RevokedOut)
     def post(self) -> Any:
-        """Revoke the token used for this request."""
-        tokens.logout(current_context().session, tokens.bearer_token(request.headers) or "")
+        """Revoke the token used for this request (the login log keeps the sign-out)."""
+        ctx = current_context()
+        accounts.record_logout(ctx, request.remote_addr, "api")
+        tokens.logout(ctx.session, tokens.bearer_token(request.headers) or "")
         return {"revoked": True}
 
 

@@ -150,7 +150,7 @@ def login_log() -> Any:
         rows=rows,
         form=request.args,
         errors={e.field: e.reason_zh for e in errors},
-        outcomes=[(v, label) for v, label in outcomes if v != LoginOutcome.LOGOUT],
+        outcomes=outcomes,
         channels=Channel.choices(),
         units=search.units_in_scope(ctx),
         **_listing(".login_log", found),

@@ -83,6 +83,7 @@ def logout() -> Response:
     ctx = current_context()
     token = request.cookies.get(page_session.COOKIE)
     if token:
+        accounts.record_logout(ctx, request.remote_addr, "web")
         sessions.close(ctx.session, token, ctx.now)
     response = make_response(redirect(url_for("web.login")))
     page_session.clear_cookie(response, runtime().config)

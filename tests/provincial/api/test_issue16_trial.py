@@ -293,6 +293,19 @@ def test_failed_logins_are_recorded(trial):
     assert any(e["username"] == "s2_rev" and e["address"] == "198.51.100.9" for e in events)
 
 
+def test_a_sign_out_is_in_the_login_log(trial):
+    addr = {"REMOTE_ADDR": "198.51.100.21"}
+    token = trial.login("s1_query", NEW, environ_base=addr).json["token"]
+    out = trial.app.test_client().post(
+        "/api/v1/auth/logout", headers={"Authorization": f"Bearer {token}"}, environ_base=addr
+    )
+    assert out.status_code == 200
+    events = trial.call("th_admin", "GET", "/api/v1/login-events?outcome=logout").json["events"]
+    assert any(
+        e["username"] == "s1_query" and e["channel"] == "api" and e["address"] == "198.51.100.21" for e in events
+    )
+
+
 def test_a_token_issued_before_a_lock_out_stops_working(trial):
     token = trial.login("th_query", NEW).json["token"]
     h = {"Authorization": f"Bearer {token}"}

@@ -80,12 +80,32 @@ def test_errors_of_pages_are_chinese_pages_and_of_the_api_json(site):
     assert api.status_code == 401 and api.json["code"] == "unauthenticated"  # the API asks for its token first
 
 
-def test_logout_ends_the_session(site):
+def test_logout_ends_the_session_and_the_login_log_keeps_it(site):
+    from sqlalchemy import select
+
+    from common.db import session_scope
+    from common.http import runtime_of
+    from provincial_node.audit_trail.models import LoginEvent
+
+    def sign_outs() -> int:
+        with session_scope(runtime_of(site.app).session_factory) as s:
+            return len(
+                s.scalars(
+                    select(LoginEvent.id).where(
+                        LoginEvent.username == "school_info",
+                        LoginEvent.outcome == "logout",
+                        LoginEvent.channel == "web",
+                    )
+                ).all()
+            )
+
+    before = sign_outs()
     c = site.client("school_info")
     assert c.get("/teachers").status_code == 200
     r = post(c, "/logout")
     assert r.status_code == 302
     assert c.get("/teachers").status_code == 302
+    assert sign_outs() == before + 1  # 退出登录 in the login log
 
 
 def test_the_first_login_asks_for_a_new_password_first(site):
