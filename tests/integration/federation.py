@@ -158,13 +158,14 @@ def _seed_units(node: ProvinceNode) -> None:
         node.school_id = s.query(Unit).filter(Unit.code == school).one().id
 
 
-def effective_teacher(node: ProvinceNode, seq: str, region: str = "440106") -> str:
-    """Register, fill and review a teacher to effective; returns the teacher number."""
-    rid = resident_id(region, "19880315", seq)
+def effective_teacher(node: ProvinceNode, seq: str, region: str = "440106", number: str | None = None) -> str:
+    """Register, fill and review a teacher to effective (ID number ``number``, or one made from ``region`` and
+    ``seq``); returns the teacher number."""
+    rid = number or resident_id(region, "19880315", seq)
     basic = {
         **{k: v for k, v in GOOD_RECORDS["JBXX"].items() if k not in WORKFLOW},
         "SFZJH": rid,
-        "XBM": "1" if int(seq[-1]) % 2 else "2",
+        "XBM": "1" if int(rid[-2]) % 2 else "2",  # the ID number's sex digit
         "XM": f"教师{seq}",
     }
     with session_scope(node.factory) as s:

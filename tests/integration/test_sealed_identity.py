@@ -50,32 +50,10 @@ def _raw(factory) -> str:
 
 
 def _register(node, seq: str, number: str | None = None) -> str:
-    """A teacher made effective at the node's school (same helper as federation.effective_teacher, with an
-    ID number of our choosing); returns the teacher number."""
+    """A teacher made effective at the node's school, with an ID number of our choosing; the teacher number."""
     from tests.integration.federation import effective_teacher
 
-    if number is None:
-        return effective_teacher(node, seq)
-    from provincial_node.teacher_files import review
-    from tests.factories import GOOD_RECORDS
-
-    basic = {
-        **{k: v for k, v in GOOD_RECORDS["JBXX"].items() if k not in ("XRGWLBM", "XRGWDJM", "XRZYJSZWM", "RYZTM")},
-        "SFZJH": number,
-        "XBM": "1" if int(number[-2]) % 2 else "2",
-        "XM": f"教师{seq}",
-    }
-    with session_scope(node.factory) as s:
-        school = node.actors["school_info"]
-        t = files.register_teacher(
-            ctx(s, school, province=node.code), node.school_id, {k: basic[k] for k in ("XM", "SFZJLXM", "SFZJH")}
-        )
-        files.update_group(ctx(s, school), t.id, "JBXX", basic)
-        files.update_group(ctx(s, school), t.id, "JBDY", [GOOD_RECORDS["JBDY"]])
-        files.submit(ctx(s, school), t.id)
-        review.review(ctx(s, node.actors["school_rev"], province=node.code), t.id, "approve")
-        review.review(ctx(s, node.actors["county_info"], province=node.code), t.id, "approve")
-        return t.teacher_number
+    return effective_teacher(node, seq, number=number)
 
 
 def test_round_duplicate_and_transfer_with_sealed_identities(sealed_fed):
