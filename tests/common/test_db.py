@@ -241,16 +241,12 @@ _NASTY = [
 ]
 
 
-def test_bulk_insert_round_trips_copy_special_characters(migrated_engines):
+@pytest.mark.parametrize("node", ["province"])
+def test_bulk_insert_round_trips_copy_special_characters(db_session):
     """COPY's text format is written by hand on PostgreSQL: every escape must read back unchanged (SQLite takes
     the INSERT path; the same values must read back there too). One table with text and JSON columns, the
     provincial audit trail, is enough."""
-    with migrated_engines["province"].connect() as conn:
-        outer = conn.begin()
-        try:
-            _round_trip(Session(bind=conn, join_transaction_mode="create_savepoint"))
-        finally:
-            outer.rollback()
+    _round_trip(db_session)
 
 
 def _round_trip(db_session: Session) -> None:
@@ -319,15 +315,11 @@ def _round_trip(db_session: Session) -> None:
         assert sorted(found) == sorted(set(wanted) & set(odd))
 
 
-def test_bulk_update_changes_exactly_the_named_rows(migrated_engines):
+@pytest.mark.parametrize("node", ["national"])
+def test_bulk_update_changes_exactly_the_named_rows(db_session):
     """COPY into a scratch table and one UPDATE … FROM on PostgreSQL, the ORM's bulk update on SQLite: the rows
     named by their key get every given column, twice in one transaction, with escapes and RawJSON; others stay."""
-    with migrated_engines["national"].connect() as conn:
-        outer = conn.begin()
-        try:
-            _bulk_update(Session(bind=conn, join_transaction_mode="create_savepoint"))
-        finally:
-            outer.rollback()
+    _bulk_update(db_session)
 
 
 def _bulk_update(s: Session) -> None:
@@ -366,7 +358,8 @@ def _bulk_update(s: Session) -> None:
     assert got == expected
 
 
-def test_one_of_is_an_array_postgresql_reads_once_not_once_per_row(migrated_engines, dialect):
+@pytest.mark.parametrize("node", ["national"])
+def test_one_of_is_an_array_postgresql_reads_once_not_once_per_row(db_session, dialect):
     """On PostgreSQL ``one_of`` is ``= ANY(array)`` whose array is a constant of the column's array type. Sent as
     a typed text parameter and cast (``CAST($1::VARCHAR AS VARCHAR(68)[])``), the cast stayed in the plan and a
     sequential scan parsed the whole literal again for every row: the duplicate-identity query of a 1 000-record
@@ -375,20 +368,15 @@ def test_one_of_is_an_array_postgresql_reads_once_not_once_per_row(migrated_engi
     from national_node.intake.models import TeacherCore
 
     keys = [f"bi1:{i:064x}" for i in range(50)]
-    with migrated_engines["national"].connect() as conn:
-        outer = conn.begin()
-        try:
-            session = Session(bind=conn, join_transaction_mode="create_savepoint")
-            stmt = sa.select(TeacherCore.teacher_number).where(one_of(session, TeacherCore.identity_key, keys))
-            if dialect == "sqlite":
-                assert " IN (" in str(stmt.compile(conn))
-                return
-            conn.exec_driver_sql("SET LOCAL enable_indexscan = off")  # the plan of a table never analysed
-            conn.exec_driver_sql("SET LOCAL enable_bitmapscan = off")
-            compiled = stmt.compile(conn)
-            plan = "\n".join(conn.exec_driver_sql("EXPLAIN VERBOSE " + str(compiled), compiled.params).scalars())
-            assert "Seq Scan" in plan
-            assert re.search(r"= ANY \('\{[^']*\}'::(text|character varying(\(68\))?)\[\]\)", plan), plan
-            assert "::character varying)::" not in plan, plan
-        finally:
-            outer.rollback()
+    conn = db_session.connection()
+    stmt = sa.select(TeacherCore.teacher_number).where(one_of(db_session, TeacherCore.identity_key, keys))
+    if dialect == "sqlite":
+        assert " IN (" in str(stmt.compile(conn))
+        return
+    conn.exec_driver_sql("SET LOCAL enable_indexscan = off")  # the plan of a table never analysed
+    conn.exec_driver_sql("SET LOCAL enable_bitmapscan = off")
+    compiled = stmt.compile(conn)
+    plan = "\n".join(conn.exec_driver_sql("EXPLAIN VERBOSE " + str(compiled), compiled.params).scalars())
+    assert "Seq Scan" in plan
+    assert re.search(r"= ANY \('\{[^']*\}'::(text|character varying(\(68\))?)\[\]\)", plan), plan
+    assert "::character varying)::" not in plan, plan
