@@ -16,8 +16,9 @@ from national_node.keys import NodeKeys, generate_keys
 from national_node.ledger import ledger
 from national_node.provinces import provinces
 from national_node.registry import registry
+from sync_protocol.batch import build_batch
 from sync_protocol.keys import Signer
-from tests.protocol.simulator import fixed_signer
+from tests.protocol.simulator import fixed_signer, sample_record
 
 ORIGIN = "test.tmis/log/v1"
 
@@ -47,6 +48,19 @@ class Nation:
         public = base64.b64encode(signer.public.raw).decode()
         registry.enrol(self.session, self.keys, self.origin, code, token, public)
         return signer
+
+    def batch(self, signer: Signer, seq: int, versions, prev: str | None = None, **record_options):
+        """A batch of province 44's sample records with these versions, signed by ``signer``."""
+        return build_batch(
+            province="44",
+            seq=seq,
+            prev_batch_hash=prev,
+            created_at=utcnow(),
+            schema_version="test",
+            log_origin=self.origin,
+            records=[sample_record("44", v, **record_options) for v in versions],
+            signer=signer,
+        )
 
 
 @pytest.fixture

@@ -6,36 +6,22 @@ from __future__ import annotations
 
 import pytest
 
-from common.db import utcnow
 from common.errors import ConfigError
 from national_node.config import config_from_env, default_verify_workers
 from national_node.intake import intake, verifying
 from national_node.intake.models import TeacherCore
 from national_node.ledger import ledger
-from sync_protocol.batch import build_batch, split_batch_file, verify_batch
+from sync_protocol.batch import split_batch_file, verify_batch
 from sync_protocol.errors import MalformedError, ProtocolError
 from sync_protocol.records import records_of_verified_lines
 from tests.protocol.simulator import sample_record
-
-
-def _batch(nation, signer, seq, versions, prev=None, **record_options):
-    return build_batch(
-        province="44",
-        seq=seq,
-        prev_batch_hash=prev,
-        created_at=utcnow(),
-        schema_version="test",
-        log_origin=nation.origin,
-        records=[sample_record("44", v, **record_options) for v in versions],
-        signer=signer,
-    )
 
 
 def test_decoding_verified_lines_gives_the_verified_records(nation):
     signer = nation.enrol("44")
     trust = ledger.current_trust(nation.session)
     for options in ({}, {"op": "status_change"}, {"op": "transfer_out", "to_province": "11"}):
-        built = _batch(nation, signer, 1, range(1, 40), **options)
+        built = nation.batch(signer, 1, range(1, 40), **options)
         verified = verify_batch(built.data, trust, "44")
         assert records_of_verified_lines(split_batch_file(built.data)[1]) == list(verified.records)
 
@@ -60,7 +46,7 @@ def pool():
 def test_workers_verify_exactly_as_the_request_process_does(nation, pool):
     signer = nation.enrol("44")
     trust = ledger.current_trust(nation.session)
-    built = _batch(nation, signer, 1, range(1, 300))
+    built = nation.batch(signer, 1, range(1, 300))
     assert verifying.verify(built.data, trust, "44") == verify_batch(built.data, trust, "44")
     # a record changed after signing: refused with the very error the in-process check raises
     tampered = built.data.replace("教师7".encode(), "教师8".encode(), 1)
@@ -79,8 +65,8 @@ def test_workers_verify_exactly_as_the_request_process_does(nation, pool):
 @pytest.mark.slow
 def test_the_intake_applies_batches_verified_by_the_workers(nation, pool):
     signer = nation.enrol("44")
-    first = _batch(nation, signer, 1, (1, 2, 3))
-    second = _batch(nation, signer, 2, (4, 5), prev=first.batch_hash)
+    first = nation.batch(signer, 1, (1, 2, 3))
+    second = nation.batch(signer, 2, (4, 5), prev=first.batch_hash)
     for b in (first, second):
         assert intake.intake(nation.session, nation.keys, nation.origin, "44", b.data).new
     assert nation.session.get(TeacherCore, sample_record("44", 5).teacher_number).version == 5
