@@ -19,6 +19,10 @@ Rules:
   ``BEGIN`` that reads first and writes later cannot wait: once another writer has committed since its read,
   SQLite fails it at once (``SQLITE_BUSY_SNAPSHOT``). Long work commits in bounded chunks
   (:mod:`provincial_node.tasks`), so the lock is held briefly and other users' writes wait instead of failing.
+* A change that reads a row, decides from what it read and then writes (approve a file waiting for review, open
+  a transfer when none is open) loads that row with :func:`get_for_update`, or serialises on a name with
+  :func:`lock_name` when there is no row yet: on PostgreSQL (READ COMMITTED) two such requests would otherwise
+  both decide from the same state, and both write. On SQLite writers are already one at a time.
 """
 
 from __future__ import annotations
@@ -113,6 +117,22 @@ def begin_write(session: Session) -> None:
     ``BEGIN IMMEDIATE`` (waiting up to the busy timeout for the write lock, instead of failing later when
     a read turns into a write); elsewhere nothing changes."""
     session.connection(execution_options={WRITE: True})
+
+
+def get_for_update(session: Session, entity: type[Any], ident: Any) -> Any:
+    """The row ``ident`` of ``entity`` for a change decided from its current state: ``SELECT … FOR UPDATE`` on
+    PostgreSQL, so a concurrent change of the same row waits for this transaction and then reads what it
+    committed; the object is refreshed from that read even if the session held it already. None when absent.
+    (SQLite renders no ``FOR UPDATE``: its writers are one at a time — :func:`begin_write`.)"""
+    return session.get(entity, ident, with_for_update=True, populate_existing=True)
+
+
+def lock_name(session: Session, name: str) -> None:
+    """Serialise the transactions that take the same ``name`` until they end (commit or rollback), for a check
+    with no row to lock yet — e.g. "no open transfer request for this teacher number" before inserting one: a
+    PostgreSQL transaction-level advisory lock on a 64-bit hash of the name. Nothing on SQLite (one writer)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:name, 0))"), {"name": name})
 
 
 _BUSY_SQLSTATES = frozenset({"40001", "40P01", "55P03"})  # serialization failure, deadlock, lock not available

@@ -29,6 +29,7 @@ from openpyxl import Workbook
 from sqlalchemy import or_, select
 
 from common.catalogue.sharing import ShareClass, share_class
+from common.db import get_for_update
 from common.errors import ConflictError, FieldError, NotFoundError, PermissionDeniedError, ValidationError, invalid
 from provincial_node.accounts import second_factor
 from provincial_node.accounts.models import Unit
@@ -178,9 +179,13 @@ def apply(
     return app
 
 
-def _visible(ctx: ProvinceContext, app_id: int) -> tuple[SharingApplication, Unit, Unit]:
-    """The application, if its applicant or its reviewing unit lies in the actor's subtree."""
-    app = ctx.session.get(SharingApplication, app_id)
+def _visible(ctx: ProvinceContext, app_id: int, *, lock: bool = False) -> tuple[SharingApplication, Unit, Unit]:
+    """The application, if its applicant or its reviewing unit lies in the actor's subtree (``lock``: read for a
+    decision, ``FOR UPDATE``: two reviewers deciding at once are answered one after the other)."""
+    if lock:
+        app = get_for_update(ctx.session, SharingApplication, app_id)
+    else:
+        app = ctx.session.get(SharingApplication, app_id)
     if app is None:
         raise NotFoundError(f"sharing application {app_id} not found")
     applicant = ctx.session.get(Unit, app.applicant_unit_id)
@@ -192,7 +197,7 @@ def _visible(ctx: ProvinceContext, app_id: int) -> tuple[SharingApplication, Uni
 
 def decide(ctx: ProvinceContext, app_id: int, decision: str, reason: str | None) -> SharingApplication:
     """The owning level approves, or refuses with a reason."""
-    app, _applicant, reviewer = _visible(ctx, app_id)
+    app, _applicant, reviewer = _visible(ctx, app_id, lock=True)
     authorize(ctx, Operation.SHARING_REVIEW, reviewer, hidden=False)
     if app.applied_by == ctx.user.account_id:
         raise PermissionDeniedError("the account that applied cannot decide the application")

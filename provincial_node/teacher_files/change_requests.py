@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from common.db import get_for_update
 from common.errors import ConflictError, FieldError, NotFoundError, PermissionDeniedError, ValidationError, invalid
 from provincial_node.accounts import second_factor
 from provincial_node.accounts.models import Unit
@@ -65,7 +66,7 @@ def _validate(ctx: ProvinceContext, teacher: Teacher, data: dict[str, Any]) -> d
 
 def request_change(ctx: ProvinceContext, teacher_id: int, changes: list[dict[str, Any]], reason: str) -> ChangeRequest:
     actor = ctx.user
-    teacher = get_teacher(ctx, teacher_id, Operation.CHANGE_REQUEST_CREATE)
+    teacher = get_teacher(ctx, teacher_id, Operation.CHANGE_REQUEST_CREATE, lock=True)
     require_held(teacher)
     if not teacher.ever_effective:
         raise ConflictError("the file has no effective information yet: edit the draft instead")
@@ -127,10 +128,10 @@ def decide(ctx: ProvinceContext, request_id: int, decision: str, reason: str) ->
     security-key check for accounts that use one)."""
     second_factor.require_fresh(ctx, "a decision on a change request")
     actor = ctx.user
-    cr = ctx.session.get(ChangeRequest, request_id)
+    cr = get_for_update(ctx.session, ChangeRequest, request_id)  # the request's row, then its file's (that order)
     if cr is None:
         raise NotFoundError(f"change request {request_id} not found")
-    teacher = visible_teacher(ctx, cr.teacher_id)
+    teacher = visible_teacher(ctx, cr.teacher_id, lock=True)
     school = ctx.session.get(Unit, teacher.unit_id)
     authorize(ctx, Operation.CHANGE_REQUEST_DECIDE)
     bureau = ctx.session.get(Unit, school.supervisor_id) if school.supervisor_id else None

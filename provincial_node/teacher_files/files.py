@@ -29,6 +29,7 @@ from sqlalchemy import func, select
 from common.catalogue import Catalogue, RecordGroup
 from common.catalogue.codes import PersonStatus
 from common.catalogue.schema import build_validator
+from common.db import get_for_update
 from common.errors import ConflictError, FieldError, NotFoundError, PermissionDeniedError, ValidationError
 from provincial_node.accounts.models import Unit
 from provincial_node.audit_trail import trail
@@ -44,10 +45,13 @@ from sync_protocol.identifiers import make_teacher_number
 REQUIRED_GROUPS = ("JBXX",)
 
 
-def get_teacher(ctx: ProvinceContext, teacher_id: int, op: Operation = Operation.FILE_READ) -> Teacher:
+def get_teacher(
+    ctx: ProvinceContext, teacher_id: int, op: Operation = Operation.FILE_READ, *, lock: bool = False
+) -> Teacher:
     """The file, if the actor may do ``op`` on it (teachers: only their own file); not found when it lies
-    outside the actor's subtree. The access decision is :func:`~provincial_node.rules.authorize`'s."""
-    teacher = visible_teacher(ctx, teacher_id)
+    outside the actor's subtree. The access decision is :func:`~provincial_node.rules.authorize`'s. ``lock``:
+    for a change (:func:`visible_teacher`)."""
+    teacher = visible_teacher(ctx, teacher_id, lock=lock)
     authorize(
         ctx,
         op,
@@ -58,11 +62,17 @@ def get_teacher(ctx: ProvinceContext, teacher_id: int, op: Operation = Operation
     return teacher
 
 
-def visible_teacher(ctx: ProvinceContext, teacher_id: int) -> Teacher:
+def visible_teacher(ctx: ProvinceContext, teacher_id: int, *, lock: bool = False) -> Teacher:
     """The file, if it lies in the actor's subtree (a teacher: their own); otherwise not found. What the actor
-    may do with it is still :func:`authorize`'s to say."""
+    may do with it is still :func:`authorize`'s to say.
+
+    ``lock``: the caller will change the file, or something that hangs on it, after deciding from its current
+    state (edit, submit, review, a change request, a transfer). The file row is then read ``FOR UPDATE``
+    (:func:`common.db.get_for_update`): every such change of one file runs one after the other, and each decides
+    from what the previous one committed — two reviewers approving at once would otherwise both approve, and an
+    approval could overwrite an edit saved a moment before."""
     actor = ctx.user
-    teacher = ctx.session.get(Teacher, teacher_id)
+    teacher = get_for_update(ctx.session, Teacher, teacher_id) if lock else ctx.session.get(Teacher, teacher_id)
     if teacher is None:
         raise NotFoundError(f"teacher file {teacher_id} not found")
     if actor.role == Role.TEACHER:
@@ -388,7 +398,7 @@ def validate_group(ctx: ProvinceContext, teacher: Teacher, group_code: str, valu
 def update_group(ctx: ProvinceContext, teacher_id: int, group_code: str, value: Any) -> Teacher:
     """Replace one record group of the working copy (an object, or a list for multi-record groups)."""
     actor = ctx.user
-    teacher = get_teacher(ctx, teacher_id, Operation.FILE_EDIT)
+    teacher = get_teacher(ctx, teacher_id, Operation.FILE_EDIT, lock=True)
     require_held(teacher)
     if teacher.status in UNDER_REVIEW:
         raise ConflictError(
@@ -463,7 +473,7 @@ def completeness_errors(ctx: ProvinceContext, teacher: Teacher) -> list[FieldErr
 
 def submit(ctx: ProvinceContext, teacher_id: int) -> Teacher:
     """Completeness check (完整性检测) and submission for review (未报送 → 已报送)."""
-    teacher = get_teacher(ctx, teacher_id, Operation.FILE_SUBMIT)
+    teacher = get_teacher(ctx, teacher_id, Operation.FILE_SUBMIT, lock=True)
     if teacher.status not in SUBMITTABLE:
         raise ConflictError(
             f"only a draft or rejected file can be submitted (it is {teacher.status})",

@@ -72,7 +72,7 @@ def _reviewing_unit(
 
 def review(ctx: ProvinceContext, teacher_id: int, decision: str, reason: str | None = None) -> Teacher:
     """Approve or reject at the level the file is waiting for (谁审核谁负责)."""
-    teacher = visible_teacher(ctx, teacher_id)
+    teacher = visible_teacher(ctx, teacher_id, lock=True)  # two reviewers at once: the second sees the first's
     authorize(ctx, Operation.FILE_REVIEW)
     if teacher.status not in UNDER_REVIEW:
         raise ConflictError(

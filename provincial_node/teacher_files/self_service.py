@@ -25,7 +25,7 @@ def create_teacher_account(
 ) -> Account:
     """The school's system administrator creates the teacher's self-service account (first-login password
     change, like every new account)."""
-    teacher = visible_teacher(ctx, teacher_id)
+    teacher = visible_teacher(ctx, teacher_id, lock=True)
     school = ctx.session.get(Unit, teacher.unit_id)
     authorize(ctx, Operation.TEACHER_ACCOUNT_CREATE, school)
     try:

@@ -27,6 +27,7 @@ from typing import Any
 from sqlalchemy import select
 
 from common.catalogue import Catalogue
+from common.db import lock_name
 from common.errors import ConflictError, invalid
 from provincial_node.accounts.models import Unit
 from provincial_node.audit_trail import trail
@@ -108,6 +109,7 @@ def start_transfer(
     )
     if here is not None:
         raise duplicates.duplicate_identity(ctx, here, school)
+    lock_name(session, f"transfer request {teacher_number}")  # no row to lock yet: two clerks at once
     if session.scalar(
         select(Transfer.id).where(Transfer.teacher_number == teacher_number, Transfer.status == TransferStatus.OPEN)
     ):

@@ -15,9 +15,10 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 
 from common.catalogue.codes import PersonStatus
+from common.db import get_for_update
 from common.errors import ConflictError, NotFoundError
 from provincial_node.accounts.access import province_unit
 from provincial_node.accounts.models import Unit
@@ -39,8 +40,14 @@ from sync_protocol.records import RecordOp
 INBOX_KINDS = ("transfer_request", "transfer_answer", "transfer_closed", "transfer_completion")
 
 
+def _for_update(stmt: Select[Any]) -> Select[Any]:
+    """``stmt`` reading its row ``FOR UPDATE`` and refreshing what the session held: the sync round changes
+    requests and files that users may be deciding or editing at the same moment (common.db.get_for_update)."""
+    return stmt.with_for_update().execution_options(populate_existing=True)
+
+
 def _by_uid(ctx: ProvinceContext, uid: str) -> Transfer:
-    t = ctx.session.scalar(select(Transfer).where(Transfer.transfer_uid == uid))
+    t = ctx.session.scalar(_for_update(select(Transfer).where(Transfer.transfer_uid == uid)))
     if t is None:
         raise NotFoundError(f"no cross-province transfer {uid} in this province")
     return t
@@ -135,7 +142,7 @@ def _on_request(ctx: ProvinceContext, b: dict[str, Any]) -> Transfer:
     session.flush()
     first = t.next_step
     if side == Side.FROM:
-        teacher = session.scalar(select(Teacher).where(Teacher.teacher_number == b["teacher_number"]))
+        teacher = session.scalar(_for_update(select(Teacher).where(Teacher.teacher_number == b["teacher_number"])))
         if teacher is None or teacher.status == FileStatus.TRANSFERRED_OUT:
             _refuse(ctx, t, first, f"teacher {b['teacher_number']} is not held by province {province}")
             return t
@@ -193,7 +200,7 @@ def _receive_file(ctx: ProvinceContext, t: Transfer, b: dict[str, Any]) -> None:
     data = copy.deepcopy(file["groups"])
     work_history.open_work(data, school.name, work_history.month_of(ctx.now))
     work_history.set_person_status(data, PersonStatus.IN_POST)
-    teacher = session.scalar(select(Teacher).where(Teacher.teacher_number == b["teacher_number"]))
+    teacher = session.scalar(_for_update(select(Teacher).where(Teacher.teacher_number == b["teacher_number"])))
     if teacher is None:
         teacher = Teacher(
             teacher_number=b["teacher_number"],
@@ -237,7 +244,7 @@ def _receive_file(ctx: ProvinceContext, t: Transfer, b: dict[str, Any]) -> None:
 
 def _hand_over(ctx: ProvinceContext, t: Transfer) -> None:
     """A: the teacher is 调出 (人员状态 304); the file stays, read-only, with the closing 工作经历."""
-    teacher = ctx.session.get(Teacher, t.teacher_id)
+    teacher = get_for_update(ctx.session, Teacher, t.teacher_id)
     data = moved_data(t, teacher.data, ctx.session.get(Unit, teacher.unit_id).name, ctx.now)
     work_history.set_person_status(data, PersonStatus.TRANSFERRED_OUT)
     effective.write_effective(

@@ -22,6 +22,7 @@ import datetime as dt
 from sqlalchemy import or_, select
 
 from common.catalogue.codes import PersonStatus
+from common.db import get_for_update
 from common.errors import ConflictError, NotFoundError, PermissionDeniedError, invalid
 from common.identity import IdentityError, validate_identity
 from provincial_node.accounts.access import province_unit, unit_in_scope
@@ -194,6 +195,8 @@ def _create(
     to_name: str | None,
     reason: str,
 ) -> Transfer:
+    # the file's row first: two requests for the same teacher at once would both find none open, and both open one
+    teacher = get_for_update(ctx.session, Teacher, teacher.id)
     if teacher.status == FileStatus.TRANSFERRED_OUT:
         raise ConflictError("the teacher was transferred to another province; the file is read-only here")
     if _open_for(ctx, teacher.id):
@@ -222,9 +225,10 @@ def _create(
     return t
 
 
-def get_transfer(ctx: ProvinceContext, transfer_id: int) -> Transfer:
-    """The request, if one of its ends lies in the actor's subtree (a teacher: their own); otherwise not found."""
-    t = ctx.session.get(Transfer, transfer_id)
+def get_transfer(ctx: ProvinceContext, transfer_id: int, *, lock: bool = False) -> Transfer:
+    """The request, if one of its ends lies in the actor's subtree (a teacher: their own); otherwise not found.
+    ``lock``: read for a decision, ``FOR UPDATE`` (the request's row before its file's, always in that order)."""
+    t = get_for_update(ctx.session, Transfer, transfer_id) if lock else ctx.session.get(Transfer, transfer_id)
     if t is not None and ctx.user.role == Role.TEACHER:
         if t.teacher_id is None or t.teacher_id != ctx.user.teacher_id:
             raise NotFoundError(f"transfer {transfer_id} not found")
@@ -238,7 +242,7 @@ def decide(ctx: ProvinceContext, transfer_id: int, decision: str, reason: str | 
     """Approve or reject (with a reason) the step the request waits for, by an infoadmin of that step's
     unit. On a cross-province request the decision is also queued for the national node."""
     actor, now = ctx.user, ctx.now
-    t = get_transfer(ctx, transfer_id)
+    t = get_transfer(ctx, transfer_id, lock=True)
     if t.status != TransferStatus.OPEN:
         raise ConflictError(f"the request is {t.status}")
     unit = _unit_for(ctx, t, t.next_step)
@@ -283,7 +287,7 @@ def withdraw(ctx: ProvinceContext, transfer_id: int, reason: str) -> Transfer:
     """The starting unit withdraws its request before the last step. A cross-province request that has left
     the node is withdrawn through the national node: it closes when the national node confirms."""
     actor, now = ctx.user, ctx.now
-    t = get_transfer(ctx, transfer_id)
+    t = get_transfer(ctx, transfer_id, lock=True)
     if t.status != TransferStatus.OPEN:
         raise ConflictError(f"the request is {t.status}")
     if not (reason or "").strip():
@@ -335,7 +339,13 @@ def _expire(t: Transfer, now: dt.datetime) -> None:
 def expire_due(ctx: ProvinceContext) -> int:
     """Expire open requests past their deadline (run by the scheduler or the CLI). A cross-province request
     that has left the node is left to the national node, which tells both provinces."""
-    stmt = select(Transfer).where(Transfer.status == TransferStatus.OPEN, Transfer.expires_at <= ctx.now)
+    stmt = (
+        select(Transfer)
+        .where(Transfer.status == TransferStatus.OPEN, Transfer.expires_at <= ctx.now)
+        # a request being decided right now is left for the next run (its decision may complete it)
+        .with_for_update(skip_locked=True)
+        .execution_options(populate_existing=True)
+    )
     due = [t for t in ctx.session.scalars(stmt) if not sent(t)]
     for t in due:
         _expire(t, ctx.now)
@@ -345,7 +355,7 @@ def expire_due(ctx: ProvinceContext) -> int:
 def _complete(ctx: ProvinceContext, t: Transfer) -> None:
     """Every step approved inside the province: the file's new effective version, then the request closes."""
     session = ctx.session
-    teacher = session.get(Teacher, t.teacher_id)
+    teacher = get_for_update(session, Teacher, t.teacher_id)
     data = copy.deepcopy(teacher.data)
     month = work_history.month_of(ctx.now)
     from_school = session.get(Unit, t.from_unit_id)
@@ -380,13 +390,13 @@ def _complete(ctx: ProvinceContext, t: Transfer) -> None:
 def end_rotation(ctx: ProvinceContext, transfer_id: int) -> Transfer:
     """The teacher returns (回原单位): 人员状态 back to 在本单位任职, the rotation record gets its end month."""
     actor = ctx.user
-    t = get_transfer(ctx, transfer_id)
+    t = get_transfer(ctx, transfer_id, lock=True)
     authorize(
         ctx, Operation.ROTATION_END, ctx.session.get(Unit, t.from_unit_id) if t.from_unit_id else None, hidden=False
     )
     if t.kind != TransferKind.ROTATION or t.status != TransferStatus.COMPLETED:
         raise ConflictError("only a completed rotation is ended, by the sending school")
-    teacher = ctx.session.get(Teacher, t.teacher_id)
+    teacher = get_for_update(ctx.session, Teacher, t.teacher_id)
     if work_history.person_status(teacher.data) != PersonStatus.ON_ROTATION:
         raise ConflictError("the teacher is not on rotation")
     data = copy.deepcopy(teacher.data)

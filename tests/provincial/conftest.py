@@ -69,6 +69,11 @@ class Province:
 
 @pytest.fixture
 def province(db_session: Session) -> Province:
+    return build_province(db_session)
+
+
+def build_province(db_session: Session) -> Province:
+    """The units and accounts of :data:`UNITS_CSV`, through the services, in ``db_session`` (not committed)."""
     cat = load_catalogue()
     units.import_units_csv(ctx(db_session), UNITS_CSV)
     u = {
