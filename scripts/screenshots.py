@@ -131,6 +131,8 @@ def main() -> int:
         wrong.wait_for_load_state("networkidle")
         admin.goto(base + "/login-log")
         shot(admin, args.out, "login_log")
+        clerk.goto(base + "/my-logins")  # the clerk's own records, the failed attempt above among them
+        shot(clerk, args.out, "my_logins")
         teacher_login = re.search(r"<td>(\d{12}[\dX])</td>", accounts_page)
         if teacher_login is None:
             print("no teacher account in the demo: skipped teacher_file", file=sys.stderr)

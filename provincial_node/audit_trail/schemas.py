@@ -71,6 +71,9 @@ class LoginQuery(_LogQuery):
     )
     channel = ma.fields.String(load_default=None, metadata={"description": "web | api | cli"})
     address = ma.fields.String(load_default=None)
+    own = ma.fields.Boolean(
+        load_default=False, metadata={"description": "only the caller's own account (what every account may read)"}
+    )
 
 
 class LoginEventOut(Out):

@@ -69,6 +69,7 @@ class LoginFilter:
     channel: str | None = None
     address: str | None = None
     unit_id: int | None = None  # the account's unit, with the units below it
+    own: bool = False  # only the actor's own account (我的登录记录), whatever the actor may see besides
 
 
 @dataclass(frozen=True)
@@ -232,6 +233,8 @@ def login_events(
         )
     else:
         stmt = stmt.where(LoginEvent.account_id == actor.account_id)
+    if f.own:
+        stmt = stmt.where(LoginEvent.account_id == actor.account_id)
     if unit_path is not None:
         stmt = stmt.where(LoginEvent.unit_path.startswith(unit_path, autoescape=True))
     if f.outcome == FAILURES:
@@ -246,6 +249,14 @@ def login_events(
         stmt = stmt.where(LoginEvent.address == f.address)
     stmt = _time(stmt, LoginEvent.at, f.since, f.until)
     return _page(ctx, stmt, LoginEvent.id, before, limit)
+
+
+def previous_sign_in(ctx: ProvinceContext) -> dict[str, Any] | None:
+    """The actor's successful sign-in before the newest one (首页: 上次登录 — the newest is usually the session
+    being used), as :func:`login_rows` shows it; None for a first sign-in."""
+    found = login_events(ctx, LoginFilter(outcome=LoginOutcome.SUCCESS, own=True), limit=2)
+    rows = login_rows(ctx, found.rows)
+    return rows[1] if len(rows) > 1 else None
 
 
 def names(ctx: ProvinceContext, account_ids: Iterable[int | None], unit_paths: Iterable[str]) -> Names:

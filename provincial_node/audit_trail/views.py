@@ -1,4 +1,5 @@
-"""安全审计 pages: 操作日志 (``/audit-log``) and 登录日志 (``/login-log``). Thin: read the filter form, call
+"""安全审计 pages: 操作日志 (``/audit-log``) and 登录日志 (``/login-log``), and every account's own 我的登录记录
+(``/my-logins``). Thin: read the filter form, call
 :mod:`.search` (the API's functions) with the request's context, render; a bad filter value comes back next to
 its input (422). Times are typed and shown in Beijing time; a date alone means the whole day."""
 
@@ -154,6 +155,36 @@ def login_log() -> Any:
         channels=Channel.choices(),
         units=search.units_in_scope(ctx),
         **_listing(".login_log", found),
+    )
+    return page, (422 if errors else 200)
+
+
+@bp.get("/my-logins")
+def my_logins() -> Any:
+    """我的登录记录: every account's own sign-ins, failed attempts under its username and sign-outs, newest first —
+    for the user to notice an attempt that was not theirs (no access right needed beyond being signed in)."""
+    ctx = current_context()
+    errors: list[FieldError] = []
+    f = search.LoginFilter(
+        since=_time("since", end=False, errors=errors),
+        until=_time("until", end=True, errors=errors),
+        outcome=_text("outcome"),
+        own=True,
+    )
+    before = _id("before", "翻页位置无效，请从第一页重新查询", errors)
+    errors += _others(errors, search.login_filter_errors(ctx, f, before)[0])
+    rows: list[dict[str, Any]] = []
+    found = search.Found[Any]([])
+    if not errors:
+        found = search.login_events(ctx, f, before=before, limit=PAGE_SIZE)
+        rows = search.login_rows(ctx, found.rows)
+    page = render_template(
+        "audit_trail/my_logins.html",
+        rows=rows,
+        form=request.args,
+        errors={e.field: e.reason_zh for e in errors},
+        outcomes=[(search.FAILURES, "全部失败"), *LoginOutcome.choices()],
+        **_listing(".my_logins", found),
     )
     return page, (422 if errors else 200)
 

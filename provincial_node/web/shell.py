@@ -23,6 +23,7 @@ from markdown_it import MarkdownIt
 from common.errors import AuthError, ValidationError
 from common.http import keep_writes_on_error
 from provincial_node.accounts import accounts, sessions
+from provincial_node.audit_trail import search as audit_search
 from provincial_node.context import Role, current_context, runtime
 from provincial_node.notices import notices
 from provincial_node.rules import Operation, may
@@ -121,7 +122,12 @@ def home() -> str:
     todo: list[dict[str, Any]] = []
     if actor.role == Role.TEACHER:
         mine = files.list_teachers(ctx)
-        return render_template("home_teacher.html", file=mine[0] if mine else None, notices=notices.current(ctx))
+        return render_template(
+            "home_teacher.html",
+            file=mine[0] if mine else None,
+            notices=notices.current(ctx),
+            last_sign_in=audit_search.previous_sign_in(ctx),
+        )
     if may(actor, Operation.FILE_REVIEW):
         n = review.review_queue_count(ctx)
         if n:
@@ -147,7 +153,13 @@ def home() -> str:
         if n:
             todo.append({"label": "国家节点拒收、待处理的记录", "count": n, "url": url_for("ops.sync")})
     charts = overview.composition(ctx) if may(actor, Operation.FILES_LIST) else None
-    return render_template("home.html", todo=todo, notices=notices.current(ctx), charts=charts)
+    return render_template(
+        "home.html",
+        todo=todo,
+        notices=notices.current(ctx),
+        charts=charts,
+        last_sign_in=audit_search.previous_sign_in(ctx),
+    )
 
 
 @bp.get("/help/")

@@ -39,6 +39,7 @@ HELP = {
     "login": ("start", "登录"),
     "password": ("start", "修改密码"),
     "second_factor": ("start", "安全密钥"),
+    "my_logins": ("start", "我的登录记录"),
     "teachers": ("school", "教师信息"),
     "register": ("school", "新教师入职"),
     "file": ("school", "填报档案"),

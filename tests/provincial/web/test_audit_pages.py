@@ -255,3 +255,33 @@ def test_the_api_takes_the_same_filters_and_names_the_field_of_a_bad_one(site):
     assert r.status_code == 200 and r.json["events"][0]["outcome_label"] == "用户名或密码错误"
     r = c.get("/api/v1/login-events?outcome=maybe", headers=h)
     assert r.status_code == 422 and r.json["details"]["errors"][0]["field"] == "outcome"
+
+
+def test_every_account_sees_its_own_login_records_and_the_previous_sign_in(site):
+    anon = site.client()
+    page = anon.get("/login")
+    for who in ("school3_info", "school2_info"):  # a wrong password under each username
+        anon.post("/login", data={"username": who, "password": "wrong", "csrf_token": csrf_of(page.text)})
+    first = site.client("school3_info")
+    second = site.client("school3_info")  # signs in again: the first sign-in is the previous one now
+    mine = second.get("/my-logins")
+    assert mine.status_code == 200
+    outcomes = re.findall(r'data-outcome="(\w+)"', mine.text)
+    assert outcomes.count("failed") == 1 and outcomes.count("success") >= 2, outcomes  # not school2_info's failure
+    assert outcomes[0] == "success" and "网页" in mine.text and "127.0.0.1" in mine.text
+    failed = second.get("/my-logins?outcome=failure").text
+    assert re.findall(r'data-outcome="(\w+)"', failed) == ["failed"] and "用户名或密码错误" in failed
+    bad = second.get("/my-logins?outcome=maybe&since=2026-13-01")
+    assert bad.status_code == 422
+    assert _field_error(bad.text, "outcome") == "没有这种登录结果，请从列表中选择" and _field_error(bad.text, "since")
+    home = second.get("/").text
+    line = home.split("data-last-sign-in>", 1)[1].split("</p>", 1)[0]
+    assert "上次登录：" in line and "网页，127.0.0.1" in line and "/my-logins" in line
+    assert '/my-logins">登录记录</a>' in first.get("/").text  # the header links it on every page
+
+    h = _token(site, "county_admin")
+    c = site.client()
+    own = c.get("/api/v1/login-events?own=true&limit=1000", headers=h).json["events"]
+    everyone = c.get("/api/v1/login-events?limit=1000", headers=h).json["events"]
+    admin_id = own[0]["account_id"]
+    assert own and {e["account_id"] for e in own} == {admin_id} and len(everyone) > len(own)
