@@ -22,7 +22,10 @@ exported file imports back unchanged.
 
 from __future__ import annotations
 
+import csv
+import io
 import unicodedata
+from collections.abc import Iterable
 from typing import Any
 
 _BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
@@ -78,6 +81,13 @@ def csv_cell(value: Any) -> Any:
         return value
     value = scrub(value)
     return NEUTRALISER + value if formula_like(value) else value
+
+
+def csv_bytes(rows: Iterable[Iterable[Any]]) -> bytes:
+    """A CSV file (UTF-8 with BOM, for Excel) whose every cell is inert (:func:`csv_cell`)."""
+    buf = io.StringIO()
+    csv.writer(buf).writerows([csv_cell(v) for v in r] for r in rows)
+    return ("\ufeff" + buf.getvalue()).encode("utf-8")
 
 
 def strip_neutraliser(text: str) -> str:

@@ -108,6 +108,13 @@ GROUPS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
             ("sync.resend_parked", "重新发送暂存记录"),
         ),
     ),
+    (
+        "安全审计",
+        (
+            ("audit.download", "下载操作日志"),
+            ("login_log.download", "下载登录日志"),
+        ),
+    ),
 )
 
 ACTIONS: Mapping[str, str] = {action: name for _group, items in GROUPS for action, name in items}
@@ -122,6 +129,7 @@ TARGET_TYPES: Mapping[str, str] = {
     "custom_field": "地方拓展指标",
     "notice": "通知公告",
     "node": "节点",
+    "log": "日志",
 }
 
 # the keys of an event's details, as the pages name them (others are shown as they are stored)
@@ -170,6 +178,13 @@ DETAIL_NAMES: Mapping[str, str] = {
     "share_class": "共享类别",
     "codes_left": "尚有恢复码",
     "other": "其他省份的编号",
+    "filters": "筛选条件",
+    "since": "开始时间",
+    "until": "结束时间",
+    "unit_id": "单位编号",
+    "outcome": "结果",
+    "channel": "登录方式",
+    "action": "操作",
 }
 # values of some details, as the pages name them
 DETAIL_VALUES: Mapping[str, Mapping[str, str]] = {

@@ -1,18 +1,22 @@
-"""安全审计 pages: 操作日志 (``/audit-log``) and 登录日志 (``/login-log``), and every account's own 我的登录记录
-(``/my-logins``). Thin: read the filter form, call
-:mod:`.search` (the API's functions) with the request's context, render; a bad filter value comes back next to
-its input (422). Times are typed and shown in Beijing time; a date alone means the whole day."""
+"""安全审计 pages: 操作日志 (``/audit-log``) and 登录日志 (``/login-log``), each with a CSV download of what its
+filters find (``/audit-log.csv``, ``/login-log.csv``: at most DOWNLOAD_LIMIT rows, the download itself recorded),
+and every account's own 我的登录记录 (``/my-logins``). Thin: read the filter form, call :mod:`.search` (the API's
+functions) with the request's context, render; a bad filter value comes back next to its input (422). Times are
+typed and shown in Beijing time; a date alone means the whole day."""
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from typing import Any
 
-from flask import Blueprint, render_template, request, url_for
+from flask import Blueprint, Response, render_template, request, url_for
 
 from common.chinatime import CHINA
 from common.errors import FieldError
-from provincial_node.audit_trail import search
+from common.http import attachment
+from common.text import csv_bytes
+from provincial_node.audit_trail import search, trail
 from provincial_node.audit_trail.actions import DETAIL_NAMES, DETAIL_VALUES, GROUPS
 from provincial_node.audit_trail.logins import Channel, LoginOutcome
 from provincial_node.context import current_context
@@ -71,6 +75,8 @@ def _detail_items(details: dict[str, Any]) -> list[tuple[str, str]]:
             continue
         if isinstance(value, list):
             text = "、".join(str(v) for v in value)
+        elif isinstance(value, dict):  # e.g. a download's filters
+            text = "，".join(f"{DETAIL_NAMES.get(k, k)}={v}" for k, v in value.items())
         elif isinstance(value, bool):
             text = "是" if value else "否"
         else:
@@ -88,12 +94,7 @@ def _listing(endpoint: str, found: Any) -> dict[str, Any]:
     }
 
 
-@bp.get("/audit-log")
-def audit_log() -> Any:
-    """操作日志: the audit trail of the user's unit and the units below, newest first, 50 a page."""
-    ctx = current_context()
-    authorize(ctx, Operation.AUDIT_READ)
-    errors: list[FieldError] = []
+def _audit_form(ctx: Any, errors: list[FieldError]) -> tuple[search.AuditFilter, int | None]:
     f = search.AuditFilter(
         since=_time("since", end=False, errors=errors),
         until=_time("until", end=True, errors=errors),
@@ -104,6 +105,35 @@ def audit_log() -> Any:
     )
     before = _id("before", "翻页位置无效，请从第一页重新查询", errors)
     errors += _others(errors, search.audit_filter_errors(ctx, f, before)[0])
+    return f, before
+
+
+def _login_form(ctx: Any, errors: list[FieldError]) -> tuple[search.LoginFilter, int | None]:
+    f = search.LoginFilter(
+        since=_time("since", end=False, errors=errors),
+        until=_time("until", end=True, errors=errors),
+        username=_text("username"),
+        outcome=_text("outcome"),
+        channel=_text("channel"),
+        address=_text("address"),
+        unit_id=_id("unit_id", "请选择本单位或下级单位", errors),
+    )
+    before = _id("before", "翻页位置无效，请从第一页重新查询", errors)
+    errors += _others(errors, search.login_filter_errors(ctx, f, before)[0])
+    return f, before
+
+
+@bp.get("/audit-log")
+def audit_log() -> Any:
+    """操作日志: the audit trail of the user's unit and the units below, newest first, 50 a page."""
+    return _audit_page()
+
+
+def _audit_page(download_error: str | None = None) -> Any:
+    ctx = current_context()
+    authorize(ctx, Operation.AUDIT_READ)
+    errors: list[FieldError] = []
+    f, before = _audit_form(ctx, errors)
     rows: list[dict[str, Any]] = []
     found = search.Found[Any]([])
     if not errors:
@@ -116,30 +146,26 @@ def audit_log() -> Any:
         rows=rows,
         form=request.args,
         errors={e.field: e.reason_zh for e in errors},
+        download_error=download_error,
+        download_url=None if errors else _download_url(".audit_log_csv"),
         groups=GROUPS,
         units=search.units_in_scope(ctx),
         **_listing(".audit_log", found),
     )
-    return page, (422 if errors else 200)
+    return page, (422 if errors or download_error else 200)
 
 
 @bp.get("/login-log")
 def login_log() -> Any:
     """登录日志: login attempts on the accounts of the user's unit and the units below, newest first."""
+    return _login_page()
+
+
+def _login_page(download_error: str | None = None) -> Any:
     ctx = current_context()
     authorize(ctx, Operation.LOGIN_LOG_READ)
     errors: list[FieldError] = []
-    f = search.LoginFilter(
-        since=_time("since", end=False, errors=errors),
-        until=_time("until", end=True, errors=errors),
-        username=_text("username"),
-        outcome=_text("outcome"),
-        channel=_text("channel"),
-        address=_text("address"),
-        unit_id=_id("unit_id", "请选择本单位或下级单位", errors),
-    )
-    before = _id("before", "翻页位置无效，请从第一页重新查询", errors)
-    errors += _others(errors, search.login_filter_errors(ctx, f, before)[0])
+    f, before = _login_form(ctx, errors)
     rows: list[dict[str, Any]] = []
     found = search.Found[Any]([])
     if not errors:
@@ -151,12 +177,128 @@ def login_log() -> Any:
         rows=rows,
         form=request.args,
         errors={e.field: e.reason_zh for e in errors},
+        download_error=download_error,
+        download_url=None if errors else _download_url(".login_log_csv"),
         outcomes=outcomes,
         channels=Channel.choices(),
         units=search.units_in_scope(ctx),
         **_listing(".login_log", found),
     )
-    return page, (422 if errors else 200)
+    return page, (422 if errors or download_error else 200)
+
+
+# ------------------------------------------------------------------------------------------- CSV downloads
+
+DOWNLOAD_LIMIT = 100_000  # rows: more is a period to split, not one spreadsheet
+TOO_MANY = f"符合条件的记录超过 {DOWNLOAD_LIMIT:,} 条，一次下载不了：请缩小时间范围或增加筛选条件后分次下载。"
+AUDIT_COLUMNS = (
+    *("序号", "时间（北京时间）", "用户名", "姓名", "操作", "对象类型", "对象", "单位", "原因", "详情"),
+    *("预警", "哈希"),
+)
+LOGIN_COLUMNS = ("时间（北京时间）", "用户名", "姓名", "单位", "结果", "登录方式", "地址")
+
+
+def _download_url(endpoint: str) -> str:
+    """The download of what the page lists: its filters, every page of them (``before`` left out)."""
+    return url_for(endpoint, **{k: v for k, v in request.args.items() if k != "before" and v})
+
+
+def _beijing(at: dt.datetime) -> str:
+    return at.astimezone(CHINA).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _every(fetch: Callable[[int | None], Any], shape: Callable[[Any], list[dict[str, Any]]]) -> list | None:
+    """Every entry the filter finds, newest first, as the pages show them; None when more than DOWNLOAD_LIMIT."""
+    out: list[dict[str, Any]] = []
+    before = None
+    while True:
+        found = fetch(before)
+        out += shape(found.rows)
+        if len(out) > DOWNLOAD_LIMIT:
+            return None
+        if found.next_before is None:
+            return out
+        before = found.next_before
+
+
+def _csv(name: str, data: bytes) -> Response:
+    stamp = dt.datetime.now(CHINA).strftime("%Y%m%d-%H%M")
+    return Response(
+        data, mimetype="text/csv; charset=utf-8", headers={"Content-Disposition": attachment(f"{name}-{stamp}.csv")}
+    )
+
+
+def _filters() -> dict[str, str]:
+    """The filters of a download, for its own entry in the audit trail (a download of a log is on the record:
+    who, when, how many rows, with which filters)."""
+    return {k: v for k, v in request.args.items() if k != "before" and v}
+
+
+@bp.get("/audit-log.csv")
+def audit_log_csv() -> Any:
+    """操作日志 as a CSV file (UTF-8 with BOM, for Excel): every entry the page's filters find, newest first."""
+    ctx = current_context()
+    authorize(ctx, Operation.AUDIT_READ)
+    errors: list[FieldError] = []
+    f, _before = _audit_form(ctx, errors)
+    if errors:
+        return _audit_page()  # the page, each bad value under its field (422)
+    rows = _every(
+        lambda before: search.audit_events(ctx, f, before=before, limit=search.MAX_PAGE),
+        lambda events: search.audit_rows(ctx, events),
+    )
+    if rows is None:
+        return _audit_page(TOO_MANY)
+    trail.record(ctx, "audit.download", "log", "操作日志", ctx.user.unit_path, rows=len(rows), filters=_filters())
+    body = [
+        (
+            r["seq"],
+            _beijing(r["at"]),
+            r["actor_username"] or "（系统）",
+            r["actor_name"] or "",
+            r["action_label"],
+            r["target_label"],
+            r["target_id"],
+            r["unit_name"],
+            r["reason"] or "",
+            "；".join(f"{k}：{v}" for k, v in _detail_items(r["details"])),
+            "是" if r["flagged"] or r["alert"] else "",
+            r["hash"],
+        )
+        for r in rows
+    ]
+    return _csv("操作日志", csv_bytes([AUDIT_COLUMNS, *body]))
+
+
+@bp.get("/login-log.csv")
+def login_log_csv() -> Any:
+    """登录日志 as a CSV file: every attempt the page's filters find, newest first."""
+    ctx = current_context()
+    authorize(ctx, Operation.LOGIN_LOG_READ)
+    errors: list[FieldError] = []
+    f, _before = _login_form(ctx, errors)
+    if errors:
+        return _login_page()
+    rows = _every(
+        lambda before: search.login_events(ctx, f, before=before, limit=search.MAX_PAGE),
+        lambda events: search.login_rows(ctx, events),
+    )
+    if rows is None:
+        return _login_page(TOO_MANY)
+    trail.record(ctx, "login_log.download", "log", "登录日志", ctx.user.unit_path, rows=len(rows), filters=_filters())
+    body = [
+        (
+            _beijing(r["at"]),
+            r["username"],
+            r["real_name"],
+            r["unit_name"] if r["account_id"] is not None else "（无此账号）",
+            r["outcome_label"],
+            r["channel_label"],
+            r["address"],
+        )
+        for r in rows
+    ]
+    return _csv("登录日志", csv_bytes([LOGIN_COLUMNS, *body]))
 
 
 @bp.get("/my-logins")

@@ -6,6 +6,7 @@ import click
 from tqdm import tqdm
 
 from common.db import session_scope
+from common.text import csv_bytes
 from provincial_node.accounts import accounts, units
 from provincial_node.cli import _runtime
 from provincial_node.tasks.models import Task
@@ -88,7 +89,7 @@ def import_cmd(
     if report and errors:
         with open(report, "wb") as f:
             fields = ["row", "column", "value", "reason_zh", "reason_en"]
-            f.write(sheets.csv_bytes([fields, *([e.get(k) for k in fields] for e in errors)]))
+            f.write(csv_bytes([fields, *([e.get(k) for k in fields] for e in errors)]))
         click.echo(f"all {len(errors)} errors written to {report}")
     if state != TaskState.DONE or result.get("failed"):
         ctx.exit(1)

@@ -18,7 +18,7 @@ from common.errors import (
     FieldError,
     ValidationError,
 )
-from common.text import scrub
+from common.text import csv_bytes, scrub
 from provincial_node.accounts import second_factor
 from provincial_node.accounts.access import unit_in_scope
 from provincial_node.accounts.models import Unit
@@ -30,7 +30,6 @@ from provincial_node.teacher_files.sheets import (
     KEY_NUMBER,
     SCHOOL_CODE,
     SCHOOL_NAME,
-    csv_bytes,
     heading,
     xlsx_bytes,
 )

@@ -18,7 +18,7 @@ Reading a file:
 * optional columns ``学校标识码(XXBSM)`` and ``学校名称(XXMC)`` (exports carry them): a filled 学校标识码
   must be the school being imported into; the name is not read.
 
-Writing: :func:`csv_bytes` and :func:`xlsx_bytes` make every text cell inert for spreadsheets
+Writing: :func:`common.text.csv_bytes` and :func:`xlsx_bytes` make every text cell inert for spreadsheets
 (:mod:`common.text`: formula-like values, stored control characters).
 """
 
@@ -29,7 +29,7 @@ import csv
 import io
 import re
 import zipfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from openpyxl import Workbook, load_workbook
@@ -42,7 +42,7 @@ from common.errors import (
     TmisError,
     ValidationError,
 )
-from common.text import csv_cell, formula_like, scrub, strip_neutraliser
+from common.text import formula_like, scrub, strip_neutraliser
 from provincial_node.context import ProvinceContext
 
 KEY_NUMBER = ("JSBH", "教师编号")
@@ -335,13 +335,6 @@ def cell_value(value: Any, f: FieldDef, full: Catalogue) -> Any:
 
 
 # -------------------------------------------------------------------------------------------- the plan
-
-
-def csv_bytes(rows: Iterable[Iterable[Any]]) -> bytes:
-    """A CSV file (UTF-8 with BOM, for Excel) whose every cell is inert (:func:`common.text.csv_cell`)."""
-    buf = io.StringIO()
-    csv.writer(buf).writerows([csv_cell(v) for v in r] for r in rows)
-    return ("\ufeff" + buf.getvalue()).encode("utf-8")
 
 
 def xlsx_bytes(sheets: dict[str, list[list[Any]]]) -> bytes:

@@ -285,3 +285,56 @@ def test_every_account_sees_its_own_login_records_and_the_previous_sign_in(site)
     everyone = c.get("/api/v1/login-events?limit=1000", headers=h).json["events"]
     admin_id = own[0]["account_id"]
     assert own and {e["account_id"] for e in own} == {admin_id} and len(everyone) > len(own)
+
+
+def _csv_rows(r) -> list[list[str]]:
+    import csv
+    import io
+
+    assert r.status_code == 200 and r.mimetype == "text/csv", r.text[:2000]
+    assert r.data.startswith("\ufeff".encode()), "a BOM, for Excel"
+    return list(csv.reader(io.StringIO(r.data.decode("utf-8-sig"))))
+
+
+def test_the_logs_download_as_csv_with_the_page_s_filters_and_the_download_is_recorded(site, monkeypatch):
+    from provincial_node.audit_trail import views
+
+    start = T + dt.timedelta(days=200)  # 2031-09-18 北京时间
+    for i in range(12):
+        reason = '=HYPERLINK("http://x")' if i == 11 else f"理由{i}"
+        _record(
+            site, "county_info", "2144000001", at=start + dt.timedelta(minutes=i), target_id=f"D{i:02d}", reason=reason
+        )
+    c = site.client("county_info")
+    query = "since=2031-09-18&until=2031-09-18&username=county_info"
+    page = c.get("/audit-log?" + query).text
+    link = unescape(re.search(r'href="([^"]+)" data-download', page).group(1))
+    assert link.startswith("/audit-log.csv?") and "since=2031-09-18" in link and "before" not in link
+    r = c.get(link)
+    rows = _csv_rows(r)
+    assert rows[0] == list(views.AUDIT_COLUMNS)
+    assert [row[6] for row in rows[1:]] == [f"D{i:02d}" for i in range(11, -1, -1)]  # every entry, newest first
+    assert rows[1][1] == "2031-09-18 09:11:00" and rows[1][2] == "county_info" and rows[1][4] == "节点初始化"
+    assert rows[1][8] == '\'=HYPERLINK("http://x")'  # a formula stays text in a spreadsheet
+    assert "filename*=UTF-8''%E6%93%8D%E4%BD%9C%E6%97%A5%E5%BF%97-" in r.headers["Content-Disposition"]  # 操作日志-…
+    later = c.get("/audit-log?action=audit.download&username=county_info").text
+    assert "下载操作日志" in later and "行数：</span>12<" in later  # the download is itself on the record
+    assert "开始时间=2031-09-18，结束时间=2031-09-18，用户名=county_info" in later
+
+    bad = c.get("/audit-log.csv?since=2031-13-01")
+    assert bad.status_code == 422 and bad.mimetype == "text/html" and _field_error(bad.text, "since")
+    monkeypatch.setattr(views, "DOWNLOAD_LIMIT", 5)
+    monkeypatch.setattr(views, "TOO_MANY", "超过 5 条")
+    too_many = c.get(link)
+    assert too_many.status_code == 422 and "超过 5 条" in too_many.text and "data-download-error" in too_many.text
+    monkeypatch.undo()
+    downloads = c.get("/audit-log?action=audit.download&username=county_info").text
+    assert len(_rows(downloads)) == 1  # the refused download wrote nothing
+
+    anon = site.client()
+    login_page = anon.get("/login")
+    anon.post("/login", data={"username": "=1+2", "password": "wrong", "csrf_token": csrf_of(login_page.text)})
+    rows = _csv_rows(site.client("province_admin").get("/login-log.csv?outcome=failure&username=%3D1%2B2"))
+    assert rows[0] == list(views.LOGIN_COLUMNS) and len(rows) == 2
+    assert rows[1][1] == "'=1+2" and rows[1][3] == "（无此账号）" and rows[1][4] == "用户名或密码错误"
+    assert site.client("school_query").get("/login-log.csv").status_code == 403
