@@ -299,27 +299,27 @@ def _csv_rows(r) -> list[list[str]]:
 def test_the_logs_download_as_csv_with_the_page_s_filters_and_the_download_is_recorded(site, monkeypatch):
     from provincial_node.audit_trail import views
 
-    start = T + dt.timedelta(days=200)  # 2031-09-18 北京时间
+    start = T + dt.timedelta(days=250)  # 2031-11-07 北京时间
     for i in range(12):
         reason = '=HYPERLINK("http://x")' if i == 11 else f"理由{i}"
         _record(
             site, "county_info", "2144000001", at=start + dt.timedelta(minutes=i), target_id=f"D{i:02d}", reason=reason
         )
     c = site.client("county_info")
-    query = "since=2031-09-18&until=2031-09-18&username=county_info"
+    query = "since=2031-11-07&until=2031-11-07&username=county_info"
     page = c.get("/audit-log?" + query).text
     link = unescape(re.search(r'href="([^"]+)" data-download', page).group(1))
-    assert link.startswith("/audit-log.csv?") and "since=2031-09-18" in link and "before" not in link
+    assert link.startswith("/audit-log.csv?") and "since=2031-11-07" in link and "before" not in link
     r = c.get(link)
     rows = _csv_rows(r)
     assert rows[0] == list(views.AUDIT_COLUMNS)
     assert [row[6] for row in rows[1:]] == [f"D{i:02d}" for i in range(11, -1, -1)]  # every entry, newest first
-    assert rows[1][1] == "2031-09-18 09:11:00" and rows[1][2] == "county_info" and rows[1][4] == "节点初始化"
+    assert rows[1][1] == "2031-11-07 09:11:00" and rows[1][2] == "county_info" and rows[1][4] == "节点初始化"
     assert rows[1][8] == '\'=HYPERLINK("http://x")'  # a formula stays text in a spreadsheet
     assert "filename*=UTF-8''%E6%93%8D%E4%BD%9C%E6%97%A5%E5%BF%97-" in r.headers["Content-Disposition"]  # 操作日志-…
     later = c.get("/audit-log?action=audit.download&username=county_info").text
     assert "下载操作日志" in later and "行数：</span>12<" in later  # the download is itself on the record
-    assert "开始时间=2031-09-18，结束时间=2031-09-18，用户名=county_info" in later
+    assert "开始时间=2031-11-07，结束时间=2031-11-07，用户名=county_info" in later
 
     bad = c.get("/audit-log.csv?since=2031-13-01")
     assert bad.status_code == 422 and bad.mimetype == "text/html" and _field_error(bad.text, "since")
