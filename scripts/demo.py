@@ -372,6 +372,11 @@ def main() -> int:
                 print(f"   {name} killed after 15 s", flush=True)
             log.close()
 
+    def stop_on_signal(signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt  # `kill` or a closed terminal stops the nodes too, as Ctrl-C does (finally: below)
+
+    signal.signal(signal.SIGTERM, stop_on_signal)
+    signal.signal(signal.SIGHUP, stop_on_signal)
     try:
         step("1. indicator catalogue (指标体系)")
         print(run(["catalogue", "show"], {}))

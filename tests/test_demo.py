@@ -48,3 +48,33 @@ def test_demo_once(tmp_path):
         db = b"".join(p.read_bytes() for p in (tmp_path / f"province-{code}").glob("province.sqlite*"))
         on_file |= {n for n in numbers if keys.blind_index(n).encode() in db}
     assert on_file == set(numbers)
+
+
+@pytest.mark.slow  # multi-process
+def test_the_demo_stops_its_nodes_when_it_is_killed(tmp_path):
+    """`kill <demo>` (SIGTERM) or a closed terminal stops the nodes it started, as Ctrl-C does: none is left
+    holding its port."""
+    import os
+    import re
+    import signal
+
+    proc = subprocess.Popen(
+        [sys.executable, str(REPO / "scripts" / "demo.py"), "--data-dir", str(tmp_path), "--teachers", "4"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    out = []
+    for line in proc.stdout:  # waits for the demo to reach its interactive end
+        out.append(line)
+        if "Press Ctrl-C to stop the nodes" in line:
+            break
+    text = "".join(out)
+    pids = [int(p) for p in re.findall(r"pid (\d+)\s+http://127\.0\.0\.1", text)]
+    assert len(pids) == 3, text[-3000:]
+    proc.send_signal(signal.SIGTERM)
+    rest, _ = proc.communicate(timeout=90)
+    assert proc.returncode == 0 and "stopping" in rest, rest
+    for pid in pids:  # reaped by the demo: no such process any more
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
