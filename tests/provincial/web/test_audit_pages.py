@@ -321,6 +321,7 @@ def test_the_logs_download_as_csv_with_the_page_s_filters_and_the_download_is_re
     assert "下载操作日志" in later and "行数：</span>12<" in later  # the download is itself on the record
     assert "开始时间=2031-11-07，结束时间=2031-11-07，用户名=county_info" in later
 
+    assert "data-download" not in c.get("/audit-log?since=2041-01-01").text  # nothing found: nothing to download
     bad = c.get("/audit-log.csv?since=2031-13-01")
     assert bad.status_code == 422 and bad.mimetype == "text/html" and _field_error(bad.text, "since")
     monkeypatch.setattr(views, "DOWNLOAD_LIMIT", 5)
