@@ -147,31 +147,8 @@ class Scenario:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        import requests
-
-        for _ in range(300):
-            try:
-                if requests.get(f"http://127.0.0.1:{self.port}/health", timeout=1).status_code == 200:
-                    break
-            except requests.RequestException:
-                time.sleep(0.1)
-        run(
-            [
-                "province",
-                "init",
-                "--province-code",
-                PROVINCE,
-                "--admin-username",
-                "bench",
-                "--admin-name",
-                "基准",
-                "--admin-password",
-                "Perf-admin-2026",  # must not contain the username (password rules)
-            ],
-            self.prov_env,
-        )
-        token = run(["national", "enrol-token", "--province", PROVINCE], self.nat_env).strip()
-        run(["province", "sync", "enrol", "--token", token], self.prov_env)
+        wait_healthy(self.port, self.server)
+        init_province(PROVINCE, self.prov_env, self.nat_env)
         self.server_watch = RssWatch(self.server.pid)
         self.server_watch.start()
 
@@ -184,19 +161,53 @@ class Scenario:
                 c.exec_driver_sql(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
 
 
-def core_rows(n: int, start_version: int = 1) -> list[dict]:
-    """N effective teachers' core views (synthetic.py), as the outbox would hold them."""
+def wait_healthy(port: int, server: subprocess.Popen, timeout: float = 60) -> None:
+    """Until the node at ``port`` answers ``/health``; raises when it exits or does not answer in time."""
+    import requests
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"the server on port {port} exited with status {server.returncode}")
+        try:
+            if requests.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"the server on port {port} is not healthy after {timeout:.0f} s")
+
+
+def init_province(code: str, env: dict[str, str], nat_env: dict[str, str]) -> None:
+    """``tmis province init`` (no security keys: the benchmark signs in with passwords) and enrol at the national
+    node of ``nat_env``."""
+    run(
+        [
+            "province", "init", "--province-code", code, "--admin-username", f"bench{code}", "--admin-name", "基准",
+            "--admin-password", "Perf-admin-2026", "--second-factor-roles", "",  # no username in the password
+        ],
+        env,
+    )  # fmt: skip
+    token = run(["national", "enrol-token", "--province", code], nat_env).strip()
+    run(["province", "sync", "enrol", "--token", token], env)
+
+
+def core_rows(
+    n: int, start_version: int = 1, *, province: str = PROVINCE, county: str = COUNTY, seed: int = 7
+) -> list[dict]:
+    """N effective teachers' core views (synthetic.py, ID numbers of ``county``), as the outbox would hold them;
+    another ``seed`` gives other people (provinces that must not share an identity)."""
     from common.catalogue import load_catalogue
     from provincial_node.sync.outbox import core_view
     from sync_protocol.identifiers import make_teacher_number
 
     cat = load_catalogue()
     rows = []
-    for i, rec in enumerate(synthetic.teachers(COUNTY, n, seed=7)):
+    for i, rec in enumerate(synthetic.teachers(county, n, seed=seed)):
         fields, withheld = core_view(cat, {"JBXX": {**rec, "RYZTM": "100"}})
         rows.append(
             {
-                "teacher_number": make_teacher_number(PROVINCE, i + 1),
+                "teacher_number": make_teacher_number(province, i + 1),
                 "version": start_version + i,
                 "doc": rec["SFZJH"],
                 "name": rec["XM"],
@@ -207,9 +218,10 @@ def core_rows(n: int, start_version: int = 1) -> list[dict]:
     return rows
 
 
-def seed_province(url: str, rows: list[dict], data_dir: str) -> None:
-    """Teachers and their outbox entries, written directly (setup is not timed); ID numbers are encrypted with
-    the province's data key, as the node stores them."""
+def seed_province(url: str, rows: list[dict], data_dir: str, province: str = PROVINCE) -> None:
+    """Teachers of one school and their outbox entries (``rows``: :func:`core_rows` of ``province``), written
+    directly (setup is not timed); ID numbers are encrypted with the province's data key, as the node stores
+    them."""
     from common.config import DatabaseConfig
     from common.db import create_db_engine, make_session_factory
     from common.protection import DataKeys, install
@@ -223,19 +235,19 @@ def seed_province(url: str, rows: list[dict], data_dir: str) -> None:
 
     engine = install(create_db_engine(DatabaseConfig(url)), DataKeys.load(Path(data_dir) / "data.key"))
     with make_session_factory(engine).begin() as s:
-        province = s.scalar(sa.select(Unit).where(Unit.code == f"{PROVINCE}0000"))
+        top = s.scalar(sa.select(Unit).where(Unit.code == f"{province}0000"))
         school = Unit(
-            code=SCHOOL,
+            code=f"21{province}000001",
             name="基准学校",
             level="school",
-            parent_id=province.id,
+            parent_id=top.id,
             path="",
             school_type="211",
-            supervisor_id=province.id,
+            supervisor_id=top.id,
         )
         s.add(school)
         s.flush()
-        school.path = f"{province.path}{school.id}/"
+        school.path = f"{top.path}{school.id}/"
         s.execute(
             sa.insert(Teacher),
             [
@@ -267,7 +279,7 @@ def seed_province(url: str, rows: list[dict], data_dir: str) -> None:
                     **entry_values(
                         CoreRecord(
                             r["teacher_number"],
-                            PROVINCE,
+                            province,
                             r["version"],
                             "upsert",
                             seal_core_fields(s, r["fields"], r["teacher_number"]),  # as append() stores them

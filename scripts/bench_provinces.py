@@ -21,12 +21,11 @@ import os
 import secrets
 import signal
 import subprocess
-import time
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from bench import TMIS, free_port, pg_admin_url, run
+from bench import TMIS, core_rows, free_port, init_province, pg_admin_url, run, seed_province, wait_healthy
 
 CODES = (
     "44", "11", "31", "32", "12", "13", "14", "15", "21", "22", "23", "33", "34", "35", "36", "37",
@@ -38,79 +37,6 @@ DEBUG = bool(os.environ.get("TMIS_BENCH_DEBUG"))
 
 def _url(admin: sa.Engine, db: str) -> str:
     return sa.engine.make_url(pg_admin_url()).set(database=db).render_as_string(hide_password=False)
-
-
-def _seed(url: str, data_dir: str, province: str, n: int, first: int) -> None:
-    """N effective teachers of one school and their outbox entries, written straight into the province's tables
-    (ID numbers encrypted with its data key, as the node stores them)."""
-    import synthetic  # scripts/ is on the path (bench.py puts it there)
-
-    from common.catalogue import load_catalogue
-    from common.config import DatabaseConfig
-    from common.db import create_db_engine, make_session_factory
-    from common.protection import DataKeys, install
-    from provincial_node.accounts.models import Unit
-    from provincial_node.db import Counter
-    from provincial_node.sync.models import OutboxEntry
-    from provincial_node.sync.outbox import core_view, entry_values
-    from provincial_node.sync.sealing import seal_core_fields
-    from provincial_node.teacher_files.models import Teacher
-    from sync_protocol.identifiers import make_teacher_number
-    from sync_protocol.records import CoreRecord
-
-    cat = load_catalogue()
-    county = "440106" if province == "44" else "110105"  # the ID numbers' region: any valid one
-    engine = install(create_db_engine(DatabaseConfig(url)), DataKeys.load(Path(data_dir) / "data.key"))
-    with make_session_factory(engine).begin() as s:
-        top = s.scalar(sa.select(Unit).where(Unit.code == f"{province}0000"))
-        school = Unit(
-            code=f"21{province}000001",
-            name="基准学校",
-            level="school",
-            parent_id=top.id,
-            path="",
-            school_type="211",
-            supervisor_id=top.id,
-        )
-        s.add(school)
-        s.flush()
-        school.path = f"{top.path}{school.id}/"
-        teachers, entries = [], []
-        for i, rec in enumerate(synthetic.teachers(county, n, seed=first)):
-            fields, withheld = core_view(cat, {"JBXX": {**rec, "RYZTM": "100"}})
-            number = make_teacher_number(province, i + 1)
-            teachers.append(
-                {
-                    "id": i + 1,
-                    "teacher_number": number,
-                    "unit_id": school.id,
-                    "doc_type": "1",
-                    "doc_number": rec["SFZJH"],
-                    "doc_index": rec["SFZJH"],
-                    "name": rec["XM"],
-                    "status": "effective",
-                    "ever_effective": True,
-                    "data": fields,
-                    "draft": fields,
-                    "file_version": 1,
-                }
-            )
-            sealed = seal_core_fields(s, fields, number)  # as append() stores them
-            record = CoreRecord(number, province, i + 1, "upsert", sealed, tuple(withheld))
-            entries.append(
-                {
-                    "version": i + 1,
-                    "teacher_id": i + 1,
-                    "teacher_number": number,
-                    "op": "upsert",
-                    **entry_values(record),
-                }
-            )
-        s.execute(sa.insert(Teacher), teachers)
-        s.execute(sa.insert(OutboxEntry), entries)
-        s.execute(sa.update(Counter).where(Counter.name == "outbox").values(value=n))
-        s.execute(sa.update(Counter).where(Counter.name == "teacher_number").values(value=n))
-    engine.dispose()
 
 
 def _round_span(url: str) -> tuple[dt.datetime, dt.datetime, str]:
@@ -147,14 +73,7 @@ def one_run(admin: sa.Engine, workdir: Path, k: int, total: int, workers: int) -
             stdout=(workdir / f"national{k}.log").open("w") if DEBUG else subprocess.DEVNULL,
             stderr=subprocess.STDOUT,
         )
-        import requests
-
-        for _ in range(300):
-            try:
-                if requests.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                    break
-            except requests.RequestException:
-                time.sleep(0.1)
+        wait_healthy(port, server)
         envs = []
         per = total // k
         for i, code in enumerate(CODES[:k]):
@@ -165,16 +84,10 @@ def one_run(admin: sa.Engine, workdir: Path, k: int, total: int, workers: int) -
                 "TMIS_NATIONAL_URL": f"http://127.0.0.1:{port}",
                 "TMIS_SYNC_SCHEDULE_MINUTES": "0",
             }
-            run(
-                [
-                    "province", "init", "--province-code", code, "--admin-username", f"bench{code}",
-                    "--admin-name", "基准", "--admin-password", "Perf-admin-2026", "--second-factor-roles", "",
-                ],
-                env,
-            )  # fmt: skip
-            token = run(["national", "enrol-token", "--province", code], nat_env).strip()
-            run(["province", "sync", "enrol", "--token", token], env)
-            _seed(env["TMIS_DATABASE_URL"], env["TMIS_DATA_DIR"], code, per, first=i + 1)
+            init_province(code, env, nat_env)
+            county = "440106" if code == "44" else "110105"  # the ID numbers' region: any valid one
+            rows = core_rows(per, province=code, county=county, seed=i + 1)  # other people in each province
+            seed_province(env["TMIS_DATABASE_URL"], rows, env["TMIS_DATA_DIR"], code)
             envs.append(env)
         procs = [
             subprocess.Popen(
