@@ -13,6 +13,7 @@ from common.db import create_db_engine, make_session_factory
 from common.http import create_base_app
 from common.protection import DataKeys, install
 from provincial_node import MIGRATIONS_DIR, areas
+from provincial_node.accounts import passwords
 from provincial_node.api import register_api
 from provincial_node.config import ProvincialConfig
 from provincial_node.context import ProvinceRuntime, Settings
@@ -59,4 +60,5 @@ def create_app(config: ProvincialConfig, runtime: ProvinceRuntime | None = None)
     )
     register_api(app, areas.blueprints(), f"tmis provincial node {config.province_code}")
     register_web(app, rt, areas.pages())
+    passwords.dummy_hash()  # now, not at the first login with an unknown username (same time as any login)
     return app

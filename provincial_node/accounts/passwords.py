@@ -24,7 +24,9 @@ PASSWORD_HISTORY = 5
 _HASHER = PasswordHasher()  # argon2-cffi's RFC 9106 defaults (Argon2id, 64 MiB, 3 passes)
 
 
-_DUMMY_HASH = _HASHER.hash("tmis: same cost for unknown usernames")
+# made on first use (dummy_hash), not at import: an Argon2id hash costs about 120 ms of CPU and 64 MiB, which every
+# tmis process — each CLI command, each sync round — paid at start-up although only logins need it
+_DUMMY_HASH: str | None = None
 
 
 def use_password_hasher(hasher: PasswordHasher) -> None:
@@ -32,7 +34,7 @@ def use_password_hasher(hasher: PasswordHasher) -> None:
     carry their own parameters)."""
     global _HASHER, _DUMMY_HASH
     _HASHER = hasher
-    _DUMMY_HASH = hasher.hash("tmis: same cost for unknown usernames")
+    _DUMMY_HASH = None
 
 
 @cache
@@ -97,5 +99,10 @@ def one_time_password() -> str:
 
 
 def dummy_hash() -> str:
-    """A hash to check a password against when the username is unknown (the same cost as a real check)."""
+    """A hash to check a password against when the username is unknown (the same cost as a real check). Made
+    once per process; the app factory makes it at start-up, so a server's first unknown-username login takes as
+    long as any other."""
+    global _DUMMY_HASH
+    if _DUMMY_HASH is None:
+        _DUMMY_HASH = _HASHER.hash("tmis: same cost for unknown usernames")
     return _DUMMY_HASH

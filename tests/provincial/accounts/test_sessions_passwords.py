@@ -236,3 +236,26 @@ def test_real_name_data_is_required_and_checked(province):
     acc = accounts.create_account(province.ctx("school1_admin"), **base, **REAL, email="info@school.cn")
     assert acc.id_number == REAL["id_number"] and acc.email == "info@school.cn"
     assert s.scalar(select(Account.id).where(Account.id_index == REAL["id_number"])) == acc.id
+
+
+def test_the_unknown_username_hash_is_made_by_the_app_not_by_every_process(monkeypatch, tmp_path):
+    """Importing the module costs no Argon2 hash (every CLI command and sync round imports it); the app makes the
+    hash at start-up, so the first login with an unknown username costs what any other does."""
+    import subprocess
+    import sys
+
+    from common.protection import DataKeys
+    from provincial_node.app import create_app
+    from provincial_node.config import config_from_env
+
+    code = "import provincial_node.accounts.passwords as p; print(p._DUMMY_HASH)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "None\n"
+
+    monkeypatch.setattr(passwords, "_DUMMY_HASH", None)
+    env = {"TMIS_DATABASE_URL": f"sqlite:///{tmp_path / 'p.sqlite'}", "TMIS_DATA_DIR": str(tmp_path)}
+    config = config_from_env({**env, "TMIS_PROVINCE_CODE": "44"}, testing=True)
+    DataKeys.generate().save(config.data_key_file)
+    create_app(config)
+    made = passwords._DUMMY_HASH
+    assert made is not None and passwords.dummy_hash() is made  # made once, at start-up
+    assert passwords.password_matches(made, "tmis: same cost for unknown usernames")
