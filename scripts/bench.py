@@ -147,7 +147,7 @@ class Scenario:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        wait_healthy(self.port, self.server)
+        bench_pages.wait_healthy(f"http://127.0.0.1:{self.port}", self.server)
         init_province(PROVINCE, self.prov_env, self.nat_env)
         self.server_watch = RssWatch(self.server.pid)
         self.server_watch.start()
@@ -159,23 +159,6 @@ class Scenario:
         with self.admin.connect() as c:
             for db in self.dbs:
                 c.exec_driver_sql(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
-
-
-def wait_healthy(port: int, server: subprocess.Popen, timeout: float = 60) -> None:
-    """Until the node at ``port`` answers ``/health``; raises when it exits or does not answer in time."""
-    import requests
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError(f"the server on port {port} exited with status {server.returncode}")
-        try:
-            if requests.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"the server on port {port} is not healthy after {timeout:.0f} s")
 
 
 def init_province(code: str, env: dict[str, str], nat_env: dict[str, str]) -> None:

@@ -453,16 +453,18 @@ def figure(args: Any) -> dict[str, Any]:
 
 
 def wait_healthy(base: str, server: subprocess.Popen, timeout: float = 60) -> None:
+    """Until the node at ``base`` answers ``/health``; raises when it exits or does not answer in time (also used
+    by bench.py and bench_provinces.py)."""
     import requests
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if server.poll() is not None:
-            raise RuntimeError(f"tmis province serve exited with status {server.returncode}")
+            raise RuntimeError(f"the server at {base} exited with status {server.returncode}")
         try:
             if requests.get(base + "/health", timeout=1).status_code == 200:
                 return
         except requests.RequestException:
             pass
         time.sleep(0.1)
-    raise RuntimeError(f"tmis province serve not healthy after {timeout:.0f} s")
+    raise RuntimeError(f"the server at {base} is not healthy after {timeout:.0f} s")

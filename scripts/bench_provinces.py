@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from bench import TMIS, core_rows, free_port, init_province, pg_admin_url, run, seed_province, wait_healthy
+from bench import TMIS, core_rows, free_port, init_province, pg_admin_url, run, seed_province
+from bench_pages import wait_healthy
 
 CODES = (
     "44", "11", "31", "32", "12", "13", "14", "15", "21", "22", "23", "33", "34", "35", "36", "37",
@@ -73,7 +74,7 @@ def one_run(admin: sa.Engine, workdir: Path, k: int, total: int, workers: int) -
             stdout=(workdir / f"national{k}.log").open("w") if DEBUG else subprocess.DEVNULL,
             stderr=subprocess.STDOUT,
         )
-        wait_healthy(port, server)
+        wait_healthy(f"http://127.0.0.1:{port}", server)
         envs = []
         per = total // k
         for i, code in enumerate(CODES[:k]):

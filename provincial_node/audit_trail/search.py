@@ -224,7 +224,7 @@ def login_events(
     errors, unit_path = login_filter_errors(ctx, f, before)
     _raise(errors)
     stmt = select(LoginEvent)
-    if rule_for(Operation.LOGIN_LOG_READ, actor.role, actor.unit_level) is not None:
+    if not f.own and rule_for(Operation.LOGIN_LOG_READ, actor.role, actor.unit_level) is not None:
         stmt = stmt.where(
             or_(
                 LoginEvent.unit_path.startswith(actor.unit_path, autoescape=True),
@@ -232,8 +232,6 @@ def login_events(
             )
         )
     else:
-        stmt = stmt.where(LoginEvent.account_id == actor.account_id)
-    if f.own:
         stmt = stmt.where(LoginEvent.account_id == actor.account_id)
     if unit_path is not None:
         stmt = stmt.where(LoginEvent.unit_path.startswith(unit_path, autoescape=True))

@@ -85,9 +85,20 @@ def _detail_items(details: dict[str, Any]) -> list[tuple[str, str]]:
     return out
 
 
+def _filters() -> dict[str, str]:
+    """The page's filters, without its position (``before``): for the pager, the download and a download's own
+    entry in the audit trail."""
+    return {k: v for k, v in request.args.items() if k != "before" and v}
+
+
+def _outcomes() -> list[tuple[str, str]]:
+    """The outcome picker: every failed kind at once, then each outcome."""
+    return [(search.FAILURES, "全部失败"), *LoginOutcome.choices()]
+
+
 def _listing(endpoint: str, found: Any) -> dict[str, Any]:
     """The pager's links: 更早 (the next, older page) and 最新 (back to the first page), keeping the filters."""
-    params = {k: v for k, v in request.args.items() if k != "before" and v}
+    params = _filters()
     return {
         "older_url": url_for(endpoint, **params, before=found.next_before) if found.next_before else None,
         "newest_url": url_for(endpoint, **params) if request.args.get("before") else None,
@@ -171,7 +182,6 @@ def _login_page(download_error: str | None = None) -> Any:
     if not errors:
         found = search.login_events(ctx, f, before=before, limit=PAGE_SIZE)
         rows = search.login_rows(ctx, found.rows)
-    outcomes = [(search.FAILURES, "全部失败"), *LoginOutcome.choices()]
     page = render_template(
         "audit_trail/login_log.html",
         rows=rows,
@@ -179,7 +189,7 @@ def _login_page(download_error: str | None = None) -> Any:
         errors={e.field: e.reason_zh for e in errors},
         download_error=download_error,
         download_url=_download_url(".login_log_csv") if rows else None,
-        outcomes=outcomes,
+        outcomes=_outcomes(),
         channels=Channel.choices(),
         units=search.units_in_scope(ctx),
         **_listing(".login_log", found),
@@ -199,8 +209,8 @@ LOGIN_COLUMNS = ("时间（北京时间）", "用户名", "姓名", "单位", "�
 
 
 def _download_url(endpoint: str) -> str:
-    """The download of what the page lists: its filters, every page of them (``before`` left out)."""
-    return url_for(endpoint, **{k: v for k, v in request.args.items() if k != "before" and v})
+    """The download of what the page lists: its filters, every page of them."""
+    return url_for(endpoint, **_filters())
 
 
 def _beijing(at: dt.datetime) -> str:
@@ -226,12 +236,6 @@ def _csv(name: str, data: bytes) -> Response:
     return Response(
         data, mimetype="text/csv; charset=utf-8", headers={"Content-Disposition": attachment(f"{name}-{stamp}.csv")}
     )
-
-
-def _filters() -> dict[str, str]:
-    """The filters of a download, for its own entry in the audit trail (a download of a log is on the record:
-    who, when, how many rows, with which filters)."""
-    return {k: v for k, v in request.args.items() if k != "before" and v}
 
 
 @bp.get("/audit-log.csv")
@@ -325,7 +329,7 @@ def my_logins() -> Any:
         rows=rows,
         form=request.args,
         errors={e.field: e.reason_zh for e in errors},
-        outcomes=[(search.FAILURES, "全部失败"), *LoginOutcome.choices()],
+        outcomes=_outcomes(),
         **_listing(".my_logins", found),
     )
     return page, (422 if errors else 200)
