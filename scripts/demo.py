@@ -214,6 +214,7 @@ def seed_province(code: str, url: str, n: int) -> list[tuple[str, str]]:
             account(creator, f"infoadmin{unit}", f"{unit}信息管理员", unit, "infoadmin", "·审核")
     county_code = tree["county"]
     account(creator, f"query{county_code}", f"{county_code}信息查询员", county_code, "query")
+    Api.of(url, f"query{county_code}")  # signs in once: the initial password becomes the one printed for all
     schools = [u for u in tree["units"] if u[2] == "school"]
     for school in schools:
         account(creator, f"sysadmin{school[0]}", f"{school[1]}系统管理员", school[0], "sysadmin")

@@ -51,12 +51,16 @@ def test_demo_once(tmp_path):
 
 
 @pytest.mark.slow  # multi-process
-def test_the_demo_stops_its_nodes_when_it_is_killed(tmp_path):
-    """`kill <demo>` (SIGTERM) or a closed terminal stops the nodes it started, as Ctrl-C does: none is left
-    holding its port."""
+def test_every_account_the_demo_prints_signs_in_and_a_killed_demo_stops_its_nodes(tmp_path):
+    """Every account the demo prints signs in with the password it prints, with nothing left to change first;
+    `kill <demo>` (SIGTERM) or a closed terminal stops the nodes it started, as Ctrl-C does: none is left holding
+    its port."""
     import os
     import re
     import signal
+
+    import requests
+    from demo import NEW_PASSWORD
 
     proc = subprocess.Popen(
         [sys.executable, str(REPO / "scripts" / "demo.py"), "--data-dir", str(tmp_path), "--teachers", "4"],
@@ -64,15 +68,25 @@ def test_the_demo_stops_its_nodes_when_it_is_killed(tmp_path):
         stderr=subprocess.STDOUT,
         text=True,
     )
-    out = []
-    for line in proc.stdout:  # waits for the demo to reach its interactive end
-        out.append(line)
-        if "Press Ctrl-C to stop the nodes" in line:
-            break
-    text = "".join(out)
-    pids = [int(p) for p in re.findall(r"pid (\d+)\s+http://127\.0\.0\.1", text)]
-    assert len(pids) == 3, text[-3000:]
-    proc.send_signal(signal.SIGTERM)
+    try:
+        out = []
+        for line in proc.stdout:  # waits for the demo to reach its interactive end
+            out.append(line)
+            if "Press Ctrl-C to stop the nodes" in line:
+                break
+        text = "".join(out)
+        pids = [int(p) for p in re.findall(r"pid (\d+)\s+http://127\.0\.0\.1", text)]
+        assert len(pids) == 3, text[-3000:]
+        checked = []
+        for base, block in re.findall(r"（\d\d）\s+(http://127\.0\.0\.1:\d+)/login\n((?:     \S+ .*\n)+)", text):
+            for username in re.findall(r"^     (\S+)", block, re.M):
+                body = {"username": username, "password": NEW_PASSWORD}
+                r = requests.post(f"{base}/api/v1/auth/login", json=body, timeout=30)
+                checked.append(username)
+                assert r.status_code == 200 and not r.json()["must_change_password"], (username, r.text)
+        assert {"admin11", "admin44", "query110105", "query440106"} <= set(checked), checked  # both lists read
+    finally:
+        proc.send_signal(signal.SIGTERM)  # also when an assertion above failed: no node left running
     rest, _ = proc.communicate(timeout=90)
     assert proc.returncode == 0 and "stopping" in rest, rest
     for pid in pids:  # reaped by the demo: no such process any more
